@@ -1,0 +1,384 @@
+//! Configuration: a TOML file plus `TSPS_*` environment variables, read once at start,
+//! validated, then immutable. Each component receives only its own section.
+//!
+//! Environment names use `__` between levels: `TSPS_SIP__UDP_LISTEN=0.0.0.0:5060`,
+//! `TSPS_DATABASE__URL=postgres://...`.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+pub const CONFIG_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Read(#[from] config::ConfigError),
+    #[error("invalid configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_version")]
+    pub version: u32,
+    #[serde(default)]
+    pub sip: SipConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP listen address; empty string disables UDP.
+    #[serde(default = "default_sip_listen")]
+    pub udp_listen: String,
+    /// TCP listen address; empty string disables TCP.
+    #[serde(default = "default_sip_listen")]
+    pub tcp_listen: String,
+    /// Host (IP or name) tsps puts in Via, Contact and Record-Route. Defaults to the
+    /// listen IP, or 127.0.0.1 when listening on the unspecified address.
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// Shortest registration interval accepted (423 Interval Too Brief below it).
+    #[serde(default = "default_min_expires")]
+    pub min_expires: u32,
+    /// Longest registration interval granted (longer requests are shortened).
+    #[serde(default = "default_max_expires")]
+    pub max_expires: u32,
+    /// How long a digest nonce stays valid before a `stale=true` challenge.
+    #[serde(default = "default_nonce_ttl")]
+    pub nonce_ttl_secs: u64,
+    /// Seconds a callee may ring before the call fails with 408/480.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u64,
+    /// SIP worker shards (one actix Arbiter each); 0 means one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Largest SIP message accepted, in bytes (513 Message Too Large above it).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+    /// Operator token for the provisioning API (`Authorization: Bearer ...`).
+    #[serde(default)]
+    pub api_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://tsps.db` (embedded default) or `postgres://user@host/db`.
+    #[serde(default = "default_database_url")]
+    pub url: Secret,
+    #[serde(default = "default_pool_size")]
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Optional: `redis://127.0.0.1:6379`. Without it the event bus stays in process.
+    #[serde(default)]
+    pub url: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, e.g. `info` or `tsps=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A string that never shows in logs or `Debug` output.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+fn default_version() -> u32 {
+    CONFIG_VERSION
+}
+fn default_sip_listen() -> String {
+    "0.0.0.0:5060".into()
+}
+fn default_min_expires() -> u32 {
+    60
+}
+fn default_max_expires() -> u32 {
+    3600
+}
+fn default_nonce_ttl() -> u64 {
+    300
+}
+fn default_ring_timeout() -> u64 {
+    60
+}
+fn default_max_message() -> usize {
+    // RFC 3261 §18.1.1: UDP messages above ~1300 bytes should use TCP; we accept up to
+    // 64 KiB on either transport and answer 513 beyond it.
+    65_535
+}
+fn default_http_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_database_url() -> Secret {
+    Secret("sqlite://tsps.db".into())
+}
+fn default_pool_size() -> u32 {
+    8
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            udp_listen: default_sip_listen(),
+            tcp_listen: default_sip_listen(),
+            public_host: None,
+            min_expires: default_min_expires(),
+            max_expires: default_max_expires(),
+            nonce_ttl_secs: default_nonce_ttl(),
+            ring_timeout_secs: default_ring_timeout(),
+            workers: 0,
+            max_message_bytes: default_max_message(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            api_token: None,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+            max_connections: default_pool_size(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            sip: SipConfig::default(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the optional file, then `TSPS_*` variables from `env` (passed in so that
+    /// tests need not touch the process environment), then validates.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env_source = config::Environment::with_prefix("TSPS")
+            .prefix_separator("_")
+            .separator("__")
+            .source(Some(
+                env.iter()
+                    .filter(|(k, _)| k.starts_with("TSPS_"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+        let raw: Config = builder
+            .add_source(env_source)
+            .build()?
+            .try_deserialize()?;
+        raw.validate()
+    }
+
+    fn validate(self) -> Result<Self, ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(invalid(
+                "version",
+                format!("expected {CONFIG_VERSION}, found {}", self.version),
+            ));
+        }
+        for (field, value) in [
+            ("sip.udp_listen", &self.sip.udp_listen),
+            ("sip.tcp_listen", &self.sip.tcp_listen),
+        ] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(invalid(field, format!("not an ip:port address: {value:?}")));
+            }
+        }
+        if self.sip.udp_listen.is_empty() && self.sip.tcp_listen.is_empty() {
+            return Err(invalid("sip", "at least one of udp_listen and tcp_listen is needed"));
+        }
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "http.listen",
+                format!("not an ip:port address: {:?}", self.http.listen),
+            ));
+        }
+        if self.sip.min_expires == 0 || self.sip.min_expires > self.sip.max_expires {
+            return Err(invalid(
+                "sip.min_expires",
+                "must be at least 1 and at most sip.max_expires",
+            ));
+        }
+        if self.sip.nonce_ttl_secs < 10 {
+            return Err(invalid("sip.nonce_ttl_secs", "must be at least 10"));
+        }
+        if self.sip.max_message_bytes < 1500 {
+            return Err(invalid("sip.max_message_bytes", "must be at least 1500"));
+        }
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if let Some(redis) = &self.redis.url {
+            if !redis.expose().starts_with("redis://") {
+                return Err(invalid("redis.url", "must start with redis://"));
+            }
+        }
+        if self.log.level.trim().is_empty() {
+            return Err(invalid("log.level", "must not be empty"));
+        }
+        Ok(self)
+    }
+
+    /// The host tsps writes into its own Via, Contact and Record-Route headers.
+    pub fn sip_public_host(&self) -> String {
+        if let Some(h) = &self.sip.public_host {
+            return h.clone();
+        }
+        let listen = if self.sip.udp_listen.is_empty() {
+            &self.sip.tcp_listen
+        } else {
+            &self.sip.udp_listen
+        };
+        match listen.parse::<SocketAddr>() {
+            Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
+            _ => "127.0.0.1".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert!(c.database.url.expose().starts_with("sqlite:"));
+        assert!(c.redis.url.is_none());
+        assert_eq!(c.sip.min_expires, 60);
+    }
+
+    #[test]
+    fn environment_overrides_nested_fields() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("TSPS_SIP__UDP_LISTEN", "127.0.0.1:5999"),
+                ("TSPS_DATABASE__URL", "postgres://postgres@127.0.0.1/tsps"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.sip.udp_listen, "127.0.0.1:5999");
+        assert_eq!(c.sip_public_host(), "127.0.0.1");
+        assert!(c.database.url.expose().starts_with("postgres://"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::load(None, &env(&[("TSPS_HTTP__LISTEN", "nonsense")])).unwrap_err();
+        assert!(e.to_string().contains("http.listen"), "{e}");
+        let e = Config::load(None, &env(&[("TSPS_DATABASE__URL", "mysql://x")])).unwrap_err();
+        assert!(e.to_string().contains("database.url"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[sip]\nudp_lisen = \"127.0.0.1:5060\"\n").unwrap();
+        let e = Config::load(Some(&p), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("udp_lisen"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "[redacted]");
+    }
+}

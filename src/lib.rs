@@ -1,0 +1,15 @@
+//! tsps: the edges and the wiring around the call logic of `tsps-actors`.
+//!
+//! - [`sip`]: sans-IO SIP on rsipstack's message types (transactions, digest, registrar,
+//!   B2BUA leg mapping).
+//! - [`transport`]: UDP and TCP sockets that drive [`sip`].
+//! - [`store`]: sqlx repositories (PostgreSQL and the embedded SQLite default).
+//! - [`web`]: axum REST API under `/api/v1`.
+//! - [`server`]: starts everything for `tsps serve`.
+
+pub mod config;
+pub mod server;
+pub mod sip;
+pub mod store;
+pub mod transport;
+pub mod web;

@@ -1,0 +1,2 @@
+//! SIP: sans-IO protocol logic on rsipstack's message types.
+pub mod digest;

@@ -1,0 +1,1 @@
+//! Sockets (UDP, TCP) that feed bytes to [`crate::sip`] and send what it emits.
