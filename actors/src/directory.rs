@@ -31,7 +31,8 @@ impl Directory {
     ) -> Self {
         let mut d = Directory::default();
         for t in tenants {
-            d.tenant_by_domain.insert(t.domain.to_ascii_lowercase(), t.id);
+            d.tenant_by_domain
+                .insert(t.domain.to_ascii_lowercase(), t.id);
             d.tenants.insert(t.id, t);
         }
         for u in users {
@@ -42,14 +43,20 @@ impl Directory {
         for dev in devices {
             d.device_by_username
                 .insert((dev.tenant_id, dev.sip_username.clone()), dev.id);
-            d.devices_of_user.entry(dev.user_id).or_default().push(dev.id);
+            d.devices_of_user
+                .entry(dev.user_id)
+                .or_default()
+                .push(dev.id);
             d.devices.insert(dev.id, dev);
         }
         for did in dids {
             d.dids.insert(did.number.clone(), did);
         }
         for t in trunks {
-            d.trunks_of_tenant.entry(t.tenant_id).or_default().push(t.id);
+            d.trunks_of_tenant
+                .entry(t.tenant_id)
+                .or_default()
+                .push(t.id);
             d.trunks.insert(t.id, t);
         }
         d
@@ -72,7 +79,9 @@ impl Directory {
         self.users.values()
     }
     pub fn user_by_extension(&self, tenant: TenantId, extension: &str) -> Option<&User> {
-        let id = self.user_by_extension.get(&(tenant, extension.to_string()))?;
+        let id = self
+            .user_by_extension
+            .get(&(tenant, extension.to_string()))?;
         self.users.get(id)
     }
     pub fn device(&self, id: DeviceId) -> Option<&Device> {
@@ -132,12 +141,20 @@ pub fn source_matches(s: &str, ip: IpAddr) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
             let bits = prefix.unwrap_or(32).min(32) as u32;
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             (u32::from(n) & mask) == (u32::from(i) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
             let bits = prefix.unwrap_or(128).min(128) as u32;
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             (u128::from(n) & mask) == (u128::from(i) & mask)
         }
         _ => false,
@@ -183,8 +200,14 @@ mod tests {
             vec![],
             vec![],
         );
-        assert_eq!(d.user_by_extension(a, "1001").unwrap().id, UserId::for_test(1));
-        assert_eq!(d.user_by_extension(b, "1001").unwrap().id, UserId::for_test(2));
+        assert_eq!(
+            d.user_by_extension(a, "1001").unwrap().id,
+            UserId::for_test(1)
+        );
+        assert_eq!(
+            d.user_by_extension(b, "1001").unwrap().id,
+            UserId::for_test(2)
+        );
         assert_eq!(d.tenant_by_domain("b.EXAMPLE").unwrap().id, b);
     }
 }

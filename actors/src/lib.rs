@@ -2,12 +2,21 @@
 //!
 //! Tenant, user and call actors, the routing decision and the in-process event bus.
 //! This crate speaks of tenants, users, calls and legs. It knows no SIP bytes, no SQL
-//! and no HTTP: the SIP layer (`tsps::sip`) turns dialogs into leg events and leg
-//! commands back into SIP, and the store loads and saves the model types.
+//! and no HTTP: the SIP layer (`tsps::sip`) turns dialogs into [`ports::LegEvent`]s and
+//! [`ports::LegCommand`]s back into SIP, and the store loads and saves the model types.
+//!
+//! Architecture invariant: no dependency on sqlx, axum, rsipstack or any I/O crate.
 
-pub mod ids;
+pub mod call;
 pub mod directory;
+pub mod events;
+pub mod ids;
 pub mod model;
+pub mod platform;
+pub mod ports;
+pub mod routing;
+pub mod tenant;
+pub mod user;
 
 pub use directory::Directory;
 pub use ids::*;

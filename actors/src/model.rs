@@ -102,7 +102,10 @@ impl fmt::Debug for Trunk {
             .field("id", &self.id)
             .field("tenant_id", &self.tenant_id)
             .field("name", &self.name)
-            .field("peer", &format_args!("{}:{}", self.peer_host, self.peer_port))
+            .field(
+                "peer",
+                &format_args!("{}:{}", self.peer_host, self.peer_port),
+            )
             .field("transport", &self.transport)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))

@@ -1,0 +1,616 @@
+//! The call actor: one per call. Runs the call's state machine over its legs: the
+//! incoming leg (A) and one outgoing leg per device or trunk attempt (B legs).
+//!
+//! ```text
+//! Routing ──admitted──▶ Ringing ──a B leg answers──▶ Answered ──BYE either side──▶ Ended
+//!    │                    │ all B legs fail / timeout / caller cancels               ▲
+//!    └──rejected──────────┴──────────────────────────────────────────────────────────┘
+//! ```
+//! It never sees SIP: it receives [`LegEvent`]s and issues [`LegCommand`]s. When it
+//! ends it writes the call detail record and publishes `Ended`.
+
+use crate::events::{CallEvent, CallEventKind};
+use crate::ids::{CallId, LegId, TenantId, UserId};
+use crate::model::{CallDirection, CallOutcome, CallRecord, LegRecord, Party};
+use crate::platform::Platform;
+use crate::ports::{Body, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
+use crate::tenant::{Admission, AdmitCall, CallOrigin, TenantCallEnded};
+use crate::user::{CallPhase, CallPhaseChanged, OfferCall};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Everything a call actor needs to start: created by the SIP layer for each
+/// authenticated initial INVITE.
+pub struct CallSetup {
+    pub call: CallId,
+    pub tenant: TenantId,
+    /// The incoming leg (already answered 100 Trying by the SIP layer).
+    pub a_leg: LegId,
+    pub origin: CallOrigin,
+    /// The caller as the callee should see it.
+    pub caller: PartyInfo,
+    /// Description of the caller leg for the CDR (device or trunk address).
+    pub caller_target: String,
+    /// The dialled extension, number or DID.
+    pub dialled: String,
+    pub offer: Option<Body>,
+    /// Where leg commands go (the SIP shard that owns the A leg).
+    pub sip: Recipient<LegCommand>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Routing,
+    Ringing,
+    Answered,
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutState {
+    Dialing,
+    Early,
+    Answered,
+    Done,
+}
+
+struct OutLeg {
+    state: OutState,
+    record: LegRecord,
+    ringing_published: bool,
+}
+
+pub struct CallActor {
+    setup: CallSetup,
+    platform: Arc<Platform>,
+    phase: Phase,
+    direction: CallDirection,
+    caller_user: Option<UserId>,
+    callee_user: Option<UserId>,
+    callee_shown: String,
+    out: Vec<OutLeg>,
+    answered: Option<LegId>,
+    failures: Vec<u16>,
+    /// The leg whose re-INVITE is being relayed to the other side.
+    reoffer_from: Option<LegId>,
+    a_record: LegRecord,
+    started_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    ring_timer: Option<SpawnHandle>,
+}
+
+impl CallActor {
+    pub fn new(setup: CallSetup, platform: Arc<Platform>) -> Self {
+        let now = platform.clock.now();
+        let (direction, caller_user) = match &setup.origin {
+            CallOrigin::User { user, .. } => (CallDirection::Internal, Some(*user)),
+            CallOrigin::Trunk { .. } => (CallDirection::Inbound, None),
+        };
+        let a_record = LegRecord {
+            id: setup.a_leg,
+            role: Party::Caller,
+            target: setup.caller_target.clone(),
+            started_at: now,
+            answered_at: None,
+            ended_at: None,
+            status_code: None,
+        };
+        Self {
+            callee_shown: setup.dialled.clone(),
+            setup,
+            platform,
+            phase: Phase::Routing,
+            direction,
+            caller_user,
+            callee_user: None,
+            out: Vec::new(),
+            answered: None,
+            failures: Vec::new(),
+            reoffer_from: None,
+            a_record,
+            started_at: now,
+            answered_at: None,
+            ring_timer: None,
+        }
+    }
+
+    fn publish(&self, kind: CallEventKind) {
+        self.platform.bus.publish(CallEvent {
+            call: self.setup.call,
+            tenant: self.setup.tenant,
+            at: self.platform.clock.now(),
+            kind,
+        });
+    }
+
+    fn send(&self, cmd: LegCommand) {
+        self.setup.sip.do_send(cmd);
+    }
+
+    fn set_user_phase(&self, user: Option<UserId>, phase: Option<CallPhase>) {
+        if let Some(addr) = user.and_then(|u| self.platform.user(u)) {
+            addr.do_send(CallPhaseChanged {
+                call: self.setup.call,
+                phase,
+            });
+        }
+    }
+
+    fn publish_started(&self) {
+        self.publish(CallEventKind::Started {
+            direction: self.direction,
+            caller: self.setup.caller.user.clone(),
+            callee: self.callee_shown.clone(),
+            caller_user: self.caller_user,
+            callee_user: self.callee_user,
+        });
+    }
+
+    fn on_admission(&mut self, admission: Admission, ctx: &mut Context<Self>) {
+        match admission {
+            Admission::Reject { code, outcome } => {
+                self.publish_started();
+                self.send(LegCommand::Reject {
+                    leg: self.setup.a_leg,
+                    code,
+                });
+                self.a_record.status_code = Some(code);
+                self.finish(outcome, None, ctx);
+            }
+            Admission::ToUser {
+                user,
+                direction,
+                extension,
+                display_name,
+            } => {
+                self.direction = direction;
+                self.callee_user = Some(user);
+                self.callee_shown = extension.clone();
+                self.publish_started();
+                let Some(addr) = self.platform.user(user) else {
+                    self.reject_all(480, CallOutcome::Unavailable, ctx);
+                    return;
+                };
+                let callee = PartyInfo {
+                    user: extension,
+                    display_name: Some(display_name),
+                    domain: self.setup.caller.domain.clone(),
+                };
+                addr.send(OfferCall {
+                    call: self.setup.call,
+                })
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(contacts) if !contacts.is_empty() => {
+                        let targets = contacts.into_iter().map(DialTarget::Contact).collect();
+                        act.dial(targets, callee, ctx);
+                    }
+                    Ok(_) => act.reject_all(480, CallOutcome::Unavailable, ctx),
+                    Err(_) => act.reject_all(500, CallOutcome::Failed, ctx),
+                })
+                .wait(ctx);
+            }
+            Admission::Outside { trunk, number } => {
+                self.direction = CallDirection::Outbound;
+                self.callee_shown = number.clone();
+                self.publish_started();
+                let callee = PartyInfo {
+                    user: number.clone(),
+                    display_name: None,
+                    domain: self.setup.caller.domain.clone(),
+                };
+                self.dial(
+                    vec![DialTarget::Trunk {
+                        trunk_id: trunk,
+                        number,
+                    }],
+                    callee,
+                    ctx,
+                );
+            }
+        }
+    }
+
+    fn dial(&mut self, targets: Vec<DialTarget>, callee: PartyInfo, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Routing {
+            return; // the caller cancelled while we were routing
+        }
+        self.phase = Phase::Ringing;
+        self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+        let now = self.platform.clock.now();
+        let me = ctx.address().recipient();
+        for target in targets {
+            let leg = LegId::new();
+            let description = target.describe();
+            self.out.push(OutLeg {
+                state: OutState::Dialing,
+                record: LegRecord {
+                    id: leg,
+                    role: Party::Callee,
+                    target: description.clone(),
+                    started_at: now,
+                    answered_at: None,
+                    ended_at: None,
+                    status_code: None,
+                },
+                ringing_published: false,
+            });
+            self.publish(CallEventKind::LegDialing {
+                leg,
+                target: description,
+            });
+            self.send(LegCommand::Dial {
+                call: self.setup.call,
+                leg,
+                tenant: self.setup.tenant,
+                target,
+                caller: self.setup.caller.clone(),
+                callee: callee.clone(),
+                body: self.setup.offer.clone(),
+                events: me.clone(),
+            });
+        }
+        let timeout = self.platform.config.ring_timeout;
+        self.ring_timer = Some(ctx.run_later(timeout, |act, ctx| {
+            act.ring_timer = None;
+            if act.phase == Phase::Ringing {
+                act.cancel_out_legs(None);
+                act.reject_all(408, CallOutcome::NoAnswer, ctx);
+            }
+        }));
+    }
+
+    /// Cancels every outgoing leg still alive, except `keep`.
+    fn cancel_out_legs(&mut self, keep: Option<LegId>) {
+        let now = self.platform.clock.now();
+        let mut cancels = Vec::new();
+        for leg in &mut self.out {
+            if Some(leg.record.id) == keep {
+                continue;
+            }
+            if matches!(leg.state, OutState::Dialing | OutState::Early) {
+                leg.state = OutState::Done;
+                leg.record.ended_at = Some(now);
+                leg.record.status_code = Some(487);
+                cancels.push(leg.record.id);
+            }
+        }
+        for leg in cancels {
+            self.send(LegCommand::Cancel { leg });
+        }
+    }
+
+    fn reject_all(&mut self, code: u16, outcome: CallOutcome, ctx: &mut Context<Self>) {
+        self.send(LegCommand::Reject {
+            leg: self.setup.a_leg,
+            code,
+        });
+        self.a_record.status_code = Some(code);
+        let by = (outcome == CallOutcome::NoAnswer).then_some(Party::System);
+        self.finish(outcome, by, ctx);
+    }
+
+    fn out_leg(&mut self, leg: LegId) -> Option<&mut OutLeg> {
+        self.out.iter_mut().find(|l| l.record.id == leg)
+    }
+
+    fn on_a_leg(&mut self, kind: LegEventKind, ctx: &mut Context<Self>) {
+        let a = self.setup.a_leg;
+        match kind {
+            LegEventKind::Cancelled => {
+                self.a_record.status_code = Some(487);
+                self.cancel_out_legs(None);
+                self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+            }
+            LegEventKind::Hangup => {
+                if let Some(b) = self.answered {
+                    self.send(LegCommand::Hangup { leg: b });
+                    self.finish(CallOutcome::Answered, Some(Party::Caller), ctx);
+                } else {
+                    self.cancel_out_legs(None);
+                    self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+                }
+            }
+            LegEventKind::Acked { body } => {
+                if let Some(b) = self.answered {
+                    self.send(LegCommand::Ack { leg: b, body });
+                }
+            }
+            LegEventKind::ReOffer { body } => match self.answered {
+                Some(b) if self.reoffer_from.is_none() => {
+                    self.publish_media(Party::Caller, &body);
+                    self.reoffer_from = Some(a);
+                    self.send(LegCommand::ReOffer { leg: b, body });
+                }
+                // Glare or not yet answered (RFC 3261 §14.2).
+                _ => self.send(LegCommand::ReAnswer {
+                    leg: a,
+                    code: 491,
+                    body: None,
+                }),
+            },
+            LegEventKind::ReAnswer { code, body } => {
+                if let Some(from) = self.reoffer_from.take() {
+                    self.send(LegCommand::ReAnswer {
+                        leg: from,
+                        code,
+                        body,
+                    });
+                }
+            }
+            LegEventKind::Progress { .. }
+            | LegEventKind::Answered { .. }
+            | LegEventKind::Failed { .. } => {}
+        }
+    }
+
+    fn on_b_leg(&mut self, leg: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
+        let now = self.platform.clock.now();
+        let a = self.setup.a_leg;
+        match kind {
+            LegEventKind::Progress { code, body } => {
+                if self.phase != Phase::Ringing {
+                    return;
+                }
+                let Some(l) = self.out_leg(leg) else { return };
+                if l.state == OutState::Dialing {
+                    l.state = OutState::Early;
+                }
+                let first = !l.ringing_published;
+                l.ringing_published = true;
+                if first {
+                    self.publish(CallEventKind::Ringing { leg });
+                }
+                self.send(LegCommand::Progress { leg: a, code, body });
+            }
+            LegEventKind::Answered { body } => {
+                let ringing = self.phase == Phase::Ringing;
+                let Some(l) = self.out_leg(leg) else { return };
+                if !ringing || l.state == OutState::Done {
+                    // Lost the race (another leg answered or the caller left): end it.
+                    l.state = OutState::Done;
+                    self.send(LegCommand::Ack { leg, body: None });
+                    self.send(LegCommand::Hangup { leg });
+                    return;
+                }
+                l.state = OutState::Answered;
+                l.record.answered_at = Some(now);
+                l.record.status_code = Some(200);
+                self.answered = Some(leg);
+                self.answered_at = Some(now);
+                self.a_record.answered_at = Some(now);
+                self.a_record.status_code = Some(200);
+                self.phase = Phase::Answered;
+                if let Some(t) = self.ring_timer.take() {
+                    ctx.cancel_future(t);
+                }
+                self.cancel_out_legs(Some(leg));
+                self.send(LegCommand::Answer { leg: a, body });
+                self.publish(CallEventKind::Answered { leg });
+                self.set_user_phase(self.callee_user, Some(CallPhase::Active));
+            }
+            LegEventKind::Failed { code } => {
+                let Some(l) = self.out_leg(leg) else { return };
+                if l.state == OutState::Done {
+                    return;
+                }
+                l.state = OutState::Done;
+                l.record.ended_at = Some(now);
+                l.record.status_code = Some(code);
+                if self.answered == Some(leg) {
+                    // The dialog died after answer (e.g. no ACK): treat as hangup.
+                    self.send(LegCommand::Hangup { leg: a });
+                    self.finish(CallOutcome::Answered, Some(Party::Callee), ctx);
+                    return;
+                }
+                self.failures.push(code);
+                if self.phase == Phase::Ringing
+                    && self.out.iter().all(|l| l.state == OutState::Done)
+                {
+                    let (code, outcome) = final_status(&self.failures);
+                    self.reject_all(code, outcome, ctx);
+                }
+            }
+            LegEventKind::Hangup => {
+                if self.answered == Some(leg) {
+                    self.send(LegCommand::Hangup { leg: a });
+                    self.finish(CallOutcome::Answered, Some(Party::Callee), ctx);
+                }
+            }
+            LegEventKind::Acked { body } => {
+                if self.answered == Some(leg) {
+                    self.send(LegCommand::Ack { leg: a, body });
+                }
+            }
+            LegEventKind::ReOffer { body } => {
+                if self.answered == Some(leg) && self.reoffer_from.is_none() {
+                    self.publish_media(Party::Callee, &body);
+                    self.reoffer_from = Some(leg);
+                    self.send(LegCommand::ReOffer { leg: a, body });
+                } else {
+                    self.send(LegCommand::ReAnswer {
+                        leg,
+                        code: 491,
+                        body: None,
+                    });
+                }
+            }
+            LegEventKind::ReAnswer { code, body } => {
+                if let Some(from) = self.reoffer_from.take() {
+                    self.send(LegCommand::ReAnswer {
+                        leg: from,
+                        code,
+                        body,
+                    });
+                }
+            }
+            LegEventKind::Cancelled => {}
+        }
+    }
+
+    fn publish_media(&self, by: Party, body: &Option<Body>) {
+        let held = body.as_deref().map(sdp_is_hold).unwrap_or(false);
+        self.publish(CallEventKind::MediaChanged { by, held });
+    }
+
+    fn finish(&mut self, outcome: CallOutcome, hangup_by: Option<Party>, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        if let Some(t) = self.ring_timer.take() {
+            ctx.cancel_future(t);
+        }
+        let now = self.platform.clock.now();
+        self.a_record.ended_at = Some(now);
+        for l in &mut self.out {
+            if l.record.ended_at.is_none() {
+                l.record.ended_at = Some(now);
+            }
+        }
+        let mut legs = vec![self.a_record.clone()];
+        legs.extend(self.out.iter().map(|l| l.record.clone()));
+        let record = CallRecord {
+            id: self.setup.call,
+            tenant_id: self.setup.tenant,
+            direction: self.direction,
+            caller: self.setup.caller.user.clone(),
+            callee: self.callee_shown.clone(),
+            caller_user_id: self.caller_user,
+            callee_user_id: self.callee_user,
+            started_at: self.started_at,
+            answered_at: self.answered_at,
+            ended_at: now,
+            outcome,
+            hangup_by,
+            legs,
+        };
+        self.platform.persistence.call_ended(record);
+        self.publish(CallEventKind::Ended { outcome, hangup_by });
+        if let Some(t) = self.platform.tenant(self.setup.tenant) {
+            t.do_send(TenantCallEnded {
+                call: self.setup.call,
+            });
+        }
+        self.set_user_phase(self.caller_user, None);
+        self.set_user_phase(self.callee_user, None);
+        ctx.stop();
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+}
+
+/// The status the caller gets when every callee leg failed (RFC 3261 §16.7 in spirit:
+/// a busy device wins, then a decline, then unreachable).
+pub fn final_status(codes: &[u16]) -> (u16, CallOutcome) {
+    if codes.iter().any(|c| *c == 486 || *c == 600) {
+        return (486, CallOutcome::Busy);
+    }
+    if codes.iter().any(|c| *c == 603) {
+        return (603, CallOutcome::Rejected);
+    }
+    if !codes.is_empty() && codes.iter().all(|c| *c == 408) {
+        return (408, CallOutcome::NoAnswer);
+    }
+    if codes.iter().any(|c| *c == 480 || *c == 404 || *c == 410) {
+        return (480, CallOutcome::Unavailable);
+    }
+    match codes.iter().find(|c| **c != 487) {
+        Some(c) if (400..700).contains(c) => (*c, CallOutcome::Failed),
+        _ => (480, CallOutcome::Unavailable),
+    }
+}
+
+/// True when the SDP puts the media on hold (RFC 3264 §8.4).
+pub fn sdp_is_hold(sdp: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sdp);
+    text.lines().any(|l| {
+        let l = l.trim();
+        l == "a=sendonly" || l == "a=inactive" || l.starts_with("c=IN IP4 0.0.0.0")
+    })
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(64);
+        let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
+            self.publish_started();
+            self.reject_all(404, CallOutcome::Unavailable, ctx);
+            return;
+        };
+        tenant
+            .send(AdmitCall {
+                call: self.setup.call,
+                origin: self.setup.origin.clone(),
+            })
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(admission) => act.on_admission(admission, ctx),
+                Err(_) => {
+                    act.publish_started();
+                    act.reject_all(503, CallOutcome::Failed, ctx);
+                }
+            })
+            .wait(ctx);
+    }
+
+    fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
+        // A call actor never ends silently: whatever stops it, the legs are ended and
+        // the record is written.
+        if self.phase != Phase::Ended {
+            if let Some(b) = self.answered {
+                self.send(LegCommand::Hangup { leg: b });
+                self.send(LegCommand::Hangup {
+                    leg: self.setup.a_leg,
+                });
+                self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+            } else {
+                self.cancel_out_legs(None);
+                self.reject_all(500, CallOutcome::Failed, ctx);
+            }
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<LegEvent> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        if msg.leg == self.setup.a_leg {
+            self.on_a_leg(msg.kind, ctx);
+        } else {
+            self.on_b_leg(msg.leg, msg.kind, ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_status_prefers_busy_then_decline() {
+        assert_eq!(final_status(&[408, 486]), (486, CallOutcome::Busy));
+        assert_eq!(final_status(&[603, 480]), (603, CallOutcome::Rejected));
+        assert_eq!(final_status(&[408, 408]), (408, CallOutcome::NoAnswer));
+        assert_eq!(final_status(&[404]), (480, CallOutcome::Unavailable));
+        assert_eq!(final_status(&[500]), (500, CallOutcome::Failed));
+        assert_eq!(final_status(&[]), (480, CallOutcome::Unavailable));
+    }
+
+    #[test]
+    fn hold_detection() {
+        assert!(sdp_is_hold(b"v=0\r\na=sendonly\r\n"));
+        assert!(sdp_is_hold(b"v=0\r\nc=IN IP4 0.0.0.0\r\n"));
+        assert!(!sdp_is_hold(b"v=0\r\na=sendrecv\r\n"));
+    }
+}

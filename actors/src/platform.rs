@@ -1,0 +1,120 @@
+//! The registry of live tenant and user actors and the services call actors share.
+//! Actors are spread over the worker Arbiters round-robin; the registry is an
+//! immutable map swapped on change, so lookups never lock.
+
+use crate::directory::Directory;
+use crate::events::EventBus;
+use crate::ids::{TenantId, UserId};
+use crate::model::Binding;
+use crate::ports::{Clock, Persistence};
+use crate::tenant::{DirectorySource, TenantActor};
+use crate::user::UserActor;
+use actix::prelude::*;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct PlatformConfig {
+    /// How long callee legs may ring before the call fails.
+    pub ring_timeout: Duration,
+}
+
+pub struct Platform {
+    arbiters: Vec<ArbiterHandle>,
+    next: AtomicUsize,
+    tenants: ArcSwap<HashMap<TenantId, Addr<TenantActor>>>,
+    users: ArcSwap<HashMap<UserId, Addr<UserActor>>>,
+    sync_lock: Mutex<()>,
+    pub directory: Arc<dyn DirectorySource>,
+    pub persistence: Arc<dyn Persistence>,
+    pub clock: Arc<dyn Clock>,
+    pub bus: EventBus,
+    pub config: PlatformConfig,
+}
+
+impl Platform {
+    pub fn new(
+        arbiters: Vec<ArbiterHandle>,
+        directory: Arc<dyn DirectorySource>,
+        persistence: Arc<dyn Persistence>,
+        clock: Arc<dyn Clock>,
+        bus: EventBus,
+        config: PlatformConfig,
+    ) -> Arc<Self> {
+        assert!(!arbiters.is_empty(), "at least one arbiter");
+        Arc::new(Self {
+            arbiters,
+            next: AtomicUsize::new(0),
+            tenants: ArcSwap::from_pointee(HashMap::new()),
+            users: ArcSwap::from_pointee(HashMap::new()),
+            sync_lock: Mutex::new(()),
+            directory,
+            persistence,
+            clock,
+            bus,
+            config,
+        })
+    }
+
+    fn next_arbiter(&self) -> &ArbiterHandle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
+        &self.arbiters[i]
+    }
+
+    pub fn tenant(&self, id: TenantId) -> Option<Addr<TenantActor>> {
+        self.tenants.load().get(&id).cloned()
+    }
+
+    pub fn user(&self, id: UserId) -> Option<Addr<UserActor>> {
+        self.users.load().get(&id).cloned()
+    }
+
+    /// Brings the actors in line with `dir`: starts actors for new tenants and users
+    /// (giving users their `restored` bindings) and drops removed ones (an actor stops
+    /// once the registry no longer holds its address and its live calls are over).
+    pub fn sync(&self, dir: &Directory, restored: Vec<Binding>) {
+        let _guard = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_user: HashMap<UserId, Vec<Binding>> = HashMap::new();
+        for b in restored {
+            by_user.entry(b.user_id).or_default().push(b);
+        }
+        let old_tenants = self.tenants.load_full();
+        let mut tenants = HashMap::new();
+        for t in dir.tenants() {
+            let addr = match old_tenants.get(&t.id) {
+                Some(a) if a.connected() => a.clone(),
+                _ => {
+                    let (id, source) = (t.id, self.directory.clone());
+                    TenantActor::start_in_arbiter(self.next_arbiter(), move |_| {
+                        TenantActor::new(id, source)
+                    })
+                }
+            };
+            tenants.insert(t.id, addr);
+        }
+        let old_users = self.users.load_full();
+        let mut users = HashMap::new();
+        for u in dir.users() {
+            let addr = match old_users.get(&u.id) {
+                Some(a) if a.connected() => a.clone(),
+                _ => {
+                    let (tenant, user) = (u.tenant_id, u.id);
+                    let restored = by_user.remove(&u.id).unwrap_or_default();
+                    let (p, c) = (self.persistence.clone(), self.clock.clone());
+                    UserActor::start_in_arbiter(self.next_arbiter(), move |_| {
+                        UserActor::new(tenant, user, restored, p, c)
+                    })
+                }
+            };
+            users.insert(u.id, addr);
+        }
+        self.tenants.store(Arc::new(tenants));
+        self.users.store(Arc::new(users));
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.users.load().len()
+    }
+}

@@ -1,0 +1,157 @@
+//! The ports between the call logic and the edges. The SIP layer implements
+//! [`LegCommand`] (it turns commands into SIP) and sends [`LegEvent`]s to call actors;
+//! durable writes leave through [`Persistence`]; time comes from a [`Clock`].
+
+use crate::ids::{CallId, LegId, TenantId, TrunkId, UserId};
+use crate::model::{Binding, CallRecord};
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// An opaque session description (SDP bytes, relayed unchanged).
+pub type Body = Arc<[u8]>;
+
+/// Who is calling or being called, as shown to the other side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartyInfo {
+    /// User part to present: an extension (`1001`) or an E.164 number.
+    pub user: String,
+    pub display_name: Option<String>,
+    /// Domain to present (the tenant's SIP domain).
+    pub domain: String,
+}
+
+/// Where an outgoing leg goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DialTarget {
+    /// A registered contact of a device.
+    Contact(Binding),
+    /// An outside number through a trunk.
+    Trunk { trunk_id: TrunkId, number: String },
+}
+
+impl DialTarget {
+    pub fn describe(&self) -> String {
+        match self {
+            DialTarget::Contact(b) => b.contact.clone(),
+            DialTarget::Trunk { number, .. } => format!("trunk:{number}"),
+        }
+    }
+}
+
+/// What happened on a leg, reported by the SIP layer to the leg's call actor.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct LegEvent {
+    pub leg: LegId,
+    pub kind: LegEventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LegEventKind {
+    /// The far end is ringing or sends early media (180/183).
+    Progress { code: u16, body: Option<Body> },
+    /// The far end answered (2xx to the initial INVITE).
+    Answered { body: Option<Body> },
+    /// The initial INVITE failed with this final status (or 408 on timeout).
+    Failed { code: u16 },
+    /// The caller cancelled before answer (A-leg only).
+    Cancelled,
+    /// ACK for a 2xx we sent (initial or re-INVITE), possibly carrying an SDP answer.
+    Acked { body: Option<Body> },
+    /// A re-INVITE arrived on this leg (hold, resume, new offer).
+    ReOffer { body: Option<Body> },
+    /// The answer to a re-INVITE we relayed on this leg.
+    ReAnswer { code: u16, body: Option<Body> },
+    /// BYE received, or the dialog died (ACK never came, transport failed).
+    Hangup,
+}
+
+/// What a call actor asks the SIP layer to do on one leg.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub enum LegCommand {
+    /// Start an outgoing leg. Events for it go to `events`.
+    Dial {
+        call: CallId,
+        leg: LegId,
+        tenant: TenantId,
+        target: DialTarget,
+        caller: PartyInfo,
+        callee: PartyInfo,
+        body: Option<Body>,
+        events: Recipient<LegEvent>,
+    },
+    /// Send a provisional response on the incoming leg.
+    Progress {
+        leg: LegId,
+        code: u16,
+        body: Option<Body>,
+    },
+    /// Answer the incoming leg with 200.
+    Answer { leg: LegId, body: Option<Body> },
+    /// Reject the incoming leg with a final status.
+    Reject { leg: LegId, code: u16 },
+    /// Cancel an outgoing leg not yet answered.
+    Cancel { leg: LegId },
+    /// End an established leg (BYE).
+    Hangup { leg: LegId },
+    /// Acknowledge a 2xx received on an outgoing leg (carries the SDP answer in a delayed offer).
+    Ack { leg: LegId, body: Option<Body> },
+    /// Relay a re-INVITE offer onto this leg.
+    ReOffer { leg: LegId, body: Option<Body> },
+    /// Answer a re-INVITE received on this leg.
+    ReAnswer {
+        leg: LegId,
+        code: u16,
+        body: Option<Body>,
+    },
+}
+
+impl LegCommand {
+    pub fn leg(&self) -> LegId {
+        match self {
+            LegCommand::Dial { leg, .. }
+            | LegCommand::Progress { leg, .. }
+            | LegCommand::Answer { leg, .. }
+            | LegCommand::Reject { leg, .. }
+            | LegCommand::Cancel { leg }
+            | LegCommand::Hangup { leg }
+            | LegCommand::Ack { leg, .. }
+            | LegCommand::ReOffer { leg, .. }
+            | LegCommand::ReAnswer { leg, .. } => *leg,
+        }
+    }
+}
+
+/// Registration changes and call records leave the actors through this port. It must
+/// not block: implementations queue the write and retry, so a slow or failing
+/// database never stalls a call and never loses the record.
+pub trait Persistence: Send + Sync + 'static {
+    fn binding_saved(&self, binding: &Binding);
+    fn binding_removed(&self, tenant: TenantId, user: UserId, binding: &Binding);
+    fn call_ended(&self, record: CallRecord);
+}
+
+/// Wall-clock time (registrations expire at wall-clock instants that survive a restart).
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A persistence port that keeps nothing (unit tests, benchmarks of pure logic).
+#[derive(Default)]
+pub struct NoPersistence;
+
+impl Persistence for NoPersistence {
+    fn binding_saved(&self, _: &Binding) {}
+    fn binding_removed(&self, _: TenantId, _: UserId, _: &Binding) {}
+    fn call_ended(&self, _: CallRecord) {}
+}

@@ -1,0 +1,157 @@
+//! The tenant actor: the higher tier. Every call reaches its tenant first, which
+//! decides whether and to whom it goes (a user of the tenant, or out through a
+//! trunk). Nothing of another tenant is reachable from here.
+
+use crate::directory::Directory;
+use crate::ids::{CallId, TenantId, TrunkId, UserId};
+use crate::model::{CallDirection, CallOutcome};
+use crate::routing::{route_dialled, Route};
+use actix::prelude::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Where the directory snapshot comes from (implemented by the store layer).
+pub trait DirectorySource: Send + Sync + 'static {
+    fn current(&self) -> Arc<Directory>;
+}
+
+pub struct TenantActor {
+    tenant: TenantId,
+    directory: Arc<dyn DirectorySource>,
+    live_calls: HashSet<CallId>,
+}
+
+impl TenantActor {
+    pub fn new(tenant: TenantId, directory: Arc<dyn DirectorySource>) -> Self {
+        Self {
+            tenant,
+            directory,
+            live_calls: HashSet::new(),
+        }
+    }
+}
+
+impl Actor for TenantActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallOrigin {
+    /// A user of this tenant dialled something.
+    User { user: UserId, dialled: String },
+    /// A carrier trunk of this tenant delivered a call for a DID.
+    Trunk { trunk: TrunkId, did: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    ToUser {
+        user: UserId,
+        direction: CallDirection,
+        /// What the callee side is shown as (extension and name of the called user).
+        extension: String,
+        display_name: String,
+    },
+    Outside {
+        trunk: TrunkId,
+        number: String,
+    },
+    Reject {
+        code: u16,
+        outcome: CallOutcome,
+    },
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Admission")]
+pub struct AdmitCall {
+    pub call: CallId,
+    pub origin: CallOrigin,
+}
+
+impl Handler<AdmitCall> for TenantActor {
+    type Result = MessageResult<AdmitCall>;
+
+    fn handle(&mut self, msg: AdmitCall, _: &mut Self::Context) -> Self::Result {
+        let dir = self.directory.current();
+        let reject = |code, outcome| Admission::Reject { code, outcome };
+        let admission = match msg.origin {
+            CallOrigin::User { user, dialled } => {
+                // The caller must belong to this tenant: tenants are walls.
+                match dir.user(user) {
+                    Some(u) if u.tenant_id == self.tenant => {}
+                    _ => return MessageResult(reject(403, CallOutcome::Rejected)),
+                }
+                match route_dialled(&dir, self.tenant, &dialled) {
+                    Route::User(callee) => match dir.user(callee) {
+                        Some(u) => Admission::ToUser {
+                            user: callee,
+                            direction: CallDirection::Internal,
+                            extension: u.extension.clone(),
+                            display_name: u.display_name.clone(),
+                        },
+                        None => reject(404, CallOutcome::Unavailable),
+                    },
+                    Route::Outside { trunk, number } => Admission::Outside { trunk, number },
+                    Route::NotFound => reject(404, CallOutcome::Unavailable),
+                    Route::NoTrunk => reject(403, CallOutcome::Rejected),
+                }
+            }
+            CallOrigin::Trunk { trunk, did } => {
+                match dir.trunk(trunk) {
+                    Some(t) if t.tenant_id == self.tenant => {}
+                    _ => return MessageResult(reject(403, CallOutcome::Rejected)),
+                }
+                match dir.did(&did) {
+                    Some(d) if d.tenant_id == self.tenant => {
+                        let u = dir.user(d.user_id);
+                        match u {
+                            Some(u) => Admission::ToUser {
+                                user: u.id,
+                                direction: CallDirection::Inbound,
+                                extension: u.extension.clone(),
+                                display_name: u.display_name.clone(),
+                            },
+                            None => reject(404, CallOutcome::Unavailable),
+                        }
+                    }
+                    _ => reject(404, CallOutcome::Unavailable),
+                }
+            }
+        };
+        if !matches!(admission, Admission::Reject { .. }) {
+            self.live_calls.insert(msg.call);
+        }
+        MessageResult(admission)
+    }
+}
+
+/// A call admitted by this tenant has ended.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct TenantCallEnded {
+    pub call: CallId,
+}
+
+impl Handler<TenantCallEnded> for TenantActor {
+    type Result = ();
+    fn handle(&mut self, msg: TenantCallEnded, _: &mut Self::Context) {
+        self.live_calls.remove(&msg.call);
+    }
+}
+
+/// Number of live calls of the tenant (observable state).
+#[derive(Debug, Message)]
+#[rtype(result = "usize")]
+pub struct LiveCalls;
+
+impl Handler<LiveCalls> for TenantActor {
+    type Result = usize;
+    fn handle(&mut self, _: LiveCalls, _: &mut Self::Context) -> usize {
+        self.live_calls.len()
+    }
+}
