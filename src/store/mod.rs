@@ -3,12 +3,23 @@
 //! Only this module knows SQL. Both backends implement [`Store`]; one contract test
 //! suite runs against each (see `tests/store_contract.rs`). Row types stay private and
 //! are converted to the domain types of `tsps_actors::model`.
+//!
+//! [`open`] picks the backend from the URL scheme and runs the migrations under `sql/`.
+//! Tenant-scoped methods take the `TenantId` first and never see a row of another
+//! tenant: a user of tenant A asked for under tenant B is `NotFound`.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tsps_actors::model::{Binding, CallRecord};
-use tsps_actors::{DeviceId, Directory, TenantId};
+use tsps_actors::model::{Binding, CallRecord, Device, Did, Tenant, Trunk, User};
+use tsps_actors::{DeviceId, Directory, TenantId, TrunkId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,10 +59,117 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_call_record(&self, record: &CallRecord) -> StoreResult<()>;
     /// Newest first.
-    async fn list_call_records(&self, tenant: TenantId, limit: u32) -> StoreResult<Vec<CallRecord>>;
+    async fn list_call_records(&self, tenant: TenantId, limit: u32)
+        -> StoreResult<Vec<CallRecord>>;
+
+    /// Bindings of one tenant not yet expired at `now`, by device and contact.
+    async fn list_bindings(
+        &self,
+        tenant: TenantId,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Binding>>;
+
+    // Tenants. The domain is stored as given: callers pass it lower case.
+    async fn create_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant>;
+    async fn find_tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
+    /// By domain.
+    async fn list_tenants(&self) -> StoreResult<Vec<Tenant>>;
+    /// Changes name, time zone and domain. A domain change is refused with `Conflict`
+    /// while the tenant has devices: their digest HA1s are computed over the domain.
+    async fn update_tenant(&self, tenant: &Tenant) -> StoreResult<()>;
+    /// Deletes the tenant with everything in it (users, devices, DIDs, trunks,
+    /// bindings, call records).
+    async fn delete_tenant(&self, id: TenantId) -> StoreResult<()>;
+
+    // Users. `user.tenant_id` must equal `tenant` (else `Invalid`).
+    async fn create_user(&self, tenant: TenantId, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, tenant: TenantId, id: UserId) -> StoreResult<User>;
+    async fn find_user_by_extension(
+        &self,
+        tenant: TenantId,
+        extension: &str,
+    ) -> StoreResult<Option<User>>;
+    /// By extension.
+    async fn list_users(&self, tenant: TenantId) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, tenant: TenantId, user: &User) -> StoreResult<()>;
+    /// Deletes the user with its devices, DIDs and bindings; call records keep the
+    /// call but lose the link to the user.
+    async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()>;
+
+    // Devices. The store only sees HA1s, never passwords.
+    async fn create_device(&self, tenant: TenantId, device: &Device) -> StoreResult<()>;
+    async fn get_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<Device>;
+    async fn find_device_by_username(
+        &self,
+        tenant: TenantId,
+        sip_username: &str,
+    ) -> StoreResult<Option<Device>>;
+    /// All devices of the tenant, or only those of `user`; by SIP user name.
+    async fn list_devices(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+    ) -> StoreResult<Vec<Device>>;
+    /// Changes owner, SIP user name and HA1s.
+    async fn update_device(&self, tenant: TenantId, device: &Device) -> StoreResult<()>;
+    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<()>;
+
+    // DIDs, keyed by E.164 number (unique across tenants).
+    async fn create_did(&self, tenant: TenantId, did: &Did) -> StoreResult<()>;
+    async fn get_did(&self, tenant: TenantId, number: &str) -> StoreResult<Did>;
+    /// By number.
+    async fn list_dids(&self, tenant: TenantId) -> StoreResult<Vec<Did>>;
+    /// Routes the number to another user of the same tenant.
+    async fn update_did(&self, tenant: TenantId, did: &Did) -> StoreResult<()>;
+    async fn delete_did(&self, tenant: TenantId, number: &str) -> StoreResult<()>;
+
+    // Trunks.
+    async fn create_trunk(&self, tenant: TenantId, trunk: &Trunk) -> StoreResult<()>;
+    async fn get_trunk(&self, tenant: TenantId, id: TrunkId) -> StoreResult<Trunk>;
+    async fn find_trunk_by_name(&self, tenant: TenantId, name: &str) -> StoreResult<Option<Trunk>>;
+    /// By name.
+    async fn list_trunks(&self, tenant: TenantId) -> StoreResult<Vec<Trunk>>;
+    async fn update_trunk(&self, tenant: TenantId, trunk: &Trunk) -> StoreResult<()>;
+    async fn delete_trunk(&self, tenant: TenantId, id: TrunkId) -> StoreResult<()>;
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` and brings its schema up to date.
+///
+/// `sqlite:` URLs (`sqlite://tsps.db`, `sqlite::memory:`) open the embedded database,
+/// creating the file if missing, in WAL mode with foreign keys on. `postgres://` and
+/// `postgresql://` URLs connect to PostgreSQL.
+pub async fn open(url: &str, max_connections: u32) -> StoreResult<DynStore> {
+    let max_connections = max_connections.max(1);
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, max_connections).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::open(url, max_connections).await?))
+    } else {
+        // Never echo the URL: it may carry a password.
+        Err(StoreError::Invalid(
+            "database url must start with sqlite:, postgres:// or postgresql://".into(),
+        ))
+    }
+}
+
+/// The guard behind "`user.tenant_id` must equal `tenant`": a caller cannot write a row
+/// into one tenant while holding the id of another.
+pub(crate) fn same_tenant(
+    tenant: TenantId,
+    found: TenantId,
+    entity: &'static str,
+) -> StoreResult<()> {
+    if tenant == found {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{entity} names tenant {found} but was written under tenant {tenant}"
+        )))
+    }
+}
 
 /// The current directory snapshot, shared by the SIP layer and the API. Provisioning
 /// writes go to the store first, then [`SharedDirectory::reload`] swaps in a new snapshot.

@@ -1,0 +1,1185 @@
+//! SQL shared by both backends.
+//!
+//! The two schemas (`sql/sqlite`, `sql/postgres`) have the same tables, columns and
+//! keys; only column types differ (TEXT UUIDs and timestamps in SQLite, `uuid` and
+//! `timestamptz` in PostgreSQL). So the statements are written once, in
+//! [`sql_store!`], and each backend module supplies the few things that differ:
+//!
+//! - `DbId`, `enc_id`, `dec_id`: how a UUID is bound and read;
+//! - `DbTs`, `enc_ts`, `dec_ts`: how a timestamp is bound and read;
+//! - `DbList`, `enc_list`, `dec_list`: how a list of strings is bound and read;
+//! - `translate`: the one function that turns a driver error into a [`StoreError`].
+//!
+//! Placeholders are `$1`, `$2`, … which both PostgreSQL and SQLite understand.
+
+use super::{StoreError, StoreResult};
+use tsps_actors::model::{CallDirection, CallOutcome, Party, TransportKind};
+
+/// Longest CDR page one call returns, whatever the caller asks for.
+pub(crate) const MAX_CALL_RECORDS: u32 = 10_000;
+
+/// What a failed write was about, so a constraint violation becomes a precise error.
+pub(crate) struct Ctx<'a> {
+    /// Unique keys the statement can collide with: (last column of the key, entity,
+    /// key value). The first entry is used when the driver does not say which key.
+    pub unique: &'a [(&'static str, &'static str, &'a str)],
+    /// The parent row a foreign-key violation means is missing: (entity, key).
+    pub parent: Option<(&'static str, &'a str)>,
+}
+
+impl<'a> Ctx<'a> {
+    /// For statements that violate no constraint (reads): errors stay `Db`.
+    pub const READ: Ctx<'static> = Ctx {
+        unique: &[],
+        parent: None,
+    };
+
+    /// A unique violation: `violated(column)` tells whether the driver named the key
+    /// ending in `column`.
+    pub fn already_exists(&self, violated: impl Fn(&str) -> bool, detail: &str) -> StoreError {
+        let hit = self
+            .unique
+            .iter()
+            .find(|(column, _, _)| violated(column))
+            .or_else(|| self.unique.first());
+        match hit {
+            Some((_, entity, key)) => StoreError::AlreadyExists {
+                entity,
+                key: key.to_string(),
+            },
+            None => StoreError::Conflict(detail.to_string()),
+        }
+    }
+
+    pub fn missing_parent(&self, detail: &str) -> StoreError {
+        match self.parent {
+            Some((entity, key)) => StoreError::NotFound {
+                entity,
+                key: key.to_string(),
+            },
+            None => StoreError::Conflict(detail.to_string()),
+        }
+    }
+}
+
+pub(crate) fn not_found(entity: &'static str, key: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        key: key.to_string(),
+    }
+}
+
+pub(crate) fn transport_str(t: TransportKind) -> &'static str {
+    match t {
+        TransportKind::Udp => "udp",
+        TransportKind::Tcp => "tcp",
+    }
+}
+
+pub(crate) fn parse_transport(s: &str) -> StoreResult<TransportKind> {
+    match s {
+        "udp" => Ok(TransportKind::Udp),
+        "tcp" => Ok(TransportKind::Tcp),
+        other => Err(StoreError::Invalid(format!("unknown transport {other:?}"))),
+    }
+}
+
+pub(crate) fn party_str(p: Party) -> &'static str {
+    match p {
+        Party::Caller => "caller",
+        Party::Callee => "callee",
+        Party::System => "system",
+    }
+}
+
+pub(crate) fn parse_party(s: &str) -> StoreResult<Party> {
+    match s {
+        "caller" => Ok(Party::Caller),
+        "callee" => Ok(Party::Callee),
+        "system" => Ok(Party::System),
+        other => Err(StoreError::Invalid(format!("unknown party {other:?}"))),
+    }
+}
+
+pub(crate) fn parse_direction(s: &str) -> StoreResult<CallDirection> {
+    [
+        CallDirection::Internal,
+        CallDirection::Inbound,
+        CallDirection::Outbound,
+    ]
+    .into_iter()
+    .find(|d| d.as_str() == s)
+    .ok_or_else(|| StoreError::Invalid(format!("unknown call direction {s:?}")))
+}
+
+pub(crate) fn parse_outcome(s: &str) -> StoreResult<CallOutcome> {
+    [
+        CallOutcome::Answered,
+        CallOutcome::Busy,
+        CallOutcome::NoAnswer,
+        CallOutcome::Cancelled,
+        CallOutcome::Unavailable,
+        CallOutcome::Rejected,
+        CallOutcome::Failed,
+    ]
+    .into_iter()
+    .find(|o| o.as_str() == s)
+    .ok_or_else(|| StoreError::Invalid(format!("unknown call outcome {s:?}")))
+}
+
+/// Implements [`Store`](super::Store) for `$store` (a struct with a `pool` field) with
+/// the statements below. Expanded once per backend; see the module docs for the names
+/// the backend module must define.
+macro_rules! sql_store {
+    ($store:ident) => {
+        // A module of its own, so that these imports never clash with the backend's;
+        // the backend's helpers come in through the glob.
+        mod statements {
+            use super::*;
+            use $crate::store::sql::{
+                not_found, parse_direction, parse_outcome, parse_party, parse_transport,
+                party_str, transport_str, Ctx, MAX_CALL_RECORDS,
+            };
+            use $crate::store::{same_tenant, Store, StoreError, StoreResult};
+            use chrono::{DateTime, Utc};
+            use std::collections::HashMap;
+            use tsps_actors::model::{
+                Binding, CallRecord, Device, Did, LegRecord, Tenant, Trunk, User,
+            };
+            use tsps_actors::{CallId, DeviceId, Directory, LegId, TenantId, TrunkId, UserId};
+
+            #[derive(sqlx::FromRow)]
+            struct TenantRow {
+                id: DbId,
+                domain: String,
+                name: String,
+                time_zone: String,
+            }
+
+            impl TryFrom<TenantRow> for Tenant {
+                type Error = StoreError;
+                fn try_from(r: TenantRow) -> StoreResult<Tenant> {
+                    Ok(Tenant {
+                        id: TenantId(dec_id(r.id)?),
+                        domain: r.domain,
+                        name: r.name,
+                        time_zone: r.time_zone,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct UserRow {
+                id: DbId,
+                tenant_id: DbId,
+                extension: String,
+                display_name: String,
+                portal_login: Option<String>,
+            }
+
+            impl TryFrom<UserRow> for User {
+                type Error = StoreError;
+                fn try_from(r: UserRow) -> StoreResult<User> {
+                    Ok(User {
+                        id: UserId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        extension: r.extension,
+                        display_name: r.display_name,
+                        portal_login: r.portal_login,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct DeviceRow {
+                id: DbId,
+                tenant_id: DbId,
+                user_id: DbId,
+                sip_username: String,
+                ha1_md5: String,
+                ha1_sha256: String,
+            }
+
+            impl TryFrom<DeviceRow> for Device {
+                type Error = StoreError;
+                fn try_from(r: DeviceRow) -> StoreResult<Device> {
+                    Ok(Device {
+                        id: DeviceId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        user_id: UserId(dec_id(r.user_id)?),
+                        sip_username: r.sip_username,
+                        ha1_md5: r.ha1_md5,
+                        ha1_sha256: r.ha1_sha256,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct DidRow {
+                number: String,
+                tenant_id: DbId,
+                user_id: DbId,
+            }
+
+            impl TryFrom<DidRow> for Did {
+                type Error = StoreError;
+                fn try_from(r: DidRow) -> StoreResult<Did> {
+                    Ok(Did {
+                        number: r.number,
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        user_id: UserId(dec_id(r.user_id)?),
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct TrunkRow {
+                id: DbId,
+                tenant_id: DbId,
+                name: String,
+                peer_host: String,
+                peer_port: i32,
+                transport: String,
+                username: Option<String>,
+                password: Option<String>,
+                inbound_sources: DbList,
+            }
+
+            impl TryFrom<TrunkRow> for Trunk {
+                type Error = StoreError;
+                fn try_from(r: TrunkRow) -> StoreResult<Trunk> {
+                    Ok(Trunk {
+                        id: TrunkId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        name: r.name,
+                        peer_host: r.peer_host,
+                        peer_port: u16::try_from(r.peer_port).map_err(|_| {
+                            StoreError::Invalid(format!("trunk port out of range: {}", r.peer_port))
+                        })?,
+                        transport: parse_transport(&r.transport)?,
+                        username: r.username,
+                        password: r.password,
+                        inbound_sources: dec_list(r.inbound_sources)?,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct BindingRow {
+                tenant_id: DbId,
+                user_id: DbId,
+                device_id: DbId,
+                contact: String,
+                received: String,
+                expires_at: DbTs,
+                call_id: String,
+                cseq: i64,
+            }
+
+            impl TryFrom<BindingRow> for Binding {
+                type Error = StoreError;
+                fn try_from(r: BindingRow) -> StoreResult<Binding> {
+                    Ok(Binding {
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        user_id: UserId(dec_id(r.user_id)?),
+                        device_id: DeviceId(dec_id(r.device_id)?),
+                        contact: r.contact,
+                        received: r.received,
+                        expires_at: dec_ts(r.expires_at)?,
+                        call_id: r.call_id,
+                        cseq: u32::try_from(r.cseq).map_err(|_| {
+                            StoreError::Invalid(format!("binding cseq out of range: {}", r.cseq))
+                        })?,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct CallRow {
+                id: DbId,
+                tenant_id: DbId,
+                direction: String,
+                caller: String,
+                callee: String,
+                caller_user_id: Option<DbId>,
+                callee_user_id: Option<DbId>,
+                started_at: DbTs,
+                answered_at: Option<DbTs>,
+                ended_at: DbTs,
+                outcome: String,
+                hangup_by: Option<String>,
+            }
+
+            impl TryFrom<CallRow> for CallRecord {
+                type Error = StoreError;
+                fn try_from(r: CallRow) -> StoreResult<CallRecord> {
+                    Ok(CallRecord {
+                        id: CallId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        direction: parse_direction(&r.direction)?,
+                        caller: r.caller,
+                        callee: r.callee,
+                        caller_user_id: r.caller_user_id.map(dec_id).transpose()?.map(UserId),
+                        callee_user_id: r.callee_user_id.map(dec_id).transpose()?.map(UserId),
+                        started_at: dec_ts(r.started_at)?,
+                        answered_at: r.answered_at.map(dec_ts).transpose()?,
+                        ended_at: dec_ts(r.ended_at)?,
+                        outcome: parse_outcome(&r.outcome)?,
+                        hangup_by: r.hangup_by.as_deref().map(parse_party).transpose()?,
+                        legs: Vec::new(),
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct LegRow {
+                call_id: DbId,
+                id: DbId,
+                role: String,
+                target: String,
+                started_at: DbTs,
+                answered_at: Option<DbTs>,
+                ended_at: Option<DbTs>,
+                status_code: Option<i32>,
+            }
+
+            impl LegRow {
+                fn into_leg(self) -> StoreResult<(CallId, LegRecord)> {
+                    let status_code = self
+                        .status_code
+                        .map(|c| {
+                            u16::try_from(c)
+                                .map_err(|_| StoreError::Invalid(format!("leg status out of range: {c}")))
+                        })
+                        .transpose()?;
+                    Ok((
+                        CallId(dec_id(self.call_id)?),
+                        LegRecord {
+                            id: LegId(dec_id(self.id)?),
+                            role: parse_party(&self.role)?,
+                            target: self.target,
+                            started_at: dec_ts(self.started_at)?,
+                            answered_at: self.answered_at.map(dec_ts).transpose()?,
+                            ended_at: self.ended_at.map(dec_ts).transpose()?,
+                            status_code,
+                        },
+                    ))
+                }
+            }
+
+            fn rows<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
+            where
+                T: TryFrom<R, Error = StoreError>,
+            {
+                rows.into_iter().map(T::try_from).collect()
+            }
+
+            fn read_err(e: sqlx::Error) -> StoreError {
+                translate(e, &Ctx::READ)
+            }
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                async fn load_directory(&self) -> StoreResult<Directory> {
+                    let tenants = self.list_tenants().await?;
+                    let users: Vec<UserRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, extension, display_name, portal_login FROM users",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let devices: Vec<DeviceRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                         FROM devices",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let dids: Vec<DidRow> =
+                        sqlx::query_as("SELECT number, tenant_id, user_id FROM dids")
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(read_err)?;
+                    let trunks: Vec<TrunkRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, name, peer_host, peer_port, transport, username, \
+                         password, inbound_sources FROM trunks",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(Directory::new(
+                        tenants,
+                        rows(users)?,
+                        rows(devices)?,
+                        rows(dids)?,
+                        rows(trunks)?,
+                    ))
+                }
+
+                async fn save_binding(&self, b: &Binding) -> StoreResult<()> {
+                    let device = b.device_id.to_string();
+                    sqlx::query(
+                        "INSERT INTO bindings \
+                         (tenant_id, user_id, device_id, contact, received, expires_at, call_id, cseq) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (tenant_id, device_id, contact) DO UPDATE SET \
+                         user_id = excluded.user_id, received = excluded.received, \
+                         expires_at = excluded.expires_at, call_id = excluded.call_id, \
+                         cseq = excluded.cseq",
+                    )
+                    .bind(enc_id(b.tenant_id.0))
+                    .bind(enc_id(b.user_id.0))
+                    .bind(enc_id(b.device_id.0))
+                    .bind(&b.contact)
+                    .bind(&b.received)
+                    .bind(enc_ts(b.expires_at))
+                    .bind(&b.call_id)
+                    .bind(i64::from(b.cseq))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[],
+                                parent: Some(("device", &device)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn remove_binding(
+                    &self,
+                    tenant: TenantId,
+                    device: DeviceId,
+                    contact: &str,
+                ) -> StoreResult<()> {
+                    sqlx::query(
+                        "DELETE FROM bindings WHERE tenant_id = $1 AND device_id = $2 AND contact = $3",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(device.0))
+                    .bind(contact)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn remove_device_bindings(
+                    &self,
+                    tenant: TenantId,
+                    device: DeviceId,
+                ) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM bindings WHERE tenant_id = $1 AND device_id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(device.0))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn load_bindings(&self, now: DateTime<Utc>) -> StoreResult<Vec<Binding>> {
+                    let found: Vec<BindingRow> = sqlx::query_as(
+                        "SELECT tenant_id, user_id, device_id, contact, received, expires_at, \
+                         call_id, cseq FROM bindings WHERE expires_at > $1 \
+                         ORDER BY tenant_id, device_id, contact",
+                    )
+                    .bind(enc_ts(now))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn list_bindings(
+                    &self,
+                    tenant: TenantId,
+                    now: DateTime<Utc>,
+                ) -> StoreResult<Vec<Binding>> {
+                    let found: Vec<BindingRow> = sqlx::query_as(
+                        "SELECT tenant_id, user_id, device_id, contact, received, expires_at, \
+                         call_id, cseq FROM bindings WHERE tenant_id = $1 AND expires_at > $2 \
+                         ORDER BY device_id, contact",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_ts(now))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn insert_call_record(&self, r: &CallRecord) -> StoreResult<()> {
+                    let id = r.id.to_string();
+                    let tenant = r.tenant_id.to_string();
+                    let ctx = Ctx {
+                        unique: &[("id", "call record", &id)],
+                        parent: Some(("tenant or user", &tenant)),
+                    };
+                    // One transaction: a CDR is never visible without its legs.
+                    let mut tx = self.pool.begin().await.map_err(read_err)?;
+                    sqlx::query(
+                        "INSERT INTO call_records (id, tenant_id, direction, caller, callee, \
+                         caller_user_id, callee_user_id, started_at, answered_at, ended_at, \
+                         outcome, hangup_by) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(enc_id(r.id.0))
+                    .bind(enc_id(r.tenant_id.0))
+                    .bind(r.direction.as_str())
+                    .bind(&r.caller)
+                    .bind(&r.callee)
+                    .bind(r.caller_user_id.map(|u| enc_id(u.0)))
+                    .bind(r.callee_user_id.map(|u| enc_id(u.0)))
+                    .bind(enc_ts(r.started_at))
+                    .bind(r.answered_at.map(enc_ts))
+                    .bind(enc_ts(r.ended_at))
+                    .bind(r.outcome.as_str())
+                    .bind(r.hangup_by.map(party_str))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| translate(e, &ctx))?;
+                    for leg in &r.legs {
+                        let leg_id = leg.id.to_string();
+                        sqlx::query(
+                            "INSERT INTO call_legs (call_id, id, role, target, started_at, \
+                             answered_at, ended_at, status_code) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(enc_id(r.id.0))
+                        .bind(enc_id(leg.id.0))
+                        .bind(party_str(leg.role))
+                        .bind(&leg.target)
+                        .bind(enc_ts(leg.started_at))
+                        .bind(leg.answered_at.map(enc_ts))
+                        .bind(leg.ended_at.map(enc_ts))
+                        .bind(leg.status_code.map(i32::from))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            translate(
+                                e,
+                                &Ctx {
+                                    unique: &[("id", "call leg", &leg_id)],
+                                    parent: Some(("call record", &id)),
+                                },
+                            )
+                        })?;
+                    }
+                    tx.commit().await.map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn list_call_records(
+                    &self,
+                    tenant: TenantId,
+                    limit: u32,
+                ) -> StoreResult<Vec<CallRecord>> {
+                    let limit = i64::from(limit.min(MAX_CALL_RECORDS));
+                    let calls: Vec<CallRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, direction, caller, callee, caller_user_id, \
+                         callee_user_id, started_at, answered_at, ended_at, outcome, hangup_by \
+                         FROM call_records WHERE tenant_id = $1 \
+                         ORDER BY started_at DESC, id DESC LIMIT $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let mut calls: Vec<CallRecord> = rows(calls)?;
+                    if calls.is_empty() {
+                        return Ok(calls);
+                    }
+                    // The same page again as a subquery, so one statement fetches all legs.
+                    let legs: Vec<LegRow> = sqlx::query_as(
+                        "SELECT call_id, id, role, target, started_at, answered_at, ended_at, \
+                         status_code FROM call_legs WHERE call_id IN (\
+                         SELECT id FROM call_records WHERE tenant_id = $1 \
+                         ORDER BY started_at DESC, id DESC LIMIT $2) \
+                         ORDER BY started_at, id",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let index: HashMap<CallId, usize> =
+                        calls.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+                    for leg in legs {
+                        let (call, leg) = leg.into_leg()?;
+                        // A CDR inserted between the two statements may bring legs of a call
+                        // outside this page: skip them.
+                        if let Some(&i) = index.get(&call) {
+                            calls[i].legs.push(leg);
+                        }
+                    }
+                    Ok(calls)
+                }
+
+                async fn create_tenant(&self, t: &Tenant) -> StoreResult<()> {
+                    let id = t.id.to_string();
+                    sqlx::query(
+                        "INSERT INTO tenants (id, domain, name, time_zone, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(enc_id(t.id.0))
+                    .bind(&t.domain)
+                    .bind(&t.name)
+                    .bind(&t.time_zone)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("domain", "tenant", &t.domain), ("id", "tenant", &id)],
+                                parent: None,
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_tenant(&self, id: TenantId) -> StoreResult<Tenant> {
+                    let row: Option<TenantRow> = sqlx::query_as(
+                        "SELECT id, domain, name, time_zone FROM tenants WHERE id = $1",
+                    )
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("tenant", id))?.try_into()
+                }
+
+                async fn find_tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+                    let row: Option<TenantRow> = sqlx::query_as(
+                        "SELECT id, domain, name, time_zone FROM tenants WHERE domain = $1",
+                    )
+                    .bind(domain)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(Tenant::try_from).transpose()
+                }
+
+                async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+                    let found: Vec<TenantRow> = sqlx::query_as(
+                        "SELECT id, domain, name, time_zone FROM tenants ORDER BY domain",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_tenant(&self, t: &Tenant) -> StoreResult<()> {
+                    // One statement, so the device check and the change cannot be split by
+                    // another writer on SQLite; the domain only moves while no HA1 depends on it.
+                    let done = sqlx::query(
+                        "UPDATE tenants SET domain = $2, name = $3, time_zone = $4 \
+                         WHERE id = $1 AND (domain = $2 OR \
+                         (SELECT COUNT(*) FROM devices WHERE tenant_id = $1) = 0)",
+                    )
+                    .bind(enc_id(t.id.0))
+                    .bind(&t.domain)
+                    .bind(&t.name)
+                    .bind(&t.time_zone)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("domain", "tenant", &t.domain)],
+                                parent: None,
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 1 {
+                        return Ok(());
+                    }
+                    // Tell the two reasons apart: no such tenant, or the guarded domain change.
+                    self.get_tenant(t.id).await?;
+                    Err(StoreError::Conflict(format!(
+                        "tenant {} has devices whose digest credentials depend on its domain; \
+                         delete or re-create them before changing the domain",
+                        t.id
+                    )))
+                }
+
+                async fn delete_tenant(&self, id: TenantId) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+                        .bind(enc_id(id.0))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("tenant", id));
+                    }
+                    Ok(())
+                }
+
+                async fn create_user(&self, tenant: TenantId, u: &User) -> StoreResult<()> {
+                    same_tenant(tenant, u.tenant_id, "user")?;
+                    let tenant_key = tenant.to_string();
+                    let id = u.id.to_string();
+                    let login = u.portal_login.clone().unwrap_or_default();
+                    sqlx::query(
+                        "INSERT INTO users (id, tenant_id, extension, display_name, portal_login, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(enc_id(u.id.0))
+                    .bind(enc_id(tenant.0))
+                    .bind(&u.extension)
+                    .bind(&u.display_name)
+                    .bind(&u.portal_login)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[
+                                    ("extension", "extension", &u.extension),
+                                    ("portal_login", "portal login", &login),
+                                    ("id", "user", &id),
+                                ],
+                                parent: Some(("tenant", &tenant_key)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_user(&self, tenant: TenantId, id: UserId) -> StoreResult<User> {
+                    let row: Option<UserRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, extension, display_name, portal_login FROM users \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("user", id))?.try_into()
+                }
+
+                async fn find_user_by_extension(
+                    &self,
+                    tenant: TenantId,
+                    extension: &str,
+                ) -> StoreResult<Option<User>> {
+                    let row: Option<UserRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, extension, display_name, portal_login FROM users \
+                         WHERE tenant_id = $1 AND extension = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(extension)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(User::try_from).transpose()
+                }
+
+                async fn list_users(&self, tenant: TenantId) -> StoreResult<Vec<User>> {
+                    let found: Vec<UserRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, extension, display_name, portal_login FROM users \
+                         WHERE tenant_id = $1 ORDER BY extension",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_user(&self, tenant: TenantId, u: &User) -> StoreResult<()> {
+                    same_tenant(tenant, u.tenant_id, "user")?;
+                    let login = u.portal_login.clone().unwrap_or_default();
+                    let done = sqlx::query(
+                        "UPDATE users SET extension = $3, display_name = $4, portal_login = $5 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(u.id.0))
+                    .bind(&u.extension)
+                    .bind(&u.display_name)
+                    .bind(&u.portal_login)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[
+                                    ("extension", "extension", &u.extension),
+                                    ("portal_login", "portal login", &login),
+                                ],
+                                parent: None,
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("user", u.id));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(id.0))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("user", id));
+                    }
+                    Ok(())
+                }
+
+                async fn create_device(&self, tenant: TenantId, d: &Device) -> StoreResult<()> {
+                    same_tenant(tenant, d.tenant_id, "device")?;
+                    let id = d.id.to_string();
+                    let user = d.user_id.to_string();
+                    sqlx::query(
+                        "INSERT INTO devices (id, tenant_id, user_id, sip_username, ha1_md5, \
+                         ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(enc_id(d.id.0))
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(d.user_id.0))
+                    .bind(&d.sip_username)
+                    .bind(&d.ha1_md5)
+                    .bind(&d.ha1_sha256)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[
+                                    ("sip_username", "sip username", &d.sip_username),
+                                    ("id", "device", &id),
+                                ],
+                                // The key is (tenant, user): a user of another tenant is missing here.
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<Device> {
+                    let row: Option<DeviceRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                         FROM devices WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("device", id))?.try_into()
+                }
+
+                async fn find_device_by_username(
+                    &self,
+                    tenant: TenantId,
+                    sip_username: &str,
+                ) -> StoreResult<Option<Device>> {
+                    let row: Option<DeviceRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                         FROM devices WHERE tenant_id = $1 AND sip_username = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(sip_username)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(Device::try_from).transpose()
+                }
+
+                async fn list_devices(
+                    &self,
+                    tenant: TenantId,
+                    user: Option<UserId>,
+                ) -> StoreResult<Vec<Device>> {
+                    let found: Vec<DeviceRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                         FROM devices WHERE tenant_id = $1 AND ($2 IS NULL OR user_id = $2) \
+                         ORDER BY sip_username",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(user.map(|u| enc_id(u.0)))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_device(&self, tenant: TenantId, d: &Device) -> StoreResult<()> {
+                    same_tenant(tenant, d.tenant_id, "device")?;
+                    let user = d.user_id.to_string();
+                    let done = sqlx::query(
+                        "UPDATE devices SET user_id = $3, sip_username = $4, ha1_md5 = $5, \
+                         ha1_sha256 = $6 WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(d.id.0))
+                    .bind(enc_id(d.user_id.0))
+                    .bind(&d.sip_username)
+                    .bind(&d.ha1_md5)
+                    .bind(&d.ha1_sha256)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("sip_username", "sip username", &d.sip_username)],
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("device", d.id));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM devices WHERE tenant_id = $1 AND id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(id.0))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("device", id));
+                    }
+                    Ok(())
+                }
+
+                async fn create_did(&self, tenant: TenantId, d: &Did) -> StoreResult<()> {
+                    same_tenant(tenant, d.tenant_id, "did")?;
+                    let user = d.user_id.to_string();
+                    sqlx::query(
+                        "INSERT INTO dids (number, tenant_id, user_id, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&d.number)
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(d.user_id.0))
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("number", "did", &d.number)],
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_did(&self, tenant: TenantId, number: &str) -> StoreResult<Did> {
+                    let row: Option<DidRow> = sqlx::query_as(
+                        "SELECT number, tenant_id, user_id FROM dids \
+                         WHERE tenant_id = $1 AND number = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(number)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("did", number))?.try_into()
+                }
+
+                async fn list_dids(&self, tenant: TenantId) -> StoreResult<Vec<Did>> {
+                    let found: Vec<DidRow> = sqlx::query_as(
+                        "SELECT number, tenant_id, user_id FROM dids WHERE tenant_id = $1 \
+                         ORDER BY number",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_did(&self, tenant: TenantId, d: &Did) -> StoreResult<()> {
+                    same_tenant(tenant, d.tenant_id, "did")?;
+                    let user = d.user_id.to_string();
+                    let done = sqlx::query(
+                        "UPDATE dids SET user_id = $3 WHERE tenant_id = $1 AND number = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(&d.number)
+                    .bind(enc_id(d.user_id.0))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[],
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("did", &d.number));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_did(&self, tenant: TenantId, number: &str) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM dids WHERE tenant_id = $1 AND number = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(number)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("did", number));
+                    }
+                    Ok(())
+                }
+
+                async fn create_trunk(&self, tenant: TenantId, t: &Trunk) -> StoreResult<()> {
+                    same_tenant(tenant, t.tenant_id, "trunk")?;
+                    let id = t.id.to_string();
+                    let tenant_key = tenant.to_string();
+                    sqlx::query(
+                        "INSERT INTO trunks (id, tenant_id, name, peer_host, peer_port, transport, \
+                         username, password, inbound_sources, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(enc_id(t.id.0))
+                    .bind(enc_id(tenant.0))
+                    .bind(&t.name)
+                    .bind(&t.peer_host)
+                    .bind(i32::from(t.peer_port))
+                    .bind(transport_str(t.transport))
+                    .bind(&t.username)
+                    .bind(&t.password)
+                    .bind(enc_list(&t.inbound_sources))
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("name", "trunk", &t.name), ("id", "trunk", &id)],
+                                parent: Some(("tenant", &tenant_key)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_trunk(&self, tenant: TenantId, id: TrunkId) -> StoreResult<Trunk> {
+                    let row: Option<TrunkRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, name, peer_host, peer_port, transport, username, \
+                         password, inbound_sources FROM trunks WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("trunk", id))?.try_into()
+                }
+
+                async fn find_trunk_by_name(
+                    &self,
+                    tenant: TenantId,
+                    name: &str,
+                ) -> StoreResult<Option<Trunk>> {
+                    let row: Option<TrunkRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, name, peer_host, peer_port, transport, username, \
+                         password, inbound_sources FROM trunks WHERE tenant_id = $1 AND name = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(Trunk::try_from).transpose()
+                }
+
+                async fn list_trunks(&self, tenant: TenantId) -> StoreResult<Vec<Trunk>> {
+                    let found: Vec<TrunkRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, name, peer_host, peer_port, transport, username, \
+                         password, inbound_sources FROM trunks WHERE tenant_id = $1 ORDER BY name",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_trunk(&self, tenant: TenantId, t: &Trunk) -> StoreResult<()> {
+                    same_tenant(tenant, t.tenant_id, "trunk")?;
+                    let done = sqlx::query(
+                        "UPDATE trunks SET name = $3, peer_host = $4, peer_port = $5, \
+                         transport = $6, username = $7, password = $8, inbound_sources = $9 \
+                         WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(t.id.0))
+                    .bind(&t.name)
+                    .bind(&t.peer_host)
+                    .bind(i32::from(t.peer_port))
+                    .bind(transport_str(t.transport))
+                    .bind(&t.username)
+                    .bind(&t.password)
+                    .bind(enc_list(&t.inbound_sources))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("name", "trunk", &t.name)],
+                                parent: None,
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("trunk", t.id));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_trunk(&self, tenant: TenantId, id: TrunkId) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM trunks WHERE tenant_id = $1 AND id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(id.0))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("trunk", id));
+                    }
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
