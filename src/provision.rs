@@ -1,0 +1,1123 @@
+//! Declarative provisioning: one document (YAML, TOML or JSON) describes tenants with
+//! their users, devices, DIDs and trunks, and [`apply`] makes the store match it.
+//!
+//! Applying is idempotent. Every entity is matched by its natural key (tenant domain,
+//! (tenant, extension), (tenant, SIP user name), DID number, (tenant, trunk name)),
+//! created if missing, updated if different, and left alone if equal; entities that
+//! the document does not mention are never touched, so a file can describe a part of
+//! the platform. Device passwords are turned into digest HA1s here and then dropped:
+//! the store never sees them.
+//!
+//! The whole document is validated before the first write, so a typo writes nothing.
+//! A store error half-way (a DID number taken by another tenant, say) leaves what was
+//! applied before it; fixing the document and applying again completes the rest.
+
+use crate::sip::digest::{ha1_md5, ha1_sha256};
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tsps_actors::model::{Device, Did, Tenant, TransportKind, Trunk, User};
+use tsps_actors::{DeviceId, TenantId, TrunkId, UserId};
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot tell the format of {}: use .yaml, .yml, .toml or .json", .0.display())]
+    UnknownFormat(PathBuf),
+    #[error("invalid {format} document: {message}")]
+    Parse { format: DocFormat, message: String },
+    /// A value breaks a rule; `path` names the element, e.g. `tenants[0].users[1].extension`.
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    /// The store refused a write for the element at `path`.
+    #[error("{path}: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocFormat {
+    Yaml,
+    Toml,
+    Json,
+}
+
+impl DocFormat {
+    /// By file extension: `.yaml`/`.yml`, `.toml`, `.json`.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "yaml" | "yml" => Some(DocFormat::Yaml),
+            "toml" => Some(DocFormat::Toml),
+            "json" => Some(DocFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DocFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DocFormat::Yaml => "yaml",
+            DocFormat::Toml => "toml",
+            DocFormat::Json => "json",
+        })
+    }
+}
+
+/// The provisioning document.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionDoc {
+    #[serde(default)]
+    pub tenants: Vec<TenantSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    /// SIP domain and digest realm; the natural key of the tenant.
+    #[schema(example = "a.test")]
+    pub domain: String,
+    pub name: String,
+    /// IANA time zone name.
+    #[serde(default = "default_time_zone")]
+    #[schema(example = "Europe/Zurich")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    #[serde(default)]
+    pub dids: Vec<DidSpec>,
+    #[serde(default)]
+    pub trunks: Vec<TrunkSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Digits; unique within the tenant.
+    #[serde(deserialize_with = "string_or_integer")]
+    #[schema(example = "1001")]
+    pub extension: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub portal_login: Option<String>,
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+}
+
+#[derive(Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Digest user name; unique within the tenant.
+    #[serde(deserialize_with = "string_or_integer")]
+    #[schema(example = "1001")]
+    pub sip_username: String,
+    /// Only its HA1s are stored.
+    pub password: String,
+}
+
+impl fmt::Debug for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceSpec")
+            .field("sip_username", &self.sip_username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DidSpec {
+    /// E.164 with the leading `+`.
+    #[schema(example = "+41445550100")]
+    pub number: String,
+    /// The user the number rings: in this document or already provisioned.
+    #[serde(deserialize_with = "string_or_integer")]
+    #[schema(example = "1001")]
+    pub extension: String,
+}
+
+#[derive(Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSpec {
+    pub name: String,
+    pub peer_host: String,
+    #[serde(default = "default_sip_port")]
+    pub peer_port: u16,
+    #[serde(default = "default_transport")]
+    #[schema(value_type = String, example = "udp")]
+    pub transport: TransportKind,
+    /// Outbound digest credentials; both or neither.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Addresses or CIDR blocks accepted as this carrier's inbound sources.
+    #[serde(default)]
+    pub inbound_sources: Vec<String>,
+}
+
+impl fmt::Debug for TrunkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrunkSpec")
+            .field("name", &self.name)
+            .field(
+                "peer",
+                &format_args!("{}:{}", self.peer_host, self.peer_port),
+            )
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("inbound_sources", &self.inbound_sources)
+            .finish()
+    }
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_transport() -> TransportKind {
+    TransportKind::Udp
+}
+
+/// YAML and TOML read `1001` as a number; an extension is a string of digits, so take
+/// either (a leading zero must be quoted to survive, as in any YAML).
+fn string_or_integer<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        U(u64),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::S(s) => s,
+        Raw::U(n) => n.to_string(),
+    })
+}
+
+/// What [`apply`] did, per kind of entity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ApplySummary {
+    pub tenants: Counts,
+    pub users: Counts,
+    pub devices: Counts,
+    pub dids: Counts,
+    pub trunks: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Counts {
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+}
+
+impl Counts {
+    fn add(&mut self, change: Change) {
+        match change {
+            Change::Created => self.created += 1,
+            Change::Updated => self.updated += 1,
+            Change::Unchanged => self.unchanged += 1,
+        }
+    }
+}
+
+impl ApplySummary {
+    fn all(&self) -> [(&'static str, Counts); 5] {
+        [
+            ("tenants", self.tenants),
+            ("users", self.users),
+            ("devices", self.devices),
+            ("dids", self.dids),
+            ("trunks", self.trunks),
+        ]
+    }
+    /// Entities created, all kinds together.
+    pub fn created(&self) -> u32 {
+        self.all().iter().map(|(_, c)| c.created).sum()
+    }
+    /// Entities updated, all kinds together.
+    pub fn updated(&self) -> u32 {
+        self.all().iter().map(|(_, c)| c.updated).sum()
+    }
+}
+
+impl fmt::Display for ApplySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (kind, c)) in self.all().into_iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(
+                f,
+                "{kind:<8} {} created, {} updated, {} unchanged",
+                c.created, c.updated, c.unchanged
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Parses a document; nothing is validated beyond its shape (see [`validate`]).
+pub fn parse(text: &str, format: DocFormat) -> Result<ProvisionDoc, ProvisionError> {
+    let parsed = match format {
+        DocFormat::Yaml => serde_norway::from_str(text).map_err(|e| e.to_string()),
+        DocFormat::Toml => toml::from_str(text).map_err(|e| e.to_string()),
+        DocFormat::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
+    };
+    parsed.map_err(|message| ProvisionError::Parse {
+        format,
+        message: message.trim_end().to_string(),
+    })
+}
+
+/// Reads and parses the file at `path`, choosing the format by its extension.
+pub fn load_file(path: &Path) -> Result<ProvisionDoc, ProvisionError> {
+    let format =
+        DocFormat::from_path(path).ok_or_else(|| ProvisionError::UnknownFormat(path.into()))?;
+    let text = std::fs::read_to_string(path).map_err(|source| ProvisionError::Read {
+        path: path.into(),
+        source,
+    })?;
+    parse(&text, format)
+}
+
+/// The demo tenant `demo.tsps.local`: users 1001 Alice, 1002 Bob and 1003 Carol, each
+/// with one device whose SIP user name is the extension and whose password is
+/// `demo<extension>` (`demo1001`).
+pub fn demo_document() -> ProvisionDoc {
+    let user = |extension: &str, name: &str| UserSpec {
+        extension: extension.into(),
+        display_name: name.into(),
+        portal_login: Some(name.to_ascii_lowercase()),
+        devices: vec![DeviceSpec {
+            sip_username: extension.into(),
+            password: format!("demo{extension}"),
+        }],
+    };
+    ProvisionDoc {
+        tenants: vec![TenantSpec {
+            domain: "demo.tsps.local".into(),
+            name: "Demo".into(),
+            time_zone: "UTC".into(),
+            users: vec![
+                user("1001", "Alice"),
+                user("1002", "Bob"),
+                user("1003", "Carol"),
+            ],
+            dids: vec![],
+            trunks: vec![],
+        }],
+    }
+}
+
+/// Field rules shared by the provisioning document and the REST API. Each returns the
+/// value to store (normalised where that is harmless, e.g. a lower-case domain) or a
+/// reason in lower case.
+pub mod rules {
+    use std::net::IpAddr;
+
+    const MAX_NAME: usize = 200;
+
+    fn plain_text(value: &str, max: usize) -> Result<String, String> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if v.chars().count() > max {
+            return Err(format!("must be at most {max} characters"));
+        }
+        if v.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(v.to_string())
+    }
+
+    /// A display name, tenant name or similar label.
+    pub fn name(value: &str) -> Result<String, String> {
+        plain_text(value, MAX_NAME)
+    }
+
+    /// A DNS name: letters, digits and hyphens in dot-separated labels; lower-cased.
+    pub fn domain(value: &str) -> Result<String, String> {
+        let v = value.trim().trim_end_matches('.').to_ascii_lowercase();
+        if v.is_empty() || v.len() > 253 {
+            return Err("must be a domain name of 1 to 253 characters".into());
+        }
+        for label in v.split('.') {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !ok {
+                return Err(format!("{value:?} is not a valid domain name"));
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn time_zone(value: &str) -> Result<String, String> {
+        value
+            .parse::<chrono_tz::Tz>()
+            .map(|tz| tz.name().to_string())
+            .map_err(|_| format!("{value:?} is not an IANA time zone name"))
+    }
+
+    /// 1 to 15 digits (an extension is dialled, so nothing else).
+    pub fn extension(value: &str) -> Result<String, String> {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("must be digits".into());
+        }
+        if value.len() > 15 {
+            return Err("must be at most 15 digits".into());
+        }
+        Ok(value.to_string())
+    }
+
+    /// A SIP user name usable unescaped in a URI: letters, digits and `-_.+`.
+    pub fn sip_username(value: &str) -> Result<String, String> {
+        if value.is_empty() || value.len() > 64 {
+            return Err("must be 1 to 64 characters".into());
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        {
+            return Err("may contain only letters, digits and - _ . +".into());
+        }
+        Ok(value.to_string())
+    }
+
+    pub fn portal_login(value: &str) -> Result<String, String> {
+        sip_username(value)
+    }
+
+    /// Device passwords guard registrations and calls: at least 8 characters.
+    pub fn device_password(value: &str) -> Result<String, String> {
+        if value.chars().count() < 8 {
+            return Err("must be at least 8 characters".into());
+        }
+        if value.chars().count() > 128 {
+            return Err("must be at most 128 characters".into());
+        }
+        if value.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(value.to_string())
+    }
+
+    /// E.164: `+`, a non-zero digit, then up to 14 more digits.
+    pub fn e164(value: &str) -> Result<String, String> {
+        let digits = value
+            .strip_prefix('+')
+            .ok_or("must be E.164 and start with +")?;
+        let ok = (2..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !ok {
+            return Err("must be E.164: + and 2 to 15 digits, not starting with 0".into());
+        }
+        Ok(value.to_string())
+    }
+
+    /// A trunk name: letters, digits and `-_.`.
+    pub fn trunk_name(value: &str) -> Result<String, String> {
+        if value.is_empty() || value.len() > 64 {
+            return Err("must be 1 to 64 characters".into());
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err("may contain only letters, digits and - _ .".into());
+        }
+        Ok(value.to_string())
+    }
+
+    /// An IP literal or a DNS name.
+    pub fn host(value: &str) -> Result<String, String> {
+        let v = value.trim();
+        if let Ok(ip) = v
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(ip.to_string());
+        }
+        domain(v).map_err(|_| format!("{value:?} is neither an ip address nor a host name"))
+    }
+
+    pub fn port(value: u16) -> Result<u16, String> {
+        if value == 0 {
+            Err("must be 1 to 65535".into())
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// An IP address or a CIDR block (`192.0.2.0/24`, `::1/128`).
+    pub fn source(value: &str) -> Result<String, String> {
+        let (addr, prefix) = match value.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (value, None),
+        };
+        let ip: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{value:?} is not an ip address or cidr block"))?;
+        if let Some(p) = prefix {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            match p.parse::<u8>() {
+                Ok(bits) if bits <= max => {}
+                _ => return Err(format!("{value:?}: prefix must be 0 to {max}")),
+            }
+        }
+        Ok(value.to_string())
+    }
+
+    /// Outbound trunk credentials come as a pair.
+    pub fn credentials(username: Option<&str>, password: Option<&str>) -> Result<(), String> {
+        match (username, password) {
+            (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => Ok(()),
+            (None, None) => Ok(()),
+            _ => Err("username and password must be given together, both non-empty".into()),
+        }
+    }
+}
+
+fn invalid(path: impl Into<String>, reason: impl Into<String>) -> ProvisionError {
+    ProvisionError::Invalid {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks every rule, and that natural keys are unique within the document, before
+/// anything is written. Returns the document with normalised values.
+pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
+    let check = |path: String, r: Result<String, String>| r.map_err(|e| invalid(path, e));
+    let mut out = doc.clone();
+    let mut domains = HashSet::new();
+    let mut numbers = HashSet::new();
+    for (ti, t) in out.tenants.iter_mut().enumerate() {
+        let tp = format!("tenants[{ti}]");
+        t.domain = check(format!("{tp}.domain"), rules::domain(&t.domain))?;
+        if !domains.insert(t.domain.clone()) {
+            return Err(invalid(
+                format!("{tp}.domain"),
+                format!("{} appears twice", t.domain),
+            ));
+        }
+        t.name = check(format!("{tp}.name"), rules::name(&t.name))?;
+        t.time_zone = check(format!("{tp}.time_zone"), rules::time_zone(&t.time_zone))?;
+
+        let mut extensions = HashSet::new();
+        let mut logins = HashSet::new();
+        let mut usernames = HashSet::new();
+        for (ui, u) in t.users.iter_mut().enumerate() {
+            let up = format!("{tp}.users[{ui}]");
+            u.extension = check(format!("{up}.extension"), rules::extension(&u.extension))?;
+            if !extensions.insert(u.extension.clone()) {
+                return Err(invalid(
+                    format!("{up}.extension"),
+                    format!("{} appears twice in this tenant", u.extension),
+                ));
+            }
+            u.display_name = check(format!("{up}.display_name"), rules::name(&u.display_name))?;
+            if let Some(login) = &u.portal_login {
+                let login = check(format!("{up}.portal_login"), rules::portal_login(login))?;
+                if !logins.insert(login.clone()) {
+                    return Err(invalid(
+                        format!("{up}.portal_login"),
+                        format!("{login} appears twice in this tenant"),
+                    ));
+                }
+                u.portal_login = Some(login);
+            }
+            for (di, d) in u.devices.iter_mut().enumerate() {
+                let dp = format!("{up}.devices[{di}]");
+                d.sip_username = check(
+                    format!("{dp}.sip_username"),
+                    rules::sip_username(&d.sip_username),
+                )?;
+                if !usernames.insert(d.sip_username.clone()) {
+                    return Err(invalid(
+                        format!("{dp}.sip_username"),
+                        format!("{} appears twice in this tenant", d.sip_username),
+                    ));
+                }
+                d.password = check(
+                    format!("{dp}.password"),
+                    rules::device_password(&d.password),
+                )?;
+            }
+        }
+        for (ni, n) in t.dids.iter_mut().enumerate() {
+            let np = format!("{tp}.dids[{ni}]");
+            n.number = check(format!("{np}.number"), rules::e164(&n.number))?;
+            if !numbers.insert(n.number.clone()) {
+                return Err(invalid(
+                    format!("{np}.number"),
+                    format!("{} appears twice", n.number),
+                ));
+            }
+            n.extension = check(format!("{np}.extension"), rules::extension(&n.extension))?;
+        }
+        let mut trunk_names = HashSet::new();
+        for (ri, r) in t.trunks.iter_mut().enumerate() {
+            let rp = format!("{tp}.trunks[{ri}]");
+            r.name = check(format!("{rp}.name"), rules::trunk_name(&r.name))?;
+            if !trunk_names.insert(r.name.clone()) {
+                return Err(invalid(
+                    format!("{rp}.name"),
+                    format!("{} appears twice in this tenant", r.name),
+                ));
+            }
+            r.peer_host = check(format!("{rp}.peer_host"), rules::host(&r.peer_host))?;
+            rules::port(r.peer_port).map_err(|e| invalid(format!("{rp}.peer_port"), e))?;
+            rules::credentials(r.username.as_deref(), r.password.as_deref())
+                .map_err(|e| invalid(format!("{rp}.username"), e))?;
+            for (si, s) in r.inbound_sources.iter_mut().enumerate() {
+                *s = check(format!("{rp}.inbound_sources[{si}]"), rules::source(s))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Makes the store match `doc` (see the module docs); returns what changed.
+pub async fn apply(store: &dyn Store, doc: &ProvisionDoc) -> Result<ApplySummary, ProvisionError> {
+    let doc = validate(doc)?;
+    let mut summary = ApplySummary::default();
+    for (ti, spec) in doc.tenants.iter().enumerate() {
+        let tp = format!("tenants[{ti}]");
+        let at = |path: String| move |source| ProvisionError::Store { path, source };
+        let (tenant, change) = apply_tenant(store, spec).await.map_err(at(tp.clone()))?;
+        summary.tenants.add(change);
+
+        for (ui, u) in spec.users.iter().enumerate() {
+            let up = format!("{tp}.users[{ui}]");
+            let (user, change) = apply_user(store, &tenant, u)
+                .await
+                .map_err(at(up.clone()))?;
+            summary.users.add(change);
+            for (di, d) in u.devices.iter().enumerate() {
+                let change = apply_device(store, &tenant, &user, d)
+                    .await
+                    .map_err(at(format!("{up}.devices[{di}]")))?;
+                summary.devices.add(change);
+            }
+        }
+        for (ni, n) in spec.dids.iter().enumerate() {
+            let np = format!("{tp}.dids[{ni}]");
+            let user = store
+                .find_user_by_extension(tenant.id, &n.extension)
+                .await
+                .map_err(at(np.clone()))?
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{np}.extension"),
+                        format!("no user {} in tenant {}", n.extension, tenant.domain),
+                    )
+                })?;
+            let change = apply_did(store, &tenant, &user, n).await.map_err(at(np))?;
+            summary.dids.add(change);
+        }
+        for (ri, r) in spec.trunks.iter().enumerate() {
+            let change = apply_trunk(store, &tenant, r)
+                .await
+                .map_err(at(format!("{tp}.trunks[{ri}]")))?;
+            summary.trunks.add(change);
+        }
+    }
+    Ok(summary)
+}
+
+async fn apply_tenant(
+    store: &dyn Store,
+    spec: &TenantSpec,
+) -> Result<(Tenant, Change), StoreError> {
+    let Some(existing) = store.find_tenant_by_domain(&spec.domain).await? else {
+        let tenant = Tenant {
+            id: TenantId::new(),
+            domain: spec.domain.clone(),
+            name: spec.name.clone(),
+            time_zone: spec.time_zone.clone(),
+        };
+        store.create_tenant(&tenant).await?;
+        return Ok((tenant, Change::Created));
+    };
+    let wanted = Tenant {
+        name: spec.name.clone(),
+        time_zone: spec.time_zone.clone(),
+        ..existing.clone()
+    };
+    if wanted == existing {
+        return Ok((existing, Change::Unchanged));
+    }
+    store.update_tenant(&wanted).await?;
+    Ok((wanted, Change::Updated))
+}
+
+async fn apply_user(
+    store: &dyn Store,
+    tenant: &Tenant,
+    spec: &UserSpec,
+) -> Result<(User, Change), StoreError> {
+    let Some(existing) = store
+        .find_user_by_extension(tenant.id, &spec.extension)
+        .await?
+    else {
+        let user = User {
+            id: UserId::new(),
+            tenant_id: tenant.id,
+            extension: spec.extension.clone(),
+            display_name: spec.display_name.clone(),
+            portal_login: spec.portal_login.clone(),
+        };
+        store.create_user(tenant.id, &user).await?;
+        return Ok((user, Change::Created));
+    };
+    let wanted = User {
+        display_name: spec.display_name.clone(),
+        portal_login: spec.portal_login.clone(),
+        ..existing.clone()
+    };
+    if wanted == existing {
+        return Ok((existing, Change::Unchanged));
+    }
+    store.update_user(tenant.id, &wanted).await?;
+    Ok((wanted, Change::Updated))
+}
+
+async fn apply_device(
+    store: &dyn Store,
+    tenant: &Tenant,
+    user: &User,
+    spec: &DeviceSpec,
+) -> Result<Change, StoreError> {
+    // The realm is the tenant's SIP domain (see `Store::update_tenant`).
+    let ha1_md5 = ha1_md5(&spec.sip_username, &tenant.domain, &spec.password);
+    let ha1_sha256 = ha1_sha256(&spec.sip_username, &tenant.domain, &spec.password);
+    let existing = store
+        .find_device_by_username(tenant.id, &spec.sip_username)
+        .await?;
+    let wanted = Device {
+        id: existing
+            .as_ref()
+            .map(|d| d.id)
+            .unwrap_or_else(DeviceId::new),
+        tenant_id: tenant.id,
+        user_id: user.id,
+        sip_username: spec.sip_username.clone(),
+        ha1_md5,
+        ha1_sha256,
+    };
+    match existing {
+        None => {
+            store.create_device(tenant.id, &wanted).await?;
+            Ok(Change::Created)
+        }
+        Some(existing) if existing == wanted => Ok(Change::Unchanged),
+        Some(_) => {
+            store.update_device(tenant.id, &wanted).await?;
+            Ok(Change::Updated)
+        }
+    }
+}
+
+async fn apply_did(
+    store: &dyn Store,
+    tenant: &Tenant,
+    user: &User,
+    spec: &DidSpec,
+) -> Result<Change, StoreError> {
+    let wanted = Did {
+        number: spec.number.clone(),
+        tenant_id: tenant.id,
+        user_id: user.id,
+    };
+    match store.get_did(tenant.id, &spec.number).await {
+        // Not in this tenant: create; if another tenant holds it, that fails with
+        // AlreadyExists, which is the right answer.
+        Err(StoreError::NotFound { .. }) => {
+            store.create_did(tenant.id, &wanted).await?;
+            Ok(Change::Created)
+        }
+        Err(e) => Err(e),
+        Ok(existing) if existing == wanted => Ok(Change::Unchanged),
+        Ok(_) => {
+            store.update_did(tenant.id, &wanted).await?;
+            Ok(Change::Updated)
+        }
+    }
+}
+
+async fn apply_trunk(
+    store: &dyn Store,
+    tenant: &Tenant,
+    spec: &TrunkSpec,
+) -> Result<Change, StoreError> {
+    let existing = store.find_trunk_by_name(tenant.id, &spec.name).await?;
+    let wanted = Trunk {
+        id: existing.as_ref().map(|t| t.id).unwrap_or_else(TrunkId::new),
+        tenant_id: tenant.id,
+        name: spec.name.clone(),
+        peer_host: spec.peer_host.clone(),
+        peer_port: spec.peer_port,
+        transport: spec.transport,
+        username: spec.username.clone(),
+        password: spec.password.clone(),
+        inbound_sources: spec.inbound_sources.clone(),
+    };
+    match existing {
+        None => {
+            store.create_trunk(tenant.id, &wanted).await?;
+            Ok(Change::Created)
+        }
+        Some(existing) if existing == wanted => Ok(Change::Unchanged),
+        Some(_) => {
+            store.update_trunk(tenant.id, &wanted).await?;
+            Ok(Change::Updated)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{self, DynStore};
+
+    const EXAMPLE_YAML: &str = r#"
+tenants:
+  - domain: a.test
+    name: Tenant A
+    time_zone: Europe/Zurich        # validated with chrono-tz
+    users:
+      - extension: "1001"
+        display_name: Alice
+        portal_login: alice          # optional
+        devices:
+          - sip_username: "1001"
+            password: secret1001     # HA1s computed; the password is not stored
+      - extension: 1002
+        display_name: Bob
+        devices:
+          - sip_username: 1002
+            password: secret1002
+    dids:
+      - number: "+41445550100"      # E.164, validated
+        extension: "1001"
+    trunks:
+      - name: carrier
+        peer_host: 127.0.0.2
+        peer_port: 5070
+        transport: udp              # udp | tcp
+        username: tsps              # optional, outbound digest auth
+        password: trunkpw           # optional
+        inbound_sources: ["127.0.0.2"]
+"#;
+
+    const EXAMPLE_TOML: &str = r#"
+[[tenants]]
+domain = "a.test"
+name = "Tenant A"
+time_zone = "Europe/Zurich"
+
+[[tenants.users]]
+extension = "1001"
+display_name = "Alice"
+portal_login = "alice"
+devices = [{ sip_username = "1001", password = "secret1001" }]
+
+[[tenants.users]]
+extension = "1002"
+display_name = "Bob"
+devices = [{ sip_username = "1002", password = "secret1002" }]
+
+[[tenants.dids]]
+number = "+41445550100"
+extension = "1001"
+
+[[tenants.trunks]]
+name = "carrier"
+peer_host = "127.0.0.2"
+peer_port = 5070
+transport = "udp"
+username = "tsps"
+password = "trunkpw"
+inbound_sources = ["127.0.0.2"]
+"#;
+
+    async fn memory_store() -> DynStore {
+        store::open("sqlite::memory:", 1).await.unwrap()
+    }
+
+    fn example() -> ProvisionDoc {
+        parse(EXAMPLE_YAML, DocFormat::Yaml).unwrap()
+    }
+
+    fn invalid_path(doc: &ProvisionDoc) -> String {
+        match validate(doc) {
+            Err(ProvisionError::Invalid { path, .. }) => path,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn yaml_and_toml_say_the_same() {
+        let yaml = example();
+        let toml = parse(EXAMPLE_TOML, DocFormat::Toml).unwrap();
+        assert_eq!(yaml, toml);
+        let t = &yaml.tenants[0];
+        assert_eq!(t.users[1].extension, "1002");
+        assert_eq!(t.users[1].devices[0].sip_username, "1002");
+        assert_eq!(t.users[1].portal_login, None);
+        assert_eq!(t.trunks[0].transport, TransportKind::Udp);
+        assert_eq!(t.trunks[0].inbound_sources, ["127.0.0.2"]);
+    }
+
+    #[test]
+    fn shape_errors_are_parse_errors() {
+        let e = parse("tenants:\n  - domian: a.test\n", DocFormat::Yaml).unwrap_err();
+        assert!(matches!(&e, ProvisionError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("domian"), "{e}");
+        let e = parse("[[tenants]]\ndomain = 3\n", DocFormat::Toml).unwrap_err();
+        assert!(e.to_string().starts_with("invalid toml document"), "{e}");
+        assert!(parse("{", DocFormat::Json).is_err());
+    }
+
+    #[test]
+    fn validation_names_the_element() {
+        let mut doc = example();
+        doc.tenants[0].users[1].extension = "10a2".into();
+        assert_eq!(invalid_path(&doc), "tenants[0].users[1].extension");
+        assert_eq!(
+            validate(&doc).unwrap_err().to_string(),
+            "tenants[0].users[1].extension: must be digits"
+        );
+
+        let mut doc = example();
+        doc.tenants[0].time_zone = "Mars/Olympus".into();
+        assert_eq!(invalid_path(&doc), "tenants[0].time_zone");
+
+        let mut doc = example();
+        doc.tenants[0].dids[0].number = "0445550100".into();
+        assert_eq!(invalid_path(&doc), "tenants[0].dids[0].number");
+
+        let mut doc = example();
+        doc.tenants[0].users[0].devices[0].password = "short".into();
+        assert_eq!(
+            invalid_path(&doc),
+            "tenants[0].users[0].devices[0].password"
+        );
+
+        let mut doc = example();
+        doc.tenants[0].users[1].devices[0].sip_username = "1001".into();
+        assert_eq!(
+            invalid_path(&doc),
+            "tenants[0].users[1].devices[0].sip_username"
+        );
+
+        let mut doc = example();
+        doc.tenants[0].trunks[0]
+            .inbound_sources
+            .push("127.0.0.0/33".into());
+        assert_eq!(
+            invalid_path(&doc),
+            "tenants[0].trunks[0].inbound_sources[1]"
+        );
+
+        let mut doc = example();
+        doc.tenants[0].trunks[0].password = None;
+        assert_eq!(invalid_path(&doc), "tenants[0].trunks[0].username");
+
+        let mut doc = example();
+        doc.tenants.push(doc.tenants[0].clone());
+        doc.tenants[1].domain = "A.TEST".into();
+        assert_eq!(invalid_path(&doc), "tenants[1].domain");
+    }
+
+    #[test]
+    fn validation_normalises() {
+        let mut doc = example();
+        doc.tenants[0].domain = "A.Test.".into();
+        assert_eq!(validate(&doc).unwrap().tenants[0].domain, "a.test");
+    }
+
+    #[test]
+    fn files_pick_their_format_by_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("p.yml");
+        std::fs::write(&yaml, EXAMPLE_YAML).unwrap();
+        let toml = dir.path().join("p.toml");
+        std::fs::write(&toml, EXAMPLE_TOML).unwrap();
+        assert_eq!(load_file(&yaml).unwrap(), load_file(&toml).unwrap());
+        let txt = dir.path().join("p.txt");
+        std::fs::write(&txt, EXAMPLE_YAML).unwrap();
+        assert!(matches!(
+            load_file(&txt),
+            Err(ProvisionError::UnknownFormat(_))
+        ));
+        assert!(matches!(
+            load_file(&dir.path().join("missing.yaml")),
+            Err(ProvisionError::Read { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn apply_creates_then_changes_nothing() {
+        let store = memory_store().await;
+        let doc = example();
+        let first = apply(&*store, &doc).await.unwrap();
+        assert_eq!(first.tenants.created, 1);
+        assert_eq!(first.users.created, 2);
+        assert_eq!(first.devices.created, 2);
+        assert_eq!(first.dids.created, 1);
+        assert_eq!(first.trunks.created, 1);
+
+        let second = apply(&*store, &doc).await.unwrap();
+        assert_eq!(second.created(), 0);
+        assert_eq!(second.updated(), 0);
+        assert_eq!(second.users.unchanged, 2);
+        assert_eq!(second.devices.unchanged, 2);
+
+        let dir = store.load_directory().await.unwrap();
+        let t = dir.tenant_by_domain("a.test").unwrap();
+        assert_eq!(t.time_zone, "Europe/Zurich");
+        let alice = dir.user_by_extension(t.id, "1001").unwrap();
+        assert_eq!(alice.portal_login.as_deref(), Some("alice"));
+        let dev = dir.device_by_username(t.id, "1001").unwrap();
+        assert_eq!(dev.ha1_md5, ha1_md5("1001", "a.test", "secret1001"));
+        assert_eq!(dev.ha1_sha256, ha1_sha256("1001", "a.test", "secret1001"));
+        assert_eq!(dir.did("+41445550100").unwrap().user_id, alice.id);
+        let trunk = dir.trunks_of_tenant(t.id).next().unwrap();
+        assert_eq!(trunk.password.as_deref(), Some("trunkpw"));
+    }
+
+    #[tokio::test]
+    async fn apply_updates_what_differs_and_leaves_the_rest() {
+        let store = memory_store().await;
+        apply(&*store, &example()).await.unwrap();
+        let t = store
+            .find_tenant_by_domain("a.test")
+            .await
+            .unwrap()
+            .unwrap();
+        // Something the file does not mention.
+        let carol = User {
+            id: UserId::new(),
+            tenant_id: t.id,
+            extension: "1003".into(),
+            display_name: "Carol".into(),
+            portal_login: None,
+        };
+        store.create_user(t.id, &carol).await.unwrap();
+
+        let mut doc = example();
+        doc.tenants[0].users[0].devices[0].password = "another-secret".into();
+        doc.tenants[0].users[1].display_name = "Robert".into();
+        doc.tenants[0].dids[0].extension = "1002".into();
+        doc.tenants[0].trunks[0].peer_port = 5080;
+        doc.tenants[0].users.truncate(2);
+        let s = apply(&*store, &doc).await.unwrap();
+        assert_eq!(s.created(), 0);
+        assert_eq!(s.devices.updated, 1);
+        assert_eq!(s.users.updated, 1);
+        assert_eq!(s.dids.updated, 1);
+        assert_eq!(s.trunks.updated, 1);
+        assert_eq!(s.tenants.unchanged, 1);
+
+        let users = store.list_users(t.id).await.unwrap();
+        assert_eq!(users.len(), 3);
+        assert_eq!(users[2], carol);
+        let dev = store
+            .find_device_by_username(t.id, "1001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.ha1_md5, ha1_md5("1001", "a.test", "another-secret"));
+    }
+
+    #[tokio::test]
+    async fn a_did_to_an_unknown_extension_is_refused_with_its_path() {
+        let store = memory_store().await;
+        let mut doc = example();
+        doc.tenants[0].dids[0].extension = "1999".into();
+        let e = apply(&*store, &doc).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tenants[0].dids[0].extension: no user 1999 in tenant a.test"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_number_of_another_tenant_is_a_store_error_with_its_path() {
+        let store = memory_store().await;
+        apply(&*store, &example()).await.unwrap();
+        let mut doc = example();
+        doc.tenants[0].domain = "b.test".into();
+        doc.tenants[0].trunks.clear();
+        let e = apply(&*store, &doc).await.unwrap_err();
+        match e {
+            ProvisionError::Store { path, source } => {
+                assert_eq!(path, "tenants[0].dids[0]");
+                assert!(matches!(
+                    source,
+                    StoreError::AlreadyExists { entity: "did", .. }
+                ));
+            }
+            other => panic!("expected a store error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn demo_document_is_valid_and_idempotent() {
+        let store = memory_store().await;
+        let doc = demo_document();
+        let first = apply(&*store, &doc).await.unwrap();
+        assert_eq!(first.users.created, 3);
+        assert_eq!(first.devices.created, 3);
+        assert_eq!(apply(&*store, &doc).await.unwrap().created(), 0);
+        let dir = store.load_directory().await.unwrap();
+        let t = dir.tenant_by_domain("demo.tsps.local").unwrap();
+        for (ext, name) in [("1001", "Alice"), ("1002", "Bob"), ("1003", "Carol")] {
+            assert_eq!(dir.user_by_extension(t.id, ext).unwrap().display_name, name);
+            let dev = dir.device_by_username(t.id, ext).unwrap();
+            let password = format!("demo{ext}");
+            assert_eq!(dev.ha1_md5, ha1_md5(ext, "demo.tsps.local", &password));
+        }
+    }
+
+    #[test]
+    fn passwords_stay_out_of_debug_output() {
+        let doc = example();
+        let debug = format!("{doc:?}");
+        assert!(!debug.contains("secret1001"), "{debug}");
+        assert!(!debug.contains("trunkpw"), "{debug}");
+    }
+}
