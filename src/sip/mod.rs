@@ -1,2 +1,3 @@
 //! SIP: sans-IO protocol logic on rsipstack's message types.
 pub mod digest;
+pub mod message;
