@@ -1,16 +1,218 @@
 //! HTTP edge: the provisioning REST API under `/api/v1` (JSON, operator bearer token),
 //! with its OpenAPI document at `/api/v1/openapi.json`. Only this module knows HTTP.
+//!
+//! Every write goes to the store first and then reloads the shared directory, so the
+//! SIP side sees the change on its next lookup. Tenants are walls: anything of tenant
+//! A asked for under tenant B's path is 404. Every error, including a malformed body
+//! or path, is JSON (see [`error`]).
+
+mod activity;
+mod devices;
+mod dids;
+pub mod error;
+mod extract;
+mod tenants;
+mod trunks;
+mod users;
 
 use crate::config::Secret;
-use crate::store::SharedDirectory;
-use axum::Router;
+use crate::provision::{self, ApplySummary, ProvisionDoc};
+use crate::store::{DynStore, SharedDirectory};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use error::{ApiError, ErrorBody};
+use extract::ApiJson;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone)]
 pub struct ApiState {
     pub directory: SharedDirectory,
+    /// Without a token the API is open: meant for a local trial only.
     pub api_token: Option<Secret>,
 }
 
-pub fn router(_state: ApiState) -> Router {
-    Router::new()
+impl ApiState {
+    fn store(&self) -> &DynStore {
+        self.directory.store()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tsps API", description = "Provisioning and call records of tsps."),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "tenants"), (name = "users"), (name = "devices"), (name = "dids"),
+        (name = "trunks"), (name = "calls"), (name = "provision"), (name = "health")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        doc.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The whole HTTP surface: `/healthz` and `/api/v1/...`.
+pub fn router(state: ApiState) -> Router {
+    if state.api_token.is_none() {
+        tracing::warn!("no http.api_token configured: the provisioning api is open");
+    }
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(tenants::list_tenants, tenants::create_tenant))
+        .routes(routes!(
+            tenants::get_tenant,
+            tenants::update_tenant,
+            tenants::delete_tenant
+        ))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(devices::list_devices, devices::create_device))
+        .routes(routes!(
+            devices::get_device,
+            devices::update_device,
+            devices::delete_device
+        ))
+        .routes(routes!(dids::list_dids, dids::create_did))
+        .routes(routes!(dids::get_did, dids::update_did, dids::delete_did))
+        .routes(routes!(trunks::list_trunks, trunks::create_trunk))
+        .routes(routes!(
+            trunks::get_trunk,
+            trunks::update_trunk,
+            trunks::delete_trunk
+        ))
+        .routes(routes!(activity::list_calls))
+        .routes(routes!(activity::list_registrations))
+        .routes(routes!(apply_provisioning));
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .routes(routes!(healthz))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    let api = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        // Only matched routes: `/healthz` is matched too, so the check skips it by path.
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Applies a provisioning document (the YAML/TOML file format, as JSON); see
+/// `docs/api.md`. Idempotent: applying the same document again changes nothing.
+#[utoipa::path(put, path = "/provision", tag = "provision", request_body = ProvisionDoc,
+    responses((status = 200, body = ApplySummary), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn apply_provisioning(
+    State(st): State<ApiState>,
+    ApiJson(doc): ApiJson<ProvisionDoc>,
+) -> Result<Json<ApplySummary>, ApiError> {
+    let result = provision::apply(st.store().as_ref(), &doc).await;
+    // A failure half-way may still have written something: reload either way.
+    reloaded(&st).await?;
+    Ok(Json(result?))
+}
+
+async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/healthz" {
+        return next.run(req).await;
+    }
+    let Some(token) = &st.api_token else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    // Compare digests in constant time: no timing hint about the token's prefix.
+    let ok = presented.is_some_and(|p| {
+        let a = Sha256::digest(p.as_bytes());
+        let b = Sha256::digest(token.expose().as_bytes());
+        bool::from(a.ct_eq(&b))
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {}", req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed here", req.method()),
+    )
+}
+
+/// Lifts a [`provision::rules`] result into an API error naming the field.
+fn field<T>(name: &str, r: Result<T, String>) -> Result<T, ApiError> {
+    r.map_err(|reason| ApiError::invalid(name, reason))
+}
+
+/// After a write: swap in a fresh directory snapshot for the SIP side. The write is
+/// already durable, so a failure here says so rather than pretending nothing happened.
+async fn reloaded(st: &ApiState) -> Result<(), ApiError> {
+    st.directory.reload().await.map_err(|e| {
+        tracing::error!(error = %e, "directory reload after an api write failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload_failed",
+            "the change was saved, but the running directory could not be reloaded",
+        )
+    })
 }

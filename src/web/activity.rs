@@ -1,0 +1,152 @@
+//! Read-only views of what happened and what is live: call detail records
+//! (`/calls`) and registrations (`/registrations`) of one tenant.
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::ApiState;
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tsps_actors::model::{Binding, CallDirection, CallOutcome, CallRecord, LegRecord, Party};
+use tsps_actors::{CallId, DeviceId, LegId, TenantId, UserId};
+use utoipa::{IntoParams, ToSchema};
+
+const DEFAULT_CALLS: u32 = 50;
+const MAX_CALLS: u32 = 1000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallsQuery {
+    /// How many records, newest first: 1 to 1000, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallView {
+    #[schema(value_type = Uuid)]
+    pub id: CallId,
+    #[schema(value_type = String, example = "internal")]
+    pub direction: CallDirection,
+    pub caller: String,
+    pub callee: String,
+    #[schema(value_type = Option<Uuid>)]
+    pub caller_user_id: Option<UserId>,
+    #[schema(value_type = Option<Uuid>)]
+    pub callee_user_id: Option<UserId>,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: DateTime<Utc>,
+    #[schema(value_type = String, example = "answered")]
+    pub outcome: CallOutcome,
+    #[schema(value_type = Option<String>, example = "callee")]
+    pub hangup_by: Option<Party>,
+    pub legs: Vec<LegView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegView {
+    #[schema(value_type = Uuid)]
+    pub id: LegId,
+    #[schema(value_type = String, example = "callee")]
+    pub role: Party,
+    pub target: String,
+    pub started_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub status_code: Option<u16>,
+}
+
+impl From<LegRecord> for LegView {
+    fn from(l: LegRecord) -> Self {
+        Self {
+            id: l.id,
+            role: l.role,
+            target: l.target,
+            started_at: l.started_at,
+            answered_at: l.answered_at,
+            ended_at: l.ended_at,
+            status_code: l.status_code,
+        }
+    }
+}
+
+impl From<CallRecord> for CallView {
+    fn from(c: CallRecord) -> Self {
+        Self {
+            id: c.id,
+            direction: c.direction,
+            caller: c.caller,
+            callee: c.callee,
+            caller_user_id: c.caller_user_id,
+            callee_user_id: c.callee_user_id,
+            started_at: c.started_at,
+            answered_at: c.answered_at,
+            ended_at: c.ended_at,
+            outcome: c.outcome,
+            hangup_by: c.hangup_by,
+            legs: c.legs.into_iter().map(LegView::from).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationView {
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
+    #[schema(value_type = Uuid)]
+    pub device_id: DeviceId,
+    /// The Contact as registered.
+    pub contact: String,
+    /// Where requests for it are sent, e.g. `udp:127.0.0.1:5062`.
+    pub received: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Binding> for RegistrationView {
+    fn from(b: Binding) -> Self {
+        Self {
+            user_id: b.user_id,
+            device_id: b.device_id,
+            contact: b.contact,
+            received: b.received,
+            expires_at: b.expires_at,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/calls", tag = "calls",
+    params(("tenant_id" = Uuid, Path), CallsQuery),
+    responses((status = 200, body = [CallView], description = "newest first"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_calls(
+    State(st): State<ApiState>,
+    ApiPath(tenant_id): ApiPath<TenantId>,
+    ApiQuery(query): ApiQuery<CallsQuery>,
+) -> Result<Json<Vec<CallView>>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_CALLS);
+    if !(1..=MAX_CALLS).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_CALLS}"),
+        ));
+    }
+    st.store().get_tenant(tenant_id).await?;
+    let calls = st.store().list_call_records(tenant_id, limit).await?;
+    Ok(Json(calls.into_iter().map(CallView::from).collect()))
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/registrations", tag = "calls",
+    params(("tenant_id" = Uuid, Path)),
+    responses((status = 200, body = [RegistrationView], description = "unexpired bindings"),
+        (status = 404, body = ErrorBody)))]
+pub async fn list_registrations(
+    State(st): State<ApiState>,
+    ApiPath(tenant_id): ApiPath<TenantId>,
+) -> Result<Json<Vec<RegistrationView>>, ApiError> {
+    st.store().get_tenant(tenant_id).await?;
+    let bindings = st.store().list_bindings(tenant_id, Utc::now()).await?;
+    Ok(Json(
+        bindings.into_iter().map(RegistrationView::from).collect(),
+    ))
+}

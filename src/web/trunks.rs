@@ -1,0 +1,182 @@
+//! `/tenants/{tenant_id}/trunks`: carrier interconnects. The outbound password is
+//! kept (tsps is the digest client toward the carrier) but never returned.
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath};
+use super::{field, reloaded, ApiState};
+use crate::provision::rules;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tsps_actors::model::{TransportKind, Trunk};
+use tsps_actors::{TenantId, TrunkId};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrunkView {
+    #[schema(value_type = Uuid)]
+    pub id: TrunkId,
+    pub name: String,
+    pub peer_host: String,
+    pub peer_port: u16,
+    #[schema(value_type = String, example = "udp")]
+    pub transport: TransportKind,
+    pub username: Option<String>,
+    /// Whether an outbound password is stored (the password itself is never returned).
+    pub has_password: bool,
+    pub inbound_sources: Vec<String>,
+}
+
+impl From<Trunk> for TrunkView {
+    fn from(t: Trunk) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            peer_host: t.peer_host,
+            peer_port: t.peer_port,
+            transport: t.transport,
+            username: t.username,
+            has_password: t.password.is_some(),
+            inbound_sources: t.inbound_sources,
+        }
+    }
+}
+
+/// Body of POST and PUT. On PUT an omitted `password` keeps the stored one as long as
+/// a `username` is given; omitting `username` removes both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkInput {
+    #[schema(example = "carrier")]
+    pub name: String,
+    #[schema(example = "127.0.0.2")]
+    pub peer_host: String,
+    /// 5060 when omitted.
+    #[serde(default)]
+    pub peer_port: Option<u16>,
+    /// `udp` (default) or `tcp`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "udp")]
+    pub transport: Option<TransportKind>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Addresses or CIDR blocks accepted as the carrier's inbound sources.
+    #[serde(default)]
+    pub inbound_sources: Vec<String>,
+}
+
+impl fmt::Debug for TrunkInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrunkInput")
+            .field("name", &self.name)
+            .field("peer_host", &self.peer_host)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrunkInput {
+    fn into_trunk(
+        self,
+        tenant_id: TenantId,
+        id: TrunkId,
+        stored_password: Option<String>,
+    ) -> Result<Trunk, ApiError> {
+        let password = match &self.username {
+            Some(_) => self.password.or(stored_password),
+            None => self.password,
+        };
+        rules::credentials(self.username.as_deref(), password.as_deref())
+            .map_err(|e| ApiError::invalid("username", e))?;
+        let inbound_sources = self
+            .inbound_sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| field(&format!("inbound_sources[{i}]"), rules::source(s)))
+            .collect::<Result<_, _>>()?;
+        Ok(Trunk {
+            id,
+            tenant_id,
+            name: field("name", rules::trunk_name(&self.name))?,
+            peer_host: field("peer_host", rules::host(&self.peer_host))?,
+            peer_port: rules::port(self.peer_port.unwrap_or(5060))
+                .map_err(|e| ApiError::invalid("peer_port", e))?,
+            transport: self.transport.unwrap_or(TransportKind::Udp),
+            username: self.username,
+            password,
+            inbound_sources,
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/trunks", tag = "trunks",
+    params(("tenant_id" = Uuid, Path)),
+    responses((status = 200, body = [TrunkView]), (status = 404, body = ErrorBody)))]
+pub async fn list_trunks(
+    State(st): State<ApiState>,
+    ApiPath(tenant_id): ApiPath<TenantId>,
+) -> Result<Json<Vec<TrunkView>>, ApiError> {
+    st.store().get_tenant(tenant_id).await?;
+    let trunks = st.store().list_trunks(tenant_id).await?;
+    Ok(Json(trunks.into_iter().map(TrunkView::from).collect()))
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/trunks", tag = "trunks",
+    params(("tenant_id" = Uuid, Path)), request_body = TrunkInput,
+    responses((status = 201, body = TrunkView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_trunk(
+    State(st): State<ApiState>,
+    ApiPath(tenant_id): ApiPath<TenantId>,
+    ApiJson(input): ApiJson<TrunkInput>,
+) -> Result<(StatusCode, Json<TrunkView>), ApiError> {
+    let trunk = input.into_trunk(tenant_id, TrunkId::new(), None)?;
+    st.store().create_trunk(tenant_id, &trunk).await?;
+    reloaded(&st).await?;
+    Ok((StatusCode::CREATED, Json(trunk.into())))
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/trunks/{trunk_id}", tag = "trunks",
+    params(("tenant_id" = Uuid, Path), ("trunk_id" = Uuid, Path)),
+    responses((status = 200, body = TrunkView), (status = 404, body = ErrorBody)))]
+pub async fn get_trunk(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, trunk_id)): ApiPath<(TenantId, TrunkId)>,
+) -> Result<Json<TrunkView>, ApiError> {
+    Ok(Json(
+        st.store().get_trunk(tenant_id, trunk_id).await?.into(),
+    ))
+}
+
+#[utoipa::path(put, path = "/tenants/{tenant_id}/trunks/{trunk_id}", tag = "trunks",
+    params(("tenant_id" = Uuid, Path), ("trunk_id" = Uuid, Path)), request_body = TrunkInput,
+    responses((status = 200, body = TrunkView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update_trunk(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, trunk_id)): ApiPath<(TenantId, TrunkId)>,
+    ApiJson(input): ApiJson<TrunkInput>,
+) -> Result<Json<TrunkView>, ApiError> {
+    let stored = st.store().get_trunk(tenant_id, trunk_id).await?;
+    let trunk = input.into_trunk(tenant_id, trunk_id, stored.password)?;
+    st.store().update_trunk(tenant_id, &trunk).await?;
+    reloaded(&st).await?;
+    Ok(Json(trunk.into()))
+}
+
+#[utoipa::path(delete, path = "/tenants/{tenant_id}/trunks/{trunk_id}", tag = "trunks",
+    params(("tenant_id" = Uuid, Path), ("trunk_id" = Uuid, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete_trunk(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, trunk_id)): ApiPath<(TenantId, TrunkId)>,
+) -> Result<StatusCode, ApiError> {
+    st.store().delete_trunk(tenant_id, trunk_id).await?;
+    reloaded(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
