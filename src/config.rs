@@ -75,6 +75,11 @@ pub struct SipConfig {
     /// Largest SIP message accepted, in bytes (513 Message Too Large above it).
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Digest algorithms offered in challenges, most preferred first (RFC 8760 §2.4).
+    /// Some user agents (SIPp, older phones) answer only the first challenge and know
+    /// only MD5: list `MD5` first for them. Env: `TSPS_SIP__DIGEST_ALGORITHMS=MD5,SHA-256`.
+    #[serde(default = "default_digest_algorithms")]
+    pub digest_algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +168,9 @@ fn default_max_message() -> usize {
     // 64 KiB on either transport and answer 513 beyond it.
     65_535
 }
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
+}
 fn default_http_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -188,6 +196,7 @@ impl Default for SipConfig {
             ring_timeout_secs: default_ring_timeout(),
             workers: 0,
             max_message_bytes: default_max_message(),
+            digest_algorithms: default_digest_algorithms(),
         }
     }
 }
@@ -243,16 +252,16 @@ impl Config {
         let env_source = config::Environment::with_prefix("TSPS")
             .prefix_separator("_")
             .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("sip.digest_algorithms")
+            .try_parsing(true)
             .source(Some(
                 env.iter()
                     .filter(|(k, _)| k.starts_with("TSPS_"))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ));
-        let raw: Config = builder
-            .add_source(env_source)
-            .build()?
-            .try_deserialize()?;
+        let raw: Config = builder.add_source(env_source).build()?.try_deserialize()?;
         raw.validate()
     }
 
@@ -272,7 +281,10 @@ impl Config {
             }
         }
         if self.sip.udp_listen.is_empty() && self.sip.tcp_listen.is_empty() {
-            return Err(invalid("sip", "at least one of udp_listen and tcp_listen is needed"));
+            return Err(invalid(
+                "sip",
+                "at least one of udp_listen and tcp_listen is needed",
+            ));
         }
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return Err(invalid(
@@ -289,11 +301,26 @@ impl Config {
         if self.sip.nonce_ttl_secs < 10 {
             return Err(invalid("sip.nonce_ttl_secs", "must be at least 10"));
         }
+        if self.sip.digest_algorithms.is_empty()
+            || self
+                .sip
+                .digest_algorithms
+                .iter()
+                .any(|a| !a.eq_ignore_ascii_case("MD5") && !a.eq_ignore_ascii_case("SHA-256"))
+        {
+            return Err(invalid(
+                "sip.digest_algorithms",
+                "a non-empty list of MD5 and/or SHA-256",
+            ));
+        }
         if self.sip.max_message_bytes < 1500 {
             return Err(invalid("sip.max_message_bytes", "must be at least 1500"));
         }
         let url = self.database.url.expose();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err(invalid(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
@@ -332,7 +359,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -357,6 +387,13 @@ mod tests {
         assert_eq!(c.sip.udp_listen, "127.0.0.1:5999");
         assert_eq!(c.sip_public_host(), "127.0.0.1");
         assert!(c.database.url.expose().starts_with("postgres://"));
+        let c = Config::load(
+            None,
+            &env(&[("TSPS_SIP__DIGEST_ALGORITHMS", "MD5,SHA-256")]),
+        )
+        .unwrap();
+        assert_eq!(c.sip.digest_algorithms, vec!["MD5", "SHA-256"]);
+        assert!(Config::load(None, &env(&[("TSPS_SIP__DIGEST_ALGORITHMS", "SHA1")])).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`server`]: starts everything for `tsps serve`.
 
 pub mod config;
+pub mod persistence;
 pub mod provision;
 pub mod server;
 pub mod sip;

@@ -1,14 +1,238 @@
 //! Wiring for `tsps serve`: store, directory, actors, SIP transports and HTTP.
 
 use crate::config::Config;
+use crate::persistence::StorePersistence;
+use crate::sip::digest::{Algorithm, NonceKeeper};
+use crate::sip::shard::{Shard, ShardPool, SipContext, SipSettings};
+use crate::store::SharedDirectory;
+use crate::transport::Transports;
+use actix::prelude::*;
+use anyhow::Context as _;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use tsps_actors::events::EventBus;
+use tsps_actors::platform::{Platform, PlatformConfig};
+use tsps_actors::ports::SystemClock;
+use tsps_actors::tenant::DirectorySource;
+use tsps_actors::Directory;
 
-pub fn serve(_config: Config, _demo: bool) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not wired yet")
+/// `tsps serve`: an actix System whose main runtime is a multi-threaded tokio runtime
+/// (HTTP, sockets, database), plus one worker Arbiter per core for the SIP shards and
+/// the call, user and tenant actors. See docs/decisions/0002-actix-with-tokio.md.
+pub fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tsps-io")
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
+    system.block_on(async move {
+        let running = start(config, demo).await?;
+        info!(
+            sip_udp = ?running.sip_udp,
+            sip_tcp = ?running.sip_tcp,
+            http = %running.http,
+            "tsps is running"
+        );
+        tokio::signal::ctrl_c().await.ok();
+        info!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// A running platform (started inside an actix System).
+pub struct Running {
+    pub sip_udp: Option<SocketAddr>,
+    pub sip_tcp: Option<SocketAddr>,
+    pub http: SocketAddr,
+    pub bus: EventBus,
+    pub platform: Arc<Platform>,
+    pub directory: SharedDirectory,
+    cancel: CancellationToken,
+    arbiters: Vec<Arbiter>,
+    writer: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting traffic, stops the workers, then drains the database writer.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for a in &self.arbiters {
+            a.stop();
+        }
+        for a in self.arbiters {
+            let _ = tokio::task::spawn_blocking(move || a.join()).await;
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        // The platform holds the writer's sender; once it is gone the writer drains.
+        drop(self.platform);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.writer).await;
+    }
+}
+
+impl DirectorySource for SharedDirectory {
+    fn current(&self) -> Arc<Directory> {
+        self.get()
+    }
+}
+
+/// Starts everything; must run inside an actix System.
+pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
+    let store = crate::store::open(
+        config.database.url.expose(),
+        config.database.max_connections,
+    )
+    .await
+    .context("cannot open the database")?;
+    if demo {
+        let summary = crate::provision::apply(&*store, &crate::provision::demo_document()).await?;
+        info!(%summary, "demo tenant ready");
+    }
+    let directory = SharedDirectory::load(store.clone()).await?;
+    let restored = store.load_bindings(chrono::Utc::now()).await?;
+    info!(bindings = restored.len(), "registrations restored");
+    let (persistence, writer) = StorePersistence::start(store.clone());
+
+    let workers = if config.sip.workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        config.sip.workers
+    };
+    let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
+    let bus = EventBus::default();
+    let platform = Platform::new(
+        arbiters.iter().map(|a| a.handle()).collect(),
+        Arc::new(directory.clone()),
+        Arc::new(persistence),
+        Arc::new(SystemClock),
+        bus.clone(),
+        PlatformConfig {
+            ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+        },
+    );
+    platform.sync(&directory.get(), restored);
+
+    let cancel = CancellationToken::new();
+    let parse = |s: &str| -> anyhow::Result<Option<SocketAddr>> {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(s.parse()?))
+        }
+    };
+    let transports = Transports::bind(
+        parse(&config.sip.udp_listen)?,
+        parse(&config.sip.tcp_listen)?,
+        config.sip.max_message_bytes,
+        cancel.clone(),
+    )
+    .await
+    .context("cannot bind the SIP sockets")?;
+    let ctx = Arc::new(SipContext {
+        settings: SipSettings {
+            public_host: config.sip_public_host(),
+            udp_port: transports.udp_local().map(|a| a.port()),
+            tcp_port: transports.tcp_local().map(|a| a.port()),
+            min_expires: config.sip.min_expires,
+            max_expires: config.sip.max_expires,
+            shards: workers,
+            digest_algorithms: config
+                .sip
+                .digest_algorithms
+                .iter()
+                .map(|a| {
+                    if a.eq_ignore_ascii_case("MD5") {
+                        Algorithm::Md5
+                    } else {
+                        Algorithm::Sha256
+                    }
+                })
+                .collect(),
+        },
+        directory: directory.clone(),
+        platform: platform.clone(),
+        nonces: NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
+        transports: transports.clone(),
+    });
+    let shards = arbiters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let ctx = ctx.clone();
+            Shard::start_in_arbiter(&a.handle(), move |_| Shard::new(i, ctx))
+        })
+        .collect();
+    transports.start(Arc::new(ShardPool { shards }));
+
+    let mut tasks = Vec::new();
+    // Keep the actors in line with the directory after provisioning changes.
+    {
+        let (directory, platform, cancel) = (directory.clone(), platform.clone(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = directory.get();
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let now = directory.get();
+                if !Arc::ptr_eq(&now, &seen) {
+                    platform.sync(&now, Vec::new());
+                    seen = now;
+                }
+            }
+        }));
+    }
+
+    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .with_context(|| format!("cannot bind HTTP on {}", config.http.listen))?;
+    let http = listener.local_addr()?;
+    let app = crate::web::router(crate::web::ApiState {
+        directory: directory.clone(),
+        api_token: config.http.api_token.clone(),
+    });
+    {
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move { cancel.cancelled().await };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "http server failed");
+            }
+        }));
+    }
+
+    Ok(Running {
+        sip_udp: transports.udp_local(),
+        sip_tcp: transports.tcp_local(),
+        http,
+        bus,
+        platform,
+        directory,
+        cancel,
+        arbiters,
+        writer,
+        tasks,
+    })
 }
 
 pub async fn provision_apply(config: &Config, file: &Path) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     // Parse and validate before touching the database, so a typo costs no connection.
     let doc = crate::provision::load_file(file)?;
     crate::provision::validate(&doc)?;

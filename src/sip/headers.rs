@@ -21,6 +21,16 @@ pub fn all<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Every value of `name` as written (no list splitting: for headers whose values
+/// contain commas, such as Authorization and WWW-Authenticate).
+pub fn each<'a>(headers: &'a Headers, name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(name))
+        .map(Header::value)
+        .collect()
+}
+
 /// Splits a header list at top-level commas.
 pub fn split_list(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -97,7 +107,14 @@ pub fn uri_user(u: &str) -> Option<&str> {
     let rest = strip_scheme(u);
     let at = rest.find('@')?;
     let user = &rest[..at];
-    Some(user.split(';').next().unwrap_or(user).split(':').next().unwrap_or(user))
+    Some(
+        user.split(';')
+            .next()
+            .unwrap_or(user)
+            .split(':')
+            .next()
+            .unwrap_or(user),
+    )
 }
 
 /// Host part of a SIP URI, without port or parameters; IPv6 brackets removed.

@@ -1,1 +1,275 @@
-//! Sockets (UDP, TCP) that feed bytes to [`crate::sip`] and send what it emits.
+//! Sockets: UDP and TCP listeners that turn bytes into parsed messages for the SIP
+//! shards, and a [`Transports`] handle the shards use to send. Parsing and the
+//! stateless rejection of malformed input (400/501/513) happen here, before any shard
+//! sees the message.
+
+use crate::sip::message::{self, Frame, MessageError};
+use crate::sip::{Peer, Proto};
+use bytes::{Bytes, BytesMut};
+use rsipstack::sip::SipMessage;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// Receives every well-formed message (implemented by the shard pool).
+pub trait Dispatch: Send + Sync + 'static {
+    fn dispatch(&self, msg: SipMessage, peer: Peer);
+}
+
+/// Per-connection write queue depth; a peer that does not read is disconnected.
+const TCP_WRITE_QUEUE: usize = 1024;
+/// Socket buffers sized for bursts (SIPp's own 64 KB default drops on loopback).
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+pub struct Transports {
+    udp: Option<Arc<UdpSocket>>,
+    udp_local: Option<SocketAddr>,
+    tcp_listener: Mutex<Option<TcpListener>>,
+    tcp_local: Option<SocketAddr>,
+    tcp_conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    max_message: usize,
+    dispatch: OnceLock<Arc<dyn Dispatch>>,
+    rt: tokio::runtime::Handle,
+    cancel: CancellationToken,
+}
+
+impl Transports {
+    /// Binds the sockets (call from within a tokio runtime; it becomes the I/O runtime).
+    pub async fn bind(
+        udp: Option<SocketAddr>,
+        tcp: Option<SocketAddr>,
+        max_message: usize,
+        cancel: CancellationToken,
+    ) -> io::Result<Arc<Self>> {
+        let udp = match udp {
+            Some(addr) => Some(Arc::new(bind_udp(addr)?)),
+            None => None,
+        };
+        let udp_local = udp.as_ref().map(|s| s.local_addr()).transpose()?;
+        let listener = match tcp {
+            Some(addr) => Some(TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let tcp_local = listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        Ok(Arc::new(Self {
+            udp,
+            udp_local,
+            tcp_listener: Mutex::new(listener),
+            tcp_local,
+            tcp_conns: Mutex::new(HashMap::new()),
+            max_message,
+            dispatch: OnceLock::new(),
+            rt: tokio::runtime::Handle::current(),
+            cancel,
+        }))
+    }
+
+    pub fn udp_local(&self) -> Option<SocketAddr> {
+        self.udp_local
+    }
+    pub fn tcp_local(&self) -> Option<SocketAddr> {
+        self.tcp_local
+    }
+
+    /// Starts the receive loops; messages go to `dispatch`.
+    pub fn start(self: &Arc<Self>, dispatch: Arc<dyn Dispatch>) {
+        if self.dispatch.set(dispatch).is_err() {
+            warn!("transports already started");
+            return;
+        }
+        if let Some(sock) = self.udp.clone() {
+            let me = self.clone();
+            self.rt.spawn(async move { me.udp_loop(sock).await });
+        }
+        let listener = self
+            .tcp_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(listener) = listener {
+            let me = self.clone();
+            self.rt.spawn(async move { me.accept_loop(listener).await });
+        }
+    }
+
+    /// Sends without waiting (callable from any thread, including actor threads).
+    pub fn send(self: &Arc<Self>, peer: Peer, data: Bytes) {
+        match peer.proto {
+            Proto::Udp => {
+                let Some(sock) = &self.udp else {
+                    warn!(%peer, "no udp transport configured");
+                    return;
+                };
+                match sock.try_send_to(&data, peer.addr) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let sock = sock.clone();
+                        self.rt.spawn(async move {
+                            if let Err(e) = sock.send_to(&data, peer.addr).await {
+                                debug!(%peer, error = %e, "udp send failed");
+                            }
+                        });
+                    }
+                    Err(e) => debug!(%peer, error = %e, "udp send failed"),
+                }
+            }
+            Proto::Tcp => {
+                let sender = self
+                    .tcp_conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&peer.addr)
+                    .cloned();
+                match sender {
+                    Some(tx) => {
+                        if tx.try_send(data).is_err() {
+                            warn!(%peer, "tcp write queue full or closed; dropping message");
+                        }
+                    }
+                    None => {
+                        let me = self.clone();
+                        self.rt.spawn(async move {
+                            match TcpStream::connect(peer.addr).await {
+                                Ok(stream) => {
+                                    let tx = me.clone().serve_connection(stream, peer.addr);
+                                    let _ = tx.try_send(data);
+                                }
+                                Err(e) => warn!(%peer, error = %e, "tcp connect failed"),
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn udp_loop(self: Arc<Self>, sock: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = sock.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP port unreachable surfaces here on some systems: not fatal.
+                        debug!(error = %e, "udp recv error");
+                        continue;
+                    }
+                },
+            };
+            self.handle_bytes(&buf[..n], Peer::udp(from));
+        }
+    }
+
+    fn handle_bytes(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return; // keep-alive (RFC 5626 CRLF ping)
+        }
+        match message::parse(bytes, self.max_message) {
+            Ok(msg) => {
+                if let Some(d) = self.dispatch.get() {
+                    d.dispatch(msg, peer);
+                }
+            }
+            Err(err) => self.reject(bytes, &err, peer),
+        }
+    }
+
+    fn reject(self: &Arc<Self>, bytes: &[u8], err: &MessageError, peer: Peer) {
+        debug!(%peer, error = %err, "rejecting malformed message");
+        if let Some(resp) = message::error_response_for(bytes, err) {
+            self.send(peer, Bytes::from(resp));
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, from) = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(error = %e, "tcp accept failed");
+                        continue;
+                    }
+                },
+            };
+            self.clone().serve_connection(stream, from);
+        }
+    }
+
+    /// Registers the connection for sending and spawns its reader and writer.
+    fn serve_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        from: SocketAddr,
+    ) -> mpsc::Sender<Bytes> {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_WRITE_QUEUE);
+        self.tcp_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(from, tx.clone());
+        let cancel = self.cancel.clone();
+        self.rt.spawn(async move {
+            while let Some(data) = rx.recv().await {
+                if wr.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let me = self.clone();
+        let mine = tx.clone();
+        self.rt.spawn(async move {
+            let peer = Peer::tcp(from);
+            let mut buf = BytesMut::with_capacity(8192);
+            'conn: loop {
+                let n = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = rd.read_buf(&mut buf) => r.unwrap_or(0),
+                };
+                if n == 0 {
+                    break;
+                }
+                loop {
+                    match message::frame(&buf, me.max_message) {
+                        Frame::Complete { start, len } => {
+                            let msg = buf.split_to(start + len);
+                            me.handle_bytes(&msg[start..], peer);
+                        }
+                        Frame::Incomplete => break,
+                        Frame::Invalid(err) => {
+                            // The stream cannot be re-synchronised: answer if we can, then close.
+                            me.reject(&buf, &err, peer);
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            let mut conns = me.tcp_conns.lock().unwrap_or_else(|e| e.into_inner());
+            // A newer connection from the same address may have replaced this one.
+            if conns.get(&from).is_some_and(|s| s.same_channel(&mine)) {
+                conns.remove(&from);
+            }
+        });
+        tx
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
