@@ -596,6 +596,10 @@ impl Handler<LegEvent> for CallActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::CallEventKind as K;
+    use crate::testkit::{self, FakeSip, ALICE, BOB, TENANT};
+    use std::time::Duration;
+    use tokio::sync::{broadcast, mpsc};
 
     #[test]
     fn final_status_prefers_busy_then_decline() {
@@ -612,5 +616,299 @@ mod tests {
         assert!(sdp_is_hold(b"v=0\r\na=sendonly\r\n"));
         assert!(sdp_is_hold(b"v=0\r\nc=IN IP4 0.0.0.0\r\n"));
         assert!(!sdp_is_hold(b"v=0\r\na=sendrecv\r\n"));
+    }
+
+    struct Harness {
+        call: Addr<CallActor>,
+        a: LegId,
+        sip: mpsc::UnboundedReceiver<LegCommand>,
+        events: broadcast::Receiver<Arc<CallEvent>>,
+        persistence: Arc<testkit::MemoryPersistence>,
+        platform: Arc<Platform>,
+    }
+
+    impl Harness {
+        fn start(bob_contacts: &[&str], dialled: &str) -> Self {
+            let (platform, persistence, bus) = testkit::platform(bob_contacts);
+            let (tx, sip) = mpsc::unbounded_channel();
+            let fake = FakeSip(tx).start();
+            let a = LegId::new();
+            let setup = CallSetup {
+                call: CallId::new(),
+                tenant: TENANT,
+                a_leg: a,
+                origin: CallOrigin::User {
+                    user: ALICE,
+                    dialled: dialled.into(),
+                },
+                caller: PartyInfo {
+                    user: "1001".into(),
+                    display_name: Some("Alice".into()),
+                    domain: "a.test".into(),
+                },
+                caller_target: "device:1001".into(),
+                dialled: dialled.into(),
+                offer: Some(Arc::from(&b"v=0\r\n"[..])),
+                sip: fake.recipient(),
+            };
+            let events = bus.subscribe();
+            let call = CallActor::new(setup, platform.clone()).start();
+            Self {
+                call,
+                a,
+                sip,
+                events,
+                persistence,
+                platform,
+            }
+        }
+
+        async fn next(&mut self) -> LegCommand {
+            tokio::time::timeout(Duration::from_secs(120), self.sip.recv())
+                .await
+                .expect("a leg command")
+                .expect("channel open")
+        }
+
+        fn event(&self, leg: LegId, kind: LegEventKind) {
+            self.call.do_send(LegEvent { leg, kind });
+        }
+
+        async fn dialled_legs(&mut self, n: usize) -> Vec<LegId> {
+            let mut legs = Vec::new();
+            for _ in 0..n {
+                match self.next().await {
+                    LegCommand::Dial {
+                        leg,
+                        target: DialTarget::Contact(_),
+                        callee,
+                        ..
+                    } => {
+                        assert_eq!(callee.user, "1002");
+                        legs.push(leg);
+                    }
+                    other => panic!("expected Dial, got {other:?}"),
+                }
+            }
+            legs
+        }
+
+        /// Waits until the call actor has stopped, then returns its record and events.
+        async fn ended(mut self) -> (CallRecord, Vec<K>) {
+            let mut kinds = Vec::new();
+            loop {
+                let e = tokio::time::timeout(Duration::from_secs(120), self.events.recv())
+                    .await
+                    .expect("an event")
+                    .expect("bus open");
+                let done = matches!(e.kind, K::Ended { .. });
+                kinds.push(e.kind.clone());
+                if done {
+                    break;
+                }
+            }
+            let record = self
+                .persistence
+                .records
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("a call record");
+            (record, kinds)
+        }
+    }
+
+    fn names(kinds: &[K]) -> Vec<&'static str> {
+        kinds
+            .iter()
+            .map(|k| match k {
+                K::Started { .. } => "started",
+                K::LegDialing { .. } => "dialing",
+                K::Ringing { .. } => "ringing",
+                K::Answered { .. } => "answered",
+                K::MediaChanged { .. } => "media",
+                K::Ended { .. } => "ended",
+            })
+            .collect()
+    }
+
+    #[actix::test]
+    async fn answered_call_is_relayed_and_recorded() {
+        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
+        let b = h.dialled_legs(1).await[0];
+        h.event(
+            b,
+            LegEventKind::Progress {
+                code: 180,
+                body: None,
+            },
+        );
+        assert!(
+            matches!(h.next().await, LegCommand::Progress { leg, code: 180, .. } if leg == h.a)
+        );
+        h.event(b, LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Answer { leg, .. } if leg == h.a));
+        h.event(h.a, LegEventKind::Acked { body: None });
+        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
+        // Bob is busy while the call is up.
+        let snap = h
+            .platform
+            .user(BOB)
+            .unwrap()
+            .send(crate::user::GetUserSnapshot)
+            .await
+            .unwrap();
+        assert_eq!(snap.status, crate::user::UserStatus::Busy);
+        h.event(h.a, LegEventKind::Hangup);
+        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == b));
+        let (record, kinds) = h.ended().await;
+        assert_eq!(
+            names(&kinds),
+            ["started", "dialing", "ringing", "answered", "ended"]
+        );
+        assert!(
+            matches!(&kinds[0], K::Started { direction: CallDirection::Internal, caller, callee, .. } if caller == "1001" && callee == "1002")
+        );
+        assert_eq!(record.outcome, CallOutcome::Answered);
+        assert_eq!(record.hangup_by, Some(Party::Caller));
+        assert_eq!(record.legs.len(), 2);
+        assert_eq!(record.legs[1].status_code, Some(200));
+        assert!(record.answered_at.is_some());
+    }
+
+    #[actix::test]
+    async fn first_answer_wins_and_other_forks_are_cancelled() {
+        let mut h = Harness::start(
+            &["sip:1002@127.0.0.1:5062", "sip:1002@127.0.0.1:5064"],
+            "1002",
+        );
+        let legs = h.dialled_legs(2).await;
+        h.event(
+            legs[0],
+            LegEventKind::Progress {
+                code: 180,
+                body: None,
+            },
+        );
+        h.event(
+            legs[1],
+            LegEventKind::Progress {
+                code: 180,
+                body: None,
+            },
+        );
+        assert!(matches!(h.next().await, LegCommand::Progress { .. }));
+        assert!(matches!(h.next().await, LegCommand::Progress { .. }));
+        h.event(legs[1], LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == legs[0]));
+        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
+        // The losing fork answers anyway (race with the CANCEL): it is ACKed and hung up.
+        h.event(legs[0], LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == legs[0]));
+        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == legs[0]));
+        h.event(legs[1], LegEventKind::Hangup);
+        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == h.a));
+        let (record, _) = h.ended().await;
+        assert_eq!(record.hangup_by, Some(Party::Callee));
+        assert_eq!(record.legs[1].status_code, Some(487));
+    }
+
+    #[actix::test]
+    async fn busy_device_makes_the_call_busy() {
+        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
+        let b = h.dialled_legs(1).await[0];
+        h.event(b, LegEventKind::Failed { code: 486 });
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 486, .. }
+        ));
+        let (record, _) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::Busy);
+    }
+
+    #[actix::test]
+    async fn nobody_registered_is_480_and_unknown_extension_404() {
+        let mut h = Harness::start(&[], "1002");
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 480, .. }
+        ));
+        assert_eq!(h.ended().await.0.outcome, CallOutcome::Unavailable);
+        let mut h = Harness::start(&[], "4711");
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 404, .. }
+        ));
+        assert_eq!(h.ended().await.0.outcome, CallOutcome::Unavailable);
+    }
+
+    #[actix::test]
+    async fn caller_cancel_cancels_every_fork() {
+        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
+        let b = h.dialled_legs(1).await[0];
+        h.event(h.a, LegEventKind::Cancelled);
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == b));
+        let (record, _) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::Cancelled);
+        assert_eq!(record.hangup_by, Some(Party::Caller));
+    }
+
+    #[actix::test]
+    async fn ring_timeout_ends_with_408() {
+        tokio::time::pause();
+        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
+        let b = h.dialled_legs(1).await[0];
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == b));
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 408, .. }
+        ));
+        let (record, _) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::NoAnswer);
+        assert_eq!(record.hangup_by, Some(Party::System));
+    }
+
+    #[actix::test]
+    async fn reinvite_is_relayed_both_ways() {
+        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
+        let b = h.dialled_legs(1).await[0];
+        h.event(b, LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
+        let hold: Body = Arc::from(&b"v=0\r\na=sendonly\r\n"[..]);
+        h.event(
+            h.a,
+            LegEventKind::ReOffer {
+                body: Some(hold.clone()),
+            },
+        );
+        assert!(
+            matches!(h.next().await, LegCommand::ReOffer { leg, body: Some(x) } if leg == b && x == hold)
+        );
+        // A second offer while one is pending is refused with 491.
+        h.event(b, LegEventKind::ReOffer { body: None });
+        assert!(matches!(h.next().await, LegCommand::ReAnswer { leg, code: 491, .. } if leg == b));
+        h.event(
+            b,
+            LegEventKind::ReAnswer {
+                code: 200,
+                body: None,
+            },
+        );
+        assert!(
+            matches!(h.next().await, LegCommand::ReAnswer { leg, code: 200, .. } if leg == h.a)
+        );
+        h.event(h.a, LegEventKind::Acked { body: None });
+        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
+        h.event(b, LegEventKind::Hangup);
+        assert!(matches!(h.next().await, LegCommand::Hangup { .. }));
+        let (_, kinds) = h.ended().await;
+        assert!(kinds.iter().any(|k| matches!(
+            k,
+            K::MediaChanged {
+                by: Party::Caller,
+                held: true
+            }
+        )));
     }
 }

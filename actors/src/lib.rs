@@ -16,6 +16,8 @@ pub mod platform;
 pub mod ports;
 pub mod routing;
 pub mod tenant;
+#[cfg(test)]
+pub mod testkit;
 pub mod user;
 
 pub use directory::Directory;

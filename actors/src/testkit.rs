@@ -1,0 +1,107 @@
+//! Test support: a platform on the current Arbiter, a scripted SIP side that records
+//! leg commands, and a persistence port that keeps call records in memory.
+
+use crate::directory::Directory;
+use crate::events::EventBus;
+use crate::ids::{DeviceId, TenantId, UserId};
+use crate::model::{Binding, CallRecord, Tenant, User};
+use crate::platform::{Platform, PlatformConfig};
+use crate::ports::{LegCommand, Persistence, SystemClock};
+use crate::tenant::DirectorySource;
+use actix::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub struct FixedDirectory(pub Arc<Directory>);
+
+impl DirectorySource for FixedDirectory {
+    fn current(&self) -> Arc<Directory> {
+        self.0.clone()
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryPersistence {
+    pub records: Mutex<Vec<CallRecord>>,
+    pub saved: Mutex<Vec<Binding>>,
+}
+
+impl Persistence for MemoryPersistence {
+    fn binding_saved(&self, b: &Binding) {
+        self.saved.lock().unwrap().push(b.clone());
+    }
+    fn binding_removed(&self, _: TenantId, _: UserId, _: &Binding) {}
+    fn call_ended(&self, record: CallRecord) {
+        self.records.lock().unwrap().push(record);
+    }
+}
+
+/// Stands in for the SIP layer: every command is forwarded to the test.
+pub struct FakeSip(pub mpsc::UnboundedSender<LegCommand>);
+
+impl Actor for FakeSip {
+    type Context = Context<Self>;
+}
+
+impl Handler<LegCommand> for FakeSip {
+    type Result = ();
+    fn handle(&mut self, cmd: LegCommand, _: &mut Context<Self>) {
+        let _ = self.0.send(cmd);
+    }
+}
+
+pub const TENANT: TenantId = TenantId(uuid::Uuid::from_u128(1));
+pub const ALICE: UserId = UserId(uuid::Uuid::from_u128(1001));
+pub const BOB: UserId = UserId(uuid::Uuid::from_u128(1002));
+
+/// Tenant `a.test` with 1001 Alice and 1002 Bob; Bob has `bob_contacts` registered.
+pub fn platform(bob_contacts: &[&str]) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
+    let tenant = Tenant {
+        id: TENANT,
+        domain: "a.test".into(),
+        name: "A".into(),
+        time_zone: "UTC".into(),
+    };
+    let user = |id, ext: &str, name: &str| User {
+        id,
+        tenant_id: TENANT,
+        extension: ext.into(),
+        display_name: name.into(),
+        portal_login: None,
+    };
+    let dir = Arc::new(Directory::new(
+        vec![tenant],
+        vec![user(ALICE, "1001", "Alice"), user(BOB, "1002", "Bob")],
+        vec![],
+        vec![],
+        vec![],
+    ));
+    let persistence = Arc::new(MemoryPersistence::default());
+    let bus = EventBus::new(256);
+    let platform = Platform::new(
+        vec![Arbiter::current()],
+        Arc::new(FixedDirectory(dir.clone())),
+        persistence.clone(),
+        Arc::new(SystemClock),
+        bus.clone(),
+        PlatformConfig {
+            ring_timeout: Duration::from_secs(60),
+        },
+    );
+    let restored = bob_contacts
+        .iter()
+        .map(|c| Binding {
+            tenant_id: TENANT,
+            user_id: BOB,
+            device_id: DeviceId::for_test(2),
+            contact: c.to_string(),
+            received: "udp:127.0.0.1:5062".into(),
+            expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            call_id: "reg".into(),
+            cseq: 1,
+        })
+        .collect();
+    platform.sync(&dir, restored);
+    (platform, persistence, bus)
+}
