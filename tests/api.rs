@@ -697,7 +697,10 @@ async fn openapi_document_lists_the_paths() {
     );
     // Secrets have no place in any response schema.
     let schemas = &doc["components"]["schemas"];
-    assert!(schemas["ProvisionDoc"]["properties"]["tenants"].is_object(), "{schemas}");
+    assert!(
+        schemas["ProvisionDoc"]["properties"]["tenants"].is_object(),
+        "{schemas}"
+    );
     assert!(schemas["ErrorBody"].is_object(), "{schemas}");
     assert!(schemas["DeviceView"]["properties"]
         .get("password")

@@ -369,7 +369,7 @@ async fn devices_are_unique_per_tenant_and_stay_inside_it(s: &dyn Store) {
     );
     assert_eq!(
         s.list_devices(a.id, Some(ua2.id)).await.unwrap(),
-        [da2.clone()]
+        vec![da2.clone()]
     );
     assert_eq!(s.list_devices(a.id, Some(ub.id)).await.unwrap(), []);
     assert_eq!(
@@ -562,13 +562,16 @@ async fn bindings_save_refresh_remove_and_expire(s: &dyn Store) {
     assert_eq!(live, [refreshed.clone(), second.clone(), other.clone()]);
     // Expiry: at t=60 the second contact is gone; at t=250 only B's binding remains.
     assert_eq!(s.load_bindings(at(60)).await.unwrap().len(), 2);
-    assert_eq!(s.load_bindings(at(250)).await.unwrap(), [other.clone()]);
+    assert_eq!(s.load_bindings(at(250)).await.unwrap(), vec![other.clone()]);
     // Tenant-scoped listing.
     assert_eq!(s.list_bindings(a.id, at(0)).await.unwrap().len(), 2);
-    assert_eq!(s.list_bindings(b.id, at(0)).await.unwrap(), [other.clone()]);
+    assert_eq!(
+        s.list_bindings(b.id, at(0)).await.unwrap(),
+        vec![other.clone()]
+    );
     assert_eq!(
         s.list_bindings(a.id, at(60)).await.unwrap(),
-        [refreshed.clone()]
+        vec![refreshed.clone()]
     );
 
     // Removal is tenant-scoped too: B's id under A removes nothing.
