@@ -414,6 +414,16 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tsps.example.toml");
+        let c = Config::load(Some(&path), &env(&[])).unwrap();
+        let d = Config::default();
+        assert_eq!(c.sip.udp_listen, d.sip.udp_listen);
+        assert_eq!(c.sip.digest_algorithms, d.sip.digest_algorithms);
+        assert_eq!(c.database.url, d.database.url);
+    }
+
+    #[test]
     fn secrets_are_redacted() {
         let s = Secret("hunter2".into());
         assert_eq!(format!("{s:?}"), "[redacted]");
