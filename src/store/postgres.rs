@@ -36,6 +36,9 @@ impl PgStore {
     }
 }
 
+/// PostgreSQL's default (read committed) takes a new snapshot per statement.
+const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+
 type DbId = Uuid;
 type DbTs = DateTime<Utc>;
 type DbList = Vec<String>;

@@ -8,7 +8,8 @@
 //! - `DbId`, `enc_id`, `dec_id`: how a UUID is bound and read;
 //! - `DbTs`, `enc_ts`, `dec_ts`: how a timestamp is bound and read;
 //! - `DbList`, `enc_list`, `dec_list`: how a list of strings is bound and read;
-//! - `translate`: the one function that turns a driver error into a [`StoreError`].
+//! - `translate`: the one function that turns a driver error into a [`StoreError`];
+//! - `SNAPSHOT`: the statement, if any, that makes a transaction read one snapshot.
 //!
 //! Placeholders are `$1`, `$2`, … which both PostgreSQL and SQLite understand.
 
@@ -381,34 +382,48 @@ macro_rules! sql_store {
             #[async_trait::async_trait]
             impl Store for $store {
                 async fn load_directory(&self) -> StoreResult<Directory> {
-                    let tenants = self.list_tenants().await?;
+                    // One read transaction, so the five tables come from one snapshot
+                    // (no device whose user is missing because it arrived in between).
+                    let mut tx = self.pool.begin().await.map_err(read_err)?;
+                    if let Some(statement) = SNAPSHOT {
+                        sqlx::query(statement)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(read_err)?;
+                    }
+                    let tenants: Vec<TenantRow> =
+                        sqlx::query_as("SELECT id, domain, name, time_zone FROM tenants")
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(read_err)?;
                     let users: Vec<UserRow> = sqlx::query_as(
                         "SELECT id, tenant_id, extension, display_name, portal_login FROM users",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(read_err)?;
                     let devices: Vec<DeviceRow> = sqlx::query_as(
                         "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
                          FROM devices",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(read_err)?;
                     let dids: Vec<DidRow> =
                         sqlx::query_as("SELECT number, tenant_id, user_id FROM dids")
-                            .fetch_all(&self.pool)
+                            .fetch_all(&mut *tx)
                             .await
                             .map_err(read_err)?;
                     let trunks: Vec<TrunkRow> = sqlx::query_as(
                         "SELECT id, tenant_id, name, peer_host, peer_port, transport, username, \
                          password, inbound_sources FROM trunks",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(read_err)?;
+                    tx.commit().await.map_err(read_err)?;
                     Ok(Directory::new(
-                        tenants,
+                        rows(tenants)?,
                         rows(users)?,
                         rows(devices)?,
                         rows(dids)?,

@@ -51,6 +51,9 @@ impl SqliteStore {
     }
 }
 
+/// A SQLite read transaction sees one snapshot already.
+const SNAPSHOT: Option<&str> = None;
+
 type DbId = String;
 type DbTs = String;
 /// JSON array of strings.
