@@ -200,3 +200,20 @@ fn default_challenge_offers_sha256_then_md5() {
         assert!(c.contains("qop=\"auth\""), "{c}");
     }
 }
+
+#[test]
+fn register_over_tcp() {
+    let mut tsps = start();
+    tsps.sipp(
+        Sipp::new("register.xml")
+            .device("a.test", "1001", "secret1001")
+            .transport("t1"),
+    )
+    .assert_success("REGISTER over TCP");
+    let bindings = tsps.bindings("a.test");
+    assert_eq!(bindings.len(), 1, "{bindings:#?}");
+    assert!(
+        bindings[0].received.starts_with("tcp:"),
+        "reached over the connection it came on: {bindings:#?}"
+    );
+}

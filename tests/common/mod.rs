@@ -621,13 +621,7 @@ impl SippHandle {
     fn wait_listening(&self, ip: Ipv4Addr, port: u16, transport: &str) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            // SIPp has bound the port once we no longer can.
-            let taken = if transport.starts_with('t') {
-                TcpListener::bind((ip, port)).is_err()
-            } else {
-                UdpSocket::bind((ip, port)).is_err()
-            };
-            if taken {
+            if is_listening(ip, port, transport.starts_with('t')) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -724,6 +718,30 @@ impl SippRun {
     pub fn assert_success(&self, what: &str) {
         assert!(self.success(), "{what}: sipp failed\n{}", self.report());
     }
+}
+
+/// Whether some process has bound `ip:port` (UDP) or listens on it (TCP). Reads the
+/// kernel's socket tables instead of probing with bind, which could steal the port
+/// from the SIPp that is about to take it.
+fn is_listening(ip: Ipv4Addr, port: u16, tcp: bool) -> bool {
+    let table = if tcp {
+        "/proc/net/tcp"
+    } else {
+        "/proc/net/udp"
+    };
+    let Ok(text) = fs::read_to_string(table) else {
+        return false;
+    };
+    // The table prints the IPv4 address as the hex of its in-memory (network order)
+    // u32 read as host-endian, then the port in hex: 127.0.0.1:5060 is 0100007F:13C4.
+    let want = format!("{:08X}:{:04X}", u32::from_ne_bytes(ip.octets()), port);
+    let any = format!("00000000:{port:04X}");
+    text.lines().skip(1).any(|line| {
+        let mut cols = line.split_whitespace();
+        let local = cols.nth(1).unwrap_or("");
+        let state = cols.nth(1).unwrap_or("");
+        (local == want || local == any) && (!tcp || state == "0A")
+    })
 }
 
 /// `tests/sipp/<name>`.
