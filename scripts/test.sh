@@ -69,9 +69,10 @@ start_postgres() {
     fi
     # Trust local connections: the tests connect as postgres without a password.
     local hba="/etc/postgresql/$version/main/pg_hba.conf"
-    if ! grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+    if ! grep -q '^# tsps tests: trust local connections' "$hba"; then
         as_root sed -i -E 's/^(local|host)(\s+.*\s+)(peer|md5|scram-sha-256)$/\1\2trust/' "$hba"
-        printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' | as_root tee -a "$hba" >/dev/null
+        printf '# tsps tests: trust local connections\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' |
+            as_root tee -a "$hba" >/dev/null
     fi
     as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
     for _ in $(seq 1 60); do

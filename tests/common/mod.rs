@@ -340,7 +340,8 @@ impl Tsps {
         cmd.args(["-i", &sipp.local_ip.to_string(), "-bind_local"]);
         cmd.args(["-p", &sipp.local_port.to_string()]);
         cmd.args(["-t", sipp.transport]);
-        cmd.args(["-m", "1", "-nostdin", "-default_behaviors", "all"]);
+        cmd.args(["-m", &sipp.calls.to_string()]);
+        cmd.args(["-nostdin", "-default_behaviors", "all"]);
         cmd.args([
             "-timeout",
             &format!("{SIPP_TIMEOUT_SECS}s"),
@@ -351,12 +352,11 @@ impl Tsps {
         cmd.arg("-trace_logs").arg("-log_file").arg(&action_log);
         if let Some((user, password)) = &sipp.auth {
             cmd.args(["-au", user, "-ap", password]);
-            let uri = match (sipp.keys.get("callee"), sipp.keys.get("domain")) {
-                (Some(callee), Some(domain)) if sipp.auth_uri_is_callee => {
-                    format!("{callee}@{domain}")
-                }
-                (_, Some(domain)) => domain.clone(),
-                _ => unreachable!("domain always has a default"),
+            // The digest uri must equal the Request-URI of the challenged request.
+            let domain = sipp.keys.get("domain").cloned().unwrap_or_default();
+            let uri = match sipp.keys.get("callee") {
+                Some(callee) if sipp.auth_uri_is_callee => format!("{callee}@{domain}"),
+                _ => domain,
             };
             cmd.args(["-auth_uri", &uri]);
         }
@@ -513,6 +513,7 @@ pub struct Sipp {
     keys: BTreeMap<String, String>,
     auth: Option<(String, String)>,
     auth_uri_is_callee: bool,
+    calls: u32,
     extra_args: Vec<String>,
 }
 
@@ -543,6 +544,7 @@ impl Sipp {
             keys,
             auth: None,
             auth_uri_is_callee: false,
+            calls: 1,
             extra_args: Vec::new(),
         }
     }
@@ -601,6 +603,12 @@ impl Sipp {
     /// SIPp transport mode: `u1` (UDP, default) or `t1` (TCP).
     pub fn transport(mut self, mode: &'static str) -> Sipp {
         self.transport = mode;
+        self
+    }
+
+    /// How many calls (scenario runs) SIPp makes or accepts before it exits (`-m`).
+    pub fn calls(mut self, n: u32) -> Sipp {
+        self.calls = n.max(1);
         self
     }
 
