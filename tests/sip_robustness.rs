@@ -62,13 +62,24 @@ fn garbage_datagrams_get_nothing_or_400() {
     tsps.assert_alive();
 }
 
+/// RFC 3261 §8.2.6.2: a response copies the request's Call-ID, so without one no
+/// response can be formed and the request is dropped (and nothing breaks).
 #[test]
-fn missing_call_id_gets_400() {
+fn missing_call_id_is_dropped() {
     let tsps = start();
     let msg = request("OPTIONS", "sip:a.test", &[], "Call-ID", "");
+    let resp = tsps.udp_exchange(msg.as_bytes(), WAIT);
+    assert_eq!(resp, None, "no response can be formed without Call-ID");
+    tsps.assert_alive();
+}
+
+#[test]
+fn unparseable_cseq_gets_400() {
+    let tsps = start();
+    let msg = request("OPTIONS", "sip:a.test", &["CSeq: x OPTIONS"], "CSeq", "");
     let resp = tsps
         .udp_exchange(msg.as_bytes(), WAIT)
-        .expect("a request without Call-ID still gets a response");
+        .expect("a request with a broken CSeq gets a response");
     assert_eq!(status_code(&resp), Some(400), "{resp}");
     tsps.assert_alive();
 }

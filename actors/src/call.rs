@@ -13,7 +13,7 @@ use crate::events::{CallEvent, CallEventKind};
 use crate::ids::{CallId, LegId, TenantId, UserId};
 use crate::model::{CallDirection, CallOutcome, CallRecord, LegRecord, Party};
 use crate::platform::Platform;
-use crate::ports::{Body, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
+use crate::ports::{Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
 use crate::tenant::{Admission, AdmitCall, CallOrigin, TenantCallEnded};
 use crate::user::{CallPhase, CallPhaseChanged, OfferCall};
 use actix::prelude::*;
@@ -166,7 +166,6 @@ impl CallActor {
             } => {
                 self.direction = direction;
                 self.callee_user = Some(user);
-                self.callee_shown = extension.clone();
                 self.publish_started();
                 let Some(addr) = self.platform.user(user) else {
                     self.reject_all(480, CallOutcome::Unavailable, ctx);
@@ -240,7 +239,7 @@ impl CallActor {
                 leg,
                 target: description,
             });
-            self.send(LegCommand::Dial {
+            self.send(LegCommand::Dial(Box::new(Dial {
                 call: self.setup.call,
                 leg,
                 tenant: self.setup.tenant,
@@ -249,7 +248,7 @@ impl CallActor {
                 callee: callee.clone(),
                 body: self.setup.offer.clone(),
                 events: me.clone(),
-            });
+            })));
         }
         let timeout = self.platform.config.ring_timeout;
         self.ring_timer = Some(ctx.run_later(timeout, |act, ctx| {
@@ -506,16 +505,16 @@ impl CallActor {
 /// The status the caller gets when every callee leg failed (RFC 3261 §16.7 in spirit:
 /// a busy device wins, then a decline, then unreachable).
 pub fn final_status(codes: &[u16]) -> (u16, CallOutcome) {
-    if codes.iter().any(|c| *c == 486 || *c == 600) {
+    if codes.contains(&486) || codes.contains(&600) {
         return (486, CallOutcome::Busy);
     }
-    if codes.iter().any(|c| *c == 603) {
+    if codes.contains(&603) {
         return (603, CallOutcome::Rejected);
     }
     if !codes.is_empty() && codes.iter().all(|c| *c == 408) {
         return (408, CallOutcome::NoAnswer);
     }
-    if codes.iter().any(|c| *c == 480 || *c == 404 || *c == 410) {
+    if codes.iter().any(|c| [480, 404, 410].contains(c)) {
         return (480, CallOutcome::Unavailable);
     }
     match codes.iter().find(|c| **c != 487) {
@@ -678,14 +677,9 @@ mod tests {
             let mut legs = Vec::new();
             for _ in 0..n {
                 match self.next().await {
-                    LegCommand::Dial {
-                        leg,
-                        target: DialTarget::Contact(_),
-                        callee,
-                        ..
-                    } => {
-                        assert_eq!(callee.user, "1002");
-                        legs.push(leg);
+                    LegCommand::Dial(d) if matches!(d.target, DialTarget::Contact(_)) => {
+                        assert_eq!(d.callee.user, "1002");
+                        legs.push(d.leg);
                     }
                     other => panic!("expected Dial, got {other:?}"),
                 }

@@ -67,21 +67,25 @@ pub enum LegEventKind {
     Hangup,
 }
 
+/// An outgoing leg to start. Events for it go to `events`.
+#[derive(Clone, Debug)]
+pub struct Dial {
+    pub call: CallId,
+    pub leg: LegId,
+    pub tenant: TenantId,
+    pub target: DialTarget,
+    pub caller: PartyInfo,
+    pub callee: PartyInfo,
+    pub body: Option<Body>,
+    pub events: Recipient<LegEvent>,
+}
+
 /// What a call actor asks the SIP layer to do on one leg.
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub enum LegCommand {
-    /// Start an outgoing leg. Events for it go to `events`.
-    Dial {
-        call: CallId,
-        leg: LegId,
-        tenant: TenantId,
-        target: DialTarget,
-        caller: PartyInfo,
-        callee: PartyInfo,
-        body: Option<Body>,
-        events: Recipient<LegEvent>,
-    },
+    /// Start an outgoing leg (boxed: it is much larger than the other commands).
+    Dial(Box<Dial>),
     /// Send a provisional response on the incoming leg.
     Progress {
         leg: LegId,
@@ -111,8 +115,8 @@ pub enum LegCommand {
 impl LegCommand {
     pub fn leg(&self) -> LegId {
         match self {
-            LegCommand::Dial { leg, .. }
-            | LegCommand::Progress { leg, .. }
+            LegCommand::Dial(d) => d.leg,
+            LegCommand::Progress { leg, .. }
             | LegCommand::Answer { leg, .. }
             | LegCommand::Reject { leg, .. }
             | LegCommand::Cancel { leg }

@@ -4,6 +4,7 @@
 use super::headers;
 use rsipstack::sip::{Request, StatusCode};
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 pub const SERVER: &str = "tsps/0.1";
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
@@ -36,6 +37,7 @@ pub fn branch() -> String {
 /// CSeq copied, then `extra` header lines, then the body.
 pub fn response(
     req: &Request,
+    source: Option<SocketAddr>,
     code: u16,
     to_tag: Option<&str>,
     extra: &[(&str, &str)],
@@ -43,10 +45,19 @@ pub fn response(
 ) -> Vec<u8> {
     let mut s = String::with_capacity(512);
     let _ = write!(s, "SIP/2.0 {code} {}\r\n", reason(code));
+    let mut first = true;
     for h in req.headers.iter() {
         let name = h.name();
         if name.eq_ignore_ascii_case("Via") {
-            let _ = write!(s, "Via: {}\r\n", h.value());
+            match (first, source) {
+                (true, Some(src)) => {
+                    let _ = write!(s, "Via: {}\r\n", stamp_via(h.value(), src));
+                }
+                _ => {
+                    let _ = write!(s, "Via: {}\r\n", h.value());
+                }
+            }
+            first = false;
         }
     }
     for h in req.headers.iter() {
@@ -73,6 +84,46 @@ pub fn response(
     }
     let _ = write!(s, "Server: {SERVER}\r\n");
     finish(s, body)
+}
+
+/// The top Via of a response: `received` when the sent-by host is not the source
+/// address (RFC 3261 §18.2.1), and the `rport` value when the client asked for it
+/// (RFC 3581 §4). Only the first value of a comma-separated Via is stamped.
+pub fn stamp_via(via: &str, source: SocketAddr) -> String {
+    let (top, rest) = match headers::split_list(via).first() {
+        Some(first) if first.len() < via.len() => {
+            let i = via.find(first).unwrap_or(0) + first.len();
+            (first.to_string(), via[i..].to_string())
+        }
+        _ => (via.to_string(), String::new()),
+    };
+    let mut out = String::with_capacity(top.len() + 40);
+    let mut rport = false;
+    let mut has_received = false;
+    for (i, part) in top.split(';').enumerate() {
+        let key = part.split('=').next().unwrap_or("").trim();
+        if i > 0 && key.eq_ignore_ascii_case("rport") && !part.contains('=') {
+            rport = true;
+            let _ = write!(out, ";rport={}", source.port());
+            continue;
+        }
+        if i > 0 && key.eq_ignore_ascii_case("received") {
+            has_received = true;
+        }
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(part);
+    }
+    let sent_by_host = headers::via_sent_by(&top)
+        .map(headers::uri_host)
+        .unwrap_or("");
+    let ip = source.ip().to_string();
+    if !has_received && (rport || sent_by_host != ip) {
+        let _ = write!(out, ";received={ip}");
+    }
+    out.push_str(&rest);
+    out
 }
 
 /// Appends Content-Type (for a body), Content-Length, the blank line and the body.
@@ -167,6 +218,23 @@ mod tests {
         assert_eq!(strip_tag("<sip:a@b>;tag=1;x=y"), "<sip:a@b>;x=y");
         assert_eq!(strip_tag("sip:a@b;tag=1"), "sip:a@b");
         assert_eq!(strip_tag("\"A\" <sip:a@b>"), "\"A\" <sip:a@b>");
+    }
+
+    #[test]
+    fn via_gets_received_and_rport() {
+        let src: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1", src),
+            "SIP/2.0/UDP 10.0.0.1:5060;rport=40000;branch=z9hG4bK1;received=127.0.0.1"
+        );
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1", src),
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1"
+        );
+        assert_eq!(
+            stamp_via("SIP/2.0/UDP h:1;branch=a, SIP/2.0/UDP p:2;rport", src),
+            "SIP/2.0/UDP h:1;branch=a;received=127.0.0.1, SIP/2.0/UDP p:2;rport"
+        );
     }
 
     #[test]

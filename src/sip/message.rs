@@ -125,8 +125,12 @@ pub fn error_response_for(bytes: &[u8], err: &MessageError) -> Option<Vec<u8>> {
             break;
         }
         // A line we cannot copy faithfully (not UTF-8, or a control character that a
-        // peer could read as a line break) is as good as absent.
+        // peer could read as a line break) is as good as absent, and so is the header
+        // it continues: half a Via is worse than none.
         let Some(line) = std::str::from_utf8(line).ok().filter(|l| !has_ctl(l)) else {
+            if last_usable && matches!(line.first(), Some(b' ' | b'\t')) {
+                headers.pop();
+            }
             last_usable = false;
             continue;
         };
@@ -144,6 +148,7 @@ pub fn error_response_for(bytes: &[u8], err: &MessageError) -> Option<Vec<u8>> {
         }
     }
     for (name, value) in headers {
+        let value = value.trim().to_owned();
         if value.is_empty() {
             continue;
         }
@@ -827,6 +832,31 @@ mod tests {
         assert!(has_header_tag("sip:b@x;TAG=1"));
         assert!(!has_header_tag("<sip:b@x;tag=1>"));
         assert!(!has_header_tag("\"a;tag=1\" <sip:b@x>"));
+    }
+
+    #[test]
+    fn error_response_drops_headers_it_cannot_copy_whole() {
+        let input = String::from_utf8(fixture("cseq_method_mismatch.sip")).unwrap();
+        let err = parse(input.as_bytes(), LIMIT).unwrap_err();
+        // A Call-ID continued by a line with a stray CR cannot be copied: no response.
+        let broken = input.replacen(
+            "Call-ID: a84b4c76e66710@127.0.0.1\r\n",
+            "Call-ID: a84b4c\r\n 76e\r66710\r\n",
+            1,
+        );
+        assert_ne!(broken, input);
+        assert_eq!(error_response_for(broken.as_bytes(), &err), None);
+        // A clean continuation line is unfolded into the copy.
+        let folded = input.replacen(
+            "Call-ID: a84b4c76e66710@127.0.0.1\r\n",
+            "Call-ID:\r\n a84b4c76e66710@127.0.0.1\r\n",
+            1,
+        );
+        let out = String::from_utf8(error_response_for(folded.as_bytes(), &err).unwrap()).unwrap();
+        assert!(
+            out.contains("\r\nCall-ID: a84b4c76e66710@127.0.0.1\r\n"),
+            "{out}"
+        );
     }
 
     #[test]

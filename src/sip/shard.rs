@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use tsps_actors::call::{CallActor, CallSetup};
 use tsps_actors::model::Device;
 use tsps_actors::platform::Platform;
-use tsps_actors::ports::{Body, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
+use tsps_actors::ports::{Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
 use tsps_actors::tenant::CallOrigin;
 use tsps_actors::user::{ContactUpdate, Register, RegisterError, RegisterUpdate};
 use tsps_actors::{CallId, LegId, TrunkId};
@@ -202,14 +202,14 @@ struct Leg {
 }
 
 impl Leg {
-    fn from_value(&self) -> String {
+    fn header_from(&self) -> String {
         if self.uas {
             self.remote_value()
         } else {
             format!("{};tag={}", self.local_party, self.local_tag)
         }
     }
-    fn to_value(&self) -> String {
+    fn header_to(&self) -> String {
         if self.uas {
             format!("{};tag={}", self.local_party, self.local_tag)
         } else {
@@ -343,7 +343,7 @@ impl Shard {
         let Some(req) = entry.request.clone() else {
             return;
         };
-        let bytes = build::response(&req, code, to_tag, extra, body);
+        let bytes = build::response(&req, Some(entry.peer.addr), code, to_tag, extra, body);
         let actions = entry.tx.respond(code, Bytes::from(bytes));
         let rest = self.run(key, actions);
         debug_assert!(rest.is_empty());
@@ -352,7 +352,7 @@ impl Shard {
     /// A response sent without a transaction (483, 482 and other refusals).
     fn respond_stateless(&self, req: &Request, peer: Peer, code: u16) {
         let tag = build::token();
-        let bytes = build::response(req, code, Some(&tag), &[], None);
+        let bytes = build::response(req, Some(peer.addr), code, Some(&tag), &[], None);
         self.ctx.transports.send(peer, Bytes::from(bytes));
     }
 
@@ -1102,17 +1102,17 @@ impl Shard {
 
     // ----- outgoing legs -----------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    fn dial(
-        &mut self,
-        call: CallId,
-        leg_id: LegId,
-        target: DialTarget,
-        caller: PartyInfo,
-        callee: PartyInfo,
-        body: Option<Body>,
-        events: Recipient<LegEvent>,
-    ) {
+    fn dial(&mut self, d: Dial) {
+        let Dial {
+            call,
+            leg: leg_id,
+            target,
+            caller,
+            callee,
+            body,
+            events,
+            ..
+        } = d;
         let dir = self.ctx.directory.get();
         let (request_uri, peer, to, trunk) = match &target {
             DialTarget::Contact(b) => {
@@ -1362,7 +1362,7 @@ impl Shard {
         let (from, to) = if leg.uas {
             (leg.local_value(), leg.remote_value())
         } else {
-            (leg.from_value(), leg.to_value())
+            (leg.header_from(), leg.header_to())
         };
         let bytes = build::request(&RequestSpec {
             method,
@@ -1424,7 +1424,7 @@ impl Shard {
         let (from, to) = if leg.uas {
             (leg.local_value(), leg.remote_value())
         } else {
-            (leg.from_value(), leg.to_value())
+            (leg.header_from(), leg.header_to())
         };
         let bytes = Bytes::from(build::request(&RequestSpec {
             method: "ACK",
@@ -1546,16 +1546,8 @@ impl Handler<LegCommand> for Shard {
 
     fn handle(&mut self, cmd: LegCommand, _: &mut Self::Context) {
         match cmd {
-            LegCommand::Dial {
-                call,
-                leg,
-                target,
-                caller,
-                callee,
-                body,
-                events,
-                ..
-            } => self.dial(call, leg, target, caller, callee, body, events),
+            LegCommand::Dial(d) => self.dial(*d),
+
             LegCommand::Progress { leg, code, body } => self.answer_incoming(leg, code, body),
             LegCommand::Answer { leg, body } => self.answer_incoming(leg, 200, body),
             LegCommand::Reject { leg, code } => self.answer_incoming(leg, code, None),

@@ -61,7 +61,9 @@ pub enum Action {
     Transmit(Bytes),
     Schedule(Timer, Duration),
     /// Client: a response for the transaction user (the shard).
-    Deliver { code: u16 },
+    Deliver {
+        code: u16,
+    },
     /// Client: no final response in time (Timer B or F).
     Timeout,
     /// Server INVITE: the 2xx was never acknowledged (Timer L without ACK).
@@ -267,11 +269,13 @@ impl Transaction {
     /// Server: the same request arrived again (a retransmission).
     pub fn on_retransmission(&mut self) -> Actions {
         let mut out = Actions::default();
-        let resend = match (self.kind, self.state) {
-            (Kind::InviteServer, State::Proceeding | State::Completed | State::Accepted) => true,
-            (Kind::NonInviteServer, State::Proceeding | State::Completed) => true,
-            _ => false,
-        };
+        let resend = matches!(
+            (self.kind, self.state),
+            (
+                Kind::InviteServer,
+                State::Proceeding | State::Completed | State::Accepted
+            ) | (Kind::NonInviteServer, State::Proceeding | State::Completed)
+        );
         if resend {
             if let Some(last) = &self.last {
                 out.push(Action::Transmit(last.clone()));
@@ -385,9 +389,15 @@ mod tests {
         // Timer A doubles.
         assert_eq!(
             acts(tx.on_timer(Timer::A)),
-            vec![Action::Transmit(b("INVITE")), Action::Schedule(Timer::A, T1 * 2)]
+            vec![
+                Action::Transmit(b("INVITE")),
+                Action::Schedule(Timer::A, T1 * 2)
+            ]
         );
-        assert_eq!(acts(tx.on_response(180, || b("ACK"))), vec![Action::Deliver { code: 180 }]);
+        assert_eq!(
+            acts(tx.on_response(180, || b("ACK"))),
+            vec![Action::Deliver { code: 180 }]
+        );
         // Retransmission stops in Proceeding, and Timer B no longer applies.
         assert!(tx.on_timer(Timer::A).is_empty());
         assert!(tx.on_timer(Timer::B).is_empty());
@@ -400,14 +410,20 @@ mod tests {
             ]
         );
         // A retransmitted 486 is absorbed and re-ACKed, not delivered twice.
-        assert_eq!(acts(tx.on_response(486, || b("X"))), vec![Action::Transmit(b("ACK"))]);
+        assert_eq!(
+            acts(tx.on_response(486, || b("X"))),
+            vec![Action::Transmit(b("ACK"))]
+        );
         assert_eq!(acts(tx.on_timer(Timer::D)), vec![Action::Terminated]);
     }
 
     #[test]
     fn invite_client_times_out_without_response() {
         let (mut tx, _) = Transaction::client(Kind::InviteClient, b("INVITE"), false);
-        assert_eq!(acts(tx.on_timer(Timer::B)), vec![Action::Timeout, Action::Terminated]);
+        assert_eq!(
+            acts(tx.on_timer(Timer::B)),
+            vec![Action::Timeout, Action::Terminated]
+        );
     }
 
     #[test]
@@ -415,9 +431,15 @@ mod tests {
         let (mut tx, _) = Transaction::client(Kind::InviteClient, b("INVITE"), true);
         assert_eq!(
             acts(tx.on_response(200, || unreachable!())),
-            vec![Action::Schedule(Timer::M, TIMER_64T1), Action::Deliver { code: 200 }]
+            vec![
+                Action::Schedule(Timer::M, TIMER_64T1),
+                Action::Deliver { code: 200 }
+            ]
         );
-        assert_eq!(acts(tx.on_response(200, || unreachable!())), vec![Action::Deliver { code: 200 }]);
+        assert_eq!(
+            acts(tx.on_response(200, || unreachable!())),
+            vec![Action::Deliver { code: 200 }]
+        );
         assert_eq!(acts(tx.on_timer(Timer::M)), vec![Action::Terminated]);
     }
 
@@ -427,28 +449,45 @@ mod tests {
         let mut last = Duration::ZERO;
         for _ in 0..6 {
             let a = acts(tx.on_timer(Timer::E));
-            let Action::Schedule(Timer::E, d) = a[1] else { panic!("{a:?}") };
+            let Action::Schedule(Timer::E, d) = a[1] else {
+                panic!("{a:?}")
+            };
             assert!(d >= last && d <= T2);
             last = d;
         }
         assert_eq!(last, T2);
-        assert_eq!(acts(tx.on_response(200, || unreachable!()))[1], Action::Deliver { code: 200 });
+        assert_eq!(
+            acts(tx.on_response(200, || unreachable!()))[1],
+            Action::Deliver { code: 200 }
+        );
         assert!(tx.on_timer(Timer::F).is_empty());
     }
 
     #[test]
     fn invite_server_retransmits_final_until_ack() {
         let mut tx = Transaction::server(Kind::InviteServer, false);
-        assert_eq!(acts(tx.respond(100, b("100"))), vec![Action::Transmit(b("100"))]);
-        assert_eq!(acts(tx.on_retransmission()), vec![Action::Transmit(b("100"))]);
+        assert_eq!(
+            acts(tx.respond(100, b("100"))),
+            vec![Action::Transmit(b("100"))]
+        );
+        assert_eq!(
+            acts(tx.on_retransmission()),
+            vec![Action::Transmit(b("100"))]
+        );
         let a = acts(tx.respond(486, b("486")));
         assert_eq!(a[0], Action::Transmit(b("486")));
         assert_eq!(
             acts(tx.on_timer(Timer::G)),
-            vec![Action::Transmit(b("486")), Action::Schedule(Timer::G, T1 * 2)]
+            vec![
+                Action::Transmit(b("486")),
+                Action::Schedule(Timer::G, T1 * 2)
+            ]
         );
         assert_eq!(acts(tx.on_ack()), vec![Action::Schedule(Timer::I, T4)]);
-        assert!(tx.on_timer(Timer::G).is_empty(), "no retransmission once confirmed");
+        assert!(
+            tx.on_timer(Timer::G).is_empty(),
+            "no retransmission once confirmed"
+        );
         assert_eq!(acts(tx.on_timer(Timer::I)), vec![Action::Terminated]);
     }
 
@@ -456,7 +495,10 @@ mod tests {
     fn invite_server_2xx_retransmitted_until_ack_else_ack_timeout() {
         let mut tx = Transaction::server(Kind::InviteServer, false);
         tx.respond(200, b("200"));
-        assert_eq!(acts(tx.on_timer(Timer::G2xx))[0], Action::Transmit(b("200")));
+        assert_eq!(
+            acts(tx.on_timer(Timer::G2xx))[0],
+            Action::Transmit(b("200"))
+        );
         tx.on_ack();
         assert!(tx.on_timer(Timer::G2xx).is_empty());
         assert_eq!(acts(tx.on_timer(Timer::L)), vec![Action::Terminated]);
@@ -464,9 +506,15 @@ mod tests {
         let mut tx = Transaction::server(Kind::InviteServer, true);
         assert_eq!(
             acts(tx.respond(200, b("200"))),
-            vec![Action::Transmit(b("200")), Action::Schedule(Timer::L, TIMER_64T1)]
+            vec![
+                Action::Transmit(b("200")),
+                Action::Schedule(Timer::L, TIMER_64T1)
+            ]
         );
-        assert_eq!(acts(tx.on_timer(Timer::L)), vec![Action::AckTimeout, Action::Terminated]);
+        assert_eq!(
+            acts(tx.on_timer(Timer::L)),
+            vec![Action::AckTimeout, Action::Terminated]
+        );
     }
 
     #[test]
@@ -475,9 +523,15 @@ mod tests {
         assert!(tx.on_retransmission().is_empty(), "nothing sent yet");
         assert_eq!(
             acts(tx.respond(200, b("200"))),
-            vec![Action::Transmit(b("200")), Action::Schedule(Timer::J, Duration::ZERO)]
+            vec![
+                Action::Transmit(b("200")),
+                Action::Schedule(Timer::J, Duration::ZERO)
+            ]
         );
-        assert_eq!(acts(tx.on_retransmission()), vec![Action::Transmit(b("200"))]);
+        assert_eq!(
+            acts(tx.on_retransmission()),
+            vec![Action::Transmit(b("200"))]
+        );
         assert_eq!(acts(tx.on_timer(Timer::J)), vec![Action::Terminated]);
     }
 }
