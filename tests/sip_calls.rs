@@ -217,3 +217,26 @@ fn whole_flow_on_postgres() {
     );
     drop(tsps); // before the database goes
 }
+
+/// Both phones on TCP: the callee registered over a connection that has closed since,
+/// so tsps connects to its Contact (transport=tcp) to deliver the call.
+#[test]
+fn answered_call_over_tcp() {
+    let mut tsps = start(&[]);
+    let port = free_port(IpAddr::V4(DEVICE_IP), true);
+    tsps.sipp(
+        Sipp::new("register.xml")
+            .device("a.test", "1002", "secret1002")
+            .port(port)
+            .transport("t1"),
+    )
+    .assert_success("register 1002 over TCP");
+    let uas = tsps.spawn_sipp(Sipp::uas("uas_answer.xml").port(port).transport("t1"));
+    let uac = tsps.sipp(caller("uac_call.xml").transport("t1"));
+    let uas = uas.join();
+    uac.assert_success("caller over TCP: 407, 180, 200, BYE answered");
+    uas.assert_success("callee over TCP: INVITE, ACK, BYE");
+    let record = only_record(&mut tsps);
+    assert_eq!(record.outcome, CallOutcome::Answered, "{record:#?}");
+    assert_answered_legs(&record);
+}

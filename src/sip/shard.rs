@@ -1117,27 +1117,9 @@ impl Shard {
         let (request_uri, peer, to, trunk) = match &target {
             DialTarget::Contact(b) => {
                 let received: Option<Peer> = b.received.parse().ok();
-                let contact_addr = format!(
-                    "{}:{}",
-                    h::uri_host(&b.contact),
-                    h::uri_port(&b.contact).unwrap_or(5060)
-                )
-                .parse()
-                .ok()
-                .or_else(|| {
-                    let host: std::net::IpAddr = h::uri_host(&b.contact).parse().ok()?;
-                    Some(std::net::SocketAddr::new(
-                        host,
-                        h::uri_port(&b.contact).unwrap_or(5060),
-                    ))
+                let peer = contact_peer(&b.contact, received, |addr| {
+                    self.ctx.transports.is_connected(addr)
                 });
-                let peer = match (received, contact_addr) {
-                    // Over TCP, reuse the connection the REGISTER came on.
-                    (Some(r), _) if r.proto == Proto::Tcp => Some(r),
-                    (_, Some(addr)) => Some(Peer::udp(addr)),
-                    (Some(r), None) => Some(r),
-                    (None, None) => None,
-                };
                 let to = format!("<sip:{}@{}>", callee.user, callee.domain);
                 (b.contact.clone(), peer, to, None)
             }
@@ -1471,6 +1453,30 @@ impl Shard {
     }
 }
 
+/// Where to send a request for a registered contact. A connection-oriented contact is
+/// reached over the connection its REGISTER came on while that is open (the device
+/// may be behind NAT), else by connecting to the Contact address. A UDP contact is
+/// reached at its Contact address (falling back to the REGISTER's source).
+fn contact_peer(
+    contact: &str,
+    received: Option<Peer>,
+    is_connected: impl Fn(std::net::SocketAddr) -> bool,
+) -> Option<Peer> {
+    let host: Option<std::net::IpAddr> = h::uri_host(contact).parse().ok();
+    let contact_addr =
+        host.map(|ip| std::net::SocketAddr::new(ip, h::uri_port(contact).unwrap_or(5060)));
+    let wants_tcp = h::uri_param(contact, "transport")
+        .is_some_and(|t| t.eq_ignore_ascii_case("tcp"))
+        || received.is_some_and(|r| r.proto == Proto::Tcp);
+    if wants_tcp {
+        if let Some(r) = received.filter(|r| r.proto == Proto::Tcp && is_connected(r.addr)) {
+            return Some(r);
+        }
+        return contact_addr.map(Peer::tcp).or(received);
+    }
+    contact_addr.map(Peer::udp).or(received)
+}
+
 fn non2xx_ack(leg: &Leg, resp: &Response, cseq: u32) -> Bytes {
     let to = h::first(&resp.headers, "To").unwrap_or(&leg.remote_party);
     Bytes::from(build::request(&RequestSpec {
@@ -1596,6 +1602,30 @@ impl Handler<LegCommand> for Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_peer_prefers_the_live_registration_connection() {
+        let reg: Peer = "tcp:127.0.0.1:40000".parse().unwrap();
+        let c = "sip:1002@127.0.0.1:5070;transport=tcp";
+        assert_eq!(contact_peer(c, Some(reg), |_| true), Some(reg));
+        assert_eq!(
+            contact_peer(c, Some(reg), |_| false),
+            Some("tcp:127.0.0.1:5070".parse().unwrap())
+        );
+        let udp: Peer = "udp:127.0.0.9:1234".parse().unwrap();
+        assert_eq!(
+            contact_peer("sip:1002@127.0.0.1:5070", Some(udp), |_| false),
+            Some("udp:127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            contact_peer("sip:1002@phone.example", Some(udp), |_| false),
+            Some(udp)
+        );
+        assert_eq!(
+            contact_peer("sip:1002@phone.example", None, |_| false),
+            None
+        );
+    }
 
     #[test]
     fn shard_of_our_call_ids_is_their_prefix() {

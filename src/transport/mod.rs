@@ -98,6 +98,15 @@ impl Transports {
         }
     }
 
+    /// Whether a TCP connection to or from `addr` is open.
+    pub fn is_connected(&self, addr: SocketAddr) -> bool {
+        self.tcp_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+            .is_some_and(|s| !s.is_closed())
+    }
+
     /// Sends without waiting (callable from any thread, including actor threads).
     pub fn send(self: &Arc<Self>, peer: Peer, data: Bytes) {
         match peer.proto {
