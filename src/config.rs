@@ -298,8 +298,8 @@ impl Config {
                 "must be at least 1 and at most sip.max_expires",
             ));
         }
-        if self.sip.nonce_ttl_secs < 10 {
-            return Err(invalid("sip.nonce_ttl_secs", "must be at least 10"));
+        if self.sip.nonce_ttl_secs < 1 {
+            return Err(invalid("sip.nonce_ttl_secs", "must be at least 1"));
         }
         if self.sip.digest_algorithms.is_empty()
             || self
