@@ -5,6 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use tsps::config::{Config, LogFormat};
 
+// mimalloc: SIP handling allocates many short-lived strings; glibc malloc and free were
+// about a tenth of tsps's CPU under call load (perf, docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tsps", version, about = "Telephony service provider system")]
 struct Cli {

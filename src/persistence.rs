@@ -21,6 +21,9 @@ pub struct StorePersistence {
     tx: mpsc::UnboundedSender<Op>,
 }
 
+/// Most operations one writer round takes from the queue.
+const BATCH: usize = 512;
+
 impl StorePersistence {
     /// Starts the writer on the current tokio runtime. It ends once every sender is
     /// dropped and the queue is drained; the returned handle resolves then.
@@ -29,33 +32,37 @@ impl StorePersistence {
         // slow; memory is the buffer while it is down (and the backlog is logged).
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
         let handle = tokio::spawn(async move {
-            while let Some(op) = rx.recv().await {
-                let mut attempt: u32 = 0;
-                loop {
-                    let result = match &op {
-                        Op::SaveBinding(b) => store.save_binding(b).await,
+            let mut ops = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut ops, BATCH).await > 0 {
+                let backlog = rx.len();
+                // Registration changes keep their order; call records are independent
+                // and go in one transaction per round.
+                let mut records = Vec::new();
+                for op in ops.drain(..) {
+                    match op {
+                        Op::SaveBinding(b) => {
+                            retry("save binding", backlog, || store.save_binding(&b)).await
+                        }
                         Op::RemoveBinding(b) => {
-                            store
-                                .remove_binding(b.tenant_id, b.device_id, &b.contact)
-                                .await
+                            retry("remove binding", backlog, || {
+                                store.remove_binding(b.tenant_id, b.device_id, &b.contact)
+                            })
+                            .await
                         }
-                        Op::CallEnded(r) => store.insert_call_record(r).await,
-                    };
-                    match result {
-                        Ok(()) => break,
-                        Err(crate::store::StoreError::AlreadyExists { .. }) => break,
-                        Err(e) => {
-                            attempt += 1;
-                            let backoff = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                            if attempt == 1 || attempt % 10 == 0 {
-                                warn!(attempt, backlog = rx.len(), error = %e, "database write failed; will retry");
-                            }
-                            if attempt > 1000 {
-                                error!(error = %e, "giving up on a database write after 1000 attempts");
-                                break;
-                            }
-                            tokio::time::sleep(backoff).await;
-                        }
+                        Op::CallEnded(r) => records.push(*r),
+                    }
+                }
+                if records.is_empty() {
+                    continue;
+                }
+                if let Err(e) = store.insert_call_records(&records).await {
+                    // One bad record must not hold back the others: one by one.
+                    warn!(error = %e, n = records.len(), "batch insert of call records failed; inserting one by one");
+                    for r in &records {
+                        retry("insert call record", backlog, || {
+                            store.insert_call_record(r)
+                        })
+                        .await;
                     }
                 }
             }
@@ -66,6 +73,32 @@ impl StorePersistence {
     fn push(&self, op: Op) {
         if self.tx.send(op).is_err() {
             error!("persistence writer has stopped; a write was not queued");
+        }
+    }
+}
+
+/// Runs a write until it succeeds (or is a duplicate), backing off while the
+/// database is unavailable.
+async fn retry<F, Fut>(what: &str, backlog: usize, op: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        match op().await {
+            Ok(()) | Err(crate::store::StoreError::AlreadyExists { .. }) => return,
+            Err(e) => {
+                attempt += 1;
+                if attempt == 1 || attempt % 10 == 0 {
+                    warn!(what, attempt, backlog, error = %e, "database write failed; will retry");
+                }
+                if attempt > 1000 {
+                    error!(what, error = %e, "giving up on a database write after 1000 attempts");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt.min(6)))).await;
+            }
         }
     }
 }

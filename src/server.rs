@@ -137,6 +137,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         parse(&config.sip.tcp_listen)?,
         config.sip.max_message_bytes,
         cancel.clone(),
+        workers,
     )
     .await
     .context("cannot bind the SIP sockets")?;
@@ -165,8 +166,9 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         platform: platform.clone(),
         nonces: NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
         transports: transports.clone(),
+        shards: std::sync::OnceLock::new(),
     });
-    let shards = arbiters
+    let shards: Vec<Addr<Shard>> = arbiters
         .iter()
         .enumerate()
         .map(|(i, a)| {
@@ -174,6 +176,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             Shard::start_in_arbiter(&a.handle(), move |_| Shard::new(i, ctx))
         })
         .collect();
+    // Before any message can arrive: shards forward to each other through this list.
+    let _ = ctx.shards.set(shards.clone());
     transports.start(Arc::new(ShardPool { shards }));
 
     let mut tasks = Vec::new();

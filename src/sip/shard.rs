@@ -47,6 +47,8 @@ pub struct SipContext {
     pub platform: Arc<Platform>,
     pub nonces: NonceKeeper,
     pub transports: Arc<Transports>,
+    /// Every shard, by index (set once at start).
+    pub shards: std::sync::OnceLock<Vec<Addr<Shard>>>,
 }
 
 impl SipContext {
@@ -102,6 +104,12 @@ pub fn shard_of(call_id: &str, shards: usize) -> usize {
         hash = hash.wrapping_mul(0x100000001b3);
     }
     (hash % shards as u64) as usize
+}
+
+/// A datagram read by a shard from its own UDP socket.
+struct Datagram {
+    bytes: Bytes,
+    from: std::net::SocketAddr,
 }
 
 /// A parsed message for a shard.
@@ -394,6 +402,13 @@ impl Shard {
             if l.uas {
                 self.calls.remove(&l.call);
             }
+        }
+    }
+
+    fn inbound(&mut self, msg: SipMessage, peer: Peer, ctx: &mut Context<Self>) {
+        match msg {
+            SipMessage::Request(r) => self.on_request(r, peer, ctx),
+            SipMessage::Response(r) => self.on_response(r),
         }
     }
 
@@ -1533,6 +1548,61 @@ impl Actor for Shard {
         ctx.set_mailbox_capacity(65_536);
         self.me = Some(ctx.address().recipient());
         ctx.run_interval(TICK, |act, _| act.on_tick());
+        // This shard's own UDP socket, read on this thread: a message for one of our
+        // Call-IDs is handled without crossing threads.
+        if let Some(sock) = self.ctx.transports.take_udp_socket(self.idx) {
+            match tokio::net::UdpSocket::from_std(sock) {
+                Ok(sock) => {
+                    ctx.add_stream(datagrams(sock));
+                }
+                Err(e) => warn!(shard = self.idx, error = %e, "cannot register the udp socket"),
+            }
+        }
+    }
+}
+
+/// Reads datagrams forever (errors such as ICMP port unreachable are skipped).
+fn datagrams(sock: tokio::net::UdpSocket) -> impl futures::Stream<Item = Datagram> {
+    futures::stream::unfold((sock, vec![0u8; 65_536]), |(sock, mut buf)| async move {
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let d = Datagram {
+                        bytes: Bytes::copy_from_slice(&buf[..n]),
+                        from,
+                    };
+                    return Some((d, (sock, buf)));
+                }
+                Err(e) => debug!(error = %e, "udp recv error"),
+            }
+        }
+    })
+}
+
+impl StreamHandler<Datagram> for Shard {
+    fn handle(&mut self, d: Datagram, ctx: &mut Self::Context) {
+        let peer = Peer::udp(d.from);
+        let Some(msg) = self.ctx.transports.accept_bytes(&d.bytes, peer) else {
+            return;
+        };
+        let call_id = match &msg {
+            SipMessage::Request(r) => h::first(&r.headers, "Call-ID"),
+            SipMessage::Response(r) => h::first(&r.headers, "Call-ID"),
+        }
+        .unwrap_or("");
+        let owner = shard_of(call_id, self.ctx.settings.shards);
+        if owner == self.idx {
+            self.inbound(msg, peer, ctx);
+        } else if let Some(addr) = self.ctx.shards.get().and_then(|s| s.get(owner)) {
+            if let Err(e) = addr.try_send(Inbound { msg, peer }) {
+                warn!(shard = owner, %peer, error = %e, "shard mailbox full; message dropped");
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Self::Context) {
+        // The socket stream never ends by itself; if it does, keep serving TCP.
+        warn!(shard = self.idx, "udp receive stream ended");
     }
 }
 
@@ -1540,10 +1610,7 @@ impl Handler<Inbound> for Shard {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
-        match msg.msg {
-            SipMessage::Request(r) => self.on_request(r, msg.peer, ctx),
-            SipMessage::Response(r) => self.on_response(r),
-        }
+        self.inbound(msg.msg, msg.peer, ctx);
     }
 }
 

@@ -58,6 +58,8 @@ pub trait Store: Send + Sync + 'static {
     async fn load_bindings(&self, now: DateTime<Utc>) -> StoreResult<Vec<Binding>>;
 
     async fn insert_call_record(&self, record: &CallRecord) -> StoreResult<()>;
+    /// Several records in one transaction: all or none.
+    async fn insert_call_records(&self, records: &[CallRecord]) -> StoreResult<()>;
     /// Newest first.
     async fn list_call_records(&self, tenant: TenantId, limit: u32)
         -> StoreResult<Vec<CallRecord>>;

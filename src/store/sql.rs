@@ -528,14 +528,20 @@ macro_rules! sql_store {
                 }
 
                 async fn insert_call_record(&self, r: &CallRecord) -> StoreResult<()> {
+                    self.insert_call_records(std::slice::from_ref(r)).await
+                }
+
+                async fn insert_call_records(&self, records: &[CallRecord]) -> StoreResult<()> {
+                    // One transaction: a CDR is never visible without its legs, and a
+                    // batch costs one commit.
+                    let mut tx = self.pool.begin().await.map_err(read_err)?;
+                    for r in records {
                     let id = r.id.to_string();
                     let tenant = r.tenant_id.to_string();
                     let ctx = Ctx {
                         unique: &[("id", "call record", &id)],
                         parent: Some(("tenant or user", &tenant)),
                     };
-                    // One transaction: a CDR is never visible without its legs.
-                    let mut tx = self.pool.begin().await.map_err(read_err)?;
                     sqlx::query(
                         "INSERT INTO call_records (id, tenant_id, direction, caller, callee, \
                          caller_user_id, callee_user_id, started_at, answered_at, ended_at, \
@@ -583,6 +589,7 @@ macro_rules! sql_store {
                                 },
                             )
                         })?;
+                    }
                     }
                     tx.commit().await.map_err(read_err)?;
                     Ok(())

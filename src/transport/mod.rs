@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -28,7 +28,10 @@ const TCP_WRITE_QUEUE: usize = 1024;
 const UDP_BUFFER: usize = 4 * 1024 * 1024;
 
 pub struct Transports {
-    udp: Option<Arc<UdpSocket>>,
+    /// For sending from any thread (a duplicate of the first receive socket).
+    udp_send: Option<std::net::UdpSocket>,
+    /// One SO_REUSEPORT socket per shard, taken by each shard on its own thread.
+    udp_shard_sockets: Mutex<Vec<Option<std::net::UdpSocket>>>,
     udp_local: Option<SocketAddr>,
     tcp_listener: Mutex<Option<TcpListener>>,
     tcp_local: Option<SocketAddr>,
@@ -40,25 +43,40 @@ pub struct Transports {
 }
 
 impl Transports {
-    /// Binds the sockets (call from within a tokio runtime; it becomes the I/O runtime).
+    /// Binds the sockets (call from within a tokio runtime; it becomes the I/O runtime
+    /// for TCP). UDP gets `udp_sockets` SO_REUSEPORT sockets on the same address, one
+    /// per shard: the kernel spreads flows over them, and each shard receives on its
+    /// own thread (docs/decisions/0002-actix-with-tokio.md).
     pub async fn bind(
         udp: Option<SocketAddr>,
         tcp: Option<SocketAddr>,
         max_message: usize,
         cancel: CancellationToken,
+        udp_sockets: usize,
     ) -> io::Result<Arc<Self>> {
-        let udp = match udp {
-            Some(addr) => Some(Arc::new(bind_udp(addr)?)),
-            None => None,
+        let mut sockets = Vec::new();
+        let mut udp_local = None;
+        if let Some(mut addr) = udp {
+            for _ in 0..udp_sockets.max(1) {
+                let sock = bind_udp(addr)?;
+                // With port 0 the first bind picks the port; the others share it.
+                addr = sock.local_addr()?;
+                udp_local = Some(addr);
+                sockets.push(Some(sock));
+            }
+        }
+        let udp_send = match sockets.first() {
+            Some(Some(s)) => Some(s.try_clone()?),
+            _ => None,
         };
-        let udp_local = udp.as_ref().map(|s| s.local_addr()).transpose()?;
         let listener = match tcp {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
         let tcp_local = listener.as_ref().map(|l| l.local_addr()).transpose()?;
         Ok(Arc::new(Self {
-            udp,
+            udp_send,
+            udp_shard_sockets: Mutex::new(sockets),
             udp_local,
             tcp_listener: Mutex::new(listener),
             tcp_local,
@@ -68,6 +86,15 @@ impl Transports {
             rt: tokio::runtime::Handle::current(),
             cancel,
         }))
+    }
+
+    /// The UDP socket for shard `i` (once). Register it on the shard's own runtime.
+    pub fn take_udp_socket(&self, i: usize) -> Option<std::net::UdpSocket> {
+        self.udp_shard_sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(i)
+            .and_then(Option::take)
     }
 
     pub fn udp_local(&self) -> Option<SocketAddr> {
@@ -82,10 +109,6 @@ impl Transports {
         if self.dispatch.set(dispatch).is_err() {
             warn!("transports already started");
             return;
-        }
-        if let Some(sock) = self.udp.clone() {
-            let me = self.clone();
-            self.rt.spawn(async move { me.udp_loop(sock).await });
         }
         let listener = self
             .tcp_listener
@@ -111,21 +134,14 @@ impl Transports {
     pub fn send(self: &Arc<Self>, peer: Peer, data: Bytes) {
         match peer.proto {
             Proto::Udp => {
-                let Some(sock) = &self.udp else {
+                let Some(sock) = &self.udp_send else {
                     warn!(%peer, "no udp transport configured");
                     return;
                 };
-                match sock.try_send_to(&data, peer.addr) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let sock = sock.clone();
-                        self.rt.spawn(async move {
-                            if let Err(e) = sock.send_to(&data, peer.addr).await {
-                                debug!(%peer, error = %e, "udp send failed");
-                            }
-                        });
-                    }
-                    Err(e) => debug!(%peer, error = %e, "udp send failed"),
+                // Non-blocking: a full socket buffer drops the datagram, which the
+                // transaction layer retransmits.
+                if let Err(e) = sock.send_to(&data, peer.addr) {
+                    debug!(%peer, error = %e, "udp send failed");
                 }
             }
             Proto::Tcp => {
@@ -158,42 +174,50 @@ impl Transports {
         }
     }
 
-    async fn udp_loop(self: Arc<Self>, sock: Arc<UdpSocket>) {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            let (n, from) = tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                r = sock.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // ICMP port unreachable surfaces here on some systems: not fatal.
-                        debug!(error = %e, "udp recv error");
-                        continue;
-                    }
-                },
-            };
-            self.handle_bytes(&buf[..n], Peer::udp(from));
+    /// Parses one datagram or stream frame. Malformed input is answered (400, 501,
+    /// 513) or dropped here; keep-alives are ignored.
+    pub fn accept_bytes(&self, bytes: &[u8], peer: Peer) -> Option<SipMessage> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return None; // keep-alive (RFC 5626 CRLF ping)
+        }
+        match message::parse(bytes, self.max_message) {
+            Ok(msg) => Some(msg),
+            Err(err) => {
+                self.reject(bytes, &err, peer);
+                None
+            }
         }
     }
 
     fn handle_bytes(self: &Arc<Self>, bytes: &[u8], peer: Peer) {
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return; // keep-alive (RFC 5626 CRLF ping)
-        }
-        match message::parse(bytes, self.max_message) {
-            Ok(msg) => {
-                if let Some(d) = self.dispatch.get() {
-                    d.dispatch(msg, peer);
-                }
+        if let Some(msg) = self.accept_bytes(bytes, peer) {
+            if let Some(d) = self.dispatch.get() {
+                d.dispatch(msg, peer);
             }
-            Err(err) => self.reject(bytes, &err, peer),
         }
     }
 
-    fn reject(self: &Arc<Self>, bytes: &[u8], err: &MessageError, peer: Peer) {
+    fn reject(&self, bytes: &[u8], err: &MessageError, peer: Peer) {
         debug!(%peer, error = %err, "rejecting malformed message");
         if let Some(resp) = message::error_response_for(bytes, err) {
-            self.send(peer, Bytes::from(resp));
+            match peer.proto {
+                Proto::Udp => {
+                    if let Some(sock) = &self.udp_send {
+                        let _ = sock.send_to(&resp, peer.addr);
+                    }
+                }
+                Proto::Tcp => {
+                    let sender = self
+                        .tcp_conns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(&peer.addr)
+                        .cloned();
+                    if let Some(tx) = sender {
+                        let _ = tx.try_send(Bytes::from(resp));
+                    }
+                }
+            }
         }
     }
 
@@ -272,13 +296,14 @@ impl Transports {
     }
 }
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = socket.set_recv_buffer_size(UDP_BUFFER);
     let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
