@@ -240,3 +240,52 @@ fn answered_call_over_tcp() {
     assert_eq!(record.outcome, CallOutcome::Answered, "{record:#?}");
     assert_answered_legs(&record);
 }
+
+/// A failing database degrades, it does not lose: while the CDR table is unusable the
+/// call still completes (signalling never waits on the database) and tsps keeps
+/// retrying the write; once the table is back the record appears.
+#[test]
+fn call_record_survives_a_database_outage() {
+    use sqlx::Connection;
+    let db = PgDatabase::create();
+    let mut tsps = Tsps::start_with_database(
+        &tenant_a_yaml(free_port(IpAddr::V4(DEVICE_IP), false)),
+        &[],
+        &db.url(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sql = |statement: &'static str| {
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&db.url())
+                .await
+                .expect("connect");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect(statement);
+        })
+    };
+    let uas = callee(&tsps, "uas_answer.xml");
+    sql("ALTER TABLE call_records RENAME TO call_records_away");
+    let uac = tsps.sipp(caller("uac_call.xml"));
+    uas.join().assert_success("callee during the outage");
+    uac.assert_success("caller during the outage");
+    // The writer has failed at least once by now (it logs each first failure).
+    let deadline = std::time::Instant::now() + CDR_WAIT;
+    while !tsps.log_text().contains("will retry") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failed write was logged:\n{}",
+            tsps.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sql("ALTER TABLE call_records_away RENAME TO call_records");
+    let record = only_record(&mut tsps);
+    assert_eq!(record.outcome, CallOutcome::Answered, "{record:#?}");
+    assert_answered_legs(&record);
+    drop(tsps); // before the database goes
+}
