@@ -289,3 +289,16 @@ fn call_record_survives_a_database_outage() {
     assert_answered_legs(&record);
     drop(tsps); // before the database goes
 }
+
+/// 183 Session Progress with SDP (early media) is relayed to the caller with its SDP.
+#[test]
+fn early_media_is_relayed() {
+    let mut tsps = start(&[]);
+    let uas = callee(&tsps, "uas_early_media.xml");
+    let uac = tsps.sipp(caller("uac_call_early_media.xml"));
+    let uas = uas.join();
+    uac.assert_success("caller: 183 with the callee's early-media SDP, then 200");
+    uas.assert_success("callee: 183 with SDP, 200, ACK, BYE");
+    let record = only_record(&mut tsps);
+    assert_eq!(record.outcome, CallOutcome::Answered, "{record:#?}");
+}
