@@ -337,7 +337,10 @@ impl Config {
         Ok(self)
     }
 
-    /// The host tsps writes into its own Via, Contact and Record-Route headers.
+    /// The host tsps writes into its own Via and Contact headers: `sip.public_host`,
+    /// else the listen IP, else (listening on all interfaces) the first non-loopback
+    /// IPv4 address of this machine, else 127.0.0.1. Phones send in-dialog requests
+    /// (ACK, BYE) there, so it must be reachable from them.
     pub fn sip_public_host(&self) -> String {
         if let Some(h) = &self.sip.public_host {
             return h.clone();
@@ -349,7 +352,14 @@ impl Config {
         };
         match listen.parse::<SocketAddr>() {
             Ok(a) if !a.ip().is_unspecified() => a.ip().to_string(),
-            _ => "127.0.0.1".into(),
+            _ => if_addrs::get_if_addrs()
+                .ok()
+                .and_then(|ifs| {
+                    ifs.into_iter()
+                        .find(|i| !i.is_loopback() && i.ip().is_ipv4())
+                        .map(|i| i.ip().to_string())
+                })
+                .unwrap_or_else(|| "127.0.0.1".into()),
         }
     }
 }

@@ -40,11 +40,32 @@ pub fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             http = %running.http,
             "tsps is running"
         );
-        tokio::signal::ctrl_c().await.ok();
+        shutdown_signal().await;
         info!("shutting down");
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// Ctrl-C, or SIGTERM (how Kubernetes and systemd stop a process).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                tokio::signal::ctrl_c().await.ok();
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.ok();
 }
 
 /// A running platform (started inside an actix System).
@@ -141,9 +162,13 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     )
     .await
     .context("cannot bind the SIP sockets")?;
+    let public_host = config.sip_public_host();
+    if config.sip.public_host.is_none() {
+        info!(%public_host, "sip.public_host not set: using this address in Via and Contact");
+    }
     let ctx = Arc::new(SipContext {
         settings: SipSettings {
-            public_host: config.sip_public_host(),
+            public_host,
             udp_port: transports.udp_local().map(|a| a.port()),
             tcp_port: transports.tcp_local().map(|a| a.port()),
             min_expires: config.sip.min_expires,
