@@ -311,33 +311,9 @@ impl CallActor {
                     self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
                 }
             }
-            LegEventKind::Acked { body } => {
-                if let Some(b) = self.answered {
-                    self.send(LegCommand::Ack { leg: b, body });
-                }
-            }
-            LegEventKind::ReOffer { body } => match self.answered {
-                Some(b) if self.reoffer_from.is_none() => {
-                    self.publish_media(Party::Caller, &body);
-                    self.reoffer_from = Some(a);
-                    self.send(LegCommand::ReOffer { leg: b, body });
-                }
-                // Glare or not yet answered (RFC 3261 §14.2).
-                _ => self.send(LegCommand::ReAnswer {
-                    leg: a,
-                    code: 491,
-                    body: None,
-                }),
-            },
-            LegEventKind::ReAnswer { code, body } => {
-                if let Some(from) = self.reoffer_from.take() {
-                    self.send(LegCommand::ReAnswer {
-                        leg: from,
-                        code,
-                        body,
-                    });
-                }
-            }
+            kind @ (LegEventKind::Acked { .. }
+            | LegEventKind::ReOffer { .. }
+            | LegEventKind::ReAnswer { .. }) => self.relay(a, kind),
             LegEventKind::Progress { .. }
             | LegEventKind::Answered { .. }
             | LegEventKind::Failed { .. } => {}
@@ -417,34 +393,64 @@ impl CallActor {
                     self.finish(CallOutcome::Answered, Some(Party::Callee), ctx);
                 }
             }
+            kind @ (LegEventKind::Acked { .. }
+            | LegEventKind::ReOffer { .. }
+            | LegEventKind::ReAnswer { .. }) => self.relay(leg, kind),
+            LegEventKind::Cancelled => {}
+        }
+    }
+
+    /// The other leg of an answered call.
+    fn peer_of(&self, leg: LegId) -> Option<LegId> {
+        let b = self.answered?;
+        let a = self.setup.a_leg;
+        if leg == a {
+            Some(b)
+        } else if leg == b {
+            Some(a)
+        } else {
+            None
+        }
+    }
+
+    /// Once answered, the two legs mirror each other: an ACK, a re-INVITE (hold,
+    /// resume, new offer) and its answer cross to the other side. One re-INVITE at a
+    /// time; another one meanwhile, or one before answer, gets 491 (RFC 3261 §14.2).
+    fn relay(&mut self, from: LegId, kind: LegEventKind) {
+        let to = self.peer_of(from);
+        match kind {
             LegEventKind::Acked { body } => {
-                if self.answered == Some(leg) {
-                    self.send(LegCommand::Ack { leg: a, body });
+                if let Some(to) = to {
+                    self.send(LegCommand::Ack { leg: to, body });
                 }
             }
-            LegEventKind::ReOffer { body } => {
-                if self.answered == Some(leg) && self.reoffer_from.is_none() {
-                    self.publish_media(Party::Callee, &body);
-                    self.reoffer_from = Some(leg);
-                    self.send(LegCommand::ReOffer { leg: a, body });
-                } else {
-                    self.send(LegCommand::ReAnswer {
-                        leg,
-                        code: 491,
-                        body: None,
-                    });
+            LegEventKind::ReOffer { body } => match to {
+                Some(to) if self.reoffer_from.is_none() => {
+                    let by = if from == self.setup.a_leg {
+                        Party::Caller
+                    } else {
+                        Party::Callee
+                    };
+                    self.publish_media(by, &body);
+                    self.reoffer_from = Some(from);
+                    self.send(LegCommand::ReOffer { leg: to, body });
                 }
-            }
+                _ => self.send(LegCommand::ReAnswer {
+                    leg: from,
+                    code: 491,
+                    body: None,
+                }),
+            },
             LegEventKind::ReAnswer { code, body } => {
-                if let Some(from) = self.reoffer_from.take() {
+                if let Some(back) = self.reoffer_from.take() {
                     self.send(LegCommand::ReAnswer {
-                        leg: from,
+                        leg: back,
                         code,
                         body,
                     });
                 }
             }
-            LegEventKind::Cancelled => {}
+            _ => {}
         }
     }
 

@@ -123,11 +123,16 @@ impl Transports {
 
     /// Whether a TCP connection to or from `addr` is open.
     pub fn is_connected(&self, addr: SocketAddr) -> bool {
+        self.tcp_sender(addr).is_some_and(|s| !s.is_closed())
+    }
+
+    /// The write queue of the TCP connection with `addr`, if there is one.
+    fn tcp_sender(&self, addr: SocketAddr) -> Option<mpsc::Sender<Bytes>> {
         self.tcp_conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&addr)
-            .is_some_and(|s| !s.is_closed())
+            .cloned()
     }
 
     /// Sends without waiting (callable from any thread, including actor threads).
@@ -144,33 +149,25 @@ impl Transports {
                     debug!(%peer, error = %e, "udp send failed");
                 }
             }
-            Proto::Tcp => {
-                let sender = self
-                    .tcp_conns
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&peer.addr)
-                    .cloned();
-                match sender {
-                    Some(tx) => {
-                        if tx.try_send(data).is_err() {
-                            warn!(%peer, "tcp write queue full or closed; dropping message");
-                        }
-                    }
-                    None => {
-                        let me = self.clone();
-                        self.rt.spawn(async move {
-                            match TcpStream::connect(peer.addr).await {
-                                Ok(stream) => {
-                                    let tx = me.clone().serve_connection(stream, peer.addr);
-                                    let _ = tx.try_send(data);
-                                }
-                                Err(e) => warn!(%peer, error = %e, "tcp connect failed"),
-                            }
-                        });
+            Proto::Tcp => match self.tcp_sender(peer.addr) {
+                Some(tx) => {
+                    if tx.try_send(data).is_err() {
+                        warn!(%peer, "tcp write queue full or closed; dropping message");
                     }
                 }
-            }
+                None => {
+                    let me = self.clone();
+                    self.rt.spawn(async move {
+                        match TcpStream::connect(peer.addr).await {
+                            Ok(stream) => {
+                                let tx = me.clone().serve_connection(stream, peer.addr);
+                                let _ = tx.try_send(data);
+                            }
+                            Err(e) => warn!(%peer, error = %e, "tcp connect failed"),
+                        }
+                    });
+                }
+            },
         }
     }
 
@@ -207,13 +204,7 @@ impl Transports {
                     }
                 }
                 Proto::Tcp => {
-                    let sender = self
-                        .tcp_conns
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&peer.addr)
-                        .cloned();
-                    if let Some(tx) = sender {
+                    if let Some(tx) = self.tcp_sender(peer.addr) {
                         let _ = tx.try_send(Bytes::from(resp));
                     }
                 }
