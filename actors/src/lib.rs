@@ -10,6 +10,7 @@
 pub mod call;
 pub mod directory;
 pub mod events;
+pub mod feature;
 pub mod ids;
 pub mod model;
 pub mod platform;
