@@ -138,6 +138,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         Arc::new(directory.clone()),
         Arc::new(persistence),
         Arc::new(SystemClock),
+        Arc::new(tsps_actors::ports::DefaultFeatures),
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),

@@ -10,15 +10,20 @@
 //! ends it writes the call detail record and publishes `Ended`.
 
 use crate::events::{CallEvent, CallEventKind};
+use crate::feature::{Caller, Plan, RingStep, Target};
 use crate::ids::{CallId, LegId, TenantId, UserId};
+use crate::model::Binding;
 use crate::model::{CallDirection, CallOutcome, CallRecord, LegRecord, Party};
 use crate::platform::Platform;
 use crate::ports::{Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
 use crate::tenant::{Admission, AdmitCall, CallOrigin, TenantCallEnded};
-use crate::user::{CallPhase, CallPhaseChanged, OfferCall};
+use crate::user::{CallPhase, CallPhaseChanged, GetBindings, OfferCall};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
+use tracing::warn;
 
 /// Everything a call actor needs to start: created by the SIP layer for each
 /// authenticated initial INVITE.
@@ -59,7 +64,14 @@ struct OutLeg {
     state: OutState,
     record: LegRecord,
     ringing_published: bool,
+    /// The user whose device this leg rings (None for outside numbers).
+    user: Option<UserId>,
+    /// The ringing step the leg belongs to.
+    step: u32,
 }
+
+/// How many users a call may be forwarded through before it is refused as a loop.
+const MAX_FORWARDS: usize = 5;
 
 pub struct CallActor {
     setup: CallSetup,
@@ -78,6 +90,19 @@ pub struct CallActor {
     started_at: DateTime<Utc>,
     answered_at: Option<DateTime<Utc>>,
     ring_timer: Option<SpawnHandle>,
+    /// The plan being executed: steps still to ring and where to go on busy / no answer.
+    steps: VecDeque<RingStep>,
+    step: u32,
+    /// Dials of the current step still waiting for a target's contacts.
+    pending_dials: usize,
+    on_busy: Option<Target>,
+    on_no_answer: Option<Target>,
+    /// The user whose devices `Target::Devices` means, and their contacts.
+    target_user: Option<UserId>,
+    target_bindings: Vec<Binding>,
+    /// Users the call was offered to, in order (forwarding loop guard).
+    visited: Vec<UserId>,
+    callee_party: Option<PartyInfo>,
 }
 
 impl CallActor {
@@ -112,6 +137,15 @@ impl CallActor {
             started_at: now,
             answered_at: None,
             ring_timer: None,
+            steps: VecDeque::new(),
+            step: 0,
+            pending_dials: 0,
+            on_busy: None,
+            on_no_answer: None,
+            target_user: None,
+            target_bindings: Vec::new(),
+            visited: Vec::new(),
+            callee_party: None,
         }
     }
 
@@ -166,60 +200,252 @@ impl CallActor {
             } => {
                 self.direction = direction;
                 self.callee_user = Some(user);
-                self.publish_started();
-                let Some(addr) = self.platform.user(user) else {
-                    self.reject_all(480, CallOutcome::Unavailable, ctx);
-                    return;
-                };
-                let callee = PartyInfo {
+                self.callee_party = Some(PartyInfo {
                     user: extension,
                     display_name: Some(display_name),
                     domain: self.setup.caller.domain.clone(),
-                };
-                addr.send(OfferCall {
-                    call: self.setup.call,
-                })
-                .into_actor(self)
-                .map(move |res, act, ctx| match res {
-                    Ok(contacts) if !contacts.is_empty() => {
-                        let targets = contacts.into_iter().map(DialTarget::Contact).collect();
-                        act.dial(targets, callee, ctx);
-                    }
-                    Ok(_) => act.reject_all(480, CallOutcome::Unavailable, ctx),
-                    Err(_) => act.reject_all(500, CallOutcome::Failed, ctx),
-                })
-                .wait(ctx);
+                });
+                self.publish_started();
+                self.phase = Phase::Ringing;
+                self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+                self.offer_to(user, ctx);
             }
-            Admission::Outside { trunk, number } => {
+            Admission::Outside { number, .. } => {
                 self.direction = CallDirection::Outbound;
                 self.callee_shown = number.clone();
-                self.publish_started();
-                let callee = PartyInfo {
+                self.callee_party = Some(PartyInfo {
                     user: number.clone(),
                     display_name: None,
                     domain: self.setup.caller.domain.clone(),
-                };
-                self.dial(
-                    vec![DialTarget::Trunk {
-                        trunk_id: trunk,
-                        number,
-                    }],
-                    callee,
-                    ctx,
-                );
+                });
+                self.publish_started();
+                self.phase = Phase::Ringing;
+                self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+                self.forward_to(Target::Number(number), ctx);
             }
         }
     }
 
-    fn dial(&mut self, targets: Vec<DialTarget>, callee: PartyInfo, ctx: &mut Context<Self>) {
-        if self.phase != Phase::Routing {
-            return; // the caller cancelled while we were routing
+    /// The call reaches `user`'s feature server, which decides what happens.
+    fn offer_to(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        if self.visited.contains(&user) || self.visited.len() >= MAX_FORWARDS {
+            warn!(call = %self.setup.call, %user, "forwarding loop");
+            self.reject_all(482, CallOutcome::Failed, ctx);
+            return;
         }
-        self.phase = Phase::Ringing;
-        self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+        self.visited.push(user);
+        let Some(addr) = self.platform.user(user) else {
+            self.reject_all(480, CallOutcome::Unavailable, ctx);
+            return;
+        };
+        let caller = Caller {
+            number: Some(self.setup.caller.user.clone()).filter(|n| n != "anonymous"),
+            anonymous: self.setup.caller.user == "anonymous",
+        };
+        let msg = OfferCall {
+            call: self.setup.call,
+            caller,
+            local_time: self.local_time(),
+        };
+        addr.send(msg)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                if act.phase != Phase::Ringing {
+                    return; // the caller left while the user decided
+                }
+                match res {
+                    Ok(offer) => {
+                        act.publish(CallEventKind::Decided {
+                            user,
+                            contact: offer.contact.as_ref().map(|c| c.name.clone()),
+                            reasons: offer.decision.reasons.clone(),
+                        });
+                        act.target_user = Some(user);
+                        act.target_bindings = offer.bindings;
+                        act.execute(offer.decision.plan, ctx);
+                    }
+                    Err(_) => act.reject_all(500, CallOutcome::Failed, ctx),
+                }
+            })
+            .wait(ctx);
+    }
+
+    /// Now in the tenant's time zone (UTC if the zone is unknown).
+    fn local_time(&self) -> chrono::NaiveDateTime {
+        let now = self.platform.clock.now();
+        let dir = self.platform.directory.current();
+        match dir
+            .tenant(self.setup.tenant)
+            .and_then(|t| t.time_zone.parse::<chrono_tz::Tz>().ok())
+        {
+            Some(tz) => now.with_timezone(&tz).naive_local(),
+            None => now.naive_utc(),
+        }
+    }
+
+    fn execute(&mut self, plan: Plan, ctx: &mut Context<Self>) {
+        match plan {
+            Plan::Reject { code } => {
+                let outcome = match code {
+                    486 => CallOutcome::Busy,
+                    480 | 404 => CallOutcome::Unavailable,
+                    _ => CallOutcome::Rejected,
+                };
+                self.reject_all(code, outcome, ctx);
+            }
+            Plan::Forward { target } => self.forward_to(target, ctx),
+            Plan::Ring {
+                steps,
+                on_busy,
+                on_no_answer,
+            } => {
+                self.steps = steps.into();
+                self.on_busy = on_busy;
+                self.on_no_answer = on_no_answer;
+                self.next_step(ctx);
+            }
+        }
+    }
+
+    /// Sends the call on: another user's feature server, an outside number, or the
+    /// current user's devices.
+    fn forward_to(&mut self, target: Target, ctx: &mut Context<Self>) {
+        self.on_busy = None;
+        self.on_no_answer = None;
+        match target {
+            Target::Extension(x) => {
+                let dir = self.platform.directory.current();
+                match dir.user_by_extension(self.setup.tenant, &x) {
+                    Some(u) => {
+                        let id = u.id;
+                        self.offer_to(id, ctx);
+                    }
+                    None => self.reject_all(404, CallOutcome::Unavailable, ctx),
+                }
+            }
+            Target::Attendant => self.reject_all(480, CallOutcome::Unavailable, ctx),
+            t @ (Target::Number(_) | Target::Devices) => {
+                self.steps = VecDeque::from([RingStep {
+                    targets: vec![t],
+                    seconds: self.platform.config.ring_timeout.as_secs() as u32,
+                }]);
+                self.next_step(ctx);
+            }
+        }
+    }
+
+    /// Rings the next step of the plan; when none is left, forwards on no answer or
+    /// ends the call.
+    fn next_step(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.ring_timer.take() {
+            ctx.cancel_future(t);
+        }
+        let Some(step) = self.steps.pop_front() else {
+            if let Some(t) = self.on_no_answer.take() {
+                self.forward_to(t, ctx);
+                return;
+            }
+            let (code, outcome) =
+                if self.failures.is_empty() || self.failures.iter().all(|c| *c == 487) {
+                    (408, CallOutcome::NoAnswer)
+                } else {
+                    final_status(&self.failures)
+                };
+            self.reject_all(code, outcome, ctx);
+            return;
+        };
+        self.step += 1;
+        let callee = self.callee_party.clone().unwrap_or_else(|| PartyInfo {
+            user: self.setup.dialled.clone(),
+            display_name: None,
+            domain: self.setup.caller.domain.clone(),
+        });
+        let dir = self.platform.directory.current();
+        let mut dials: Vec<(DialTarget, Option<UserId>)> = Vec::new();
+        for t in &step.targets {
+            match t {
+                Target::Devices => dials.extend(
+                    self.target_bindings
+                        .iter()
+                        .cloned()
+                        .map(|b| (DialTarget::Contact(b), self.target_user)),
+                ),
+                Target::Number(n) => {
+                    match dir
+                        .trunks_of_tenant(self.setup.tenant)
+                        .min_by(|a, b| a.name.cmp(&b.name))
+                    {
+                        Some(trunk) => dials.push((
+                            DialTarget::Trunk {
+                                trunk_id: trunk.id,
+                                number: n.clone(),
+                            },
+                            None,
+                        )),
+                        None => self.failures.push(403),
+                    }
+                }
+                Target::Extension(x) => match dir
+                    .user_by_extension(self.setup.tenant, x)
+                    .and_then(|u| self.platform.user(u.id).map(|a| (u.id, a)))
+                {
+                    Some((uid, addr)) => {
+                        self.pending_dials += 1;
+                        let step_no = self.step;
+                        let callee = callee.clone();
+                        addr.send(GetBindings)
+                            .into_actor(self)
+                            .map(move |res, act, ctx| {
+                                act.pending_dials = act.pending_dials.saturating_sub(1);
+                                if act.phase != Phase::Ringing || act.step != step_no {
+                                    return;
+                                }
+                                let targets: Vec<_> = res
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|b| (DialTarget::Contact(b), Some(uid)))
+                                    .collect();
+                                if targets.is_empty() {
+                                    act.failures.push(480);
+                                }
+                                act.dial(targets, &callee, ctx);
+                                act.check_step_done(ctx);
+                            })
+                            .spawn(ctx);
+                    }
+                    None => self.failures.push(404),
+                },
+                Target::Attendant => self.failures.push(480),
+            }
+        }
+        let seconds = step
+            .seconds
+            .min(self.platform.config.ring_timeout.as_secs() as u32)
+            .max(1);
+        let step_no = self.step;
+        self.ring_timer = Some(ctx.run_later(
+            Duration::from_secs(seconds as u64),
+            move |act, ctx| {
+                act.ring_timer = None;
+                if act.phase == Phase::Ringing && act.step == step_no {
+                    act.cancel_out_legs(None);
+                    act.next_step(ctx);
+                }
+            },
+        ));
+        self.dial(dials, &callee, ctx);
+        self.check_step_done(ctx);
+    }
+
+    fn dial(
+        &mut self,
+        targets: Vec<(DialTarget, Option<UserId>)>,
+        callee: &PartyInfo,
+        ctx: &mut Context<Self>,
+    ) {
         let now = self.platform.clock.now();
         let me = ctx.address().recipient();
-        for target in targets {
+        for (target, user) in targets {
             let leg = LegId::new();
             let description = target.describe();
             self.out.push(OutLeg {
@@ -234,6 +460,8 @@ impl CallActor {
                     status_code: None,
                 },
                 ringing_published: false,
+                user,
+                step: self.step,
             });
             self.publish(CallEventKind::LegDialing {
                 leg,
@@ -250,14 +478,36 @@ impl CallActor {
                 events: me.clone(),
             })));
         }
-        let timeout = self.platform.config.ring_timeout;
-        self.ring_timer = Some(ctx.run_later(timeout, |act, ctx| {
-            act.ring_timer = None;
-            if act.phase == Phase::Ringing {
-                act.cancel_out_legs(None);
-                act.reject_all(408, CallOutcome::NoAnswer, ctx);
+    }
+
+    /// When every leg of the current step has failed: busy everywhere goes to the busy
+    /// target, anything else moves on to the next step.
+    fn check_step_done(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Ringing || self.pending_dials > 0 {
+            return;
+        }
+        let step = self.step;
+        let legs: Vec<&OutLeg> = self.out.iter().filter(|l| l.step == step).collect();
+        if legs.iter().any(|l| l.state != OutState::Done) {
+            return;
+        }
+        let codes: Vec<u16> = legs.iter().filter_map(|l| l.record.status_code).collect();
+        let all_busy = !codes.is_empty() && codes.iter().all(|c| *c == 486 || *c == 600);
+        if all_busy {
+            if let Some(t) = self.on_busy.take() {
+                if let Some(timer) = self.ring_timer.take() {
+                    ctx.cancel_future(timer);
+                }
+                self.steps.clear();
+                self.forward_to(t, ctx);
+                return;
             }
-        }));
+        }
+        if all_busy && self.steps.is_empty() && self.on_no_answer.is_none() {
+            self.reject_all(486, CallOutcome::Busy, ctx);
+            return;
+        }
+        self.next_step(ctx);
     }
 
     /// Cancels every outgoing leg still alive, except `keep`.
@@ -352,6 +602,7 @@ impl CallActor {
                 l.state = OutState::Answered;
                 l.record.answered_at = Some(now);
                 l.record.status_code = Some(200);
+                let answering_user = l.user;
                 self.answered = Some(leg);
                 self.answered_at = Some(now);
                 self.a_record.answered_at = Some(now);
@@ -363,10 +614,12 @@ impl CallActor {
                 self.cancel_out_legs(Some(leg));
                 self.send(LegCommand::Answer { leg: a, body });
                 self.publish(CallEventKind::Answered { leg });
-                self.set_user_phase(self.callee_user, Some(CallPhase::Active));
+                self.set_user_phase(answering_user, Some(CallPhase::Active));
             }
             LegEventKind::Failed { code } => {
-                let Some(l) = self.out_leg(leg) else { return };
+                let Some(l) = self.out_leg(leg) else {
+                    return;
+                };
                 if l.state == OutState::Done {
                     return;
                 }
@@ -380,12 +633,7 @@ impl CallActor {
                     return;
                 }
                 self.failures.push(code);
-                if self.phase == Phase::Ringing
-                    && self.out.iter().all(|l| l.state == OutState::Done)
-                {
-                    let (code, outcome) = final_status(&self.failures);
-                    self.reject_all(code, outcome, ctx);
-                }
+                self.check_step_done(ctx);
             }
             LegEventKind::Hangup => {
                 if self.answered == Some(leg) {
@@ -499,7 +747,12 @@ impl CallActor {
             });
         }
         self.set_user_phase(self.caller_user, None);
-        self.set_user_phase(self.callee_user, None);
+        for user in self.visited.clone() {
+            self.set_user_phase(Some(user), None);
+        }
+        for user in self.out.iter().filter_map(|l| l.user).collect::<Vec<_>>() {
+            self.set_user_phase(Some(user), None);
+        }
         ctx.stop();
     }
 
@@ -723,6 +976,7 @@ mod tests {
             .iter()
             .map(|k| match k {
                 K::Started { .. } => "started",
+                K::Decided { .. } => "decided",
                 K::LegDialing { .. } => "dialing",
                 K::Ringing { .. } => "ringing",
                 K::Answered { .. } => "answered",
@@ -764,7 +1018,7 @@ mod tests {
         let (record, kinds) = h.ended().await;
         assert_eq!(
             names(&kinds),
-            ["started", "dialing", "ringing", "answered", "ended"]
+            ["started", "decided", "dialing", "ringing", "answered", "ended"]
         );
         assert!(
             matches!(&kinds[0], K::Started { direction: CallDirection::Internal, caller, callee, .. } if caller == "1001" && callee == "1002")

@@ -27,6 +27,12 @@ pub enum CallEventKind {
         caller_user: Option<UserId>,
         callee_user: Option<UserId>,
     },
+    /// A user's feature server decided how to handle the call, and why.
+    Decided {
+        user: UserId,
+        contact: Option<String>,
+        reasons: Vec<String>,
+    },
     /// An outgoing leg was created toward a device or trunk.
     LegDialing {
         leg: LegId,

@@ -6,7 +6,7 @@ use crate::directory::Directory;
 use crate::events::EventBus;
 use crate::ids::{TenantId, UserId};
 use crate::model::Binding;
-use crate::ports::{Clock, Persistence};
+use crate::ports::{Clock, FeatureSource, Persistence};
 use crate::tenant::{DirectorySource, TenantActor};
 use crate::user::UserActor;
 use actix::prelude::*;
@@ -30,6 +30,7 @@ pub struct Platform {
     pub directory: Arc<dyn DirectorySource>,
     pub persistence: Arc<dyn Persistence>,
     pub clock: Arc<dyn Clock>,
+    pub features: Arc<dyn FeatureSource>,
     pub bus: EventBus,
     pub config: PlatformConfig,
 }
@@ -40,6 +41,7 @@ impl Platform {
         directory: Arc<dyn DirectorySource>,
         persistence: Arc<dyn Persistence>,
         clock: Arc<dyn Clock>,
+        features: Arc<dyn FeatureSource>,
         bus: EventBus,
         config: PlatformConfig,
     ) -> Arc<Self> {
@@ -53,6 +55,7 @@ impl Platform {
             directory,
             persistence,
             clock,
+            features,
             bus,
             config,
         })
@@ -103,8 +106,9 @@ impl Platform {
                     let (tenant, user) = (u.tenant_id, u.id);
                     let restored = by_user.remove(&u.id).unwrap_or_default();
                     let (p, c) = (self.persistence.clone(), self.clock.clone());
+                    let f = self.features.clone();
                     UserActor::start_in_arbiter(self.next_arbiter(), move |_| {
-                        UserActor::new(tenant, user, restored, p, c)
+                        UserActor::new(tenant, user, restored, p, c, f)
                     })
                 }
             };

@@ -137,6 +137,41 @@ pub trait Persistence: Send + Sync + 'static {
     fn call_ended(&self, record: CallRecord);
 }
 
+/// One number of a contact the user can see (personal or tenant-shared).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactEntry {
+    /// E.164, as normalised when the contact was saved.
+    pub number: String,
+    pub name: String,
+    pub handling_code: Option<String>,
+    pub shared: bool,
+}
+
+/// What a user actor needs to decide calls.
+#[derive(Clone, Debug, Default)]
+pub struct UserFeatures {
+    pub profile: crate::feature::Profile,
+    pub presence: crate::feature::Presence,
+    pub contacts: Vec<ContactEntry>,
+}
+
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// Where user actors load their features from (the store). Called off the hot path:
+/// at start and after each change; a call never waits on it.
+pub trait FeatureSource: Send + Sync + 'static {
+    fn load(&self, tenant: TenantId, user: UserId) -> BoxFuture<Result<UserFeatures, String>>;
+}
+
+/// Features for users with nothing stored: the default profile.
+pub struct DefaultFeatures;
+
+impl FeatureSource for DefaultFeatures {
+    fn load(&self, _: TenantId, _: UserId) -> BoxFuture<Result<UserFeatures, String>> {
+        Box::pin(async { Ok(UserFeatures::default()) })
+    }
+}
+
 /// Wall-clock time (registrations expire at wall-clock instants that survive a restart).
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;

@@ -84,6 +84,7 @@ pub fn platform(bob_contacts: &[&str]) -> (Arc<Platform>, Arc<MemoryPersistence>
         Arc::new(FixedDirectory(dir.clone())),
         persistence.clone(),
         Arc::new(SystemClock),
+        Arc::new(crate::ports::DefaultFeatures),
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(60),

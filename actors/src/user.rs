@@ -1,14 +1,18 @@
 //! The user actor: one per user. Owns the user's registrations (bindings), the calls
 //! it takes part in, and its status. Lower tier under the tenant actor.
 
+use crate::feature::{decide, CallContext, Caller, ContactMatch, Decision, Plan, Target};
 use crate::ids::{CallId, DeviceId, TenantId, UserId};
 use crate::model::Binding;
-use crate::ports::{Clock, Persistence};
+use crate::ports::{Clock, FeatureSource, Persistence, UserFeatures};
 use actix::prelude::*;
 use chrono::Duration;
+use chrono::NaiveDateTime;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
+use tracing::warn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,7 +35,14 @@ pub struct UserActor {
     calls: HashMap<CallId, CallPhase>,
     persistence: Arc<dyn Persistence>,
     clock: Arc<dyn Clock>,
+    features_source: Arc<dyn FeatureSource>,
+    features: UserFeatures,
+    /// Caller number (E.164) → contact; personal contacts shadow tenant-shared ones.
+    contacts: HashMap<String, ContactMatch>,
 }
+
+/// How long loading a user's features may take before calls proceed on what is known.
+const LOAD_BUDGET: StdDuration = StdDuration::from_secs(2);
 
 impl UserActor {
     pub fn new(
@@ -40,6 +51,7 @@ impl UserActor {
         restored: Vec<Binding>,
         persistence: Arc<dyn Persistence>,
         clock: Arc<dyn Clock>,
+        features_source: Arc<dyn FeatureSource>,
     ) -> Self {
         Self {
             tenant,
@@ -48,7 +60,63 @@ impl UserActor {
             calls: HashMap::new(),
             persistence,
             clock,
+            features_source,
+            features: UserFeatures::default(),
+            contacts: HashMap::new(),
         }
+    }
+
+    /// Loads profile, presence and contacts in the background, with a time budget;
+    /// until it lands (or if it fails) calls are decided on what is already known.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let fut = self.features_source.load(self.tenant, self.user);
+        let user = self.user;
+        tokio::time::timeout(LOAD_BUDGET, fut)
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(Ok(f)) => act.set_features(f),
+                Ok(Err(e)) => {
+                    warn!(%user, error = %e, "cannot load user features; retrying");
+                    ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx));
+                }
+                Err(_) => {
+                    warn!(%user, "loading user features took too long; retrying");
+                    ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn set_features(&mut self, f: UserFeatures) {
+        let mut contacts = HashMap::with_capacity(f.contacts.len());
+        // Shared first, so that personal entries overwrite them.
+        for c in f
+            .contacts
+            .iter()
+            .filter(|c| c.shared)
+            .chain(f.contacts.iter().filter(|c| !c.shared))
+        {
+            contacts.insert(
+                c.number.clone(),
+                ContactMatch {
+                    name: c.name.clone(),
+                    handling_code: c.handling_code.clone(),
+                    shared: c.shared,
+                },
+            );
+        }
+        self.contacts = contacts;
+        self.features = f;
+    }
+
+    fn lookup(&self, number: &str) -> Option<&ContactMatch> {
+        self.contacts.get(number).or_else(|| {
+            if number.starts_with('+') {
+                None
+            } else {
+                self.contacts.get(&format!("+{number}"))
+            }
+        })
     }
 
     fn prune_expired(&mut self) {
@@ -73,6 +141,7 @@ impl Actor for UserActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Bounded mailbox: a flood of REGISTERs for one user waits at the sender.
         ctx.set_mailbox_capacity(256);
+        self.reload(ctx);
     }
 }
 
@@ -183,11 +252,22 @@ impl Handler<Register> for UserActor {
     }
 }
 
-/// A call offered to this user: returns the contacts to ring (empty: unreachable).
+/// A call offered to this user: the feature server decides (pure, on the actor's own
+/// state) and the answer carries the plan and the devices to ring.
 #[derive(Debug, Message)]
-#[rtype(result = "Vec<Binding>")]
+#[rtype(result = "Offer")]
 pub struct OfferCall {
     pub call: CallId,
+    pub caller: Caller,
+    /// Now in the tenant's time zone (schedules are local).
+    pub local_time: NaiveDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct Offer {
+    pub decision: Decision,
+    pub bindings: Vec<Binding>,
+    pub contact: Option<ContactMatch>,
 }
 
 impl Handler<OfferCall> for UserActor {
@@ -195,10 +275,60 @@ impl Handler<OfferCall> for UserActor {
 
     fn handle(&mut self, msg: OfferCall, _: &mut Self::Context) -> Self::Result {
         self.prune_expired();
-        if !self.bindings.is_empty() {
+        let on_call = self.calls.values().any(|p| *p == CallPhase::Active);
+        let contact = msg
+            .caller
+            .number
+            .as_deref()
+            .and_then(|n| self.lookup(n))
+            .cloned();
+        let decision = decide(
+            &self.features.profile,
+            &CallContext {
+                caller: &msg.caller,
+                contact: contact.as_ref(),
+                presence: self.features.presence,
+                on_call,
+                registered_devices: self.bindings.len(),
+                local_time: msg.local_time,
+            },
+        );
+        let rings_here = matches!(&decision.plan, Plan::Ring { steps, .. }
+            if steps.iter().any(|s| s.targets.contains(&Target::Devices)));
+        if rings_here {
             self.calls.entry(msg.call).or_insert(CallPhase::Ringing);
         }
+        MessageResult(Offer {
+            decision,
+            bindings: self.bindings.clone(),
+            contact,
+        })
+    }
+}
+
+/// The user's current contacts (to ring them as a target of another user's call).
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<Binding>")]
+pub struct GetBindings;
+
+impl Handler<GetBindings> for UserActor {
+    type Result = MessageResult<GetBindings>;
+
+    fn handle(&mut self, _: GetBindings, _: &mut Self::Context) -> Self::Result {
+        self.prune_expired();
         MessageResult(self.bindings.clone())
+    }
+}
+
+/// The user's profile, presence or contacts changed in the store: load them again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReloadFeatures;
+
+impl Handler<ReloadFeatures> for UserActor {
+    type Result = ();
+    fn handle(&mut self, _: ReloadFeatures, ctx: &mut Self::Context) {
+        self.reload(ctx);
     }
 }
 
@@ -283,6 +413,7 @@ mod tests {
             vec![],
             Arc::new(NoPersistence),
             clock.clone(),
+            Arc::new(crate::ports::DefaultFeatures),
         )
         .start();
         let dev = DeviceId::for_test(1);
@@ -329,10 +460,13 @@ mod tests {
         let offered = user
             .send(OfferCall {
                 call: CallId::for_test(1),
+                caller: Caller::default(),
+                local_time: Utc::now().naive_utc(),
             })
             .await
             .unwrap();
-        assert!(offered.is_empty());
+        assert!(offered.bindings.is_empty());
+        assert_eq!(offered.decision.plan, Plan::Reject { code: 480 });
         let snap = user.send(GetUserSnapshot).await.unwrap();
         assert_eq!(snap.status, UserStatus::Idle);
     }
