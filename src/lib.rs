@@ -3,11 +3,13 @@
 //! - [`sip`]: sans-IO SIP on rsipstack's message types (transactions, digest, registrar,
 //!   B2BUA leg mapping).
 //! - [`transport`]: UDP and TCP sockets that drive [`sip`].
+//! - [`contacts`]: contacts of the feature server: E.164 normalization, vCard and CSV.
 //! - [`store`]: sqlx repositories (PostgreSQL and the embedded SQLite default).
 //! - [`web`]: axum REST API under `/api/v1`.
 //! - [`server`]: starts everything for `tsps serve`.
 
 pub mod config;
+pub mod contacts;
 pub mod persistence;
 pub mod provision;
 pub mod server;
