@@ -103,6 +103,7 @@ pub struct CallActor {
     /// Users the call was offered to, in order (forwarding loop guard).
     visited: Vec<UserId>,
     callee_party: Option<PartyInfo>,
+    attendant: Option<Target>,
 }
 
 impl CallActor {
@@ -146,6 +147,7 @@ impl CallActor {
             target_bindings: Vec::new(),
             visited: Vec::new(),
             callee_party: None,
+            attendant: None,
         }
     }
 
@@ -262,6 +264,7 @@ impl CallActor {
                         });
                         act.target_user = Some(user);
                         act.target_bindings = offer.bindings;
+                        act.attendant = offer.attendant;
                         act.execute(offer.decision.plan, ctx);
                     }
                     Err(_) => act.reject_all(500, CallOutcome::Failed, ctx),
@@ -740,6 +743,7 @@ impl CallActor {
             legs,
         };
         self.platform.persistence.call_ended(record);
+        self.platform.call_ended(self.setup.call);
         self.publish(CallEventKind::Ended { outcome, hangup_by });
         if let Some(t) = self.platform.tenant(self.setup.tenant) {
             t.do_send(TenantCallEnded {
@@ -796,6 +800,8 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
+        self.platform
+            .call_started(self.setup.call, self.setup.tenant, ctx.address());
         let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
             self.publish_started();
             self.reject_all(404, CallOutcome::Unavailable, ctx);
@@ -833,6 +839,104 @@ impl Actor for CallActor {
             }
         }
         Running::Stop
+    }
+}
+
+/// What the called user chose for a ringing call, overriding the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OverrideAction {
+    /// Keep ringing only this device (ring it if it was not ringing).
+    AnswerOn(crate::ids::DeviceId),
+    Forward(Target),
+    Reject,
+    Attendant,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OverrideError {
+    #[error("the call is not ringing")]
+    NotRinging,
+    #[error("the device has no registration")]
+    UnknownDevice,
+    #[error("no attendant is configured")]
+    NoAttendant,
+}
+
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), OverrideError>")]
+pub struct Override(pub OverrideAction);
+
+impl Handler<Override> for CallActor {
+    type Result = Result<(), OverrideError>;
+
+    fn handle(&mut self, msg: Override, ctx: &mut Self::Context) -> Self::Result {
+        if self.phase != Phase::Ringing {
+            return Err(OverrideError::NotRinging);
+        }
+        self.publish(CallEventKind::Overridden {
+            action: format!("{:?}", msg.0),
+        });
+        match msg.0 {
+            OverrideAction::Reject => {
+                self.cancel_out_legs(None);
+                self.reject_all(603, CallOutcome::Rejected, ctx);
+            }
+            OverrideAction::Forward(target) => {
+                self.cancel_out_legs(None);
+                self.steps.clear();
+                self.forward_to(target, ctx);
+            }
+            OverrideAction::Attendant => {
+                let Some(target) = self.attendant.clone() else {
+                    return Err(OverrideError::NoAttendant);
+                };
+                self.cancel_out_legs(None);
+                self.steps.clear();
+                self.forward_to(target, ctx);
+            }
+            OverrideAction::AnswerOn(device) => {
+                let Some(binding) = self
+                    .target_bindings
+                    .iter()
+                    .find(|b| b.device_id == device)
+                    .cloned()
+                else {
+                    return Err(OverrideError::UnknownDevice);
+                };
+                let keep: Vec<LegId> = self
+                    .out
+                    .iter()
+                    .filter(|l| l.state != OutState::Done && l.record.target == binding.contact)
+                    .map(|l| l.record.id)
+                    .collect();
+                for l in &mut self.out {
+                    if !keep.contains(&l.record.id)
+                        && matches!(l.state, OutState::Dialing | OutState::Early)
+                    {
+                        l.state = OutState::Done;
+                        l.record.status_code = Some(487);
+                        l.record.ended_at = Some(self.platform.clock.now());
+                        self.setup
+                            .sip
+                            .do_send(LegCommand::Cancel { leg: l.record.id });
+                    }
+                }
+                self.steps.clear();
+                self.on_busy = None;
+                self.on_no_answer = None;
+                if keep.is_empty() {
+                    let callee = self.callee_party.clone().unwrap_or_else(|| PartyInfo {
+                        user: self.setup.dialled.clone(),
+                        display_name: None,
+                        domain: self.setup.caller.domain.clone(),
+                    });
+                    self.step += 1;
+                    let user = self.target_user;
+                    self.dial(vec![(DialTarget::Contact(binding), user)], &callee, ctx);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -877,6 +981,7 @@ mod tests {
     }
 
     struct Harness {
+        call_id: CallId,
         call: Addr<CallActor>,
         a: LegId,
         sip: mpsc::UnboundedReceiver<LegCommand>,
@@ -887,12 +992,22 @@ mod tests {
 
     impl Harness {
         fn start(bob_contacts: &[&str], dialled: &str) -> Self {
-            let (platform, persistence, bus) = testkit::platform(bob_contacts);
+            let bindings: Vec<_> = bob_contacts.iter().map(|c| (BOB, *c)).collect();
+            Self::start_with(testkit::MapFeatures::default(), &bindings, dialled)
+        }
+
+        fn start_with(
+            features: testkit::MapFeatures,
+            bindings: &[(UserId, &str)],
+            dialled: &str,
+        ) -> Self {
+            let (platform, persistence, bus) = testkit::platform_with(features, bindings);
             let (tx, sip) = mpsc::unbounded_channel();
             let fake = FakeSip(tx).start();
             let a = LegId::new();
+            let call_id = CallId::new();
             let setup = CallSetup {
-                call: CallId::new(),
+                call: call_id,
                 tenant: TENANT,
                 a_leg: a,
                 origin: CallOrigin::User {
@@ -912,6 +1027,7 @@ mod tests {
             let events = bus.subscribe();
             let call = CallActor::new(setup, platform.clone()).start();
             Self {
+                call_id,
                 call,
                 a,
                 sip,
@@ -926,6 +1042,10 @@ mod tests {
                 .await
                 .expect("a leg command")
                 .expect("channel open")
+        }
+
+        fn call_id(&self) -> CallId {
+            self.call_id
         }
 
         fn event(&self, leg: LegId, kind: LegEventKind) {
@@ -977,6 +1097,7 @@ mod tests {
             .map(|k| match k {
                 K::Started { .. } => "started",
                 K::Decided { .. } => "decided",
+                K::Overridden { .. } => "overridden",
                 K::LegDialing { .. } => "dialing",
                 K::Ringing { .. } => "ringing",
                 K::Answered { .. } => "answered",
@@ -1164,5 +1285,196 @@ mod tests {
                 held: true
             }
         )));
+    }
+
+    fn bob(profile: crate::feature::Profile) -> testkit::MapFeatures {
+        let mut m = testkit::MapFeatures::default();
+        m.0.insert(
+            BOB,
+            crate::ports::UserFeatures {
+                profile,
+                ..Default::default()
+            },
+        );
+        m
+    }
+
+    async fn expect_dial_to(h: &mut Harness, contact: &str) -> LegId {
+        match h.next().await {
+            LegCommand::Dial(d) => match &d.target {
+                DialTarget::Contact(b) if b.contact == contact => d.leg,
+                other => panic!("expected a dial to {contact}, got {other:?}"),
+            },
+            other => panic!("expected a dial to {contact}, got {other:?}"),
+        }
+    }
+
+    const BOB_PHONE: &str = "sip:1002@127.0.0.1:5062";
+    const CAROL_PHONE: &str = "sip:1003@127.0.0.1:5063";
+
+    fn sequential() -> crate::feature::Profile {
+        use crate::feature::profile::{Handling, SequentialStep};
+        crate::feature::Profile {
+            default_handling: Handling::Sequential {
+                steps: vec![
+                    SequentialStep {
+                        target: Target::Devices,
+                        seconds: 10,
+                    },
+                    SequentialStep {
+                        target: Target::Extension("1003".into()),
+                        seconds: 15,
+                    },
+                ],
+                fallback: None,
+            },
+            ..Default::default()
+        }
+    }
+
+    #[actix::test]
+    async fn sequential_ring_moves_on_after_each_timeout() {
+        tokio::time::pause();
+        let mut h = Harness::start_with(
+            bob(sequential()),
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        let first = expect_dial_to(&mut h, BOB_PHONE).await;
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
+        let second = expect_dial_to(&mut h, CAROL_PHONE).await;
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == second));
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 408, .. }
+        ));
+        let (record, kinds) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::NoAnswer);
+        assert_eq!(record.legs.len(), 3);
+        assert!(kinds.iter().any(|k| matches!(k, K::Decided { reasons, .. } if reasons.iter().any(|r| r.contains("sequential")))));
+    }
+
+    #[actix::test]
+    async fn override_during_sequential_ring_forwards_at_once() {
+        tokio::time::pause();
+        let mut h = Harness::start_with(
+            bob(sequential()),
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        let first = expect_dial_to(&mut h, BOB_PHONE).await;
+        let call = h.platform.call(TENANT, h.call_id()).expect("a live call");
+        // Another tenant cannot reach the call.
+        assert!(h
+            .platform
+            .call(crate::ids::TenantId::for_test(99), h.call_id())
+            .is_none());
+        let res = call
+            .send(Override(OverrideAction::Forward(Target::Extension(
+                "1003".into(),
+            ))))
+            .await
+            .unwrap();
+        assert_eq!(res, Ok(()));
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
+        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
+        h.event(carol, LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
+        // Once answered, overrides are refused.
+        let late = call.send(Override(OverrideAction::Reject)).await.unwrap();
+        assert_eq!(late, Err(OverrideError::NotRinging));
+        h.event(h.a, LegEventKind::Hangup);
+        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == carol));
+        let (record, kinds) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::Answered);
+        assert!(kinds.iter().any(|k| matches!(k, K::Overridden { .. })));
+    }
+
+    #[actix::test]
+    async fn busy_device_forwards_on_busy() {
+        let mut p = crate::feature::Profile::default();
+        p.forwarding.busy = Some(Target::Extension("1003".into()));
+        let mut h = Harness::start_with(
+            bob(p),
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        let first = expect_dial_to(&mut h, BOB_PHONE).await;
+        h.event(first, LegEventKind::Failed { code: 486 });
+        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
+        h.event(carol, LegEventKind::Failed { code: 486 });
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 486, .. }
+        ));
+        assert_eq!(h.ended().await.0.outcome, CallOutcome::Busy);
+    }
+
+    #[actix::test]
+    async fn no_answer_forwards_after_its_seconds() {
+        tokio::time::pause();
+        let mut p = crate::feature::Profile::default();
+        p.forwarding.no_answer = Some(crate::feature::profile::NoAnswerForward {
+            target: Target::Extension("1003".into()),
+            seconds: 10,
+        });
+        let mut h = Harness::start_with(
+            bob(p),
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        let first = expect_dial_to(&mut h, BOB_PHONE).await;
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
+        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
+        h.event(carol, LegEventKind::Answered { body: None });
+        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
+        h.event(carol, LegEventKind::Hangup);
+        assert!(matches!(h.next().await, LegCommand::Hangup { .. }));
+        let (record, _) = h.ended().await;
+        assert_eq!(record.hangup_by, Some(Party::Callee));
+    }
+
+    #[actix::test]
+    async fn do_not_disturb_rejects_busy_with_the_reason() {
+        let mut p = crate::feature::Profile::default();
+        p.dnd.enabled = true;
+        let mut h = Harness::start_with(bob(p), &[(BOB, BOB_PHONE)], "1002");
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 486, .. }
+        ));
+        let (record, kinds) = h.ended().await;
+        assert_eq!(record.outcome, CallOutcome::Busy);
+        assert!(kinds.iter().any(|k| matches!(k, K::Decided { reasons, .. } if reasons.contains(&"do not disturb".to_string()))));
+    }
+
+    #[actix::test]
+    async fn forwarding_loop_is_refused() {
+        let mut m = testkit::MapFeatures::default();
+        let fwd = |x: &str| crate::ports::UserFeatures {
+            profile: crate::feature::Profile {
+                forwarding: crate::feature::profile::Forwarding {
+                    always: Some(Target::Extension(x.into())),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        m.0.insert(BOB, fwd("1003"));
+        m.0.insert(testkit::CAROL, fwd("1002"));
+        let mut h = Harness::start_with(
+            m,
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        assert!(matches!(
+            h.next().await,
+            LegCommand::Reject { code: 482, .. }
+        ));
+        assert_eq!(h.ended().await.0.outcome, CallOutcome::Failed);
     }
 }

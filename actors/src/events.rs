@@ -33,6 +33,10 @@ pub enum CallEventKind {
         contact: Option<String>,
         reasons: Vec<String>,
     },
+    /// The user overrode the handling of the ringing call.
+    Overridden {
+        action: String,
+    },
     /// An outgoing leg was created toward a device or trunk.
     LegDialing {
         leg: LegId,

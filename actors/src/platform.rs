@@ -2,9 +2,10 @@
 //! Actors are spread over the worker Arbiters round-robin; the registry is an
 //! immutable map swapped on change, so lookups never lock.
 
+use crate::call::CallActor;
 use crate::directory::Directory;
 use crate::events::EventBus;
-use crate::ids::{TenantId, UserId};
+use crate::ids::{CallId, TenantId, UserId};
 use crate::model::Binding;
 use crate::ports::{Clock, FeatureSource, Persistence};
 use crate::tenant::{DirectorySource, TenantActor};
@@ -26,6 +27,8 @@ pub struct Platform {
     next: AtomicUsize,
     tenants: ArcSwap<HashMap<TenantId, Addr<TenantActor>>>,
     users: ArcSwap<HashMap<UserId, Addr<UserActor>>>,
+    /// Live calls, for commands from outside (per-call override, later call control).
+    calls: Mutex<HashMap<CallId, (TenantId, Addr<CallActor>)>>,
     sync_lock: Mutex<()>,
     pub directory: Arc<dyn DirectorySource>,
     pub persistence: Arc<dyn Persistence>,
@@ -51,6 +54,7 @@ impl Platform {
             next: AtomicUsize::new(0),
             tenants: ArcSwap::from_pointee(HashMap::new()),
             users: ArcSwap::from_pointee(HashMap::new()),
+            calls: Mutex::new(HashMap::new()),
             sync_lock: Mutex::new(()),
             directory,
             persistence,
@@ -116,6 +120,37 @@ impl Platform {
         }
         self.tenants.store(Arc::new(tenants));
         self.users.store(Arc::new(users));
+    }
+
+    pub(crate) fn call_started(&self, call: CallId, tenant: TenantId, addr: Addr<CallActor>) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call, (tenant, addr));
+    }
+
+    pub(crate) fn call_ended(&self, call: CallId) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&call);
+    }
+
+    /// A live call of `tenant` (None for another tenant's call: tenants are walls).
+    pub fn call(&self, tenant: TenantId, call: CallId) -> Option<Addr<CallActor>> {
+        match self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&call)
+        {
+            Some((t, addr)) if *t == tenant => Some(addr.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn live_calls(&self) -> usize {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn user_count(&self) -> usize {

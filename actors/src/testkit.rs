@@ -54,9 +54,35 @@ impl Handler<LegCommand> for FakeSip {
 pub const TENANT: TenantId = TenantId(uuid::Uuid::from_u128(1));
 pub const ALICE: UserId = UserId(uuid::Uuid::from_u128(1001));
 pub const BOB: UserId = UserId(uuid::Uuid::from_u128(1002));
+pub const CAROL: UserId = UserId(uuid::Uuid::from_u128(1003));
+
+/// Per-user features for tests; users not listed get the default profile.
+#[derive(Default)]
+pub struct MapFeatures(pub std::collections::HashMap<UserId, crate::ports::UserFeatures>);
+
+impl crate::ports::FeatureSource for MapFeatures {
+    fn load(
+        &self,
+        _: TenantId,
+        user: UserId,
+    ) -> crate::ports::BoxFuture<Result<crate::ports::UserFeatures, String>> {
+        let f = self.0.get(&user).cloned().unwrap_or_default();
+        Box::pin(async move { Ok(f) })
+    }
+}
 
 /// Tenant `a.test` with 1001 Alice and 1002 Bob; Bob has `bob_contacts` registered.
 pub fn platform(bob_contacts: &[&str]) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
+    let bindings = bob_contacts.iter().map(|c| (BOB, *c)).collect::<Vec<_>>();
+    platform_with(MapFeatures::default(), &bindings)
+}
+
+/// Tenant `a.test` with 1001 Alice, 1002 Bob and 1003 Carol, these features and these
+/// registered contacts (user, contact URI; each contact its own device).
+pub fn platform_with(
+    features: MapFeatures,
+    bindings: &[(UserId, &str)],
+) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
     let tenant = Tenant {
         id: TENANT,
         domain: "a.test".into(),
@@ -72,7 +98,11 @@ pub fn platform(bob_contacts: &[&str]) -> (Arc<Platform>, Arc<MemoryPersistence>
     };
     let dir = Arc::new(Directory::new(
         vec![tenant],
-        vec![user(ALICE, "1001", "Alice"), user(BOB, "1002", "Bob")],
+        vec![
+            user(ALICE, "1001", "Alice"),
+            user(BOB, "1002", "Bob"),
+            user(CAROL, "1003", "Carol"),
+        ],
         vec![],
         vec![],
         vec![],
@@ -84,18 +114,19 @@ pub fn platform(bob_contacts: &[&str]) -> (Arc<Platform>, Arc<MemoryPersistence>
         Arc::new(FixedDirectory(dir.clone())),
         persistence.clone(),
         Arc::new(SystemClock),
-        Arc::new(crate::ports::DefaultFeatures),
+        Arc::new(features),
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(60),
         },
     );
-    let restored = bob_contacts
+    let restored = bindings
         .iter()
-        .map(|c| Binding {
+        .enumerate()
+        .map(|(i, (user, c))| Binding {
             tenant_id: TENANT,
-            user_id: BOB,
-            device_id: DeviceId::for_test(2),
+            user_id: *user,
+            device_id: DeviceId::for_test(i as u128 + 1),
             contact: c.to_string(),
             received: "udp:127.0.0.1:5062".into(),
             expires_at: chrono::Utc::now() + chrono::Duration::hours(1),

@@ -68,23 +68,31 @@ impl UserActor {
 
     /// Loads profile, presence and contacts in the background, with a time budget;
     /// until it lands (or if it fails) calls are decided on what is already known.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
+    /// Loads profile, presence and contacts, with a time budget; until it lands (or if
+    /// it fails) calls are decided on what is already known. The first load holds the
+    /// mailbox (at most the budget), so the first call sees the stored profile.
+    fn reload(&mut self, ctx: &mut Context<Self>, first: bool) {
         let fut = self.features_source.load(self.tenant, self.user);
         let user = self.user;
-        tokio::time::timeout(LOAD_BUDGET, fut)
-            .into_actor(self)
-            .map(move |res, act, ctx| match res {
-                Ok(Ok(f)) => act.set_features(f),
-                Ok(Err(e)) => {
-                    warn!(%user, error = %e, "cannot load user features; retrying");
-                    ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx));
-                }
-                Err(_) => {
-                    warn!(%user, "loading user features took too long; retrying");
-                    ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx));
-                }
-            })
-            .spawn(ctx);
+        let work =
+            tokio::time::timeout(LOAD_BUDGET, fut)
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Ok(f)) => act.set_features(f),
+                    Ok(Err(e)) => {
+                        warn!(%user, error = %e, "cannot load user features; retrying");
+                        ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx, false));
+                    }
+                    Err(_) => {
+                        warn!(%user, "loading user features took too long; retrying");
+                        ctx.run_later(StdDuration::from_secs(5), |act, ctx| act.reload(ctx, false));
+                    }
+                });
+        if first {
+            ctx.wait(work);
+        } else {
+            ctx.spawn(work);
+        }
     }
 
     fn set_features(&mut self, f: UserFeatures) {
@@ -141,7 +149,7 @@ impl Actor for UserActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Bounded mailbox: a flood of REGISTERs for one user waits at the sender.
         ctx.set_mailbox_capacity(256);
-        self.reload(ctx);
+        self.reload(ctx, true);
     }
 }
 
@@ -268,6 +276,8 @@ pub struct Offer {
     pub decision: Decision,
     pub bindings: Vec<Binding>,
     pub contact: Option<ContactMatch>,
+    /// Where "send to the attendant" goes for this user (per-call override).
+    pub attendant: Option<Target>,
 }
 
 impl Handler<OfferCall> for UserActor {
@@ -302,6 +312,7 @@ impl Handler<OfferCall> for UserActor {
             decision,
             bindings: self.bindings.clone(),
             contact,
+            attendant: self.features.profile.attendant.clone(),
         })
     }
 }
@@ -328,7 +339,7 @@ pub struct ReloadFeatures;
 impl Handler<ReloadFeatures> for UserActor {
     type Result = ();
     fn handle(&mut self, _: ReloadFeatures, ctx: &mut Self::Context) {
-        self.reload(ctx);
+        self.reload(ctx, false);
     }
 }
 
