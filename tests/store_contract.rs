@@ -7,8 +7,12 @@
 use chrono::{DateTime, TimeZone, Utc};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
+use tsps::contacts::{
+    Contact, ContactId, ContactNumber, ContactOwner, ContactPhone, DialingRules, TenantSettings,
+};
 use tsps::sip::digest::{ha1_md5, ha1_sha256};
-use tsps::store::{self, DynStore, Store, StoreError};
+use tsps::store::{self, DynStore, PolicyMode, Store, StoreError, UserPolicy};
+use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
     Binding, CallDirection, CallOutcome, CallRecord, Device, Did, LegRecord, Party, Tenant,
     TransportKind, Trunk, User,
@@ -104,6 +108,15 @@ contract!(
     call_records_are_tenant_isolated,
     deleting_a_user_cascades,
     deleting_a_tenant_cascades,
+    profile_and_presence_default_and_round_trip,
+    tenant_settings_default_and_round_trip,
+    user_policies_default_round_trip_and_list,
+    contacts_personal_and_shared_crud,
+    contacts_are_tenant_and_owner_isolated,
+    contact_import_is_all_or_none,
+    contact_lookup_table_is_personal_first_then_shared,
+    deleting_a_user_drops_its_feature_data_and_keeps_shared_contacts,
+    deleting_a_tenant_drops_its_feature_data,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -711,4 +724,522 @@ async fn deleting_a_tenant_cascades(s: &dyn Store) {
     assert_eq!(s.list_call_records(b.id, 10).await.unwrap().len(), 1);
     // The freed domain and number can be used again.
     s.create_tenant(&tenant(3, "a.test")).await.unwrap();
+}
+
+// ---------------------------------------------------------------- feature server
+
+fn contact(n: u128, tenant: &Tenant, owner: ContactOwner, name: &str, numbers: &[&str]) -> Contact {
+    Contact {
+        id: ContactId::for_test(n),
+        tenant_id: tenant.id,
+        owner,
+        name: name.into(),
+        company: Some("ACME".into()),
+        email: Some(format!("{}@acme.test", name.to_lowercase())),
+        handling_code: None,
+        numbers: numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| ContactPhone {
+                number: n.to_string(),
+                label: (i == 0).then(|| "work".to_string()),
+            })
+            .collect(),
+    }
+}
+
+fn vip_profile() -> Profile {
+    let mut p = Profile {
+        ring_seconds: 20,
+        ..Default::default()
+    };
+    p.forwarding.busy = Some(Target::Number("+41445550199".into()));
+    p.handling_codes
+        .push(tsps_actors::feature::profile::HandlingCode {
+            name: "VIP".into(),
+            handling: Handling::Ring,
+        });
+    p.dnd.exceptions.push("VIP".into());
+    p
+}
+
+async fn profile_and_presence_default_and_round_trip(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (Profile::default(), Presence::Available)
+    );
+
+    // Presence first: the profile stays the default.
+    s.set_presence(a.id, ua.id, Presence::Away).await.unwrap();
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (Profile::default(), Presence::Away)
+    );
+    // A profile keeps the presence, and a presence keeps the profile.
+    let p = vip_profile();
+    s.put_profile(a.id, ua.id, &p).await.unwrap();
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (p.clone(), Presence::Away)
+    );
+    s.set_presence(a.id, ua.id, Presence::DoNotDisturb)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (p.clone(), Presence::DoNotDisturb)
+    );
+    let mut p2 = p.clone();
+    p2.call_waiting = false;
+    s.put_profile(a.id, ua.id, &p2).await.unwrap();
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (p2, Presence::DoNotDisturb)
+    );
+    for presence in [Presence::Busy, Presence::InMeeting, Presence::Available] {
+        s.set_presence(a.id, ua.id, presence).await.unwrap();
+        assert_eq!(s.get_profile(a.id, ua.id).await.unwrap().1, presence);
+    }
+
+    // The other tenant's user with the same extension is untouched.
+    assert_eq!(
+        s.get_profile(b.id, ub.id).await.unwrap(),
+        (Profile::default(), Presence::Available)
+    );
+    // Across the tenant wall, or for nobody: not found, and nothing written.
+    assert_not_found(s.get_profile(b.id, ua.id).await, "user");
+    assert_not_found(s.put_profile(b.id, ua.id, &p).await, "user");
+    assert_not_found(s.set_presence(b.id, ua.id, Presence::Away).await, "user");
+    assert_not_found(s.get_profile(a.id, UserId::for_test(99)).await, "user");
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap().1,
+        Presence::Available
+    );
+}
+
+async fn tenant_settings_default_and_round_trip(s: &dyn Store) {
+    let (a, b, _, _) = two_tenants(s).await;
+    assert_eq!(
+        s.get_tenant_settings(a.id).await.unwrap(),
+        TenantSettings::default()
+    );
+    let swiss = TenantSettings {
+        dialing: DialingRules {
+            country_code: "41".into(),
+            national_prefix: "0".into(),
+            international_prefix: "00".into(),
+        },
+    };
+    s.put_tenant_settings(a.id, &swiss).await.unwrap();
+    assert_eq!(s.get_tenant_settings(a.id).await.unwrap(), swiss);
+    let mut us = swiss.clone();
+    us.dialing = DialingRules {
+        country_code: "1".into(),
+        national_prefix: String::new(),
+        international_prefix: "011".into(),
+    };
+    s.put_tenant_settings(a.id, &us).await.unwrap();
+    assert_eq!(s.get_tenant_settings(a.id).await.unwrap(), us);
+    assert_eq!(
+        s.get_tenant_settings(b.id).await.unwrap(),
+        TenantSettings::default()
+    );
+    let nobody = TenantId::for_test(99);
+    assert_not_found(s.get_tenant_settings(nobody).await, "tenant");
+    assert_not_found(s.put_tenant_settings(nobody, &swiss).await, "tenant");
+}
+
+async fn user_policies_default_round_trip_and_list(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let ua2 = user(12, &a, "1002");
+    s.create_user(a.id, &ua2).await.unwrap();
+    assert_eq!(
+        s.get_user_policy(a.id, ua.id).await.unwrap(),
+        UserPolicy::default()
+    );
+    assert_eq!(UserPolicy::default().mode, PolicyMode::Accept);
+
+    let external = UserPolicy {
+        mode: PolicyMode::External,
+        external_uri: Some("sip:alice@127.0.0.1:5080".into()),
+    };
+    s.put_user_policy(a.id, ua2.id, &external).await.unwrap();
+    assert_eq!(s.get_user_policy(a.id, ua2.id).await.unwrap(), external);
+    let reject = UserPolicy {
+        mode: PolicyMode::Reject,
+        external_uri: None,
+    };
+    s.put_user_policy(a.id, ua.id, &reject).await.unwrap();
+    assert_eq!(
+        s.list_user_policies(a.id).await.unwrap(),
+        [(ua.id, reject.clone()), (ua2.id, external.clone())]
+    );
+    // Back to accept.
+    s.put_user_policy(a.id, ua.id, &UserPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_user_policy(a.id, ua.id).await.unwrap(),
+        UserPolicy::default()
+    );
+    assert_eq!(
+        s.list_user_policies(b.id).await.unwrap(),
+        [(ub.id, UserPolicy::default())]
+    );
+
+    // external_uri exactly for external.
+    let no_uri = UserPolicy {
+        mode: PolicyMode::External,
+        external_uri: None,
+    };
+    assert!(matches!(
+        s.put_user_policy(a.id, ua.id, &no_uri).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let stray_uri = UserPolicy {
+        mode: PolicyMode::Reject,
+        external_uri: Some("sip:x@127.0.0.1".into()),
+    };
+    assert!(matches!(
+        s.put_user_policy(a.id, ua.id, &stray_uri).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_not_found(s.get_user_policy(b.id, ua.id).await, "user");
+    assert_not_found(s.put_user_policy(b.id, ua.id, &reject).await, "user");
+    assert_eq!(
+        s.get_user_policy(a.id, ua.id).await.unwrap(),
+        UserPolicy::default()
+    );
+}
+
+async fn contacts_personal_and_shared_crud(s: &dyn Store) {
+    let (a, _, ua, _) = two_tenants(s).await;
+    let mine = ContactOwner::User(ua.id);
+    let mut zoe = contact(1, &a, mine, "Zoe", &["+41445550101", "+41795550101"]);
+    zoe.handling_code = Some("VIP".into());
+    let anna = contact(2, &a, mine, "Anna", &[]);
+    let shared = contact(3, &a, ContactOwner::Shared, "Reception", &["+41445550100"]);
+    s.create_contact(a.id, &zoe).await.unwrap();
+    s.create_contact(a.id, &anna).await.unwrap();
+    s.create_contact(a.id, &shared).await.unwrap();
+
+    assert_eq!(s.get_contact(a.id, mine, zoe.id).await.unwrap(), zoe);
+    assert_eq!(
+        s.list_contacts(a.id, mine).await.unwrap(),
+        [anna.clone(), zoe.clone()]
+    );
+    assert_eq!(
+        s.list_contacts(a.id, ContactOwner::Shared).await.unwrap(),
+        std::slice::from_ref(&shared)
+    );
+    // Personal and shared are different lists: asked under the other owner, not found.
+    assert_not_found(
+        s.get_contact(a.id, ContactOwner::Shared, zoe.id).await,
+        "contact",
+    );
+    assert_not_found(s.get_contact(a.id, mine, shared.id).await, "contact");
+    assert_already_exists(s.create_contact(a.id, &zoe).await, "contact");
+
+    // Update replaces the fields and the numbers, in the order given.
+    let mut changed = zoe.clone();
+    changed.name = "Zoe Muster".into();
+    changed.company = None;
+    changed.handling_code = None;
+    changed.numbers = vec![
+        ContactPhone {
+            number: "+41795550101".into(),
+            label: Some("cell".into()),
+        },
+        ContactPhone {
+            number: "+41445550109".into(),
+            label: None,
+        },
+    ];
+    s.update_contact(a.id, &changed).await.unwrap();
+    assert_eq!(s.get_contact(a.id, mine, zoe.id).await.unwrap(), changed);
+    let mut as_shared = changed.clone();
+    as_shared.owner = ContactOwner::Shared;
+    assert_not_found(s.update_contact(a.id, &as_shared).await, "contact");
+    assert_not_found(
+        s.update_contact(a.id, &contact(9, &a, mine, "Nobody", &[]))
+            .await,
+        "contact",
+    );
+    // A number twice in one contact is refused, and the contact stays as it was.
+    let mut twice = changed.clone();
+    twice.numbers.push(twice.numbers[0].clone());
+    assert_already_exists(s.update_contact(a.id, &twice).await, "contact number");
+    assert_eq!(s.get_contact(a.id, mine, zoe.id).await.unwrap(), changed);
+
+    assert_not_found(
+        s.delete_contact(a.id, ContactOwner::Shared, zoe.id).await,
+        "contact",
+    );
+    s.delete_contact(a.id, mine, zoe.id).await.unwrap();
+    assert_not_found(s.get_contact(a.id, mine, zoe.id).await, "contact");
+    assert_not_found(s.delete_contact(a.id, mine, zoe.id).await, "contact");
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap(), [anna]);
+    s.delete_contact(a.id, ContactOwner::Shared, shared.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.list_contacts(a.id, ContactOwner::Shared).await.unwrap(),
+        []
+    );
+}
+
+async fn contacts_are_tenant_and_owner_isolated(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let ua2 = user(12, &a, "1002");
+    s.create_user(a.id, &ua2).await.unwrap();
+    let mine = ContactOwner::User(ua.id);
+    let c = contact(1, &a, mine, "Zoe", &["+41445550101"]);
+    let sh = contact(2, &a, ContactOwner::Shared, "Reception", &["+41445550100"]);
+    s.create_contact(a.id, &c).await.unwrap();
+    s.create_contact(a.id, &sh).await.unwrap();
+
+    // Another user of the same tenant does not see the personal contact.
+    let theirs = ContactOwner::User(ua2.id);
+    assert_not_found(s.get_contact(a.id, theirs, c.id).await, "contact");
+    assert_eq!(s.list_contacts(a.id, theirs).await.unwrap(), []);
+    assert_not_found(s.delete_contact(a.id, theirs, c.id).await, "contact");
+
+    // Tenant B sees nothing of A, by any owner.
+    for owner in [ContactOwner::Shared, mine, ContactOwner::User(ub.id)] {
+        assert_not_found(s.get_contact(b.id, owner, c.id).await, "contact");
+        assert_not_found(s.get_contact(b.id, owner, sh.id).await, "contact");
+        assert_not_found(s.delete_contact(b.id, owner, c.id).await, "contact");
+        assert_eq!(s.list_contacts(b.id, owner).await.unwrap(), []);
+    }
+    let mut moved = sh.clone();
+    moved.tenant_id = b.id;
+    assert_not_found(s.update_contact(b.id, &moved).await, "contact");
+    // A write that names another tenant than its path, or a user of another tenant.
+    assert!(matches!(
+        s.create_contact(b.id, &contact(3, &a, ContactOwner::Shared, "X", &[]))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_not_found(
+        s.create_contact(b.id, &contact(4, &b, mine, "Smuggled", &[]))
+            .await,
+        "user",
+    );
+    assert_eq!(
+        s.list_contacts(a.id, ContactOwner::Shared).await.unwrap(),
+        [sh]
+    );
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap(), [c]);
+    assert_eq!(s.contact_lookup_table(b.id, ub.id).await.unwrap(), []);
+}
+
+async fn contact_import_is_all_or_none(s: &dyn Store) {
+    let (a, _, ua, _) = two_tenants(s).await;
+    let mine = ContactOwner::User(ua.id);
+    let batch: Vec<Contact> = (1..=50)
+        .map(|i| {
+            contact(
+                i,
+                &a,
+                mine,
+                &format!("C{i:03}"),
+                &[&format!("+4144555{i:04}")],
+            )
+        })
+        .collect();
+    s.create_contacts(a.id, &batch).await.unwrap();
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap(), batch);
+
+    // One bad contact (an id already taken) and none of the batch is stored.
+    let again = vec![
+        contact(100, &a, mine, "New", &["+41445550999"]),
+        contact(1, &a, mine, "Taken", &[]),
+    ];
+    assert_already_exists(s.create_contacts(a.id, &again).await, "contact");
+    assert_not_found(
+        s.get_contact(a.id, mine, ContactId::for_test(100)).await,
+        "contact",
+    );
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap().len(), 50);
+    s.create_contacts(a.id, &[]).await.unwrap();
+}
+
+async fn contact_lookup_table_is_personal_first_then_shared(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let ua2 = user(12, &a, "1002");
+    s.create_user(a.id, &ua2).await.unwrap();
+    let mut vip = contact(
+        1,
+        &a,
+        ContactOwner::User(ua.id),
+        "Boss",
+        &["+41445550200", "+41795550200"],
+    );
+    vip.handling_code = Some("VIP".into());
+    s.create_contact(a.id, &vip).await.unwrap();
+    // The same number as a shared contact: listed after the personal one.
+    let mut front = contact(
+        2,
+        &a,
+        ContactOwner::Shared,
+        "Front desk",
+        &["+41445550100", "+41445550200"],
+    );
+    front.handling_code = Some("Sales".into());
+    s.create_contact(a.id, &front).await.unwrap();
+    s.create_contact(
+        a.id,
+        &contact(
+            3,
+            &a,
+            ContactOwner::User(ua2.id),
+            "Other's",
+            &["+41445550300"],
+        ),
+    )
+    .await
+    .unwrap();
+    s.create_contact(
+        b.id,
+        &contact(4, &b, ContactOwner::Shared, "B shared", &["+41445550400"]),
+    )
+    .await
+    .unwrap();
+    s.create_contact(
+        b.id,
+        &contact(
+            5,
+            &b,
+            ContactOwner::User(ub.id),
+            "B personal",
+            &["+41445550500"],
+        ),
+    )
+    .await
+    .unwrap();
+
+    let row = |n: &str, name: &str, code: Option<&str>, shared: bool| ContactNumber {
+        number_e164: n.into(),
+        name: name.into(),
+        handling_code: code.map(str::to_string),
+        shared,
+    };
+    assert_eq!(
+        s.contact_lookup_table(a.id, ua.id).await.unwrap(),
+        [
+            row("+41445550200", "Boss", Some("VIP"), false),
+            row("+41795550200", "Boss", Some("VIP"), false),
+            row("+41445550100", "Front desk", Some("Sales"), true),
+            row("+41445550200", "Front desk", Some("Sales"), true),
+        ]
+    );
+    assert_eq!(
+        s.contact_lookup_table(a.id, ua2.id).await.unwrap(),
+        [
+            row("+41445550300", "Other's", None, false),
+            row("+41445550100", "Front desk", Some("Sales"), true),
+            row("+41445550200", "Front desk", Some("Sales"), true),
+        ]
+    );
+    assert_eq!(
+        s.contact_lookup_table(b.id, ub.id).await.unwrap(),
+        [
+            row("+41445550500", "B personal", None, false),
+            row("+41445550400", "B shared", None, true),
+        ]
+    );
+    // A's user asked under B: only B's shared contacts, never A's.
+    assert_eq!(
+        s.contact_lookup_table(b.id, ua.id).await.unwrap(),
+        [row("+41445550400", "B shared", None, true)]
+    );
+}
+
+async fn deleting_a_user_drops_its_feature_data_and_keeps_shared_contacts(s: &dyn Store) {
+    let (a, _, ua, _) = two_tenants(s).await;
+    s.put_profile(a.id, ua.id, &vip_profile()).await.unwrap();
+    s.set_presence(a.id, ua.id, Presence::Away).await.unwrap();
+    s.put_user_policy(
+        a.id,
+        ua.id,
+        &UserPolicy {
+            mode: PolicyMode::Reject,
+            external_uri: None,
+        },
+    )
+    .await
+    .unwrap();
+    let mine = ContactOwner::User(ua.id);
+    s.create_contact(a.id, &contact(1, &a, mine, "Zoe", &["+41445550101"]))
+        .await
+        .unwrap();
+    let sh = contact(2, &a, ContactOwner::Shared, "Reception", &["+41445550100"]);
+    s.create_contact(a.id, &sh).await.unwrap();
+
+    s.delete_user(a.id, ua.id).await.unwrap();
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap(), []);
+    assert_eq!(
+        s.list_contacts(a.id, ContactOwner::Shared).await.unwrap(),
+        [sh]
+    );
+    // Re-created with the same id: a fresh start, nothing left over.
+    s.create_user(a.id, &ua).await.unwrap();
+    assert_eq!(
+        s.get_profile(a.id, ua.id).await.unwrap(),
+        (Profile::default(), Presence::Available)
+    );
+    assert_eq!(
+        s.get_user_policy(a.id, ua.id).await.unwrap(),
+        UserPolicy::default()
+    );
+    assert_eq!(s.list_contacts(a.id, mine).await.unwrap(), []);
+}
+
+async fn deleting_a_tenant_drops_its_feature_data(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let swiss = TenantSettings {
+        dialing: DialingRules {
+            country_code: "41".into(),
+            national_prefix: "0".into(),
+            international_prefix: "00".into(),
+        },
+    };
+    for (t, u) in [(&a, &ua), (&b, &ub)] {
+        s.put_tenant_settings(t.id, &swiss).await.unwrap();
+        s.put_profile(t.id, u.id, &vip_profile()).await.unwrap();
+        s.create_contact(
+            t.id,
+            &contact(
+                u.id.0.as_u128() * 10,
+                t,
+                ContactOwner::Shared,
+                "S",
+                &["+41445550100"],
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    s.delete_tenant(a.id).await.unwrap();
+    assert_not_found(s.get_tenant_settings(a.id).await, "tenant");
+    assert_eq!(
+        s.list_contacts(a.id, ContactOwner::Shared).await.unwrap(),
+        []
+    );
+    // Re-created: defaults again. B is untouched.
+    s.create_tenant(&a).await.unwrap();
+    assert_eq!(
+        s.get_tenant_settings(a.id).await.unwrap(),
+        TenantSettings::default()
+    );
+    assert_eq!(s.get_tenant_settings(b.id).await.unwrap(), swiss);
+    assert_eq!(s.get_profile(b.id, ub.id).await.unwrap().0, vip_profile());
+    assert_eq!(
+        s.list_contacts(b.id, ContactOwner::Shared)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

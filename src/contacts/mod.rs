@@ -115,6 +115,18 @@ pub struct ContactNumber {
     pub shared: bool,
 }
 
+/// What the user actors keep of a lookup row.
+impl From<ContactNumber> for tsps_actors::ports::ContactEntry {
+    fn from(n: ContactNumber) -> Self {
+        Self {
+            number: n.number_e164,
+            name: n.name,
+            handling_code: n.handling_code,
+            shared: n.shared,
+        }
+    }
+}
+
 /// How the people of a tenant write phone numbers, so that `044 555 01 00` can be
 /// stored as `+41445550100`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -8,16 +8,21 @@
 //! Tenant-scoped methods take the `TenantId` first and never see a row of another
 //! tenant: a user of tenant A asked for under tenant B is `NotFound`.
 
+mod policy;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use policy::{PolicyMode, UserPolicy};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+use crate::contacts::{Contact, ContactId, ContactNumber, ContactOwner, TenantSettings};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use tsps_actors::feature::{Presence, Profile};
 use tsps_actors::model::{Binding, CallRecord, Device, Did, Tenant, Trunk, User};
 use tsps_actors::{DeviceId, Directory, TenantId, TrunkId, UserId};
 
@@ -134,6 +139,81 @@ pub trait Store: Send + Sync + 'static {
     async fn list_trunks(&self, tenant: TenantId) -> StoreResult<Vec<Trunk>>;
     async fn update_trunk(&self, tenant: TenantId, trunk: &Trunk) -> StoreResult<()>;
     async fn delete_trunk(&self, tenant: TenantId, id: TrunkId) -> StoreResult<()>;
+
+    // The personal feature server. A user of another tenant is `NotFound` ("user").
+    /// The user's profile and presence: the defaults (`Profile::default()`,
+    /// available) when none were stored.
+    async fn get_profile(&self, tenant: TenantId, user: UserId)
+        -> StoreResult<(Profile, Presence)>;
+    /// Replaces the profile (validated by the caller); keeps the presence.
+    async fn put_profile(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        profile: &Profile,
+    ) -> StoreResult<()>;
+    /// Keeps the profile.
+    async fn set_presence(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        presence: Presence,
+    ) -> StoreResult<()>;
+
+    /// The defaults when none were stored; `NotFound` ("tenant") for no such tenant.
+    async fn get_tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings>;
+    async fn put_tenant_settings(
+        &self,
+        tenant: TenantId,
+        settings: &TenantSettings,
+    ) -> StoreResult<()>;
+
+    /// Accept when none was stored.
+    async fn get_user_policy(&self, tenant: TenantId, user: UserId) -> StoreResult<UserPolicy>;
+    /// `Invalid` unless `external_uri` is set exactly for mode external.
+    async fn put_user_policy(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        policy: &UserPolicy,
+    ) -> StoreResult<()>;
+    /// Every user of the tenant with its policy (accept when none stored), by extension.
+    async fn list_user_policies(&self, tenant: TenantId) -> StoreResult<Vec<(UserId, UserPolicy)>>;
+
+    // Contacts: `ContactOwner::User` for personal ones, `Shared` for the tenant's. A
+    // contact asked for under another owner (or tenant) is `NotFound` ("contact").
+    /// `contact.tenant_id` must equal `tenant` (else `Invalid`); numbers already E.164.
+    async fn create_contact(&self, tenant: TenantId, contact: &Contact) -> StoreResult<()>;
+    /// Several contacts in one transaction (an import): all or none.
+    async fn create_contacts(&self, tenant: TenantId, contacts: &[Contact]) -> StoreResult<()>;
+    async fn get_contact(
+        &self,
+        tenant: TenantId,
+        owner: ContactOwner,
+        id: ContactId,
+    ) -> StoreResult<Contact>;
+    /// By name, then id.
+    async fn list_contacts(
+        &self,
+        tenant: TenantId,
+        owner: ContactOwner,
+    ) -> StoreResult<Vec<Contact>>;
+    /// Replaces fields and numbers of the contact with `contact.id` under `contact.owner`.
+    async fn update_contact(&self, tenant: TenantId, contact: &Contact) -> StoreResult<()>;
+    async fn delete_contact(
+        &self,
+        tenant: TenantId,
+        owner: ContactOwner,
+        id: ContactId,
+    ) -> StoreResult<()>;
+    /// Every number the user may be called from that a contact names: the user's own
+    /// contacts first, then the tenant-shared ones; each part by number. Used by the
+    /// call path to find the caller.
+    async fn contact_lookup_table(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> StoreResult<Vec<ContactNumber>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -39,6 +39,7 @@ impl PgStore {
 /// PostgreSQL's default (read committed) takes a new snapshot per statement.
 const SNAPSHOT: Option<&str> = Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
 
+type Db = sqlx::Postgres;
 type DbId = Uuid;
 type DbTs = DateTime<Utc>;
 type DbList = Vec<String>;

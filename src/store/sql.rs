@@ -9,11 +9,13 @@
 //! - `DbTs`, `enc_ts`, `dec_ts`: how a timestamp is bound and read;
 //! - `DbList`, `enc_list`, `dec_list`: how a list of strings is bound and read;
 //! - `translate`: the one function that turns a driver error into a [`StoreError`];
-//! - `SNAPSHOT`: the statement, if any, that makes a transaction read one snapshot.
+//! - `SNAPSHOT`: the statement, if any, that makes a transaction read one snapshot;
+//! - `Db`: the sqlx database type (for helpers that take a transaction).
 //!
 //! Placeholders are `$1`, `$2`, … which both PostgreSQL and SQLite understand.
 
-use super::{StoreError, StoreResult};
+use super::{PolicyMode, StoreError, StoreResult, UserPolicy};
+use tsps_actors::feature::{Presence, Profile};
 use tsps_actors::model::{CallDirection, CallOutcome, Party, TransportKind};
 
 /// Longest CDR page one call returns, whatever the caller asks for.
@@ -128,6 +130,58 @@ pub(crate) fn parse_outcome(s: &str) -> StoreResult<CallOutcome> {
     .ok_or_else(|| StoreError::Invalid(format!("unknown call outcome {s:?}")))
 }
 
+pub(crate) fn presence_str(p: Presence) -> &'static str {
+    match p {
+        Presence::Available => "available",
+        Presence::Busy => "busy",
+        Presence::Away => "away",
+        Presence::InMeeting => "in_meeting",
+        Presence::DoNotDisturb => "do_not_disturb",
+    }
+}
+
+pub(crate) fn parse_presence(s: &str) -> StoreResult<Presence> {
+    [
+        Presence::Available,
+        Presence::Busy,
+        Presence::Away,
+        Presence::InMeeting,
+        Presence::DoNotDisturb,
+    ]
+    .into_iter()
+    .find(|p| presence_str(*p) == s)
+    .ok_or_else(|| StoreError::Invalid(format!("unknown presence {s:?}")))
+}
+
+/// Profiles are stored as the JSON of [`Profile`], so a profile gains fields without
+/// a migration (they take their serde defaults when read from older rows).
+pub(crate) fn encode_profile(p: &Profile) -> StoreResult<String> {
+    serde_json::to_string(p).map_err(|e| StoreError::Invalid(format!("profile not encodable: {e}")))
+}
+
+pub(crate) fn decode_profile(text: &str) -> StoreResult<Profile> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Invalid(format!("stored profile unreadable: {e}")))
+}
+
+pub(crate) fn parse_policy_mode(s: &str) -> StoreResult<PolicyMode> {
+    PolicyMode::parse(s).ok_or_else(|| StoreError::Invalid(format!("unknown policy mode {s:?}")))
+}
+
+/// The rule behind the `user_policies` check constraint, said before the database does.
+pub(crate) fn check_policy(p: &UserPolicy) -> StoreResult<()> {
+    match (p.mode, &p.external_uri) {
+        (PolicyMode::External, None) => Err(StoreError::Invalid(
+            "policy external needs an external_uri".into(),
+        )),
+        (PolicyMode::Accept | PolicyMode::Reject, Some(_)) => Err(StoreError::Invalid(format!(
+            "policy {} takes no external_uri",
+            p.mode.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Implements [`Store`](super::Store) for `$store` (a struct with a `pool` field) with
 /// the statements below. Expanded once per backend; see the module docs for the names
 /// the backend module must define.
@@ -138,9 +192,16 @@ macro_rules! sql_store {
         mod statements {
             use super::*;
             use $crate::store::sql::{
-                not_found, parse_direction, parse_outcome, parse_party, parse_transport,
-                party_str, transport_str, Ctx, MAX_CALL_RECORDS,
+                check_policy, decode_profile, encode_profile, not_found, parse_direction,
+                parse_outcome, parse_party, parse_policy_mode, parse_presence, parse_transport,
+                party_str, presence_str, transport_str, Ctx, MAX_CALL_RECORDS,
             };
+            use $crate::contacts::{
+                Contact, ContactId, ContactNumber, ContactOwner, ContactPhone, DialingRules,
+                TenantSettings,
+            };
+            use $crate::store::UserPolicy;
+            use tsps_actors::feature::{Presence, Profile};
             use $crate::store::{same_tenant, Store, StoreError, StoreResult};
             use chrono::{DateTime, Utc};
             use std::collections::HashMap;
@@ -366,6 +427,123 @@ macro_rules! sql_store {
                         },
                     ))
                 }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct ContactRow {
+                id: DbId,
+                tenant_id: DbId,
+                owner_user_id: Option<DbId>,
+                name: String,
+                company: Option<String>,
+                email: Option<String>,
+                handling_code: Option<String>,
+            }
+
+            impl TryFrom<ContactRow> for Contact {
+                type Error = StoreError;
+                fn try_from(r: ContactRow) -> StoreResult<Contact> {
+                    Ok(Contact {
+                        id: ContactId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        owner: match r.owner_user_id {
+                            Some(u) => ContactOwner::User(UserId(dec_id(u)?)),
+                            None => ContactOwner::Shared,
+                        },
+                        name: r.name,
+                        company: r.company,
+                        email: r.email,
+                        handling_code: r.handling_code,
+                        numbers: Vec::new(),
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct ContactNumberRow {
+                contact_id: DbId,
+                number_e164: String,
+                label: Option<String>,
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct LookupRow {
+                number_e164: String,
+                name: String,
+                handling_code: Option<String>,
+                owner_user_id: Option<DbId>,
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct PolicyRow {
+                user_id: DbId,
+                mode: Option<String>,
+                external_uri: Option<String>,
+            }
+
+            impl PolicyRow {
+                fn into_policy(self) -> StoreResult<(UserId, UserPolicy)> {
+                    let policy = match self.mode {
+                        Some(mode) => UserPolicy {
+                            mode: parse_policy_mode(&mode)?,
+                            external_uri: self.external_uri,
+                        },
+                        None => UserPolicy::default(),
+                    };
+                    Ok((UserId(dec_id(self.user_id)?), policy))
+                }
+            }
+
+            /// Attaches numbers (ordered by contact, then position) to their contacts.
+            fn with_numbers(
+                contacts: Vec<ContactRow>,
+                numbers: Vec<ContactNumberRow>,
+            ) -> StoreResult<Vec<Contact>> {
+                let mut contacts: Vec<Contact> = rows(contacts)?;
+                let index: HashMap<ContactId, usize> =
+                    contacts.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+                for n in numbers {
+                    let id = ContactId(dec_id(n.contact_id)?);
+                    // A contact written between the two reads may bring numbers of its own.
+                    if let Some(&i) = index.get(&id) {
+                        contacts[i].numbers.push(ContactPhone {
+                            number: n.number_e164,
+                            label: n.label,
+                        });
+                    }
+                }
+                Ok(contacts)
+            }
+
+            /// Inserts the numbers of `c` inside the caller's transaction.
+            async fn insert_numbers(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                c: &Contact,
+            ) -> StoreResult<()> {
+                let contact = c.id.to_string();
+                for (position, n) in c.numbers.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO contact_numbers (contact_id, tenant_id, position, \
+                         number_e164, label) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(enc_id(c.id.0))
+                    .bind(enc_id(c.tenant_id.0))
+                    .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                    .bind(&n.number)
+                    .bind(&n.label)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("number_e164", "contact number", &n.number)],
+                                parent: Some(("contact", &contact)),
+                            },
+                        )
+                    })?;
+                }
+                Ok(())
             }
 
             fn rows<R, T>(rows: Vec<R>) -> StoreResult<Vec<T>>
@@ -1198,6 +1376,379 @@ macro_rules! sql_store {
                         return Err(not_found("trunk", id));
                     }
                     Ok(())
+                }
+
+                async fn get_profile(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                ) -> StoreResult<(Profile, Presence)> {
+                    // From users, so that "no such user" and "nothing stored" differ.
+                    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+                        "SELECT p.profile, p.presence FROM users u \
+                         LEFT JOIN user_profiles p ON p.tenant_id = u.tenant_id AND p.user_id = u.id \
+                         WHERE u.tenant_id = $1 AND u.id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let (profile, presence) = row.ok_or_else(|| not_found("user", user))?;
+                    Ok((
+                        profile.as_deref().map(decode_profile).transpose()?.unwrap_or_default(),
+                        presence.as_deref().map(parse_presence).transpose()?.unwrap_or_default(),
+                    ))
+                }
+
+                async fn put_profile(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    profile: &Profile,
+                ) -> StoreResult<()> {
+                    let key = user.to_string();
+                    sqlx::query(
+                        "INSERT INTO user_profiles (tenant_id, user_id, profile, presence, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                         profile = excluded.profile, updated_at = excluded.updated_at",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(encode_profile(profile)?)
+                    .bind(presence_str(Presence::default()))
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("user", &key)) }))?;
+                    Ok(())
+                }
+
+                async fn set_presence(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    presence: Presence,
+                ) -> StoreResult<()> {
+                    let key = user.to_string();
+                    sqlx::query(
+                        "INSERT INTO user_profiles (tenant_id, user_id, profile, presence, updated_at) \
+                         VALUES ($1, $2, NULL, $3, $4) \
+                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                         presence = excluded.presence, updated_at = excluded.updated_at",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(presence_str(presence))
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("user", &key)) }))?;
+                    Ok(())
+                }
+
+                async fn get_tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {
+                    let row: Option<(Option<String>, Option<String>, Option<String>)> =
+                        sqlx::query_as(
+                            "SELECT s.country_code, s.national_prefix, s.international_prefix \
+                             FROM tenants t LEFT JOIN tenant_settings s ON s.tenant_id = t.id \
+                             WHERE t.id = $1",
+                        )
+                        .bind(enc_id(tenant.0))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    match row.ok_or_else(|| not_found("tenant", tenant))? {
+                        (Some(country_code), Some(national_prefix), Some(international_prefix)) => {
+                            Ok(TenantSettings {
+                                dialing: DialingRules {
+                                    country_code,
+                                    national_prefix,
+                                    international_prefix,
+                                },
+                            })
+                        }
+                        _ => Ok(TenantSettings::default()),
+                    }
+                }
+
+                async fn put_tenant_settings(
+                    &self,
+                    tenant: TenantId,
+                    settings: &TenantSettings,
+                ) -> StoreResult<()> {
+                    let key = tenant.to_string();
+                    let d = &settings.dialing;
+                    sqlx::query(
+                        "INSERT INTO tenant_settings (tenant_id, country_code, national_prefix, \
+                         international_prefix, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id) DO UPDATE SET \
+                         country_code = excluded.country_code, \
+                         national_prefix = excluded.national_prefix, \
+                         international_prefix = excluded.international_prefix, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(&d.country_code)
+                    .bind(&d.national_prefix)
+                    .bind(&d.international_prefix)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("tenant", &key)) }))?;
+                    Ok(())
+                }
+
+                async fn get_user_policy(&self, tenant: TenantId, user: UserId) -> StoreResult<UserPolicy> {
+                    let row: Option<PolicyRow> = sqlx::query_as(
+                        "SELECT u.id AS user_id, p.mode, p.external_uri FROM users u \
+                         LEFT JOIN user_policies p ON p.tenant_id = u.tenant_id AND p.user_id = u.id \
+                         WHERE u.tenant_id = $1 AND u.id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(row.ok_or_else(|| not_found("user", user))?.into_policy()?.1)
+                }
+
+                async fn put_user_policy(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    policy: &UserPolicy,
+                ) -> StoreResult<()> {
+                    check_policy(policy)?;
+                    let key = user.to_string();
+                    sqlx::query(
+                        "INSERT INTO user_policies (tenant_id, user_id, mode, external_uri, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                         mode = excluded.mode, external_uri = excluded.external_uri, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(policy.mode.as_str())
+                    .bind(&policy.external_uri)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("user", &key)) }))?;
+                    Ok(())
+                }
+
+                async fn list_user_policies(
+                    &self,
+                    tenant: TenantId,
+                ) -> StoreResult<Vec<(UserId, UserPolicy)>> {
+                    let found: Vec<PolicyRow> = sqlx::query_as(
+                        "SELECT u.id AS user_id, p.mode, p.external_uri FROM users u \
+                         LEFT JOIN user_policies p ON p.tenant_id = u.tenant_id AND p.user_id = u.id \
+                         WHERE u.tenant_id = $1 ORDER BY u.extension",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    found.into_iter().map(PolicyRow::into_policy).collect()
+                }
+
+                async fn create_contact(&self, tenant: TenantId, c: &Contact) -> StoreResult<()> {
+                    self.create_contacts(tenant, std::slice::from_ref(c)).await
+                }
+
+                async fn create_contacts(&self, tenant: TenantId, contacts: &[Contact]) -> StoreResult<()> {
+                    for c in contacts {
+                        same_tenant(tenant, c.tenant_id, "contact")?;
+                    }
+                    let tenant_key = tenant.to_string();
+                    let now = enc_ts(Utc::now());
+                    let mut tx = self.pool.begin().await.map_err(read_err)?;
+                    for c in contacts {
+                        let id = c.id.to_string();
+                        let owner_key = c.owner.user().map(|u| u.to_string());
+                        let parent = match &owner_key {
+                            Some(u) => ("user", u.as_str()),
+                            None => ("tenant", tenant_key.as_str()),
+                        };
+                        sqlx::query(
+                            "INSERT INTO contacts (id, tenant_id, owner_user_id, name, company, \
+                             email, handling_code, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                        )
+                        .bind(enc_id(c.id.0))
+                        .bind(enc_id(tenant.0))
+                        .bind(c.owner.user().map(|u| enc_id(u.0)))
+                        .bind(&c.name)
+                        .bind(&c.company)
+                        .bind(&c.email)
+                        .bind(&c.handling_code)
+                        .bind(now.clone())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| {
+                            translate(e, &Ctx { unique: &[("id", "contact", &id)], parent: Some(parent) })
+                        })?;
+                        insert_numbers(&mut tx, c).await?;
+                    }
+                    tx.commit().await.map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn get_contact(
+                    &self,
+                    tenant: TenantId,
+                    owner: ContactOwner,
+                    id: ContactId,
+                ) -> StoreResult<Contact> {
+                    let owner_id = owner.user().map(|u| enc_id(u.0));
+                    let row: Option<ContactRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, owner_user_id, name, company, email, handling_code \
+                         FROM contacts WHERE tenant_id = $1 AND id = $2 \
+                         AND (($3 IS NULL AND owner_user_id IS NULL) OR owner_user_id = $3)",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .bind(owner_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let row = row.ok_or_else(|| not_found("contact", id))?;
+                    let numbers: Vec<ContactNumberRow> = sqlx::query_as(
+                        "SELECT contact_id, number_e164, label FROM contact_numbers \
+                         WHERE tenant_id = $1 AND contact_id = $2 ORDER BY position",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    with_numbers(vec![row], numbers)?
+                        .pop()
+                        .ok_or_else(|| not_found("contact", id))
+                }
+
+                async fn list_contacts(
+                    &self,
+                    tenant: TenantId,
+                    owner: ContactOwner,
+                ) -> StoreResult<Vec<Contact>> {
+                    let owner_id = owner.user().map(|u| enc_id(u.0));
+                    let contacts: Vec<ContactRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, owner_user_id, name, company, email, handling_code \
+                         FROM contacts WHERE tenant_id = $1 \
+                         AND (($2 IS NULL AND owner_user_id IS NULL) OR owner_user_id = $2) \
+                         ORDER BY name, id",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(owner_id.clone())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    if contacts.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let numbers: Vec<ContactNumberRow> = sqlx::query_as(
+                        "SELECT n.contact_id, n.number_e164, n.label FROM contact_numbers n \
+                         JOIN contacts c ON c.tenant_id = n.tenant_id AND c.id = n.contact_id \
+                         WHERE n.tenant_id = $1 \
+                         AND (($2 IS NULL AND c.owner_user_id IS NULL) OR c.owner_user_id = $2) \
+                         ORDER BY n.contact_id, n.position",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(owner_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    with_numbers(contacts, numbers)
+                }
+
+                async fn update_contact(&self, tenant: TenantId, c: &Contact) -> StoreResult<()> {
+                    same_tenant(tenant, c.tenant_id, "contact")?;
+                    let mut tx = self.pool.begin().await.map_err(read_err)?;
+                    let done = sqlx::query(
+                        "UPDATE contacts SET name = $4, company = $5, email = $6, \
+                         handling_code = $7, updated_at = $8 \
+                         WHERE tenant_id = $1 AND id = $2 \
+                         AND (($3 IS NULL AND owner_user_id IS NULL) OR owner_user_id = $3)",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(c.id.0))
+                    .bind(c.owner.user().map(|u| enc_id(u.0)))
+                    .bind(&c.name)
+                    .bind(&c.company)
+                    .bind(&c.email)
+                    .bind(&c.handling_code)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("contact", c.id));
+                    }
+                    sqlx::query("DELETE FROM contact_numbers WHERE tenant_id = $1 AND contact_id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(c.id.0))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(read_err)?;
+                    insert_numbers(&mut tx, c).await?;
+                    tx.commit().await.map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn delete_contact(
+                    &self,
+                    tenant: TenantId,
+                    owner: ContactOwner,
+                    id: ContactId,
+                ) -> StoreResult<()> {
+                    let done = sqlx::query(
+                        "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2 \
+                         AND (($3 IS NULL AND owner_user_id IS NULL) OR owner_user_id = $3)",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .bind(owner.user().map(|u| enc_id(u.0)))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("contact", id));
+                    }
+                    Ok(())
+                }
+
+                async fn contact_lookup_table(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                ) -> StoreResult<Vec<ContactNumber>> {
+                    let found: Vec<LookupRow> = sqlx::query_as(
+                        "SELECT n.number_e164, c.name, c.handling_code, c.owner_user_id \
+                         FROM contact_numbers n \
+                         JOIN contacts c ON c.tenant_id = n.tenant_id AND c.id = n.contact_id \
+                         WHERE n.tenant_id = $1 AND (c.owner_user_id IS NULL OR c.owner_user_id = $2) \
+                         ORDER BY CASE WHEN c.owner_user_id IS NULL THEN 1 ELSE 0 END, \
+                         n.number_e164, c.name",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(found
+                        .into_iter()
+                        .map(|r| ContactNumber {
+                            number_e164: r.number_e164,
+                            name: r.name,
+                            handling_code: r.handling_code,
+                            shared: r.owner_user_id.is_none(),
+                        })
+                        .collect())
                 }
             }
         }

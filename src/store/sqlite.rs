@@ -54,6 +54,7 @@ impl SqliteStore {
 /// A SQLite read transaction sees one snapshot already.
 const SNAPSHOT: Option<&str> = None;
 
+type Db = sqlx::Sqlite;
 type DbId = String;
 type DbTs = String;
 /// JSON array of strings.
