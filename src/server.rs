@@ -234,6 +234,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     let app = crate::web::router(crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
+        notify: Arc::new(crate::web::NoopNotifier),
     });
     {
         let cancel = cancel.clone();

@@ -211,25 +211,36 @@ pub enum ContactError {
 }
 
 /// A contact as typed in or read from a file, before its numbers are normalized.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactDraft {
+    /// 1 to 200 characters.
+    #[schema(example = "Anna Muster")]
     pub name: String,
     #[serde(default)]
     pub company: Option<String>,
     #[serde(default)]
+    #[schema(example = "anna@muster.test")]
     pub email: Option<String>,
+    /// For a personal contact, one of the owner's handling codes; for a shared one,
+    /// any name (it applies to users who define that code).
     #[serde(default)]
+    #[schema(example = "VIP")]
     pub handling_code: Option<String>,
+    /// At most 20.
     #[serde(default)]
     pub numbers: Vec<PhoneDraft>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneDraft {
+    /// As written: normalized to E.164 with the tenant's dialing rules when stored.
+    #[schema(example = "044 555 01 00")]
     pub number: String,
+    /// Up to 30 letters, digits, spaces, `-` or `_`.
     #[serde(default)]
+    #[schema(example = "work")]
     pub label: Option<String>,
 }
 

@@ -13,9 +13,31 @@ use utoipa::ToSchema;
 pub struct ApiError {
     pub status: StatusCode,
     /// Stable, machine-readable: `not_found`, `already_exists`, `conflict`, `invalid`,
-    /// `bad_request`, `unauthorized`, `method_not_allowed`, `internal`.
+    /// `bad_request`, `unauthorized`, `method_not_allowed`, `internal`, and for 422
+    /// `invalid_profile`, `invalid_contact`, `invalid_settings`, `invalid_policy`.
     pub code: &'static str,
     pub message: String,
+    /// Every problem found, for validation errors (422); empty otherwise.
+    pub details: Vec<FieldIssue>,
+}
+
+/// One problem with one field of a request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldIssue {
+    /// Path of the field: `forwarding.busy`, `numbers[1]`.
+    #[schema(example = "forwarding.busy")]
+    pub field: String,
+    #[schema(example = "forwards to the user's own extension (a loop)")]
+    pub reason: String,
+}
+
+impl FieldIssue {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// The body of every error response.
@@ -30,6 +52,9 @@ pub struct ErrorDetail {
     pub code: String,
     #[schema(example = "user not found: 0190b5a4-0000-7000-8000-000000000000")]
     pub message: String,
+    /// Present on validation errors (422): every problem, each naming its field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldIssue>>,
 }
 
 impl ApiError {
@@ -38,6 +63,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// 422 listing every problem of a body that parsed but breaks the rules.
+    pub fn unprocessable(code: &'static str, what: &str, details: Vec<FieldIssue>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{what}: {}: {}", one.field, one.reason),
+            many => format!("{what}: {} problems, see details", many.len()),
+        };
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message,
+            details,
         }
     }
 
@@ -121,6 +161,7 @@ impl IntoResponse for ApiError {
                 error: ErrorDetail {
                     code: self.code.to_string(),
                     message: self.message,
+                    details: (!self.details.is_empty()).then_some(self.details),
                 },
             }),
         )

@@ -1,16 +1,25 @@
-//! HTTP edge: the provisioning REST API under `/api/v1` (JSON, operator bearer token),
-//! with its OpenAPI document at `/api/v1/openapi.json`. Only this module knows HTTP.
+//! HTTP edge: the provisioning and feature-server REST API under `/api/v1` (JSON,
+//! operator bearer token), with its OpenAPI document at `/api/v1/openapi.json`. Only
+//! this module knows HTTP.
 //!
 //! Every write goes to the store first and then reloads the shared directory, so the
-//! SIP side sees the change on its next lookup. Tenants are walls: anything of tenant
+//! SIP side sees the change on its next lookup; writes of feature-server data
+//! (profiles, status, contacts, settings, policies) tell the [`ChangeNotifier`]
+//! instead, so the live user and tenant actors reload. Tenants are walls: anything of tenant
 //! A asked for under tenant B's path is 404. Every error, including a malformed body
 //! or path, is JSON (see [`error`]).
 
 mod activity;
+mod contacts;
 mod devices;
 mod dids;
 pub mod error;
 mod extract;
+mod policy;
+mod profile;
+mod profile_schema;
+mod settings;
+mod status;
 mod tenants;
 mod trunks;
 mod users;
@@ -30,6 +39,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tsps_actors::{TenantId, UserId};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -41,6 +51,26 @@ pub struct ApiState {
     pub directory: SharedDirectory,
     /// Without a token the API is open: meant for a local trial only.
     pub api_token: Option<Secret>,
+    /// Told after each successful write of feature-server data, so live actors reload.
+    pub notify: Arc<dyn ChangeNotifier>,
+}
+
+/// How the API tells the running system that stored feature-server data changed.
+/// Called after the write is durable; must not block (queue or `do_send`).
+pub trait ChangeNotifier: Send + Sync + 'static {
+    /// Something of this user changed: profile, presence, personal contacts, or the
+    /// tenant's policy for the user.
+    fn user_changed(&self, tenant: TenantId, user: UserId);
+    /// Something every user of the tenant sees changed: shared contacts, settings.
+    fn tenant_changed(&self, tenant: TenantId);
+}
+
+/// Tells nobody: for tests and for a server without live feature actors.
+pub struct NoopNotifier;
+
+impl ChangeNotifier for NoopNotifier {
+    fn user_changed(&self, _: TenantId, _: UserId) {}
+    fn tenant_changed(&self, _: TenantId) {}
 }
 
 impl ApiState {
@@ -51,12 +81,16 @@ impl ApiState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "tsps API", description = "Provisioning and call records of tsps."),
+    info(title = "tsps API", description = "Provisioning, call records and the personal feature server of tsps."),
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
     tags(
         (name = "tenants"), (name = "users"), (name = "devices"), (name = "dids"),
-        (name = "trunks"), (name = "calls"), (name = "provision"), (name = "health")
+        (name = "trunks"), (name = "calls"), (name = "provision"), (name = "health"),
+        (name = "features", description = "a user's feature profile and status"),
+        (name = "contacts", description = "personal and tenant-shared contacts"),
+        (name = "settings", description = "a tenant's dialing rules"),
+        (name = "policies", description = "the tenant tier's word on each user's calls")
     )
 )]
 struct ApiDoc;
@@ -111,7 +145,28 @@ pub fn router(state: ApiState) -> Router {
         ))
         .routes(routes!(activity::list_calls))
         .routes(routes!(activity::list_registrations))
-        .routes(routes!(apply_provisioning));
+        .routes(routes!(apply_provisioning))
+        .routes(routes!(profile::get_profile, profile::put_profile))
+        .routes(routes!(status::get_status, status::put_status))
+        .routes(routes!(settings::get_settings, settings::put_settings))
+        .routes(routes!(policy::get_policy, policy::put_policy))
+        .routes(routes!(policy::list_policies))
+        .routes(routes!(contacts::list_personal, contacts::create_personal))
+        .routes(routes!(
+            contacts::get_personal,
+            contacts::update_personal,
+            contacts::delete_personal
+        ))
+        .routes(routes!(contacts::import_personal))
+        .routes(routes!(contacts::export_personal))
+        .routes(routes!(contacts::list_shared, contacts::create_shared))
+        .routes(routes!(
+            contacts::get_shared,
+            contacts::update_shared,
+            contacts::delete_shared
+        ))
+        .routes(routes!(contacts::import_shared))
+        .routes(routes!(contacts::export_shared));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(healthz))
