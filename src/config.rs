@@ -42,6 +42,17 @@ pub struct Config {
     pub redis: RedisConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub testing: TestingConfig,
+}
+
+/// Switches for end-to-end tests. Never enable them in production.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingConfig {
+    /// `PUT /api/v1/testing/clock` moves the wall clock the feature server reads.
+    #[serde(default)]
+    pub clock_api: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -237,6 +248,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             log: LogConfig::default(),
+            testing: TestingConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`server`]: starts everything for `tsps serve`.
 
 pub mod config;
+pub mod features;
 pub mod contacts;
 pub mod persistence;
 pub mod provision;

@@ -133,12 +133,19 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     };
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
     let bus = EventBus::default();
+    let adjustable = Arc::new(crate::features::AdjustableClock::default());
+    let clock: Arc<dyn tsps_actors::ports::Clock> = if config.testing.clock_api {
+        tracing::warn!("testing.clock_api is on: the API can move the clock (tests only)");
+        adjustable.clone()
+    } else {
+        Arc::new(SystemClock)
+    };
     let platform = Platform::new(
         arbiters.iter().map(|a| a.handle()).collect(),
         Arc::new(directory.clone()),
         Arc::new(persistence),
-        Arc::new(SystemClock),
-        Arc::new(tsps_actors::ports::DefaultFeatures),
+        clock.clone(),
+        Arc::new(crate::features::StoreFeatures(store.clone())),
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
@@ -234,7 +241,14 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     let app = crate::web::router(crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
-        notify: Arc::new(crate::web::NoopNotifier),
+        notify: Arc::new(crate::features::ActorNotifier {
+            platform: platform.clone(),
+            directory: directory.clone(),
+        }),
+        live: Arc::new(crate::features::PlatformCalls {
+            platform: platform.clone(),
+            clock: config.testing.clock_api.then(|| adjustable.clone()),
+        }),
     });
     {
         let cancel = cancel.clone();

@@ -36,6 +36,7 @@ async fn start() -> Api {
         directory: directory.clone(),
         api_token: Some(Secret(TOKEN.into())),
         notify: std::sync::Arc::new(tsps::web::NoopNotifier),
+        live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

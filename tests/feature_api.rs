@@ -52,6 +52,7 @@ async fn serve(store: DynStore) -> Api {
         directory,
         api_token: Some(Secret(TOKEN.into())),
         notify: notes.clone(),
+        live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

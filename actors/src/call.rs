@@ -212,6 +212,29 @@ impl CallActor {
                 self.set_user_phase(self.caller_user, Some(CallPhase::Active));
                 self.offer_to(user, ctx);
             }
+            Admission::External { user, uri } => {
+                self.callee_user = Some(user);
+                self.publish_started();
+                self.phase = Phase::Ringing;
+                self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+                self.publish(CallEventKind::Decided {
+                    user,
+                    contact: None,
+                    reasons: vec![format!("tenant: the user's feature server is {uri}")],
+                });
+                let callee = self.callee_party_or_dialled();
+                let seconds = self.platform.config.ring_timeout;
+                self.step += 1;
+                let step_no = self.step;
+                self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
+                    act.ring_timer = None;
+                    if act.phase == Phase::Ringing && act.step == step_no {
+                        act.cancel_out_legs(None);
+                        act.next_step(ctx);
+                    }
+                }));
+                self.dial(vec![(DialTarget::Uri(uri), None)], &callee, ctx);
+            }
             Admission::Outside { number, .. } => {
                 self.direction = CallDirection::Outbound;
                 self.callee_shown = number.clone();
@@ -226,6 +249,14 @@ impl CallActor {
                 self.forward_to(Target::Number(number), ctx);
             }
         }
+    }
+
+    fn callee_party_or_dialled(&self) -> PartyInfo {
+        self.callee_party.clone().unwrap_or_else(|| PartyInfo {
+            user: self.setup.dialled.clone(),
+            display_name: None,
+            domain: self.setup.caller.domain.clone(),
+        })
     }
 
     /// The call reaches `user`'s feature server, which decides what happens.
@@ -800,8 +831,16 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
-        self.platform
-            .call_started(self.setup.call, self.setup.tenant, ctx.address());
+        self.platform.call_started(
+            self.setup.tenant,
+            ctx.address(),
+            crate::platform::LiveCallInfo {
+                call: self.setup.call,
+                caller: self.setup.caller.user.clone(),
+                dialled: self.setup.dialled.clone(),
+                started_at: self.started_at,
+            },
+        );
         let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
             self.publish_started();
             self.reject_all(404, CallOutcome::Unavailable, ctx);

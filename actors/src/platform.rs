@@ -17,6 +17,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A live call as the registry knows it.
+#[derive(Clone)]
+struct LiveCall {
+    tenant: TenantId,
+    addr: Addr<CallActor>,
+    info: LiveCallInfo,
+}
+
+/// What can be listed of a live call without asking its actor.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LiveCallInfo {
+    pub call: CallId,
+    pub caller: String,
+    pub dialled: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
 pub struct PlatformConfig {
     /// How long callee legs may ring before the call fails.
     pub ring_timeout: Duration,
@@ -28,7 +45,7 @@ pub struct Platform {
     tenants: ArcSwap<HashMap<TenantId, Addr<TenantActor>>>,
     users: ArcSwap<HashMap<UserId, Addr<UserActor>>>,
     /// Live calls, for commands from outside (per-call override, later call control).
-    calls: Mutex<HashMap<CallId, (TenantId, Addr<CallActor>)>>,
+    calls: Mutex<HashMap<CallId, LiveCall>>,
     sync_lock: Mutex<()>,
     pub directory: Arc<dyn DirectorySource>,
     pub persistence: Arc<dyn Persistence>,
@@ -94,8 +111,9 @@ impl Platform {
                 Some(a) if a.connected() => a.clone(),
                 _ => {
                     let (id, source) = (t.id, self.directory.clone());
+                    let features = self.features.clone();
                     TenantActor::start_in_arbiter(self.next_arbiter(), move |_| {
-                        TenantActor::new(id, source)
+                        TenantActor::new(id, source, features)
                     })
                 }
             };
@@ -122,11 +140,11 @@ impl Platform {
         self.users.store(Arc::new(users));
     }
 
-    pub(crate) fn call_started(&self, call: CallId, tenant: TenantId, addr: Addr<CallActor>) {
+    pub(crate) fn call_started(&self, tenant: TenantId, addr: Addr<CallActor>, info: LiveCallInfo) {
         self.calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(call, (tenant, addr));
+            .insert(info.call, LiveCall { tenant, addr, info });
     }
 
     pub(crate) fn call_ended(&self, call: CallId) {
@@ -144,9 +162,23 @@ impl Platform {
             .unwrap_or_else(|e| e.into_inner())
             .get(&call)
         {
-            Some((t, addr)) if *t == tenant => Some(addr.clone()),
+            Some(c) if c.tenant == tenant => Some(c.addr.clone()),
             _ => None,
         }
+    }
+
+    /// The live calls of `tenant`, oldest first.
+    pub fn calls_of(&self, tenant: TenantId) -> Vec<LiveCallInfo> {
+        let mut v: Vec<LiveCallInfo> = self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|c| c.tenant == tenant)
+            .map(|c| c.info.clone())
+            .collect();
+        v.sort_by_key(|c| c.started_at);
+        v
     }
 
     pub fn live_calls(&self) -> usize {

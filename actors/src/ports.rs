@@ -28,6 +28,8 @@ pub enum DialTarget {
     Contact(Binding),
     /// An outside number through a trunk.
     Trunk { trunk_id: TrunkId, number: String },
+    /// A SIP URI (a user's external feature server).
+    Uri(String),
 }
 
 impl DialTarget {
@@ -35,6 +37,7 @@ impl DialTarget {
         match self {
             DialTarget::Contact(b) => b.contact.clone(),
             DialTarget::Trunk { number, .. } => format!("trunk:{number}"),
+            DialTarget::Uri(u) => u.clone(),
         }
     }
 }
@@ -157,10 +160,31 @@ pub struct UserFeatures {
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-/// Where user actors load their features from (the store). Called off the hot path:
-/// at start and after each change; a call never waits on it.
+/// The tenant tier's word on calls for one user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum TenantPolicy {
+    /// On to the user's feature server in tsps.
+    #[default]
+    Accept,
+    /// Refused at the tenant (a suspended user).
+    Reject,
+    /// On to the user's own feature server at this SIP URI.
+    External(String),
+}
+
+/// Where user and tenant actors load their features from (the store). Called off the
+/// hot path: at start and after each change; a call never waits on it longer than the
+/// actor's time budget.
 pub trait FeatureSource: Send + Sync + 'static {
     fn load(&self, tenant: TenantId, user: UserId) -> BoxFuture<Result<UserFeatures, String>>;
+
+    /// Users of `tenant` whose policy is not the default `Accept`.
+    fn tenant_policies(
+        &self,
+        _tenant: TenantId,
+    ) -> BoxFuture<Result<std::collections::HashMap<UserId, TenantPolicy>, String>> {
+        Box::pin(async { Ok(Default::default()) })
+    }
 }
 
 /// Features for users with nothing stored: the default profile.

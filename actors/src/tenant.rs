@@ -5,10 +5,13 @@
 use crate::directory::Directory;
 use crate::ids::{CallId, TenantId, TrunkId, UserId};
 use crate::model::{CallDirection, CallOutcome};
+use crate::ports::{FeatureSource, TenantPolicy};
 use crate::routing::{route_dialled, Route};
 use actix::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
+use tracing::warn;
 
 /// Where the directory snapshot comes from (implemented by the store layer).
 pub trait DirectorySource: Send + Sync + 'static {
@@ -18,15 +21,45 @@ pub trait DirectorySource: Send + Sync + 'static {
 pub struct TenantActor {
     tenant: TenantId,
     directory: Arc<dyn DirectorySource>,
+    features: Arc<dyn FeatureSource>,
+    policies: HashMap<UserId, TenantPolicy>,
     live_calls: HashSet<CallId>,
 }
 
 impl TenantActor {
-    pub fn new(tenant: TenantId, directory: Arc<dyn DirectorySource>) -> Self {
+    pub fn new(
+        tenant: TenantId,
+        directory: Arc<dyn DirectorySource>,
+        features: Arc<dyn FeatureSource>,
+    ) -> Self {
         Self {
             tenant,
             directory,
+            features,
+            policies: HashMap::new(),
             live_calls: HashSet::new(),
+        }
+    }
+
+    /// Loads the per-user policies (the first load holds the mailbox, within a budget).
+    fn reload(&mut self, ctx: &mut Context<Self>, first: bool) {
+        let tenant = self.tenant;
+        let work = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.features.tenant_policies(tenant),
+        )
+        .into_actor(self)
+        .map(move |res, act, ctx| match res {
+            Ok(Ok(p)) => act.policies = p,
+            _ => {
+                warn!(%tenant, "cannot load tenant policies; retrying");
+                ctx.run_later(Duration::from_secs(5), |act, ctx| act.reload(ctx, false));
+            }
+        });
+        if first {
+            ctx.wait(work);
+        } else {
+            ctx.spawn(work);
         }
     }
 }
@@ -36,6 +69,19 @@ impl Actor for TenantActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
+        self.reload(ctx, true);
+    }
+}
+
+/// The tenant's policies changed in the store: load them again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ReloadPolicies;
+
+impl Handler<ReloadPolicies> for TenantActor {
+    type Result = ();
+    fn handle(&mut self, _: ReloadPolicies, ctx: &mut Self::Context) {
+        self.reload(ctx, false);
     }
 }
 
@@ -59,6 +105,11 @@ pub enum Admission {
     Outside {
         trunk: TrunkId,
         number: String,
+    },
+    /// The user's own feature server elsewhere takes the call.
+    External {
+        user: UserId,
+        uri: String,
     },
     Reject {
         code: u16,
@@ -122,6 +173,18 @@ impl Handler<AdmitCall> for TenantActor {
                     _ => reject(404, CallOutcome::Unavailable),
                 }
             }
+        };
+        // The tenant's word on the user comes before the user's own feature server.
+        let admission = match admission {
+            Admission::ToUser { user, .. } => match self.policies.get(&user) {
+                Some(TenantPolicy::Reject) => reject(403, CallOutcome::Rejected),
+                Some(TenantPolicy::External(uri)) => Admission::External {
+                    user,
+                    uri: uri.clone(),
+                },
+                _ => admission,
+            },
+            other => other,
         };
         if !matches!(admission, Admission::Reject { .. }) {
             self.live_calls.insert(msg.call);

@@ -1138,6 +1138,20 @@ impl Shard {
                 let to = format!("<sip:{}@{}>", callee.user, callee.domain);
                 (b.contact.clone(), peer, to, None)
             }
+            DialTarget::Uri(uri) => {
+                let tcp =
+                    h::uri_param(uri, "transport").is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
+                let host: Option<std::net::IpAddr> = h::uri_host(uri).parse().ok();
+                let peer = host.map(|ip| {
+                    let addr = std::net::SocketAddr::new(ip, h::uri_port(uri).unwrap_or(5060));
+                    if tcp {
+                        Peer::tcp(addr)
+                    } else {
+                        Peer::udp(addr)
+                    }
+                });
+                (uri.clone(), peer, format!("<{uri}>"), None)
+            }
             DialTarget::Trunk { trunk_id, number } => match dir.trunk(*trunk_id) {
                 Some(t) => {
                     let proto = match t.transport {

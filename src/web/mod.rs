@@ -15,6 +15,7 @@ mod devices;
 mod dids;
 pub mod error;
 mod extract;
+pub mod live;
 mod policy;
 mod profile;
 mod profile_schema;
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub api_token: Option<Secret>,
     /// Told after each successful write of feature-server data, so live actors reload.
     pub notify: Arc<dyn ChangeNotifier>,
+    /// Live calls (override, listing) and the test clock.
+    pub live: Arc<dyn live::LiveCalls>,
 }
 
 /// How the API tells the running system that stored feature-server data changed.
@@ -166,7 +169,10 @@ pub fn router(state: ApiState) -> Router {
             contacts::delete_shared
         ))
         .routes(routes!(contacts::import_shared))
-        .routes(routes!(contacts::export_shared));
+        .routes(routes!(contacts::export_shared))
+        .routes(routes!(live::list_live))
+        .routes(routes!(live::override_call))
+        .routes(routes!(live::set_clock));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(healthz))

@@ -1,0 +1,170 @@
+//! The feature server's edges: user and tenant actors load profiles, presence,
+//! contacts and tenant policies from the store, and API writes tell the live actors
+//! to load them again.
+
+use crate::store::{DynStore, PolicyMode, SharedDirectory};
+use crate::web::live::{LiveCall, LiveCallError, LiveCalls};
+use crate::web::ChangeNotifier;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use tsps_actors::call::{OverrideAction, OverrideError};
+use tsps_actors::platform::Platform;
+use tsps_actors::ports::Clock;
+use tsps_actors::ports::{BoxFuture, FeatureSource, TenantPolicy, UserFeatures};
+use tsps_actors::tenant::ReloadPolicies;
+use tsps_actors::user::ReloadFeatures;
+use tsps_actors::CallId;
+use tsps_actors::{TenantId, UserId};
+
+pub struct StoreFeatures(pub DynStore);
+
+impl FeatureSource for StoreFeatures {
+    fn load(&self, tenant: TenantId, user: UserId) -> BoxFuture<Result<UserFeatures, String>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let (profile, presence) = store
+                .get_profile(tenant, user)
+                .await
+                .map_err(|e| e.to_string())?;
+            let contacts = store
+                .contact_lookup_table(tenant, user)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            Ok(UserFeatures {
+                profile,
+                presence,
+                contacts,
+            })
+        })
+    }
+
+    fn tenant_policies(
+        &self,
+        tenant: TenantId,
+    ) -> BoxFuture<Result<HashMap<UserId, TenantPolicy>, String>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let rows = store
+                .list_user_policies(tenant)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(user, p)| {
+                    let policy = match p.mode {
+                        PolicyMode::Accept => return None,
+                        PolicyMode::Reject => TenantPolicy::Reject,
+                        PolicyMode::External => TenantPolicy::External(p.external_uri?),
+                    };
+                    Some((user, policy))
+                })
+                .collect())
+        })
+    }
+}
+
+/// Tells the live actors that what they loaded changed.
+pub struct ActorNotifier {
+    pub platform: Arc<Platform>,
+    pub directory: SharedDirectory,
+}
+
+impl ChangeNotifier for ActorNotifier {
+    fn user_changed(&self, tenant: TenantId, user: UserId) {
+        if let Some(u) = self.platform.user(user) {
+            u.do_send(ReloadFeatures);
+        }
+        // A policy write concerns the tenant tier too.
+        if let Some(t) = self.platform.tenant(tenant) {
+            t.do_send(ReloadPolicies);
+        }
+    }
+
+    fn tenant_changed(&self, tenant: TenantId) {
+        if let Some(t) = self.platform.tenant(tenant) {
+            t.do_send(ReloadPolicies);
+        }
+        let dir = self.directory.get();
+        for u in dir.users().filter(|u| u.tenant_id == tenant) {
+            if let Some(a) = self.platform.user(u.id) {
+                a.do_send(ReloadFeatures);
+            }
+        }
+    }
+}
+
+/// The wall clock, shifted by an offset that tests may set (`testing.clock_api`).
+#[derive(Default)]
+pub struct AdjustableClock {
+    offset_ms: AtomicI64,
+}
+
+impl AdjustableClock {
+    pub fn set(&self, now: DateTime<Utc>) {
+        let offset = (now - Utc::now()).num_milliseconds();
+        self.offset_ms.store(offset, Ordering::Relaxed);
+    }
+}
+
+impl Clock for AdjustableClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Live calls on the running platform.
+pub struct PlatformCalls {
+    pub platform: Arc<Platform>,
+    /// Present only when the test clock is enabled.
+    pub clock: Option<Arc<AdjustableClock>>,
+}
+
+impl LiveCalls for PlatformCalls {
+    fn list(&self, tenant: TenantId) -> Vec<LiveCall> {
+        self.platform
+            .calls_of(tenant)
+            .into_iter()
+            .map(|c| LiveCall {
+                id: c.call,
+                caller: c.caller,
+                dialled: c.dialled,
+                started_at: c.started_at,
+            })
+            .collect()
+    }
+
+    fn override_call(
+        &self,
+        tenant: TenantId,
+        call: CallId,
+        action: OverrideAction,
+    ) -> BoxFuture<Result<(), LiveCallError>> {
+        let addr = self.platform.call(tenant, call);
+        Box::pin(async move {
+            let addr = addr.ok_or(LiveCallError::NotFound)?;
+            match addr.send(tsps_actors::call::Override(action)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(OverrideError::NotRinging)) => Err(LiveCallError::NotRinging),
+                Ok(Err(OverrideError::UnknownDevice)) => Err(LiveCallError::UnknownDevice),
+                Ok(Err(OverrideError::NoAttendant)) => Err(LiveCallError::NoAttendant),
+                // The call ended meanwhile.
+                Err(_) => Err(LiveCallError::NotFound),
+            }
+        })
+    }
+
+    fn set_clock(&self, now: DateTime<Utc>) -> bool {
+        match &self.clock {
+            Some(c) => {
+                c.set(now);
+                true
+            }
+            None => false,
+        }
+    }
+}
