@@ -507,6 +507,7 @@ find_max() {  # find_max KIND LABEL "rates"
     [ "$lo" -gt 0 ] || break
     step "$kind" "$label-confirm" "$lo" $((STEP_SECONDS * 2))
     [ "$STEP_PASS" = 1 ] && break
+    hi=$lo   # the longer run failed here: the maximum is below
     lo=$(( lo * 9 / 10 / 50 * 50 ))
   done
   if [ "$hi" = 0 ]; then

@@ -9,8 +9,8 @@
 //! - [`server`]: starts everything for `tsps serve`.
 
 pub mod config;
-pub mod features;
 pub mod contacts;
+pub mod features;
 pub mod persistence;
 pub mod provision;
 pub mod server;
