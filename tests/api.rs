@@ -359,6 +359,7 @@ async fn crud_round_trip() {
             ended_at: t0 + chrono::Duration::seconds(5),
             outcome: CallOutcome::NoAnswer,
             hangup_by: Some(Party::Caller),
+            decision: vec![],
             legs: vec![LegRecord {
                 id: LegId::for_test(1),
                 role: Party::Callee,

@@ -77,6 +77,8 @@ fn answered_call_hung_up_by_the_caller() {
     assert_eq!(record.hangup_by, Some(Party::Caller), "{record:#?}");
     assert!(record.callee_user_id.is_some(), "{record:#?}");
     assert_answered_legs(&record);
+    // Why it rang where it rang is on the record.
+    assert_eq!(record.decision, vec!["1002: ring devices"], "{record:#?}");
 }
 
 #[test]

@@ -198,6 +198,7 @@ fn call(n: u128, tenant: &Tenant, caller: Option<&User>, started: i64) -> CallRe
         ended_at: at(started + 30),
         outcome: CallOutcome::Answered,
         hangup_by: Some(Party::Callee),
+        decision: vec!["1002: ring devices".into()],
         legs: vec![
             LegRecord {
                 id: LegId::for_test(n * 10 + 1),

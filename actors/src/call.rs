@@ -104,6 +104,8 @@ pub struct CallActor {
     visited: Vec<UserId>,
     callee_party: Option<PartyInfo>,
     attendant: Option<Target>,
+    /// The reasons of every decision taken for this call (for the call record).
+    decision: Vec<String>,
 }
 
 impl CallActor {
@@ -148,6 +150,7 @@ impl CallActor {
             visited: Vec::new(),
             callee_party: None,
             attendant: None,
+            decision: Vec::new(),
         }
     }
 
@@ -288,6 +291,15 @@ impl CallActor {
                 }
                 match res {
                     Ok(offer) => {
+                        let ext = act
+                            .platform
+                            .directory
+                            .current()
+                            .user(user)
+                            .map(|u| u.extension.clone())
+                            .unwrap_or_default();
+                        act.decision
+                            .extend(offer.decision.reasons.iter().map(|r| format!("{ext}: {r}")));
                         act.publish(CallEventKind::Decided {
                             user,
                             contact: offer.contact.as_ref().map(|c| c.name.clone()),
@@ -771,6 +783,7 @@ impl CallActor {
             ended_at: now,
             outcome,
             hangup_by,
+            decision: std::mem::take(&mut self.decision),
             legs,
         };
         self.platform.persistence.call_ended(record);

@@ -220,5 +220,8 @@ pub struct CallRecord {
     pub ended_at: DateTime<Utc>,
     pub outcome: CallOutcome,
     pub hangup_by: Option<Party>,
+    /// Why the call went where it went: the feature servers' reasons, in order.
+    #[serde(default)]
+    pub decision: Vec<String>,
     pub legs: Vec<LegRecord>,
 }

@@ -370,6 +370,7 @@ macro_rules! sql_store {
                 ended_at: DbTs,
                 outcome: String,
                 hangup_by: Option<String>,
+                decision: String,
             }
 
             impl TryFrom<CallRow> for CallRecord {
@@ -388,6 +389,8 @@ macro_rules! sql_store {
                         ended_at: dec_ts(r.ended_at)?,
                         outcome: parse_outcome(&r.outcome)?,
                         hangup_by: r.hangup_by.as_deref().map(parse_party).transpose()?,
+                        decision: serde_json::from_str(&r.decision)
+                            .map_err(|e| StoreError::Invalid(format!("call decision: {e}")))?,
                         legs: Vec::new(),
                     })
                 }
@@ -723,8 +726,8 @@ macro_rules! sql_store {
                     sqlx::query(
                         "INSERT INTO call_records (id, tenant_id, direction, caller, callee, \
                          caller_user_id, callee_user_id, started_at, answered_at, ended_at, \
-                         outcome, hangup_by) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                         outcome, hangup_by, decision) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                     )
                     .bind(enc_id(r.id.0))
                     .bind(enc_id(r.tenant_id.0))
@@ -738,6 +741,7 @@ macro_rules! sql_store {
                     .bind(enc_ts(r.ended_at))
                     .bind(r.outcome.as_str())
                     .bind(r.hangup_by.map(party_str))
+                    .bind(serde_json::to_string(&r.decision).unwrap_or_else(|_| "[]".into()))
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| translate(e, &ctx))?;
@@ -781,8 +785,8 @@ macro_rules! sql_store {
                     let limit = i64::from(limit.min(MAX_CALL_RECORDS));
                     let calls: Vec<CallRow> = sqlx::query_as(
                         "SELECT id, tenant_id, direction, caller, callee, caller_user_id, \
-                         callee_user_id, started_at, answered_at, ended_at, outcome, hangup_by \
-                         FROM call_records WHERE tenant_id = $1 \
+                         callee_user_id, started_at, answered_at, ended_at, outcome, hangup_by, \
+                         decision FROM call_records WHERE tenant_id = $1 \
                          ORDER BY started_at DESC, id DESC LIMIT $2",
                     )
                     .bind(enc_id(tenant.0))
