@@ -15,7 +15,9 @@ use crate::ids::{CallId, LegId, TenantId, UserId};
 use crate::model::Binding;
 use crate::model::{CallDirection, CallOutcome, CallRecord, LegRecord, Party};
 use crate::platform::Platform;
-use crate::ports::{Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
+use crate::ports::{
+    Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo, RedirectTarget,
+};
 use crate::tenant::{Admission, AdmitCall, CallOrigin, TenantCallEnded};
 use crate::user::{CallPhase, CallPhaseChanged, GetBindings, OfferCall};
 use actix::prelude::*;
@@ -72,6 +74,8 @@ struct OutLeg {
 
 /// How many users a call may be forwarded through before it is refused as a loop.
 const MAX_FORWARDS: usize = 5;
+/// How many 3xx redirects a call follows.
+const MAX_REDIRECTS: u8 = 3;
 
 pub struct CallActor {
     setup: CallSetup,
@@ -106,6 +110,7 @@ pub struct CallActor {
     attendant: Option<Target>,
     /// The reasons of every decision taken for this call (for the call record).
     decision: Vec<String>,
+    redirects: u8,
 }
 
 impl CallActor {
@@ -151,6 +156,7 @@ impl CallActor {
             callee_party: None,
             attendant: None,
             decision: Vec::new(),
+            redirects: 0,
         }
     }
 
@@ -252,6 +258,47 @@ impl CallActor {
                 self.forward_to(Target::Number(number), ctx);
             }
         }
+    }
+
+    /// A redirect into this tenant's own domain is routed like a dialled string (an
+    /// extension or a number); anything else is dialled as a URI.
+    fn follow_redirect(&mut self, t: RedirectTarget, ctx: &mut Context<Self>) {
+        if let Some(t) = self.ring_timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.steps.clear();
+        let dir = self.platform.directory.current();
+        let own_domain = dir
+            .tenant(self.setup.tenant)
+            .is_some_and(|tn| tn.domain.eq_ignore_ascii_case(&t.host));
+        if let (true, Some(user)) = (own_domain, t.user.as_deref()) {
+            match crate::routing::route_dialled(&dir, self.setup.tenant, user) {
+                crate::routing::Route::User(u) => {
+                    self.offer_to(u, ctx);
+                    return;
+                }
+                crate::routing::Route::Outside { number, .. } => {
+                    self.forward_to(Target::Number(number), ctx);
+                    return;
+                }
+                _ => {
+                    self.reject_all(404, CallOutcome::Unavailable, ctx);
+                    return;
+                }
+            }
+        }
+        let callee = self.callee_party_or_dialled();
+        self.step += 1;
+        let step_no = self.step;
+        let seconds = self.platform.config.ring_timeout;
+        self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
+            act.ring_timer = None;
+            if act.phase == Phase::Ringing && act.step == step_no {
+                act.cancel_out_legs(None);
+                act.next_step(ctx);
+            }
+        }));
+        self.dial(vec![(DialTarget::Uri(t.uri), None)], &callee, ctx);
     }
 
     fn callee_party_or_dialled(&self) -> PartyInfo {
@@ -612,7 +659,8 @@ impl CallActor {
             | LegEventKind::ReAnswer { .. }) => self.relay(a, kind),
             LegEventKind::Progress { .. }
             | LegEventKind::Answered { .. }
-            | LegEventKind::Failed { .. } => {}
+            | LegEventKind::Failed { .. }
+            | LegEventKind::Redirected { .. } => {}
         }
     }
 
@@ -680,6 +728,28 @@ impl CallActor {
                 }
                 self.failures.push(code);
                 self.check_step_done(ctx);
+            }
+            LegEventKind::Redirected { code, targets } => {
+                let Some(l) = self.out_leg(leg) else {
+                    return;
+                };
+                if l.state == OutState::Done {
+                    return;
+                }
+                l.state = OutState::Done;
+                l.record.ended_at = Some(now);
+                l.record.status_code = Some(code);
+                self.redirects += 1;
+                match targets.into_iter().next() {
+                    Some(t) if self.redirects <= MAX_REDIRECTS && self.phase == Phase::Ringing => {
+                        self.decision.push(format!("redirected to {}", t.uri));
+                        self.follow_redirect(t, ctx);
+                    }
+                    _ => {
+                        self.failures.push(480);
+                        self.check_step_done(ctx);
+                    }
+                }
             }
             LegEventKind::Hangup => {
                 if self.answered == Some(leg) {
@@ -1528,5 +1598,52 @@ mod tests {
             LegCommand::Reject { code: 482, .. }
         ));
         assert_eq!(h.ended().await.0.outcome, CallOutcome::Failed);
+    }
+
+    #[actix::test]
+    async fn redirect_into_the_tenant_is_routed_and_outside_it_is_dialled() {
+        let mut h = Harness::start_with(
+            testkit::MapFeatures::default(),
+            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
+            "1002",
+        );
+        let first = expect_dial_to(&mut h, BOB_PHONE).await;
+        let to = |uri: &str, user: &str, host: &str| RedirectTarget {
+            uri: uri.into(),
+            user: Some(user.into()),
+            host: host.into(),
+        };
+        h.event(
+            first,
+            LegEventKind::Redirected {
+                code: 302,
+                targets: vec![to("sip:1003@a.test", "1003", "a.test")],
+            },
+        );
+        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
+        h.event(
+            carol,
+            LegEventKind::Redirected {
+                code: 302,
+                targets: vec![to("sip:vm@192.0.2.10:5060", "vm", "192.0.2.10")],
+            },
+        );
+        match h.next().await {
+            LegCommand::Dial(d) => {
+                assert_eq!(d.target, DialTarget::Uri("sip:vm@192.0.2.10:5060".into()))
+            }
+            other => panic!("expected a dial to the redirect URI, got {other:?}"),
+        }
+        h.event(h.a, LegEventKind::Cancelled);
+        assert!(matches!(h.next().await, LegCommand::Cancel { .. }));
+        let (record, _) = h.ended().await;
+        assert!(
+            record
+                .decision
+                .iter()
+                .any(|r| r.contains("redirected to sip:1003@a.test")),
+            "{:?}",
+            record.decision
+        );
     }
 }

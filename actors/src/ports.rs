@@ -58,6 +58,11 @@ pub enum LegEventKind {
     Answered { body: Option<Body> },
     /// The initial INVITE failed with this final status (or 408 on timeout).
     Failed { code: u16 },
+    /// The far end redirected the call (3xx) to these targets, most preferred first.
+    Redirected {
+        code: u16,
+        targets: Vec<RedirectTarget>,
+    },
     /// The caller cancelled before answer (A-leg only).
     Cancelled,
     /// ACK for a 2xx we sent (initial or re-INVITE), possibly carrying an SDP answer.
@@ -81,6 +86,14 @@ pub struct Dial {
     pub callee: PartyInfo,
     pub body: Option<Body>,
     pub events: Recipient<LegEvent>,
+}
+
+/// One Contact of a 3xx response, with the parts routing needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectTarget {
+    pub uri: String,
+    pub user: Option<String>,
+    pub host: String,
 }
 
 /// What a call actor asks the SIP layer to do on one leg.

@@ -1065,6 +1065,20 @@ impl Shard {
                 } else if (code == 401 || code == 407) && leg.trunk.is_some() && !leg.auth_tried {
                     leg.auth_tried = true;
                     self.retry_with_auth(leg_id, resp, code);
+                } else if (300..400).contains(&code) {
+                    let targets = h::all(&resp.headers, "Contact")
+                        .into_iter()
+                        .map(|c| {
+                            let uri = h::uri(c);
+                            tsps_actors::ports::RedirectTarget {
+                                uri: uri.to_string(),
+                                user: h::uri_user(uri).map(str::to_string),
+                                host: h::uri_host(uri).to_ascii_lowercase(),
+                            }
+                        })
+                        .collect();
+                    self.notify(leg_id, LegEventKind::Redirected { code, targets });
+                    self.drop_leg(leg_id);
                 } else {
                     self.notify(leg_id, LegEventKind::Failed { code });
                     self.drop_leg(leg_id);
