@@ -462,6 +462,57 @@ impl Tsps {
         String::from_utf8_lossy(&got).into_owned()
     }
 
+    /// One request to the REST API (`path` under `/api/v1`) with the test token.
+    /// Returns the status and the JSON body (`Null` when the body is empty).
+    pub fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}/api/v1{path}", self.http_url());
+        let what = format!("{method} {url}");
+        self.rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client");
+            let mut req = client.request(method, &url).bearer_auth(API_TOKEN);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            let status = resp.status().as_u16();
+            let text = resp
+                .text()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+            let json = if text.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|e| {
+                    panic!("{what}: {status} with a non-JSON body ({e}): {text}")
+                })
+            };
+            (status, json)
+        })
+    }
+
+    /// Like [`Tsps::api`], and panics with the answer unless the status is 2xx.
+    pub fn api_ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, json) = self.api(method.clone(), path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} /api/v1{path} with {body:?}: {status} {json}"
+        );
+        json
+    }
+
     /// Asserts that tsps still serves: an OPTIONS ping from SIPp gets 200.
     pub fn assert_alive(&self) {
         self.sipp(Sipp::new("options.xml"))
@@ -639,6 +690,28 @@ impl SippHandle {
             self.run.name,
             self.run.report()
         );
+    }
+
+    /// What this SIPp has sent and received so far (`-trace_msg`), while it runs.
+    pub fn messages_so_far(&self) -> String {
+        self.run.messages()
+    }
+
+    /// Polls the message log until it contains `needle` (e.g. `"CANCEL sip:"`); false
+    /// when `deadline` passes first or SIPp has exited without it.
+    pub fn wait_for_message(&mut self, needle: &str, deadline: Duration) -> bool {
+        let until = Instant::now() + deadline;
+        loop {
+            if self.messages_so_far().contains(needle) {
+                return true;
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= until {
+                // One last look: SIPp may have written it just before it exited.
+                return self.messages_so_far().contains(needle);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits for SIPp to end (bounded by SIPp's `-timeout` and the `timeout` wrapper).
