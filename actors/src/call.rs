@@ -1046,13 +1046,27 @@ impl Handler<Override> for CallActor {
                 self.steps.clear();
                 self.on_busy = None;
                 self.on_no_answer = None;
+                // The chosen device rings as a step of its own, for the ring timeout:
+                // the plan's step timer (a no-answer forward after N s) no longer
+                // applies, and a device rung only now must not ring forever.
+                if let Some(t) = self.ring_timer.take() {
+                    ctx.cancel_future(t);
+                }
+                self.step += 1;
+                let step_no = self.step;
+                for l in self.out.iter_mut().filter(|l| keep.contains(&l.record.id)) {
+                    l.step = step_no;
+                }
+                let seconds = self.platform.config.ring_timeout;
+                self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
+                    act.ring_timer = None;
+                    if act.phase == Phase::Ringing && act.step == step_no {
+                        act.cancel_out_legs(None);
+                        act.next_step(ctx);
+                    }
+                }));
                 if keep.is_empty() {
-                    let callee = self.callee_party.clone().unwrap_or_else(|| PartyInfo {
-                        user: self.setup.dialled.clone(),
-                        display_name: None,
-                        domain: self.setup.caller.domain.clone(),
-                    });
-                    self.step += 1;
+                    let callee = self.callee_party_or_dialled();
                     let user = self.target_user;
                     self.dial(vec![(DialTarget::Contact(binding), user)], &callee, ctx);
                 }
