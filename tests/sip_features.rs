@@ -161,8 +161,13 @@ impl Pbx {
 
     /// A registered device that plays `scenario` (a UAS) for the next call.
     fn device(&self, sip_username: &str, scenario: &str) -> (u16, SippHandle) {
+        self.device_sipp(sip_username, Sipp::uas(scenario))
+    }
+
+    /// Like [`Pbx::device`] with a UAS run that has its own keys.
+    fn device_sipp(&self, sip_username: &str, uas: Sipp) -> (u16, SippHandle) {
         let port = self.register(sip_username);
-        (port, self.tsps.spawn_sipp(Sipp::uas(scenario).port(port)))
+        (port, self.tsps.spawn_sipp(uas.port(port)))
     }
 
     /// A registered device that must receive nothing: the test holds its socket.
@@ -219,7 +224,7 @@ fn callee_legs(r: &CallRecord) -> Vec<&LegRecord> {
 }
 
 /// The callee leg that rang the device registered from `port`.
-fn leg_to<'a>(r: &'a CallRecord, port: u16) -> &'a LegRecord {
+fn leg_to(r: &CallRecord, port: u16) -> &LegRecord {
     let at = format!("{DEVICE_IP}:{port}");
     let legs: Vec<_> = callee_legs(r)
         .into_iter()
@@ -245,6 +250,17 @@ fn assert_answered_by(r: &CallRecord, port: u16) {
 /// How long the leg rang before it ended.
 fn rang(leg: &LegRecord) -> chrono::Duration {
     leg.ended_at.expect("the leg ended") - leg.started_at
+}
+
+/// The feature server wrote these reasons (`extension: reason`) on the call record.
+fn assert_decided(r: &CallRecord, reasons: &[&str]) {
+    for reason in reasons {
+        assert!(
+            r.decision.iter().any(|d| d == reason),
+            "the record's decision has {reason:?}: {:#?}",
+            r.decision
+        );
+    }
 }
 
 fn between(d: chrono::Duration, min_ms: i64, max_ms: i64) -> bool {
@@ -314,6 +330,8 @@ fn sequential_ring_moves_on_when_a_step_times_out() {
 
     let r = pbx.record();
     assert_answered_by(&r, next);
+    // A step's extension rings that user's devices directly (not its feature server).
+    assert_decided(&r, &["1002: sequential ring, 2 steps"]);
     let first = leg_to(&r, own);
     assert_eq!(first.status_code, Some(487), "{r:#?}");
     assert!(
@@ -398,6 +416,15 @@ fn forward_when_unreachable() {
     assert_eq!(r.callee, "1002", "the caller dialled 1002: {r:#?}");
     assert_answered_by(&r, target);
     assert_eq!(callee_legs(&r).len(), 1, "only 1003 rang: {r:#?}");
+    assert_decided(
+        &r,
+        &[
+            "1002: no registered device",
+            "1002: forward when unreachable",
+            "1002: forward to extension 1003",
+            "1003: ring devices",
+        ],
+    );
 }
 
 // 4. Do not disturb.
@@ -416,6 +443,7 @@ fn do_not_disturb_status_busies_the_caller() {
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Busy, "{r:#?}");
     assert!(callee_legs(&r).is_empty(), "nothing rang: {r:#?}");
+    assert_decided(&r, &["1002: do not disturb"]);
 }
 
 /// A contact's number is E.164, and an internal caller presents its extension, so the
@@ -454,9 +482,18 @@ fn vip_contact_rings_through_do_not_disturb() {
     let (vip, stranger) = (&records[0], &records[1]);
     assert!(vip.caller.contains("41790000001"), "{records:#?}");
     assert_answered_by(vip, port);
+    assert_decided(
+        vip,
+        &[
+            "1002: caller is contact \"Vera Important\" (personal)",
+            "1002: handling code VIP",
+            "1002: do not disturb: the handling code rings through",
+        ],
+    );
     assert!(stranger.caller.contains("41790000002"), "{records:#?}");
     assert_eq!(stranger.outcome, CallOutcome::Busy, "{records:#?}");
     assert!(callee_legs(stranger).is_empty(), "{records:#?}");
+    assert_decided(stranger, &["1002: do not disturb"]);
 }
 
 // 5. Blocked contact.
@@ -484,6 +521,13 @@ fn blocked_contact_is_declined() {
     assert_eq!(r.outcome, CallOutcome::Rejected, "{r:#?}");
     assert!(r.caller.contains("41790000001"), "{r:#?}");
     assert!(callee_legs(&r).is_empty(), "nothing rang: {r:#?}");
+    assert_decided(
+        &r,
+        &[
+            "1002: caller is contact \"Pushy Sales\" (personal)",
+            "1002: handling code Block",
+        ],
+    );
 }
 
 // 6. Schedules, on the test clock.
@@ -532,8 +576,16 @@ fn schedule_switches_forwarding_with_the_clock() {
     let (evening, morning) = (&records[0], &records[1]);
     assert_answered_by(morning, own);
     assert_eq!(callee_legs(morning).len(), 1, "{records:#?}");
+    assert_decided(morning, &["1002: ring devices"]);
     assert_answered_by(evening, target);
     assert_eq!(callee_legs(evening).len(), 1, "{records:#?}");
+    assert_decided(
+        evening,
+        &[
+            "1002: selective forwarding rule 1",
+            "1002: forward to extension 1003",
+        ],
+    );
     // The records carry the test clock's time: the calls happened "on Monday".
     let at = |r: &CallRecord| r.started_at.format("%Y-%m-%dT%H").to_string();
     assert_eq!(at(morning), "2026-11-23T09", "{records:#?}");
@@ -667,7 +719,10 @@ fn override_forwards_a_ringing_call() {
 fn override_answer_on_one_device_cancels_the_other() {
     let mut pbx = Pbx::start(&[]);
     // 1002 rings 4 s before it answers; 1002b would ring until cancelled.
-    let (chosen, mut phone) = pbx.device("1002", "uas_answer_late.xml");
+    let (chosen, mut phone) = pbx.device_sipp(
+        "1002",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "4000"),
+    );
     let (other, mut desk) = pbx.device("1002b", "uas_no_answer.xml");
     let phone_id = pbx.device_id("1002", "1002");
 
@@ -707,4 +762,121 @@ fn override_answer_on_one_device_cancels_the_other() {
         cancelled.ended_at.expect("ended") < answered_at,
         "1002b ended before 1002 answered: {r:#?}"
     );
+}
+
+/// The user chose the device: the plan's no-answer forward (5 s) no longer applies, the
+/// device keeps ringing until it answers at 7 s, and 1003 never rings.
+#[test]
+fn override_answer_on_outlasts_the_no_answer_forward() {
+    let mut pbx = Pbx::start(&[("TSPS_SIP__RING_TIMEOUT_SECS", "30")]);
+    pbx.put_profile(
+        "1002",
+        json!({ "forwarding": { "no_answer": { "target": { "extension": "1003" }, "seconds": 5 } } }),
+    );
+    let (chosen, mut phone) = pbx.device_sipp(
+        "1002",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "7000"),
+    );
+    let carol = pbx.quiet_device("1003");
+    let phone_id = pbx.device_id("1002", "1002");
+
+    let caller = pbx
+        .tsps
+        .spawn_sipp(pbx.caller("uac_call_routed.xml", "1002"));
+    wait_ringing(&mut phone, "device 1002");
+    let call_id = pbx.live_call()["id"].as_str().expect("call id").to_string();
+    let (status, body) = pbx.override_call(
+        &call_id,
+        json!({ "action": "answer_on", "device_id": phone_id }),
+    );
+    assert_eq!(status, 204, "override: {body}");
+
+    let (caller, phone) = (caller.join(), phone.join());
+    caller.assert_success("caller: answered on the chosen device after 7 s");
+    phone.assert_success("1002 rings past the 5 s no-answer forward and answers");
+    assert_silent(&carol, QUIET, "1003: the override cancelled the forward");
+
+    let r = pbx.record();
+    assert_answered_by(&r, chosen);
+    assert_eq!(
+        callee_legs(&r).len(),
+        1,
+        "only the chosen device rang: {r:#?}"
+    );
+}
+
+/// `answer_on` a device that is not ringing (the plan rings 1003 first): 1003 is
+/// cancelled and the device is rung, for at most the ring timeout.
+#[test]
+fn override_answer_on_rings_a_device_that_was_not_ringing() {
+    let mut pbx = Pbx::start(&[("TSPS_SIP__RING_TIMEOUT_SECS", "6")]);
+    pbx.put_profile(
+        "1002",
+        json!({ "default_handling": { "method": "sequential", "steps": [
+            { "target": { "extension": "1003" }, "seconds": 5 },
+            { "target": "devices", "seconds": 5 }
+        ] } }),
+    );
+    let (chosen, phone) = pbx.device("1002", "uas_no_answer.xml");
+    let (first, mut carol) = pbx.device("1003", "uas_no_answer.xml");
+    let phone_id = pbx.device_id("1002", "1002");
+
+    let caller = pbx
+        .tsps
+        .spawn_sipp(pbx.caller("uac_call_timeout.xml", "1002"));
+    wait_ringing(&mut carol, "1003 (the plan's first step)");
+    let call_id = pbx.live_call()["id"].as_str().expect("call id").to_string();
+    let (status, body) = pbx.override_call(
+        &call_id,
+        json!({ "action": "answer_on", "device_id": phone_id }),
+    );
+    assert_eq!(status, 204, "override: {body}");
+
+    let (caller, phone, carol) = (caller.join(), phone.join(), carol.join());
+    caller.assert_success("caller: nobody answers, 408 after the ring timeout");
+    carol.assert_success("1003 is cancelled by the override");
+    phone.assert_success("1002 is rung by the override, then cancelled at the ring timeout");
+
+    let r = pbx.record();
+    assert_eq!(r.outcome, CallOutcome::NoAnswer, "{r:#?}");
+    assert_eq!(leg_to(&r, first).status_code, Some(487), "{r:#?}");
+    let rung = leg_to(&r, chosen);
+    assert_eq!(rung.status_code, Some(487), "{r:#?}");
+    assert!(
+        between(rang(rung), 5_000, 8_000),
+        "the chosen device rang for the 6 s ring timeout, not {}: {r:#?}",
+        rang(rung)
+    );
+}
+
+/// The user's own server redirects (302) to another extension of the tenant: tsps
+/// follows it inside the tenant and 1003 answers.
+#[test]
+fn tenant_policy_external_server_redirect_is_followed() {
+    let mut pbx = Pbx::start(&[]);
+    let server_port = free_port(IpAddr::V4(DEVICE_IP), false);
+    let uri = format!("sip:ext@{DEVICE_IP}:{server_port}");
+    pbx.set_policy("1002", json!({ "mode": "external", "external_uri": uri }));
+    let server = pbx.tsps.spawn_sipp(
+        Sipp::uas("uas_redirect.xml")
+            .port(server_port)
+            .key("redirect_to", &format!("sip:1003@{DOMAIN}")),
+    );
+    let (target, carol) = pbx.device("1003", "uas_answer.xml");
+
+    let caller = pbx.tsps.sipp(pbx.caller("uac_call_routed.xml", "1002"));
+    let (server, carol) = (server.join(), carol.join());
+    caller.assert_success("caller: redirected to 1003, answered");
+    server.assert_success("the external server answers 302 and gets the ACK");
+    carol.assert_success("1003 takes the redirected call");
+
+    let r = pbx.record();
+    assert_answered_by(&r, target);
+    let redirected: Vec<_> = callee_legs(&r)
+        .into_iter()
+        .filter(|l| l.target == uri)
+        .collect();
+    assert_eq!(redirected.len(), 1, "{r:#?}");
+    assert_eq!(redirected[0].status_code, Some(302), "{r:#?}");
+    assert_decided(&r, &["redirected to sip:1003@a.test", "1003: ring devices"]);
 }
