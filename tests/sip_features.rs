@@ -608,6 +608,11 @@ fn tenant_policy_reject_refuses_calls_for_the_user() {
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Rejected, "{r:#?}");
     assert!(callee_legs(&r).is_empty(), "nothing rang: {r:#?}");
+    assert_eq!(
+        r.decision,
+        vec!["tenant: calls for this user are refused"],
+        "{r:#?}"
+    );
 }
 
 #[test]

@@ -194,7 +194,12 @@ impl CallActor {
 
     fn on_admission(&mut self, admission: Admission, ctx: &mut Context<Self>) {
         match admission {
-            Admission::Reject { code, outcome } => {
+            Admission::Reject {
+                code,
+                outcome,
+                reason,
+            } => {
+                self.decision.push(reason.to_string());
                 self.publish_started();
                 self.send(LegCommand::Reject {
                     leg: self.setup.a_leg,
@@ -226,10 +231,12 @@ impl CallActor {
                 self.publish_started();
                 self.phase = Phase::Ringing;
                 self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+                let reason = format!("tenant: the user's feature server is {uri}");
+                self.decision.push(reason.clone());
                 self.publish(CallEventKind::Decided {
                     user,
                     contact: None,
-                    reasons: vec![format!("tenant: the user's feature server is {uri}")],
+                    reasons: vec![reason],
                 });
                 let callee = self.callee_party_or_dialled();
                 let seconds = self.platform.config.ring_timeout;

@@ -114,6 +114,8 @@ pub enum Admission {
     Reject {
         code: u16,
         outcome: CallOutcome,
+        /// Why, for the call record (the tenant tier's word).
+        reason: &'static str,
     },
 }
 
@@ -129,7 +131,14 @@ impl Handler<AdmitCall> for TenantActor {
 
     fn handle(&mut self, msg: AdmitCall, _: &mut Self::Context) -> Self::Result {
         let dir = self.directory.current();
-        let reject = |code, outcome| Admission::Reject { code, outcome };
+        let reject = |code, outcome| Admission::Reject {
+            code,
+            outcome,
+            reason: match code {
+                404 => "tenant: no such extension or number",
+                _ => "tenant: refused",
+            },
+        };
         let admission = match msg.origin {
             CallOrigin::User { user, dialled } => {
                 // The caller must belong to this tenant: tenants are walls.
@@ -177,7 +186,11 @@ impl Handler<AdmitCall> for TenantActor {
         // The tenant's word on the user comes before the user's own feature server.
         let admission = match admission {
             Admission::ToUser { user, .. } => match self.policies.get(&user) {
-                Some(TenantPolicy::Reject) => reject(403, CallOutcome::Rejected),
+                Some(TenantPolicy::Reject) => Admission::Reject {
+                    code: 403,
+                    outcome: CallOutcome::Rejected,
+                    reason: "tenant: calls for this user are refused",
+                },
                 Some(TenantPolicy::External(uri)) => Admission::External {
                     user,
                     uri: uri.clone(),
