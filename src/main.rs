@@ -27,6 +27,11 @@ enum Command {
         /// Create (or refresh) the demo tenant with a few users and devices first.
         #[arg(long)]
         demo: bool,
+        /// Once listening, write the bound addresses here as JSON (`sip_udp`, `sip_tcp`,
+        /// `http`): with port 0 in the config, this is how a supervisor or a test learns
+        /// the ports.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Declarative provisioning.
     Provision {
@@ -47,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref(), &env)?;
     init_logging(&config);
     match cli.command {
-        Command::Serve { demo } => tsps::server::serve(config, demo),
+        Command::Serve { demo, ready_file } => tsps::server::serve(config, demo, ready_file),
         Command::Provision {
             action: ProvisionAction::Apply { file },
         } => {

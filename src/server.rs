@@ -23,7 +23,11 @@ use tsps_actors::Directory;
 /// `tsps serve`: an actix System whose main runtime is a multi-threaded tokio runtime
 /// (HTTP, sockets, database), plus one worker Arbiter per core for the SIP shards and
 /// the call, user and tenant actors. See docs/decisions/0002-actix-with-tokio.md.
-pub fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+pub fn serve(
+    config: Config,
+    demo: bool,
+    ready_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -40,6 +44,18 @@ pub fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             http = %running.http,
             "tsps is running"
         );
+        if let Some(path) = ready_file {
+            let ready = serde_json::json!({
+                "sip_udp": running.sip_udp,
+                "sip_tcp": running.sip_tcp,
+                "http": running.http,
+            });
+            // Written whole then renamed: a reader never sees half a file.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, ready.to_string())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         shutdown_signal().await;
         info!("shutting down");
         running.shutdown().await;

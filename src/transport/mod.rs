@@ -44,10 +44,33 @@ pub struct Transports {
 
 impl Transports {
     /// Binds the sockets (call from within a tokio runtime; it becomes the I/O runtime
-    /// for TCP). UDP gets `udp_sockets` SO_REUSEPORT sockets on the same address, one
-    /// per shard: the kernel spreads flows over them, and each shard receives on its
-    /// own thread (docs/decisions/0002-actix-with-tokio.md).
+    /// for TCP). With port 0 for both UDP and TCP on one IP, the port UDP gets is used
+    /// for TCP too (retried with another port if TCP has it taken).
     pub async fn bind(
+        udp: Option<SocketAddr>,
+        tcp: Option<SocketAddr>,
+        max_message: usize,
+        cancel: CancellationToken,
+        udp_sockets: usize,
+    ) -> io::Result<Arc<Self>> {
+        let shared_ephemeral =
+            matches!((udp, tcp), (Some(u), Some(t)) if u.port() == 0 && t.port() == 0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::bind_once(udp, tcp, max_message, cancel.clone(), udp_sockets).await {
+                Err(e)
+                    if shared_ephemeral && e.kind() == io::ErrorKind::AddrInUse && attempt < 10 => {
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`Transports::bind`]. UDP gets `udp_sockets` SO_REUSEPORT sockets
+    /// on the same address, one per shard: the kernel spreads flows over them, and each
+    /// shard receives on its own thread (docs/decisions/0002-actix-with-tokio.md).
+    async fn bind_once(
         udp: Option<SocketAddr>,
         tcp: Option<SocketAddr>,
         max_message: usize,
@@ -68,6 +91,12 @@ impl Transports {
         let udp_send = match sockets.first() {
             Some(Some(s)) => Some(s.try_clone()?),
             _ => None,
+        };
+        // UDP and TCP on the same IP with port 0: TCP takes the port UDP was given, so
+        // that phones find both on one port.
+        let tcp = match (tcp, udp_local) {
+            (Some(t), Some(u)) if t.port() == 0 && t.ip() == u.ip() => Some(u),
+            (t, _) => t,
         };
         let listener = match tcp {
             Some(addr) => Some(TcpListener::bind(addr).await?),

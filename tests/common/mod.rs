@@ -71,8 +71,9 @@ impl Tsps {
             .prefix("tsps-it-")
             .tempdir()
             .expect("create temporary directory");
-        let sip_port = free_port(IpAddr::V4(DEVICE_IP), true);
-        let http_port = free_port(IpAddr::V4(DEVICE_IP), false);
+        // Port 0: tsps binds free ports itself and reports them in its ready file (a port
+        // picked here and released could be taken by a parallel test before tsps binds).
+        let (sip_port, http_port) = (0u16, 0u16);
         let db_url =
             db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("tsps.db").display()));
         let config_path = dir.path().join("tsps.toml");
@@ -187,6 +188,8 @@ impl Tsps {
     }
 
     fn spawn_serve(&mut self) {
+        let ready = self.dir.path().join("ready.json");
+        let _ = fs::remove_file(&ready);
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -195,13 +198,54 @@ impl Tsps {
         let child = self
             .command()
             .arg("serve")
+            .arg("--ready-file")
+            .arg(&ready)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
             .expect("spawn tsps serve");
         self.child = Some(child);
+        self.wait_ready(&ready);
         self.wait_healthy();
+    }
+
+    /// Waits for `serve` to report its bound ports, and takes them.
+    fn wait_ready(&mut self, ready: &Path) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(text) = fs::read_to_string(ready) {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("ready file is JSON");
+                let port = |k: &str| -> u16 {
+                    v[k].as_str()
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                        .map(|a| a.port())
+                        .unwrap_or_else(|| panic!("ready file lacks {k}: {text}"))
+                };
+                self.sip_port = port("sip_udp");
+                assert_eq!(
+                    self.sip_port,
+                    port("sip_tcp"),
+                    "UDP and TCP share the SIP port"
+                );
+                self.http_port = port("http");
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "tsps serve exited during start-up ({status}):\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tsps did not report its ports within {START_DEADLINE:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_healthy(&mut self) {
