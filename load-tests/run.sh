@@ -69,10 +69,13 @@ MEM_CALLS=${MEM_CALLS:-2000}
 MEM_RATE=${MEM_RATE:-200}
 MEM_HOLD_S=${MEM_HOLD_S:-25}
 MEM_SETTLE_S=${MEM_SETTLE_S:-5}
-# then MEM_CHURN_CALLS short calls at MEM_CHURN_RATE/s: memory kept per ended call (leak check)
+# then two rounds of MEM_CHURN_CALLS short calls at MEM_CHURN_RATE/s, each followed by
+# MEM_CHURN_SETTLE_S s of quiet: memory still held per ended call after round 1, and what
+# round 2 adds on top (about 0 when round 1's memory is reused rather than leaked).
+# The settle time exceeds 64*T1 = 32 s, the longest a finished transaction may be kept.
 MEM_CHURN_CALLS=${MEM_CHURN_CALLS:-30000}
 MEM_CHURN_RATE=${MEM_CHURN_RATE:-1000}
-MEM_CHURN_SETTLE_S=${MEM_CHURN_SETTLE_S:-20}
+MEM_CHURN_SETTLE_S=${MEM_CHURN_SETTLE_S:-45}
 KAM_CHILDREN=${KAM_CHILDREN:-4}
 KAM_SHM_MB=${KAM_SHM_MB:-1024}
 KAM_PKG_MB=${KAM_PKG_MB:-16}
@@ -469,7 +472,11 @@ step_once() {
   local sysline; sysline=$(echo "$s0 $s1" | awk -v n="$NCPU" '{tot=0; for(i=1;i<=5;i++){d[i]=$(i+5)-$i; tot+=d[i]} if(tot==0)tot=1;
         printf "%.1f,%.1f,%.1f,%.1f", d[1]/tot*100*n, d[2]/tot*100*n, d[4]/tot*100*n, d[3]/tot*100*n}')
   # CPU used by anything else during the step (other tenants of a shared machine), % of
-  # one core: machine-wide busy time minus this step's SIPp and server processes
+  # one core: machine-wide busy time minus this step's SIPp and server processes.
+  # Caveat: on the Firecracker VM of 2026-11 /proc/stat's busy time came out far below
+  # the sum of the per-process times, so this read 0 and the sys_* columns are not
+  # trustworthy there (see docs/benchmarks.md); per-process CPU (/proc/PID/stat and
+  # /usr/bin/time) is what the results use.
   local foreign; foreign=$(echo "$s0 $s1" | awk -v hz="$HZ" -v w="$wall" -v u="$uac_t" -v s="$uas_t" -v k0="$k0" -v k1="$k1" '{
         busy=($6-$1)+($7-$2)+($9-$4); f=busy/hz-u-s-(k1-k0)/hz; if (f<0) f=0; printf "%.1f", f/w*100}')
   STEP_FOREIGN=$foreign
@@ -555,17 +562,24 @@ mem_phase() {
   local per_call; per_call=$(awk -v a="$rss2" -v b="$peak" -v n="$ncalls" 'BEGIN{printf "%.2f", (n>0 && b>0)?(b-a)/n:0}')
   echo "mem: rss before calls = $rss2 KB; with $ncalls live calls = $peak KB; after they ended = $rss3 KB; $per_call KB per live call"
   echo "mem: samples (s:KB):$MEM_SAMPLES" >> "$OUTDIR/mem-samples.txt"
-  # short calls, then a pause: what stays allocated per call that has ended
+  # short calls, then a pause, twice: what stays allocated per call that has ended
   local csecs=$(( (MEM_CHURN_CALLS + MEM_CHURN_RATE - 1) / MEM_CHURN_RATE ))
   local rss4; rss4=$(rss_kb "$SRV_PID")
-  step_once acall tsps-mem-churn "$MEM_CHURN_RATE" "$csecs"
+  step_once acall tsps-mem-churn1 "$MEM_CHURN_RATE" "$csecs"
   local nchurn=$STEP_SUCC rss5; rss5=$(rss_kb "$SRV_PID")
   sleep "$MEM_CHURN_SETTLE_S"
   local rss6; rss6=$(rss_kb "$SRV_PID")
-  local per_ended; per_ended=$(awk -v a="$rss4" -v b="$rss6" -v n="$nchurn" 'BEGIN{printf "%.3f", (n>0)?(b-a)/n:0}')
-  echo "mem: rss before $nchurn short calls = $rss4 KB; right after = $rss5 KB; ${MEM_CHURN_SETTLE_S}s later = $rss6 KB; $per_ended KB kept per ended call"
-  [ -s "$MEMCSV" ] || echo "server,users,rss_0_users_kb,rss_n_users_kb,kb_per_registered_user,live_calls,rss_before_calls_kb,rss_live_calls_kb,rss_after_calls_kb,kb_per_live_call,churn_calls,rss_before_churn_kb,rss_after_churn_kb,rss_churn_settled_kb,kb_kept_per_ended_call" > "$MEMCSV"
-  echo "tsps,$nreg,$rss0,$rss1,$per_user,$ncalls,$rss2,$peak,$rss3,$per_call,$nchurn,$rss4,$rss5,$rss6,$per_ended" >> "$MEMCSV"
+  step_once acall tsps-mem-churn2 "$MEM_CHURN_RATE" "$csecs"
+  local nchurn2=$STEP_SUCC rss7; rss7=$(rss_kb "$SRV_PID")
+  sleep "$MEM_CHURN_SETTLE_S"
+  local rss8; rss8=$(rss_kb "$SRV_PID")
+  local per_ended per_ended2
+  per_ended=$(awk -v a="$rss4" -v b="$rss6" -v n="$nchurn" 'BEGIN{printf "%.3f", (n>0)?(b-a)/n:0}')
+  per_ended2=$(awk -v a="$rss6" -v b="$rss8" -v n="$nchurn2" 'BEGIN{printf "%.3f", (n>0)?(b-a)/n:0}')
+  echo "mem: churn 1: rss before $nchurn short calls = $rss4 KB; right after = $rss5 KB; ${MEM_CHURN_SETTLE_S}s later = $rss6 KB; $per_ended KB kept per ended call"
+  echo "mem: churn 2: $nchurn2 more calls: right after = $rss7 KB; ${MEM_CHURN_SETTLE_S}s later = $rss8 KB; $per_ended2 KB more per ended call"
+  [ -s "$MEMCSV" ] || echo "server,users,rss_0_users_kb,rss_n_users_kb,kb_per_registered_user,live_calls,rss_before_calls_kb,rss_live_calls_kb,rss_after_calls_kb,kb_per_live_call,churn_calls,rss_before_churn_kb,rss_after_churn1_kb,rss_churn1_settled_kb,kb_kept_per_ended_call,rss_after_churn2_kb,rss_churn2_settled_kb,kb_more_per_ended_call_round2" > "$MEMCSV"
+  echo "tsps,$nreg,$rss0,$rss1,$per_user,$ncalls,$rss2,$peak,$rss3,$per_call,$nchurn,$rss4,$rss5,$rss6,$per_ended,$rss7,$rss8,$per_ended2" >> "$MEMCSV"
   stop_server
 }
 
