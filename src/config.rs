@@ -269,7 +269,8 @@ impl Config {
             .try_parsing(true)
             .source(Some(
                 env.iter()
-                    .filter(|(k, _)| k.starts_with("TSPS_"))
+                    // TSPS_CONFIG names the file itself (the command line reads it).
+                    .filter(|(k, _)| k.starts_with("TSPS_") && k.as_str() != "TSPS_CONFIG")
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ));
@@ -416,6 +417,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.sip.digest_algorithms, vec!["MD5", "SHA-256"]);
         assert!(Config::load(None, &env(&[("TSPS_SIP__DIGEST_ALGORITHMS", "SHA1")])).is_err());
+    }
+
+    #[test]
+    fn the_config_file_variable_is_not_a_setting() {
+        let c = Config::load(None, &env(&[("TSPS_CONFIG", "/etc/tsps.toml")]));
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
