@@ -353,6 +353,11 @@ impl Shard {
         };
         let bytes = build::response(&req, Some(entry.peer.addr), code, to_tag, extra, body);
         let actions = entry.tx.respond(code, Bytes::from(bytes));
+        if code >= 200 {
+            // The transaction lingers for its timers (up to 64*T1) but only ever resends
+            // the response bytes it keeps: the parsed request can go now.
+            entry.request = None;
+        }
         let rest = self.run(key, actions);
         debug_assert!(rest.is_empty());
     }
