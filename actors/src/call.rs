@@ -241,14 +241,7 @@ impl CallActor {
                 let callee = self.callee_party_or_dialled();
                 let seconds = self.platform.config.ring_timeout;
                 self.step += 1;
-                let step_no = self.step;
-                self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
-                    act.ring_timer = None;
-                    if act.phase == Phase::Ringing && act.step == step_no {
-                        act.cancel_out_legs(None);
-                        act.next_step(ctx);
-                    }
-                }));
+                self.arm_step_timer(seconds, ctx);
                 self.dial(vec![(DialTarget::Uri(uri), None)], &callee, ctx);
             }
             Admission::Outside { number, .. } => {
@@ -265,6 +258,22 @@ impl CallActor {
                 self.forward_to(Target::Number(number), ctx);
             }
         }
+    }
+
+    /// Ends the current ringing step after `after`: its legs are cancelled and the plan
+    /// moves on (next step, forward on no answer, or the end of the call).
+    fn arm_step_timer(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if let Some(t) = self.ring_timer.take() {
+            ctx.cancel_future(t);
+        }
+        let step_no = self.step;
+        self.ring_timer = Some(ctx.run_later(after, move |act, ctx| {
+            act.ring_timer = None;
+            if act.phase == Phase::Ringing && act.step == step_no {
+                act.cancel_out_legs(None);
+                act.next_step(ctx);
+            }
+        }));
     }
 
     /// A redirect into this tenant's own domain is routed like a dialled string (an
@@ -296,15 +305,8 @@ impl CallActor {
         }
         let callee = self.callee_party_or_dialled();
         self.step += 1;
-        let step_no = self.step;
         let seconds = self.platform.config.ring_timeout;
-        self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
-            act.ring_timer = None;
-            if act.phase == Phase::Ringing && act.step == step_no {
-                act.cancel_out_legs(None);
-                act.next_step(ctx);
-            }
-        }));
+        self.arm_step_timer(seconds, ctx);
         self.dial(vec![(DialTarget::Uri(t.uri), None)], &callee, ctx);
     }
 
@@ -522,17 +524,7 @@ impl CallActor {
             .seconds
             .min(self.platform.config.ring_timeout.as_secs() as u32)
             .max(1);
-        let step_no = self.step;
-        self.ring_timer = Some(ctx.run_later(
-            Duration::from_secs(seconds as u64),
-            move |act, ctx| {
-                act.ring_timer = None;
-                if act.phase == Phase::Ringing && act.step == step_no {
-                    act.cancel_out_legs(None);
-                    act.next_step(ctx);
-                }
-            },
-        ));
+        self.arm_step_timer(Duration::from_secs(seconds as u64), ctx);
         self.dial(dials, &callee, ctx);
         self.check_step_done(ctx);
     }
@@ -1065,13 +1057,7 @@ impl Handler<Override> for CallActor {
                     l.step = step_no;
                 }
                 let seconds = self.platform.config.ring_timeout;
-                self.ring_timer = Some(ctx.run_later(seconds, move |act, ctx| {
-                    act.ring_timer = None;
-                    if act.phase == Phase::Ringing && act.step == step_no {
-                        act.cancel_out_legs(None);
-                        act.next_step(ctx);
-                    }
-                }));
+                self.arm_step_timer(seconds, ctx);
                 if keep.is_empty() {
                     let callee = self.callee_party_or_dialled();
                     let user = self.target_user;
