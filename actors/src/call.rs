@@ -632,6 +632,21 @@ impl CallActor {
         self.finish(outcome, by, ctx);
     }
 
+    /// Marks a live outgoing leg as ended with this final status; false if it was
+    /// unknown or already over (a late or repeated event).
+    fn end_out_leg(&mut self, leg: LegId, code: u16) -> bool {
+        let now = self.platform.clock.now();
+        match self.out_leg(leg) {
+            Some(l) if l.state != OutState::Done => {
+                l.state = OutState::Done;
+                l.record.ended_at = Some(now);
+                l.record.status_code = Some(code);
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn out_leg(&mut self, leg: LegId) -> Option<&mut OutLeg> {
         self.out.iter_mut().find(|l| l.record.id == leg)
     }
@@ -710,15 +725,9 @@ impl CallActor {
                 self.set_user_phase(answering_user, Some(CallPhase::Active));
             }
             LegEventKind::Failed { code } => {
-                let Some(l) = self.out_leg(leg) else {
-                    return;
-                };
-                if l.state == OutState::Done {
+                if !self.end_out_leg(leg, code) {
                     return;
                 }
-                l.state = OutState::Done;
-                l.record.ended_at = Some(now);
-                l.record.status_code = Some(code);
                 if self.answered == Some(leg) {
                     // The dialog died after answer (e.g. no ACK): treat as hangup.
                     self.send(LegCommand::Hangup { leg: a });
@@ -729,15 +738,9 @@ impl CallActor {
                 self.check_step_done(ctx);
             }
             LegEventKind::Redirected { code, targets } => {
-                let Some(l) = self.out_leg(leg) else {
-                    return;
-                };
-                if l.state == OutState::Done {
+                if !self.end_out_leg(leg, code) {
                     return;
                 }
-                l.state = OutState::Done;
-                l.record.ended_at = Some(now);
-                l.record.status_code = Some(code);
                 self.redirects += 1;
                 match targets.into_iter().next() {
                     Some(t) if self.redirects <= MAX_REDIRECTS && self.phase == Phase::Ringing => {
