@@ -9,7 +9,7 @@
 //! It never sees SIP: it receives [`LegEvent`]s and issues [`LegCommand`]s. When it
 //! ends it writes the call detail record and publishes `Ended`.
 
-use crate::events::{CallEvent, CallEventKind};
+use crate::events::{CallEvent, CallEventKind, Event};
 use crate::feature::{Caller, Plan, RingStep, Target};
 use crate::ids::{CallId, LegId, TenantId, UserId};
 use crate::model::Binding;
@@ -161,12 +161,12 @@ impl CallActor {
     }
 
     fn publish(&self, kind: CallEventKind) {
-        self.platform.bus.publish(CallEvent {
+        self.platform.bus.publish(Event::Call(CallEvent {
             call: self.setup.call,
             tenant: self.setup.tenant,
             at: self.platform.clock.now(),
             kind,
-        });
+        }));
     }
 
     fn send(&self, cmd: LegCommand) {
@@ -189,6 +189,7 @@ impl CallActor {
             callee: self.callee_shown.clone(),
             caller_user: self.caller_user,
             callee_user: self.callee_user,
+            caller_leg: Some(self.setup.a_leg),
         });
     }
 
@@ -237,6 +238,7 @@ impl CallActor {
                     user,
                     contact: None,
                     reasons: vec![reason],
+                    attendant: false,
                 });
                 let callee = self.callee_party_or_dialled();
                 let seconds = self.platform.config.ring_timeout;
@@ -360,6 +362,7 @@ impl CallActor {
                             user,
                             contact: offer.contact.as_ref().map(|c| c.name.clone()),
                             reasons: offer.decision.reasons.clone(),
+                            attendant: offer.attendant.is_some(),
                         });
                         act.target_user = Some(user);
                         act.target_bindings = offer.bindings;
@@ -540,6 +543,10 @@ impl CallActor {
         for (target, user) in targets {
             let leg = LegId::new();
             let description = target.describe();
+            let device = match &target {
+                DialTarget::Contact(b) => Some(b.device_id),
+                _ => None,
+            };
             self.out.push(OutLeg {
                 state: OutState::Dialing,
                 record: LegRecord {
@@ -558,6 +565,9 @@ impl CallActor {
             self.publish(CallEventKind::LegDialing {
                 leg,
                 target: description,
+                side: Party::Callee,
+                user,
+                device,
             });
             self.send(LegCommand::Dial(Box::new(Dial {
                 call: self.setup.call,
@@ -619,6 +629,10 @@ impl CallActor {
         }
         for leg in cancels {
             self.send(LegCommand::Cancel { leg });
+            self.publish(CallEventKind::LegEnded {
+                leg,
+                code: Some(487),
+            });
         }
     }
 
@@ -641,6 +655,10 @@ impl CallActor {
                 l.state = OutState::Done;
                 l.record.ended_at = Some(now);
                 l.record.status_code = Some(code);
+                self.publish(CallEventKind::LegEnded {
+                    leg,
+                    code: Some(code),
+                });
                 true
             }
             _ => false,
@@ -705,6 +723,7 @@ impl CallActor {
                     l.state = OutState::Done;
                     self.send(LegCommand::Ack { leg, body: None });
                     self.send(LegCommand::Hangup { leg });
+                    self.publish(CallEventKind::LegEnded { leg, code: None });
                     return;
                 }
                 l.state = OutState::Answered;
@@ -1043,6 +1062,15 @@ impl Handler<Override> for CallActor {
                         self.setup
                             .sip
                             .do_send(LegCommand::Cancel { leg: l.record.id });
+                        self.platform.bus.publish(Event::Call(CallEvent {
+                            call: self.setup.call,
+                            tenant: self.setup.tenant,
+                            at: self.platform.clock.now(),
+                            kind: CallEventKind::LegEnded {
+                                leg: l.record.id,
+                                code: Some(487),
+                            },
+                        }));
                     }
                 }
                 self.steps.clear();
@@ -1117,7 +1145,7 @@ mod tests {
         call: Addr<CallActor>,
         a: LegId,
         sip: mpsc::UnboundedReceiver<LegCommand>,
-        events: broadcast::Receiver<Arc<CallEvent>>,
+        events: broadcast::Receiver<Arc<Event>>,
         persistence: Arc<testkit::MemoryPersistence>,
         platform: Arc<Platform>,
     }
@@ -1206,6 +1234,7 @@ mod tests {
                     .await
                     .expect("an event")
                     .expect("bus open");
+                let Event::Call(e) = e.as_ref() else { continue };
                 let done = matches!(e.kind, K::Ended { .. });
                 kinds.push(e.kind.clone());
                 if done {
@@ -1234,6 +1263,7 @@ mod tests {
                 K::Ringing { .. } => "ringing",
                 K::Answered { .. } => "answered",
                 K::MediaChanged { .. } => "media",
+                K::LegEnded { .. } => "leg_ended",
                 K::Ended { .. } => "ended",
             })
             .collect()

@@ -1,7 +1,8 @@
-//! The in-process event bus. Every call state change is published here; the portal,
-//! presence and CTI subscribe. Across nodes the bus is bridged to Redis (later).
+//! The in-process event bus. Every call state change, device registration change and
+//! user status change is published here; the portal, presence and CTI subscribe.
+//! Across nodes the bus is bridged to Redis (later).
 
-use crate::ids::{CallId, LegId, TenantId, UserId};
+use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
 use crate::model::{CallDirection, CallOutcome, Party};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,12 +27,17 @@ pub enum CallEventKind {
         callee: String,
         caller_user: Option<UserId>,
         callee_user: Option<UserId>,
+        /// The caller's leg (the incoming INVITE); None when tsps places the call
+        /// itself (click-to-dial), whose legs all appear as `LegDialing`.
+        caller_leg: Option<LegId>,
     },
     /// A user's feature server decided how to handle the call, and why.
     Decided {
         user: UserId,
         contact: Option<String>,
         reasons: Vec<String>,
+        /// The user has an attendant the call may be sent to.
+        attendant: bool,
     },
     /// The user overrode the handling of the ringing call.
     Overridden {
@@ -41,6 +47,17 @@ pub enum CallEventKind {
     LegDialing {
         leg: LegId,
         target: String,
+        /// Which side of the call the leg is on (callee for an ordinary call).
+        side: Party,
+        /// The user whose device the leg rings (None for outside numbers).
+        user: Option<UserId>,
+        device: Option<DeviceId>,
+    },
+    /// A leg left the call before the call ended (failed, cancelled, lost the race to
+    /// answer, transferred away), with its final status when it had one.
+    LegEnded {
+        leg: LegId,
+        code: Option<u16>,
     },
     /// A callee leg is ringing (180/183).
     Ringing {
@@ -60,11 +77,53 @@ pub enum CallEventKind {
     },
 }
 
+/// A device's registration state changed (registered, refreshed contacts, expired).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceEvent {
+    pub tenant: TenantId,
+    pub user: UserId,
+    pub device: DeviceId,
+    /// Live contacts the device has registered now (0 = unregistered).
+    pub contacts: usize,
+    pub at: DateTime<Utc>,
+}
+
+/// A user's status changed: set by the user, or the automatic hook state (idle,
+/// ringing, busy on a call).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusEvent {
+    pub tenant: TenantId,
+    pub user: UserId,
+    /// What the user set (available, away, ...).
+    pub presence: crate::feature::Presence,
+    /// Hook state from the user's calls: idle, ringing, busy.
+    pub hook: crate::user::UserStatus,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything the bus carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Call(CallEvent),
+    Device(DeviceEvent),
+    Status(StatusEvent),
+}
+
+impl Event {
+    pub fn tenant(&self) -> TenantId {
+        match self {
+            Event::Call(e) => e.tenant,
+            Event::Device(e) => e.tenant,
+            Event::Status(e) => e.tenant,
+        }
+    }
+}
+
 /// Broadcast bus. Slow subscribers lose the oldest events (and are told so by
 /// `RecvError::Lagged`) rather than slowing calls down.
 #[derive(Clone)]
 pub struct EventBus {
-    tx: broadcast::Sender<Arc<CallEvent>>,
+    tx: broadcast::Sender<Arc<Event>>,
 }
 
 impl EventBus {
@@ -74,12 +133,12 @@ impl EventBus {
         Self { tx }
     }
 
-    pub fn publish(&self, event: CallEvent) {
+    pub fn publish(&self, event: Event) {
         // No subscribers is normal (nothing is watching): not an error.
         let _ = self.tx.send(Arc::new(event));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CallEvent>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
 }

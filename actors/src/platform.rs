@@ -128,9 +128,9 @@ impl Platform {
                     let (tenant, user) = (u.tenant_id, u.id);
                     let restored = by_user.remove(&u.id).unwrap_or_default();
                     let (p, c) = (self.persistence.clone(), self.clock.clone());
-                    let f = self.features.clone();
+                    let (f, bus) = (self.features.clone(), self.bus.clone());
                     UserActor::start_in_arbiter(self.next_arbiter(), move |_| {
-                        UserActor::new(tenant, user, restored, p, c, f)
+                        UserActor::new(tenant, user, restored, p, c, f).with_bus(bus)
                     })
                 }
             };

@@ -1,7 +1,8 @@
 //! The user actor: one per user. Owns the user's registrations (bindings), the calls
 //! it takes part in, and its status. Lower tier under the tenant actor.
 
-use crate::feature::{decide, CallContext, Caller, ContactMatch, Decision, Plan, Target};
+use crate::events::{DeviceEvent, Event, EventBus, StatusEvent};
+use crate::feature::{decide, CallContext, Caller, ContactMatch, Decision, Plan, Presence, Target};
 use crate::ids::{CallId, DeviceId, TenantId, UserId};
 use crate::model::Binding;
 use crate::ports::{Clock, FeatureSource, Persistence, UserFeatures};
@@ -39,6 +40,12 @@ pub struct UserActor {
     features: UserFeatures,
     /// Caller number (E.164) → contact; personal contacts shadow tenant-shared ones.
     contacts: HashMap<String, ContactMatch>,
+    /// Where device and status changes are published (None in unit tests of logic).
+    bus: Option<EventBus>,
+    /// The status last published, so only changes go out.
+    published: Option<(Presence, UserStatus)>,
+    /// Wakes the actor when the next binding expires (to publish the device's change).
+    expiry_timer: Option<SpawnHandle>,
 }
 
 /// How long loading a user's features may take before calls proceed on what is known.
@@ -63,11 +70,100 @@ impl UserActor {
             features_source,
             features: UserFeatures::default(),
             contacts: HashMap::new(),
+            bus: None,
+            published: None,
+            expiry_timer: None,
         }
     }
 
-    /// Loads profile, presence and contacts in the background, with a time budget;
-    /// until it lands (or if it fails) calls are decided on what is already known.
+    /// Publishes device registration and status changes on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    fn contacts_of(&self, device: DeviceId) -> usize {
+        self.bindings
+            .iter()
+            .filter(|b| b.device_id == device)
+            .count()
+    }
+
+    fn publish_device(&self, device: DeviceId) {
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::Device(DeviceEvent {
+                tenant: self.tenant,
+                user: self.user,
+                device,
+                contacts: self.contacts_of(device),
+                at: self.clock.now(),
+            }));
+        }
+    }
+
+    fn publish_status(&mut self) {
+        let now = (self.features.presence, self.status());
+        if self.published == Some(now) {
+            return;
+        }
+        self.published = Some(now);
+        if let Some(bus) = &self.bus {
+            bus.publish(Event::Status(StatusEvent {
+                tenant: self.tenant,
+                user: self.user,
+                presence: now.0,
+                hook: now.1,
+                at: self.clock.now(),
+            }));
+        }
+    }
+
+    /// Drops expired bindings, publishing each device that lost contacts, and wakes
+    /// the actor again at the next expiry.
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let before = self.bindings.clone();
+        self.prune_expired();
+        self.publish_changed_devices(&before);
+        self.arm_expiry(ctx);
+    }
+
+    /// Publishes every device whose contacts differ from `before` (a refresh of the
+    /// same contacts is not a change).
+    fn publish_changed_devices(&self, before: &[Binding]) {
+        let contacts = |bs: &[Binding], d: DeviceId| {
+            bs.iter()
+                .filter(|b| b.device_id == d)
+                .map(|b| b.contact.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut devices: Vec<DeviceId> = before
+            .iter()
+            .chain(self.bindings.iter())
+            .map(|b| b.device_id)
+            .collect();
+        devices.sort();
+        devices.dedup();
+        for d in devices {
+            if contacts(before, d) != contacts(&self.bindings, d) {
+                self.publish_device(d);
+            }
+        }
+    }
+
+    fn arm_expiry(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.expiry_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if self.bus.is_none() {
+            return;
+        }
+        let now = self.clock.now();
+        if let Some(next) = self.bindings.iter().map(|b| b.expires_at).min() {
+            let wait = (next - now).to_std().unwrap_or_default() + StdDuration::from_millis(50);
+            self.expiry_timer = Some(ctx.run_later(wait, |act, ctx| act.expire(ctx)));
+        }
+    }
+
     /// Loads profile, presence and contacts, with a time budget; until it lands (or if
     /// it fails) calls are decided on what is already known. The first load holds the
     /// mailbox (at most the budget), so the first call sees the stored profile.
@@ -115,6 +211,7 @@ impl UserActor {
         }
         self.contacts = contacts;
         self.features = f;
+        self.publish_status();
     }
 
     fn lookup(&self, number: &str) -> Option<&ContactMatch> {
@@ -150,6 +247,7 @@ impl Actor for UserActor {
         // Bounded mailbox: a flood of REGISTERs for one user waits at the sender.
         ctx.set_mailbox_capacity(256);
         self.reload(ctx, true);
+        self.arm_expiry(ctx);
     }
 }
 
@@ -190,7 +288,8 @@ pub enum RegisterError {
 impl Handler<Register> for UserActor {
     type Result = Result<Vec<(Binding, u32)>, RegisterError>;
 
-    fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Register, ctx: &mut Self::Context) -> Self::Result {
+        let before = (self.bus.is_some()).then(|| self.bindings.clone());
         self.prune_expired();
         let now = self.clock.now();
         match msg.update {
@@ -248,6 +347,10 @@ impl Handler<Register> for UserActor {
                     }
                 }
             }
+        }
+        if let Some(before) = before {
+            self.publish_changed_devices(&before);
+            self.arm_expiry(ctx);
         }
         Ok(self
             .bindings
@@ -307,6 +410,7 @@ impl Handler<OfferCall> for UserActor {
             if steps.iter().any(|s| s.targets.contains(&Target::Devices)));
         if rings_here {
             self.calls.entry(msg.call).or_insert(CallPhase::Ringing);
+            self.publish_status();
         }
         MessageResult(Offer {
             decision,
@@ -363,6 +467,7 @@ impl Handler<CallPhaseChanged> for UserActor {
                 self.calls.remove(&msg.call);
             }
         }
+        self.publish_status();
     }
 }
 
