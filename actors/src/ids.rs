@@ -19,7 +19,7 @@ macro_rules! typed_id {
                 Self(Uuid::now_v7())
             }
             /// A stable identifier for tests: `for_test(1) != for_test(2)`.
-            pub fn for_test(n: u128) -> Self {
+            pub const fn for_test(n: u128) -> Self {
                 Self(Uuid::from_u128(n))
             }
             pub fn as_uuid(&self) -> Uuid {

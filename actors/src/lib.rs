@@ -12,6 +12,7 @@ pub mod directory;
 pub mod events;
 pub mod feature;
 pub mod ids;
+pub mod lines;
 pub mod model;
 pub mod platform;
 pub mod ports;

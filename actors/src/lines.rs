@@ -1,0 +1,700 @@
+//! Lines: what each user's phone is doing, as the portal and CTI clients show it.
+//!
+//! A pure projection of the bus's call events into one [`Line`] per user and call
+//! (dialing, ringing, active, held) with the actions allowed on it right now. Sans-IO:
+//! the push hub feeds it events and forwards the [`LineUpdate`]s it returns; the same
+//! projection runs on every node from the same events.
+
+use crate::events::{CallEvent, CallEventKind};
+use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
+use crate::model::{CallOutcome, Party};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    /// The user placed the call; the other side has not answered yet.
+    Dialing,
+    /// The call is offered to the user.
+    Ringing,
+    Active,
+    /// The user put the other party on hold.
+    Held,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineDirection {
+    In,
+    Out,
+}
+
+/// What the user may do with a line now (the portal shows exactly these buttons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Answer,
+    Reject,
+    Forward,
+    Attendant,
+    Hold,
+    Resume,
+    Transfer,
+    Release,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Why the user's feature server routed the call as it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineDecision {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Line {
+    pub call_id: CallId,
+    pub state: LineState,
+    pub direction: LineDirection,
+    pub peer: Peer,
+    /// The user's device on the call (the one ringing or talking), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<DeviceId>,
+    /// When the line entered its current state.
+    pub since: DateTime<Utc>,
+    /// The other party put the user on hold.
+    pub remote_held: bool,
+    pub allowed: Vec<Action>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<LineDecision>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineUpdate {
+    /// A line appeared or changed (replace by `call_id`).
+    Line {
+        tenant: TenantId,
+        user: UserId,
+        line: Line,
+    },
+    /// The user no longer has this call (it ended, was answered elsewhere or moved on).
+    Ended {
+        tenant: TenantId,
+        user: UserId,
+        call: CallId,
+        outcome: Option<CallOutcome>,
+    },
+}
+
+impl LineUpdate {
+    pub fn user(&self) -> UserId {
+        match self {
+            LineUpdate::Line { user, .. } | LineUpdate::Ended { user, .. } => *user,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LegView {
+    side: Party,
+    user: Option<UserId>,
+    device: Option<DeviceId>,
+    answered: bool,
+    ended: bool,
+}
+
+#[derive(Debug)]
+struct CallView {
+    id: CallId,
+    tenant: TenantId,
+    caller: String,
+    callee: String,
+    caller_user: Option<UserId>,
+    caller_leg: Option<LegId>,
+    legs: HashMap<LegId, LegView>,
+    /// The callee-side leg that answered: the call is connected.
+    connected: Option<LegId>,
+    held_by: Option<Party>,
+    /// The user whose feature server decided last (the callee side's owner).
+    owner: Option<UserId>,
+    decision: Option<(LineDecision, bool)>,
+    /// What each user was last told, to send only changes.
+    shown: HashMap<UserId, Line>,
+}
+
+/// The live calls' lines, by call and by user.
+#[derive(Default)]
+pub struct LineBook {
+    calls: HashMap<CallId, CallView>,
+    by_user: HashMap<UserId, HashSet<CallId>>,
+}
+
+impl LineBook {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one call event; returns what changed for whom.
+    pub fn apply(&mut self, ev: &CallEvent) -> Vec<LineUpdate> {
+        if let CallEventKind::Started {
+            caller,
+            callee,
+            caller_user,
+            caller_leg,
+            ..
+        } = &ev.kind
+        {
+            self.calls.insert(
+                ev.call,
+                CallView {
+                    id: ev.call,
+                    tenant: ev.tenant,
+                    caller: caller.clone(),
+                    callee: callee.clone(),
+                    caller_user: *caller_user,
+                    caller_leg: *caller_leg,
+                    legs: HashMap::new(),
+                    connected: None,
+                    held_by: None,
+                    owner: None,
+                    decision: None,
+                    shown: HashMap::new(),
+                },
+            );
+        }
+        let Some(call) = self.calls.get_mut(&ev.call) else {
+            // Events of a call that started before we listened: nothing to show.
+            return Vec::new();
+        };
+        if call.tenant != ev.tenant {
+            return Vec::new();
+        }
+        match &ev.kind {
+            CallEventKind::Started { .. } | CallEventKind::Overridden { .. } => {}
+            CallEventKind::Decided {
+                user,
+                contact,
+                reasons,
+                attendant,
+            } => {
+                call.owner = Some(*user);
+                call.decision = Some((
+                    LineDecision {
+                        contact: contact.clone(),
+                        reasons: reasons.clone(),
+                    },
+                    *attendant,
+                ));
+            }
+            CallEventKind::LegDialing {
+                leg,
+                side,
+                user,
+                device,
+                ..
+            } => {
+                call.legs.insert(
+                    *leg,
+                    LegView {
+                        side: *side,
+                        user: *user,
+                        device: *device,
+                        answered: false,
+                        ended: false,
+                    },
+                );
+            }
+            CallEventKind::Ringing { .. } => {}
+            CallEventKind::Answered { leg } => {
+                if let Some(l) = call.legs.get_mut(leg) {
+                    l.answered = true;
+                    if l.side == Party::Callee {
+                        call.connected = Some(*leg);
+                    }
+                }
+            }
+            CallEventKind::MediaChanged { by, held } => {
+                call.held_by = held.then_some(*by);
+            }
+            CallEventKind::LegEnded { leg, .. } => {
+                if let Some(l) = call.legs.get_mut(leg) {
+                    l.ended = true;
+                }
+                if call.connected == Some(*leg) {
+                    // The connected party left (transfer): ringing the next one.
+                    call.connected = None;
+                    call.held_by = None;
+                }
+            }
+            CallEventKind::Ended { outcome, .. } => {
+                let call = self.calls.remove(&ev.call).expect("present");
+                let mut out = Vec::new();
+                for user in call.shown.keys() {
+                    if let Some(set) = self.by_user.get_mut(user) {
+                        set.remove(&ev.call);
+                        if set.is_empty() {
+                            self.by_user.remove(user);
+                        }
+                    }
+                    out.push(LineUpdate::Ended {
+                        tenant: call.tenant,
+                        user: *user,
+                        call: ev.call,
+                        outcome: Some(*outcome),
+                    });
+                }
+                out.sort_by_key(|u| u.user());
+                return out;
+            }
+        }
+        let mut out = Vec::new();
+        let mut users: Vec<UserId> = call.involved().into_iter().collect();
+        users.extend(call.shown.keys().copied());
+        users.sort();
+        users.dedup();
+        for user in users {
+            let prev = call.shown.get(&user);
+            match call.line_for(user, ev.at, prev) {
+                Some(line) => {
+                    if prev != Some(&line) {
+                        call.shown.insert(user, line.clone());
+                        self.by_user.entry(user).or_default().insert(ev.call);
+                        out.push(LineUpdate::Line {
+                            tenant: call.tenant,
+                            user,
+                            line,
+                        });
+                    }
+                }
+                None => {
+                    if call.shown.remove(&user).is_some() {
+                        if let Some(set) = self.by_user.get_mut(&user) {
+                            set.remove(&ev.call);
+                            if set.is_empty() {
+                                self.by_user.remove(&user);
+                            }
+                        }
+                        out.push(LineUpdate::Ended {
+                            tenant: call.tenant,
+                            user,
+                            call: ev.call,
+                            outcome: None,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The user's lines now, oldest call first (for a snapshot).
+    pub fn lines_of(&self, user: UserId) -> Vec<Line> {
+        let mut lines: Vec<Line> = self
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| self.calls.get(c)?.shown.get(&user).cloned())
+            .collect();
+        lines.sort_by_key(|l| l.since);
+        lines
+    }
+
+    /// Calls being tracked (for metrics and leak checks).
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+}
+
+impl CallView {
+    /// Users who may have a line in this call now.
+    fn involved(&self) -> HashSet<UserId> {
+        let mut users = HashSet::new();
+        users.extend(self.caller_user);
+        users.extend(self.owner);
+        users.extend(
+            self.legs
+                .values()
+                .filter(|l| !l.ended)
+                .filter_map(|l| l.user),
+        );
+        users
+    }
+
+    fn line_for(&self, user: UserId, now: DateTime<Utc>, prev: Option<&Line>) -> Option<Line> {
+        let live = |side: Party| {
+            self.legs
+                .values()
+                .filter(move |l| !l.ended && l.side == side && l.user == Some(user))
+        };
+        let caller_side = self.caller_user == Some(user)
+            && (self.caller_leg.is_some() || live(Party::Caller).next().is_some());
+        let (state, direction, peer, device, allowed, remote_held, decision);
+        if caller_side {
+            direction = LineDirection::Out;
+            peer = Peer {
+                number: self.callee.clone(),
+                name: None,
+            };
+            device = live(Party::Caller).find_map(|l| l.device);
+            decision = None;
+            (state, allowed, remote_held) = match self.connected {
+                None => (LineState::Dialing, vec![Action::Release], false),
+                Some(_) => self.talking(Party::Caller),
+            };
+        } else {
+            let owner = self.owner == Some(user);
+            let mine: Vec<&LegView> = live(Party::Callee).collect();
+            if !owner && mine.is_empty() {
+                return None;
+            }
+            direction = LineDirection::In;
+            peer = Peer {
+                number: self.caller.clone(),
+                name: self
+                    .decision
+                    .as_ref()
+                    .filter(|_| owner)
+                    .and_then(|(d, _)| d.contact.clone()),
+            };
+            decision = self
+                .decision
+                .as_ref()
+                .filter(|_| owner)
+                .map(|(d, _)| d.clone());
+            match self.connected.and_then(|leg| self.legs.get(&leg)) {
+                Some(answered) => {
+                    // Answered by one of the user's devices, or by a number rung on the
+                    // owner's behalf (a mobile through the trunk).
+                    let by_user = answered.user == Some(user) || (owner && answered.user.is_none());
+                    if !by_user {
+                        return None;
+                    }
+                    device = answered.device;
+                    (state, allowed, remote_held) = self.talking(Party::Callee);
+                }
+                None => {
+                    device = mine.iter().find_map(|l| l.device);
+                    state = LineState::Ringing;
+                    remote_held = false;
+                    allowed = if owner {
+                        let mut a = vec![Action::Answer, Action::Reject, Action::Forward];
+                        if self.decision.as_ref().is_some_and(|(_, att)| *att) {
+                            a.push(Action::Attendant);
+                        }
+                        a
+                    } else {
+                        Vec::new()
+                    };
+                }
+            }
+        }
+        let since = match prev {
+            Some(p) if p.state == state => p.since,
+            _ => now,
+        };
+        Some(Line {
+            call_id: self.id,
+            state,
+            direction,
+            peer,
+            device_id: device,
+            since,
+            remote_held,
+            allowed,
+            decision,
+        })
+    }
+
+    /// State, allowed actions and remote hold for a connected call seen from `side`.
+    fn talking(&self, side: Party) -> (LineState, Vec<Action>, bool) {
+        match self.held_by {
+            Some(by) if by == side => (
+                LineState::Held,
+                vec![Action::Resume, Action::Transfer, Action::Release],
+                false,
+            ),
+            other => (
+                LineState::Active,
+                vec![Action::Hold, Action::Transfer, Action::Release],
+                other.is_some(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CallDirection;
+    use chrono::TimeZone;
+
+    const T: TenantId = TenantId::for_test(1);
+    const A: UserId = UserId::for_test(1);
+    const B: UserId = UserId::for_test(2);
+    const C: UserId = UserId::for_test(3);
+    const CALL: CallId = CallId::for_test(7);
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn ev(s: i64, kind: CallEventKind) -> CallEvent {
+        CallEvent {
+            call: CALL,
+            tenant: T,
+            at: at(s),
+            kind,
+        }
+    }
+
+    fn started(caller_leg: Option<LegId>) -> CallEventKind {
+        CallEventKind::Started {
+            direction: CallDirection::Internal,
+            caller: "1001".into(),
+            callee: "1002".into(),
+            caller_user: Some(A),
+            callee_user: Some(B),
+            caller_leg,
+        }
+    }
+
+    fn decided(user: UserId, attendant: bool) -> CallEventKind {
+        CallEventKind::Decided {
+            user,
+            contact: Some("Alice Example".into()),
+            reasons: vec!["contact code VIP".into()],
+            attendant,
+        }
+    }
+
+    fn dialing(leg: LegId, side: Party, user: Option<UserId>, dev: u128) -> CallEventKind {
+        CallEventKind::LegDialing {
+            leg,
+            target: "sip:x@127.0.0.1".into(),
+            side,
+            user,
+            device: Some(DeviceId::for_test(dev)),
+        }
+    }
+
+    /// (user, state or None for ended, allowed) of each update, in order.
+    fn summary(updates: &[LineUpdate]) -> Vec<(UserId, Option<LineState>, Vec<Action>)> {
+        updates
+            .iter()
+            .map(|u| match u {
+                LineUpdate::Line { user, line, .. } => {
+                    (*user, Some(line.state), line.allowed.clone())
+                }
+                LineUpdate::Ended { user, .. } => (*user, None, vec![]),
+            })
+            .collect()
+    }
+
+    use Action::*;
+    use LineState::*;
+
+    #[test]
+    fn internal_call_from_dialing_to_hold_to_end() {
+        let mut book = LineBook::new();
+        let (a_leg, b_leg) = (LegId::for_test(1), LegId::for_test(2));
+        let u = book.apply(&ev(0, started(Some(a_leg))));
+        assert_eq!(summary(&u), [(A, Some(Dialing), vec![Release])]);
+        let u = book.apply(&ev(1, decided(B, false)));
+        assert_eq!(
+            summary(&u),
+            [(B, Some(Ringing), vec![Answer, Reject, Forward])]
+        );
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!()
+        };
+        assert_eq!(line.direction, LineDirection::In);
+        assert_eq!(line.peer.name.as_deref(), Some("Alice Example"));
+        assert_eq!(
+            line.decision.as_ref().unwrap().reasons,
+            ["contact code VIP"]
+        );
+        // The device leg adds which device rings; nothing else changes for A.
+        let u = book.apply(&ev(1, dialing(b_leg, Party::Callee, Some(B), 9)));
+        assert_eq!(
+            summary(&u),
+            [(B, Some(Ringing), vec![Answer, Reject, Forward])]
+        );
+        assert!(book
+            .apply(&ev(2, CallEventKind::Ringing { leg: b_leg }))
+            .is_empty());
+        let u = book.apply(&ev(3, CallEventKind::Answered { leg: b_leg }));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Active), vec![Hold, Transfer, Release]),
+                (B, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+        let held = CallEventKind::MediaChanged {
+            by: Party::Caller,
+            held: true,
+        };
+        let u = book.apply(&ev(4, held));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Held), vec![Resume, Transfer, Release]),
+                (B, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+        let LineUpdate::Line { line, .. } = &u[1] else {
+            panic!()
+        };
+        assert!(line.remote_held);
+        assert_eq!(line.since, at(3), "still active since the answer");
+        assert_eq!(book.lines_of(A).len(), 1);
+        let u = book.apply(&ev(
+            5,
+            CallEventKind::Ended {
+                outcome: CallOutcome::Answered,
+                hangup_by: Some(Party::Callee),
+            },
+        ));
+        assert_eq!(summary(&u), [(A, None, vec![]), (B, None, vec![])]);
+        assert!(book.lines_of(A).is_empty() && book.lines_of(B).is_empty());
+        assert_eq!(book.calls(), 0);
+        assert!(book.by_user.is_empty());
+    }
+
+    #[test]
+    fn answered_by_a_colleague_ends_the_owners_line() {
+        let mut book = LineBook::new();
+        let (b_leg, c_leg) = (LegId::for_test(2), LegId::for_test(3));
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        book.apply(&ev(0, decided(B, true)));
+        book.apply(&ev(0, dialing(b_leg, Party::Callee, Some(B), 1)));
+        let u = book.apply(&ev(0, dialing(c_leg, Party::Callee, Some(C), 2)));
+        // The colleague sees it ring but may not redirect the owner's call.
+        assert_eq!(summary(&u), [(C, Some(Ringing), vec![])]);
+        let u = book.apply(&ev(
+            1,
+            CallEventKind::LegEnded {
+                leg: b_leg,
+                code: Some(487),
+            },
+        ));
+        // The owner's call still rings (at the colleague); no device of theirs does.
+        assert_eq!(
+            summary(&u),
+            [(B, Some(Ringing), vec![Answer, Reject, Forward, Attendant])]
+        );
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!()
+        };
+        assert_eq!(line.device_id, None);
+        let u = book.apply(&ev(2, CallEventKind::Answered { leg: c_leg }));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Active), vec![Hold, Transfer, Release]),
+                (B, None, vec![]),
+                (C, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+    }
+
+    #[test]
+    fn attendant_offered_only_when_the_user_has_one() {
+        let mut book = LineBook::new();
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        let u = book.apply(&ev(0, decided(B, true)));
+        assert_eq!(
+            summary(&u),
+            [(B, Some(Ringing), vec![Answer, Reject, Forward, Attendant])]
+        );
+    }
+
+    #[test]
+    fn forward_moves_the_line_to_the_next_user() {
+        let mut book = LineBook::new();
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        book.apply(&ev(0, decided(B, false)));
+        let u = book.apply(&ev(1, decided(C, false)));
+        assert_eq!(
+            summary(&u),
+            [
+                (B, None, vec![]),
+                (C, Some(Ringing), vec![Answer, Reject, Forward])
+            ]
+        );
+    }
+
+    #[test]
+    fn answered_on_the_owners_mobile_is_the_owners_line() {
+        let mut book = LineBook::new();
+        let mobile = LegId::for_test(5);
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        book.apply(&ev(0, decided(B, false)));
+        book.apply(&ev(
+            0,
+            CallEventKind::LegDialing {
+                leg: mobile,
+                target: "trunk:+41790000000".into(),
+                side: Party::Callee,
+                user: None,
+                device: None,
+            },
+        ));
+        let u = book.apply(&ev(1, CallEventKind::Answered { leg: mobile }));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Active), vec![Hold, Transfer, Release]),
+                (B, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+    }
+
+    #[test]
+    fn click_to_dial_shows_dialing_until_the_destination_answers() {
+        let mut book = LineBook::new();
+        let (dev, dest) = (LegId::for_test(1), LegId::for_test(2));
+        assert!(book.apply(&ev(0, started(None))).is_empty(), "no leg yet");
+        let u = book.apply(&ev(0, dialing(dev, Party::Caller, Some(A), 4)));
+        assert_eq!(summary(&u), [(A, Some(Dialing), vec![Release])]);
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!()
+        };
+        assert_eq!(line.device_id, Some(DeviceId::for_test(4)));
+        assert_eq!(line.direction, LineDirection::Out);
+        assert!(book
+            .apply(&ev(1, CallEventKind::Answered { leg: dev }))
+            .is_empty());
+        book.apply(&ev(1, decided(B, false)));
+        book.apply(&ev(1, dialing(dest, Party::Callee, Some(B), 5)));
+        let u = book.apply(&ev(2, CallEventKind::Answered { leg: dest }));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Active), vec![Hold, Transfer, Release]),
+                (B, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+    }
+
+    #[test]
+    fn events_of_unknown_calls_or_another_tenant_are_ignored() {
+        let mut book = LineBook::new();
+        assert!(book.apply(&ev(0, decided(B, false))).is_empty());
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        let mut foreign = ev(1, decided(B, false));
+        foreign.tenant = TenantId::for_test(2);
+        assert!(book.apply(&foreign).is_empty());
+        assert!(book.lines_of(B).is_empty());
+    }
+}
