@@ -17,6 +17,7 @@ pub mod error;
 mod extract;
 pub mod live;
 mod policy;
+mod portal;
 mod profile;
 mod profile_schema;
 mod settings;
@@ -188,7 +189,9 @@ pub fn router(state: ApiState) -> Router {
         )
         // Only matched routes: `/healthz` is matched too, so the check skips it by path.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    api.fallback(not_found)
+    // The portal's pages hold no data: served without the token (see `portal`).
+    api.merge(portal::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -1,0 +1,196 @@
+// Tenant administration (role tenant_admin): users, devices, DIDs and trunks of the
+// admin's own tenant: list, create, delete. One generic table-and-form per kind.
+
+import { api, tenantPath, ApiError } from './api.js';
+import { h, clear, field, id, announce, setFieldError, clearFieldErrors } from './dom.js';
+
+export function renderAdmin(main, ctx) {
+  const t = (rest) => tenantPath(ctx.user, rest);
+  let users = [];
+  const userName = (uid) => {
+    const u = users.find((x) => x.id === uid);
+    return u ? `${u.display_name} (${u.extension})` : uid;
+  };
+  const loadUsers = async () => { users = await api('GET', t('/users')) || []; return users; };
+  const userOptions = () => users.map((u) => [u.id, `${u.display_name} (${u.extension})`]);
+
+  const kinds = [
+    {
+      key: 'users', title: 'Users',
+      load: loadUsers,
+      columns: [['Extension', (u) => u.extension], ['Name', (u) => u.display_name], ['Portal login', (u) => u.portal_login || '']],
+      fields: [
+        { name: 'extension', label: 'Extension', required: true, inputmode: 'numeric' },
+        { name: 'display_name', label: 'Name', required: true },
+        { name: 'portal_login', label: 'Portal login' },
+      ],
+      create: (v) => api('POST', t('/users'), { extension: v.extension, display_name: v.display_name, portal_login: v.portal_login || null }),
+      remove: (u) => api('DELETE', t(`/users/${u.id}`)),
+      describe: (u) => `${u.display_name} (${u.extension})`,
+    },
+    {
+      key: 'devices', title: 'Devices',
+      load: async () => {
+        await loadUsers();
+        const lists = await Promise.all(users.map((u) => api('GET', t(`/users/${u.id}/devices`)).catch(() => [])));
+        return lists.flat();
+      },
+      columns: [['SIP user name', (d) => d.sip_username], ['User', (d) => userName(d.user_id)]],
+      fields: [
+        { name: 'user_id', label: 'User', required: true, options: userOptions },
+        { name: 'sip_username', label: 'SIP user name', required: true },
+        { name: 'password', label: 'SIP password', required: true, type: 'password', autocomplete: 'new-password', hint: 'At least 8 characters' },
+      ],
+      create: (v) => api('POST', t(`/users/${v.user_id}/devices`), { sip_username: v.sip_username, password: v.password }),
+      remove: (d) => api('DELETE', t(`/users/${d.user_id}/devices/${d.id}`)),
+      describe: (d) => d.sip_username,
+    },
+    {
+      key: 'dids', title: 'Numbers (DIDs)',
+      load: async () => { await loadUsers(); return await api('GET', t('/dids')) || []; },
+      columns: [['Number', (d) => d.number], ['Rings', (d) => userName(d.user_id)]],
+      fields: [
+        { name: 'number', label: 'Number (E.164)', required: true, inputmode: 'tel', placeholder: '+41445550100' },
+        { name: 'user_id', label: 'User', required: true, options: userOptions },
+      ],
+      create: (v) => api('POST', t('/dids'), { number: v.number, user_id: v.user_id }),
+      remove: (d) => api('DELETE', t(`/dids/${encodeURIComponent(d.number)}`)),
+      describe: (d) => d.number,
+    },
+    {
+      key: 'trunks', title: 'Trunks',
+      load: async () => await api('GET', t('/trunks')) || [],
+      columns: [['Name', (x) => x.name], ['Peer', (x) => `${x.peer_host}:${x.peer_port} (${x.transport})`],
+        ['Inbound sources', (x) => (x.inbound_sources || []).join(', ')]],
+      fields: [
+        { name: 'name', label: 'Name', required: true },
+        { name: 'peer_host', label: 'Peer host', required: true },
+        { name: 'peer_port', label: 'Peer port', type: 'number', value: '5060' },
+        { name: 'transport', label: 'Transport', options: () => [['udp', 'UDP'], ['tcp', 'TCP']] },
+        { name: 'username', label: 'User name' },
+        { name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password' },
+        { name: 'inbound_sources', label: 'Inbound sources', hint: 'Addresses or networks, comma separated' },
+      ],
+      create: (v) => api('POST', t('/trunks'), {
+        name: v.name,
+        peer_host: v.peer_host,
+        peer_port: v.peer_port ? Number(v.peer_port) : undefined,
+        transport: v.transport || undefined,
+        username: v.username || undefined,
+        password: v.password || undefined,
+        inbound_sources: (v.inbound_sources || '').split(',').map((s) => s.trim()).filter(Boolean),
+      }),
+      remove: (x) => api('DELETE', t(`/trunks/${x.id}`)),
+      describe: (x) => x.name,
+    },
+  ];
+
+  const panel = h('div', { id: 'admin-panel', role: 'tabpanel' });
+  const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'What to manage' });
+  const tabButtons = kinds.map((k) => h('button', {
+    type: 'button', role: 'tab', id: `tab-${k.key}`, 'aria-controls': 'admin-panel', dataset: { tab: k.key },
+    onclick: () => select(k), onkeydown: (e) => arrows(e, k),
+  }, k.title));
+  tabs.append(...tabButtons);
+
+  function arrows(e, k) {
+    const i = kinds.indexOf(k);
+    const next = e.key === 'ArrowRight' ? (i + 1) % kinds.length : e.key === 'ArrowLeft' ? (i + kinds.length - 1) % kinds.length : -1;
+    if (next >= 0) { e.preventDefault(); select(kinds[next]); tabButtons[next].focus(); }
+  }
+
+  function select(kind) {
+    tabButtons.forEach((b, i) => {
+      const on = kinds[i] === kind;
+      b.setAttribute('aria-selected', String(on));
+      b.tabIndex = on ? 0 : -1;
+    });
+    panel.setAttribute('aria-labelledby', `tab-${kind.key}`);
+    showKind(panel, kind);
+  }
+
+  main.append(h('h1', {}, 'Administration'), tabs, h('section', { class: 'panel' }, panel));
+  select(kinds[0]);
+}
+
+async function showKind(panel, kind) {
+  clear(panel);
+  const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
+  const body = h('tbody', {});
+  const table = h('table', { dataset: { kind: kind.key } },
+    h('caption', {}, kind.title),
+    h('thead', {}, h('tr', {}, kind.columns.map(([c]) => h('th', { scope: 'col' }, c)), h('th', { scope: 'col' }, 'Actions'))),
+    body);
+  const errors = h('div', { class: 'errors', role: 'alert', hidden: true });
+  const controls = {};
+  const form = h('form', { class: 'admin-create', dataset: { kind: kind.key }, novalidate: true }, h('h2', {}, `Add to ${kind.title.toLowerCase()}`), errors);
+  panel.append(status, h('div', { class: 'table-wrap' }, table), form);
+
+  let items = [];
+  try {
+    items = await kind.load();
+  } catch (err) {
+    status.textContent = `Not available: ${err.message}`;
+  }
+  for (const f of kind.fields) {
+    const control = f.options
+      ? h('select', { name: f.name, id: id(`admin-${f.name}`) }, f.options().map(([v, label]) => h('option', { value: v }, label)))
+      : h('input', {
+        name: f.name, id: id(`admin-${f.name}`), type: f.type || 'text', autocomplete: f.autocomplete || 'off',
+        inputmode: f.inputmode, placeholder: f.placeholder, value: f.value,
+      });
+    controls[f.name] = control;
+    form.append(field(f.label, control, f.hint));
+  }
+  form.append(h('button', { type: 'submit' }, 'Add'));
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    errors.hidden = true;
+    const values = Object.fromEntries(Object.entries(controls).map(([k, c]) => [k, c.value.trim()]));
+    const missing = kind.fields.filter((f) => f.required && !values[f.name]);
+    if (missing.length) {
+      for (const f of missing) setFieldError(controls[f.name], 'Required');
+      controls[missing[0].name].focus();
+      return;
+    }
+    try {
+      await kind.create(values);
+      announce(`Added to ${kind.title.toLowerCase()}`);
+      showKind(panel, kind);
+    } catch (err) {
+      const issues = err instanceof ApiError ? err.issues() : [];
+      // 400 `invalid` names its field at the front of the message: "extension: must be digits".
+      const named = /^([a-z_]+): (.*)$/.exec(err.message || '');
+      if (!issues.length && named && controls[named[1]]) issues.push({ field: named[1], reason: named[2] });
+      for (const i of issues) if (controls[i.field]) setFieldError(controls[i.field], i.reason);
+      errors.textContent = `Not added: ${err.message}`;
+      errors.hidden = false;
+    }
+  });
+
+  for (const item of items) {
+    const actions = h('td', { class: 'actions' });
+    const showDelete = () => clear(actions).append(h('button', {
+      type: 'button', class: 'danger', dataset: { action: 'delete' }, 'aria-label': `Delete ${kind.describe(item)}`,
+      onclick: () => {
+        const yes = h('button', {
+          type: 'button', class: 'danger', dataset: { action: 'confirm-delete' },
+          onclick: async () => {
+            try {
+              await kind.remove(item);
+              announce(`Deleted ${kind.describe(item)}`);
+              showKind(panel, kind);
+            } catch (err) { status.textContent = `Not deleted: ${err.message}`; }
+          },
+        }, `Really delete ${kind.describe(item)}`);
+        clear(actions).append(yes, h('button', { type: 'button', class: 'secondary', onclick: showDelete }, 'Keep'));
+        yes.focus();
+      },
+    }, 'Delete'));
+    showDelete();
+    body.append(h('tr', { dataset: { id: item.id || item.number || '' } }, kind.columns.map(([, fn]) => h('td', {}, fn(item))), actions));
+  }
+  if (!status.textContent.startsWith('Not')) status.textContent = `${items.length} ${kind.title.toLowerCase()}`;
+}

@@ -1,0 +1,88 @@
+// Call commands shared by the home page and the incoming-call window: one function per
+// `allowed` action of a line, the click-to-dial request, and forward targets as text.
+
+import { api, userPath, tenantPath } from './api.js';
+
+export const ACTION_LABEL = {
+  answer: 'Answer',
+  reject: 'Reject',
+  forward: 'Forward',
+  attendant: 'To attendant',
+  hold: 'Hold',
+  resume: 'Resume',
+  transfer: 'Transfer',
+  release: 'Hang up',
+};
+
+/** Actions that need a destination typed or chosen first. */
+export const NEEDS_TARGET = new Set(['forward', 'transfer']);
+
+/** Runs `action` on `line`; `arg` is the device id (answer) or the target text. */
+export function command(ctx, line, action, arg) {
+  const u = ctx.user;
+  const id = encodeURIComponent(line.call_id);
+  switch (action) {
+    case 'answer':
+      return api('POST', userPath(u, `/calls/${id}/answer`), { device_id: arg || chosenDevice(ctx) });
+    case 'reject':
+    case 'attendant':
+      return api('POST', tenantPath(u, `/calls/${id}/override`), { action });
+    case 'forward':
+      return api('POST', tenantPath(u, `/calls/${id}/override`), { action: 'forward', target: toTarget(arg) });
+    case 'transfer':
+      return api('POST', userPath(u, `/calls/${id}/transfer`), { target: String(arg || '').trim() });
+    case 'hold':
+    case 'resume':
+    case 'release':
+      return api('POST', userPath(u, `/calls/${id}/${action}`), {});
+    default:
+      return Promise.reject(new Error(`unknown action ${action}`));
+  }
+}
+
+/** Click-to-dial: the chosen device rings first, then calls `destination`. */
+export function dial(ctx, destination) {
+  return api('POST', userPath(ctx.user, '/calls'), {
+    device_id: chosenDevice(ctx),
+    destination: String(destination).trim(),
+  });
+}
+
+/** The device commands use: the user's choice, else the first registered device. */
+export function chosenDevice(ctx) {
+  const chosen = ctx.getDevice();
+  const devices = [...ctx.live.devices.values()];
+  if (chosen && (devices.length === 0 || devices.some((d) => d.device_id === chosen))) return chosen;
+  const registered = devices.find((d) => d.registered) || devices[0];
+  return registered ? registered.device_id : chosen;
+}
+
+/** Devices for a picker: {id, label, registered}. */
+export function deviceChoices(ctx) {
+  return [...ctx.live.devices.values()]
+    .sort((a, b) => String(a.name).localeCompare(String(b.name)))
+    .map((d) => ({
+      id: d.device_id,
+      label: `${d.name || d.device_id}${d.registered ? '' : ' (offline)'}`,
+      registered: Boolean(d.registered),
+    }));
+}
+
+/**
+ * Text as typed → a profile target: "attendant", "devices", "+41…"/"00…" (a number),
+ * other digits (an extension of the tenant).
+ */
+export function toTarget(text) {
+  const t = String(text || '').trim();
+  if (t === 'attendant' || t === 'devices') return t;
+  if (t.startsWith('+') || t.startsWith('00')) return { number: t };
+  if (/^[0-9]+$/.test(t)) return { extension: t };
+  return { number: t };
+}
+
+/** A profile target → the text `toTarget` reads back. */
+export function targetText(target) {
+  if (!target) return '';
+  if (typeof target === 'string') return target;
+  return target.extension || target.number || '';
+}

@@ -1,0 +1,171 @@
+// The user's live state, kept current by the event stream of tsps: a WebSocket
+// (`.../events/ws?since=<resume>`), or Server-Sent Events where a WebSocket cannot
+// connect. A `snapshot` replaces everything; `line`, `line_ended`, `device` and `status`
+// change one thing. After a drop the stream reconnects with backoff and passes the last
+// `resume` it saw, so the server replays what was missed (or sends a new snapshot).
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+/** WebSocket attempts that never opened before the stream tries SSE instead. */
+const WS_FAILURES_BEFORE_SSE = 3;
+
+export class LiveState extends EventTarget {
+  constructor(user) {
+    super();
+    this.user = user;
+    /** call_id → Line */
+    this.lines = new Map();
+    /** device_id → Device */
+    this.devices = new Map();
+    this.status = null;
+    /** "connecting" | "live" | "reconnecting" | "stopped" */
+    this.connection = 'connecting';
+    this.resume = null;
+    this.snapshotSeen = false;
+    this.socket = null;
+    this.source = null;
+    this.useSse = typeof WebSocket === 'undefined';
+    this.wsFailures = 0;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = false;
+  }
+
+  base() {
+    return `/api/v1/tenants/${this.user.tenant_id}/users/${this.user.user_id}/events`;
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.socket) { this.socket.onclose = null; this.socket.close(); }
+    if (this.source) this.source.close();
+    this.socket = null;
+    this.source = null;
+    this.setConnection('stopped');
+  }
+
+  /** Drops the connection as a network failure would (tests and "reconnect now"). */
+  reconnect() {
+    if (this.socket) this.socket.close();
+    else if (this.source) { this.source.close(); this.source = null; this.scheduleReconnect(); }
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const query = this.resume ? `?since=${encodeURIComponent(this.resume)}` : '';
+    if (this.useSse) {
+      this.connectSse(query);
+      return;
+    }
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    let opened = false;
+    const ws = new WebSocket(`${scheme}//${location.host}${this.base()}/ws${query}`);
+    this.socket = ws;
+    ws.onopen = () => {
+      opened = true;
+      this.wsFailures = 0;
+      this.attempt = 0;
+      this.setConnection('live');
+    };
+    ws.onmessage = (e) => this.receive(e.data);
+    ws.onclose = () => {
+      if (this.socket !== ws) return;
+      this.socket = null;
+      if (!opened) {
+        this.wsFailures += 1;
+        if (this.wsFailures >= WS_FAILURES_BEFORE_SSE && typeof EventSource !== 'undefined') this.useSse = true;
+      }
+      this.scheduleReconnect();
+    };
+  }
+
+  connectSse(query) {
+    // EventSource reconnects by itself and sends Last-Event-ID; `since` covers the first
+    // connection after a WebSocket had been used.
+    const src = new EventSource(`${this.base()}/sse${query}`, { withCredentials: true });
+    this.source = src;
+    src.onopen = () => { this.attempt = 0; this.setConnection('live'); };
+    src.onmessage = (e) => this.receive(e.data);
+    for (const type of ['snapshot', 'line', 'line_ended', 'device', 'status']) {
+      src.addEventListener(type, (e) => this.receive(e.data));
+    }
+    src.onerror = () => {
+      if (src.readyState === EventSource.CLOSED) {
+        this.source = null;
+        this.scheduleReconnect();
+      } else {
+        this.setConnection('reconnecting');
+      }
+    };
+  }
+
+  scheduleReconnect() {
+    if (this.stopped) return;
+    this.setConnection('reconnecting');
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    this.attempt += 1;
+    // Jitter keeps many portals from reconnecting in step after a server restart.
+    const delay = ceiling / 2 + Math.random() * ceiling / 2;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  setConnection(state) {
+    if (this.connection === state) return;
+    this.connection = state;
+    this.dispatchEvent(new CustomEvent('connection', { detail: state }));
+  }
+
+  receive(text) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (_) {
+      return;
+    }
+    if (!msg || typeof msg !== 'object' || !msg.type) return;
+    if (msg.type !== 'snapshot' && this.isStale(msg.resume)) return;
+    if (msg.resume) this.resume = msg.resume;
+    this.apply(msg.type, msg.data || {});
+  }
+
+  /** A replayed message this client already applied (same epoch, seq not newer). */
+  isStale(resume) {
+    if (!resume || !this.resume) return false;
+    const [epoch, seq] = String(resume).split(':');
+    const [lastEpoch, lastSeq] = String(this.resume).split(':');
+    return epoch === lastEpoch && Number(seq) <= Number(lastSeq);
+  }
+
+  apply(type, data) {
+    switch (type) {
+      case 'snapshot':
+        this.lines = new Map((data.lines || []).map((l) => [l.call_id, l]));
+        this.devices = new Map((data.devices || []).map((d) => [d.device_id, d]));
+        this.status = data.status || null;
+        this.snapshotSeen = true;
+        break;
+      case 'line':
+        if (data.call_id) this.lines.set(data.call_id, data);
+        break;
+      case 'line_ended':
+        this.lines.delete(data.call_id);
+        break;
+      case 'device':
+        if (data.device_id) this.devices.set(data.device_id, data);
+        break;
+      case 'status':
+        this.status = data;
+        break;
+      default:
+        return; // a newer server's type: ignore
+    }
+    this.dispatchEvent(new CustomEvent('change', { detail: { type, data } }));
+  }
+}

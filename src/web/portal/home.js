@@ -1,0 +1,269 @@
+// Home: the user's lines live with a button for each allowed action, the device that
+// commands use, a dial pad, the tenant directory with click-to-dial, and recent calls.
+//
+// Line cards are keyed by call id and rebuilt only when their line changed, so a
+// keyboard user's focus stays on the button they were on while events arrive.
+
+import { api, userPath, tenantPath } from './api.js';
+import { h, clear, field, announce, formatDuration, formatTime, since, party, icon, words } from './dom.js';
+import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice } from './calls.js';
+
+const STATE_LABEL = { dialing: 'Dialing', ringing: 'Ringing', active: 'Connected', held: 'On hold' };
+
+export function renderHome(main, ctx) {
+  const linesList = h('ul', { class: 'lines', id: 'lines', 'aria-label': 'Your calls' });
+  const noLines = h('p', { class: 'muted', id: 'no-lines' }, 'No calls right now.');
+  const hook = h('span', { class: 'muted', id: 'hook' });
+  const picker = h('select', { id: 'device-picker', name: 'device' });
+  const pickerField = field('Device for calls', picker, 'Answering and dialling use this phone.');
+  const dialError = h('div', { class: 'error', role: 'alert', id: 'dial-error' });
+  const number = h('input', {
+    id: 'dial-number', class: 'dial-number', name: 'destination', inputmode: 'tel',
+    autocomplete: 'off', placeholder: 'Number or extension',
+  });
+  const directoryList = h('ul', { class: 'directory', id: 'directory' });
+  const filter = h('input', { id: 'directory-filter', type: 'search', placeholder: 'Name or extension' });
+  const recent = h('ul', { class: 'recent', id: 'recent' }, h('li', { class: 'muted' }, 'Loading…'));
+  const notice = h('div', { id: 'notice', hidden: true });
+
+  const cards = new Map(); // call_id → {li, json}
+  let openForm = null; // {callId, action}: the forward/transfer entry a user opened
+  let users = [];
+
+  // ---- lines ----
+  function renderLines() {
+    const lines = [...ctx.live.lines.values()].sort((a, b) => String(a.since).localeCompare(String(b.since)));
+    const seen = new Set();
+    for (const line of lines) {
+      seen.add(line.call_id);
+      const json = JSON.stringify(line);
+      const known = cards.get(line.call_id);
+      if (known && known.json === json) continue;
+      const li = known ? known.li : h('li', { class: 'line' });
+      const focused = li.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      fillCard(li, line);
+      cards.set(line.call_id, { li, json });
+      if (!known) linesList.append(li);
+      if (focused) {
+        const again = li.querySelector(`[data-action="${focused}"]`);
+        if (again) again.focus();
+      }
+    }
+    for (const [callId, { li }] of cards) {
+      if (!seen.has(callId)) {
+        const hadFocus = li.contains(document.activeElement);
+        li.remove();
+        cards.delete(callId);
+        if (hadFocus) number.focus();
+      }
+    }
+    noLines.hidden = lines.length > 0;
+    const s = ctx.live.status;
+    hook.textContent = s ? `Phone: ${words(s.hook)}` : '';
+  }
+
+  function fillCard(li, line) {
+    clear(li);
+    li.dataset.callId = line.call_id;
+    li.dataset.state = line.state;
+    li.dataset.direction = line.direction;
+    const device = line.device_id && ctx.live.devices.get(line.device_id);
+    const headingId = `line-${line.call_id}`;
+    li.setAttribute('aria-labelledby', headingId);
+    li.append(
+      h('div', { class: 'peer', id: headingId },
+        `${line.direction === 'in' ? 'From' : 'To'} ${party(line.peer)}`),
+      h('div', { class: 'meta' },
+        h('span', { class: 'state' }, STATE_LABEL[line.state] || line.state),
+        line.remote_held ? h('span', { class: 'badge', dataset: { remoteHeld: 'true' } }, 'held by other side') : null,
+        ' · ',
+        h('span', { class: 'elapsed', dataset: { since: line.since || '' } }, formatDuration(since(line.since))),
+        device ? ` · on ${device.name}` : ''),
+      h('div', { class: 'actions' },
+        (line.allowed || []).map((action) => h('button', {
+          type: 'button',
+          class: action === 'release' || action === 'reject' ? 'danger' : action === 'answer' ? 'good' : '',
+          dataset: { action },
+          'aria-label': `${ACTION_LABEL[action] || action}: ${party(line.peer)}`,
+          onclick: () => onAction(line, action),
+        }, ACTION_LABEL[action] || words(action)))),
+    );
+    if (openForm && openForm.callId === line.call_id && (line.allowed || []).includes(openForm.action)) {
+      li.append(targetForm(line, openForm.action));
+    }
+  }
+
+  function targetForm(line, action) {
+    const input = h('input', { name: 'target', inputmode: 'tel', autocomplete: 'off', dataset: { targetFor: action } });
+    const f = h('form', { class: 'inline-form', dataset: { form: action } },
+      h('label', { for: input.id || (input.id = `${action}-${line.call_id}`) },
+        action === 'transfer' ? 'Transfer to' : 'Forward to'),
+      input,
+      h('button', { type: 'submit', dataset: { submit: action } }, ACTION_LABEL[action]),
+      h('button', { type: 'button', class: 'secondary', onclick: () => { openForm = null; rebuild(line.call_id); } }, 'Cancel'));
+    f.addEventListener('submit', (e) => {
+      e.preventDefault();
+      if (!input.value.trim()) { input.focus(); return; }
+      openForm = null;
+      run(line, action, input.value.trim());
+    });
+    queueMicrotask(() => input.focus());
+    return f;
+  }
+
+  function rebuild(callId) {
+    const known = cards.get(callId);
+    if (known) known.json = null;
+    renderLines();
+  }
+
+  function onAction(line, action) {
+    if (NEEDS_TARGET.has(action)) {
+      openForm = { callId: line.call_id, action };
+      rebuild(line.call_id);
+      return;
+    }
+    run(line, action);
+  }
+
+  async function run(line, action, arg) {
+    try {
+      await command(ctx, line, action, arg);
+      announce(`${ACTION_LABEL[action] || action}: ${party(line.peer)}`);
+    } catch (e) {
+      announce(`${ACTION_LABEL[action] || action} failed: ${e.message}`);
+      dialError.textContent = `${ACTION_LABEL[action] || action} failed: ${e.message}`;
+    }
+    rebuild(line.call_id);
+  }
+
+  // ---- devices ----
+  function renderDevices() {
+    const choices = deviceChoices(ctx);
+    const current = chosenDevice(ctx);
+    clear(picker);
+    if (choices.length === 0) picker.append(h('option', { value: '' }, 'No devices'));
+    for (const c of choices) picker.append(h('option', { value: c.id, selected: c.id === current }, c.label));
+    picker.disabled = choices.length === 0;
+  }
+  picker.addEventListener('change', () => {
+    ctx.setDevice(picker.value);
+    announce(`Calls use ${picker.selectedOptions[0] ? picker.selectedOptions[0].textContent : 'no device'}`);
+  });
+
+  // ---- dialling ----
+  async function call(destination) {
+    dialError.textContent = '';
+    const to = String(destination || '').trim();
+    if (!to) {
+      dialError.textContent = 'Enter a number or extension to call.';
+      number.focus();
+      return;
+    }
+    if (!chosenDevice(ctx)) {
+      dialError.textContent = 'No device to call from: register a phone first.';
+      return;
+    }
+    try {
+      await dial(ctx, to);
+      announce(`Calling ${to}`);
+    } catch (e) {
+      dialError.textContent = `Call failed: ${e.message}`;
+    }
+  }
+
+  const pad = h('div', { class: 'dialpad', role: 'group', 'aria-label': 'Dial pad' },
+    ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'].map((d) => h('button', {
+      type: 'button', dataset: { digit: d }, 'aria-label': `digit ${d}`,
+      onclick: () => { number.value += d; },
+    }, d)));
+  const dialForm = h('form', { id: 'dial-form', 'aria-labelledby': 'dial-title' },
+    h('h2', { id: 'dial-title' }, 'Dial'),
+    field('Number', number),
+    pad,
+    h('div', { class: 'actions' },
+      h('button', { type: 'submit', class: 'good', id: 'call-button' }, icon('phone'), 'Call'),
+      h('button', {
+        type: 'button', class: 'secondary icon', 'aria-label': 'Delete last digit',
+        onclick: () => { number.value = number.value.slice(0, -1); number.focus(); },
+      }, icon('back'))),
+    dialError);
+  dialForm.addEventListener('submit', (e) => { e.preventDefault(); call(number.value); });
+
+  // ---- directory ----
+  function renderDirectory() {
+    const q = filter.value.trim().toLowerCase();
+    clear(directoryList);
+    const shown = users.filter((u) => u.id !== ctx.user.user_id)
+      .filter((u) => !q || u.display_name.toLowerCase().includes(q) || u.extension.includes(q));
+    if (shown.length === 0) directoryList.append(h('li', { class: 'muted' }, q ? 'Nobody matches.' : 'Nobody else here yet.'));
+    for (const u of shown) {
+      directoryList.append(h('li', { dataset: { extension: u.extension } },
+        h('span', {}, u.display_name, ' ', h('span', { class: 'muted' }, u.extension)),
+        h('button', {
+          type: 'button', class: 'icon secondary', dataset: { dial: u.extension },
+          'aria-label': `Call ${u.display_name} (${u.extension})`,
+          onclick: () => call(u.extension),
+        }, icon('phone'))));
+    }
+  }
+  filter.addEventListener('input', renderDirectory);
+
+  // ---- information ----
+  function renderRecent(items) {
+    clear(recent);
+    if (!items.length) {
+      recent.append(h('li', { class: 'muted' }, 'No calls yet.'));
+      return;
+    }
+    for (const c of items.slice(0, 5)) {
+      recent.append(h('li', {},
+        h('span', {}, c.direction === 'in' ? '← ' : '→ ', party(c.peer || c.party)),
+        ' ', h('span', { class: 'muted' }, formatTime(c.started_at || c.at), ' · ', words(c.outcome))));
+    }
+  }
+
+  main.append(
+    h('h1', {}, `Hello, ${ctx.user.display_name}`),
+    h('div', { class: 'grid home' },
+      h('div', {},
+        h('section', { class: 'panel', 'aria-labelledby': 'lines-title' },
+          h('h2', { id: 'lines-title' }, 'Calls ', hook),
+          noLines, linesList),
+        h('section', { class: 'panel' }, pickerField, dialForm)),
+      h('div', {},
+        h('section', { class: 'panel', 'aria-labelledby': 'directory-title' },
+          h('h2', { id: 'directory-title' }, 'Directory'),
+          field('Search the directory', filter),
+          directoryList),
+        h('section', { class: 'panel', 'aria-labelledby': 'info-title' },
+          h('h2', { id: 'info-title' }, 'Information'),
+          notice,
+          h('h3', {}, 'Recent calls'),
+          recent,
+          h('p', {}, h('a', { href: '#/history' }, 'All calls'))))));
+
+  const onChange = () => { renderLines(); renderDevices(); };
+  ctx.live.addEventListener('change', onChange);
+  onChange();
+  const ticker = setInterval(() => {
+    for (const el of linesList.querySelectorAll('.elapsed')) el.textContent = formatDuration(since(el.dataset.since));
+  }, 1000);
+
+  api('GET', tenantPath(ctx.user, '/users')).then((list) => { users = list || []; renderDirectory(); })
+    .catch((e) => { clear(directoryList).append(h('li', { class: 'error' }, `Directory unavailable: ${e.message}`)); });
+  api('GET', userPath(ctx.user, '/calls/history?limit=5'))
+    .then((r) => renderRecent(Array.isArray(r) ? r : (r && (r.items || r.calls)) || []))
+    .catch(() => renderRecent([]));
+  api('GET', tenantPath(ctx.user)).then((t) => {
+    if (t && t.notice) {
+      clear(notice).append(h('p', { class: 'notice' }, t.notice));
+      notice.hidden = false;
+    }
+  }).catch(() => { /* a user may not read the tenant: no notice then */ });
+
+  return () => {
+    ctx.live.removeEventListener('change', onChange);
+    clearInterval(ticker);
+  };
+}

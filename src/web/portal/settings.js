@@ -1,0 +1,146 @@
+// Settings: the user's feature profile. A form for the common parts (forwarding, do not
+// disturb, call waiting, ring time, simultaneous ring, attendant) over the full profile
+// as JSON for the rest (handling codes, schedules, sequential ring, caller rules). On
+// save the form's values are laid over the JSON and the whole profile is PUT; the API's
+// 422 details are shown beside the field they name (or beside the JSON editor).
+
+import { api, userPath, ApiError } from './api.js';
+import { h, field, announce, setFieldError, clearFieldErrors } from './dom.js';
+import { toTarget, targetText } from './calls.js';
+
+export function renderSettings(main, ctx) {
+  const path = userPath(ctx.user, '/profile');
+  const input = (name, attrs = {}) => h('input', { name, id: `profile-${name.replaceAll('.', '-')}`, autocomplete: 'off', dataset: { field: name }, ...attrs });
+  const checkbox = (name) => input(name, { type: 'checkbox' });
+
+  const c = {
+    'forwarding.always': input('forwarding.always', { inputmode: 'tel' }),
+    'forwarding.busy': input('forwarding.busy', { inputmode: 'tel' }),
+    'forwarding.no_answer.target': input('forwarding.no_answer.target', { inputmode: 'tel' }),
+    'forwarding.no_answer.seconds': input('forwarding.no_answer.seconds', { type: 'number', min: 5, max: 600 }),
+    'forwarding.unreachable': input('forwarding.unreachable', { inputmode: 'tel' }),
+    'dnd.enabled': checkbox('dnd.enabled'),
+    'dnd.exceptions': input('dnd.exceptions'),
+    call_waiting: checkbox('call_waiting'),
+    ring_seconds: input('ring_seconds', { type: 'number', min: 5, max: 600 }),
+    simultaneous: input('simultaneous'),
+    attendant: input('attendant', { inputmode: 'tel' }),
+  };
+  const raw = h('textarea', { name: 'profile', id: 'profile-json', rows: 18, spellcheck: 'false', dataset: { field: '' } });
+  const errors = h('div', { class: 'errors', role: 'alert', id: 'profile-errors', hidden: true });
+  const saved = h('p', { class: 'ok', role: 'status', id: 'profile-saved' });
+  const save = h('button', { type: 'submit', id: 'profile-save' }, 'Save settings');
+  const targetHint = 'An extension, a +number, or "attendant"; empty for none';
+
+  const checkField = (control, label) => h('div', { class: 'field inline' }, control,
+    h('label', { for: control.id }, label),
+    h('div', { class: 'field-error', id: `${control.id}-error`, hidden: true }));
+  const form = h('form', { id: 'profile-form', novalidate: true },
+    errors,
+    h('fieldset', {}, h('legend', {}, 'Forwarding'),
+      field('Always forward to', c['forwarding.always'], targetHint),
+      field('When busy, forward to', c['forwarding.busy'], targetHint),
+      h('div', { class: 'row' },
+        field('When not answered, forward to', c['forwarding.no_answer.target'], targetHint),
+        field('after (seconds)', c['forwarding.no_answer.seconds'])),
+      field('When no phone is registered, forward to', c['forwarding.unreachable'], targetHint)),
+    h('fieldset', {}, h('legend', {}, 'Availability'),
+      checkField(c['dnd.enabled'], 'Do not disturb'),
+      field('Handling codes that still ring during do not disturb', c['dnd.exceptions'], 'Comma separated, e.g. VIP, Family'),
+      checkField(c.call_waiting, 'Call waiting (a second call may ring while on a call)')),
+    h('fieldset', {}, h('legend', {}, 'Ringing'),
+      field('Ring for (seconds)', c.ring_seconds),
+      field('Also ring at the same time', c.simultaneous, 'Comma separated extensions or numbers'),
+      field('Attendant', c.attendant, 'An extension or a number')),
+    h('details', {},
+      h('summary', {}, 'Full profile (JSON): handling codes, schedules, sequential ring, caller rules'),
+      field('Profile JSON', raw, 'The fields above are laid over this document when you save.')),
+    h('div', { class: 'actions' }, save),
+    saved);
+
+  function show(p) {
+    const f = p.forwarding || {};
+    c['forwarding.always'].value = targetText(f.always);
+    c['forwarding.busy'].value = targetText(f.busy);
+    c['forwarding.no_answer.target'].value = f.no_answer ? targetText(f.no_answer.target) : '';
+    c['forwarding.no_answer.seconds'].value = f.no_answer ? f.no_answer.seconds : 20;
+    c['forwarding.unreachable'].value = targetText(f.unreachable);
+    c['dnd.enabled'].checked = Boolean(p.dnd && p.dnd.enabled);
+    c['dnd.exceptions'].value = ((p.dnd && p.dnd.exceptions) || []).join(', ');
+    c.call_waiting.checked = p.call_waiting !== false;
+    c.ring_seconds.value = p.ring_seconds ?? 30;
+    c.simultaneous.value = (p.simultaneous || []).map(targetText).join(', ');
+    c.attendant.value = targetText(p.attendant);
+    raw.value = JSON.stringify(p, null, 2);
+  }
+
+  const optTarget = (v) => (v.trim() ? toTarget(v) : null);
+  const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
+
+  function collect() {
+    let p;
+    try {
+      p = raw.value.trim() ? JSON.parse(raw.value) : {};
+    } catch (e) {
+      throw new ApiError(0, 'bad_json', 'the profile JSON does not parse', [{ field: '', reason: `not valid JSON: ${e.message}` }]);
+    }
+    const noAnswer = optTarget(c['forwarding.no_answer.target'].value);
+    p.forwarding = {
+      ...(p.forwarding || {}),
+      always: optTarget(c['forwarding.always'].value),
+      busy: optTarget(c['forwarding.busy'].value),
+      no_answer: noAnswer ? { target: noAnswer, seconds: Number(c['forwarding.no_answer.seconds'].value || 20) } : null,
+      unreachable: optTarget(c['forwarding.unreachable'].value),
+    };
+    p.dnd = { ...(p.dnd || {}), enabled: c['dnd.enabled'].checked, exceptions: list(c['dnd.exceptions'].value) };
+    p.call_waiting = c.call_waiting.checked;
+    p.ring_seconds = Number(c.ring_seconds.value || 30);
+    p.simultaneous = list(c.simultaneous.value).map(toTarget);
+    p.attendant = optTarget(c.attendant.value);
+    return p;
+  }
+
+  /** The control for an API field path: the longest form field that is a prefix of it. */
+  function controlFor(fieldPath) {
+    let best = null;
+    for (const [name, control] of Object.entries(c)) {
+      if ((fieldPath === name || fieldPath.startsWith(`${name}.`) || fieldPath.startsWith(`${name}[`))
+        && (!best || name.length > best[0].length)) best = [name, control];
+    }
+    return best ? best[1] : raw;
+  }
+
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    errors.hidden = true;
+    saved.textContent = '';
+    try {
+      const p = await api('PUT', path, collect());
+      show(p || collect());
+      saved.textContent = 'Settings saved.';
+      announce('Settings saved');
+    } catch (err) {
+      const issues = err instanceof ApiError ? err.issues() : [];
+      const byControl = new Map();
+      for (const i of issues) {
+        const control = controlFor(String(i.field || ''));
+        const text = control === raw && i.field ? `${i.field}: ${i.reason}` : i.reason;
+        byControl.set(control, [...(byControl.get(control) || []), text]);
+      }
+      for (const [control, texts] of byControl) setFieldError(control, texts.join('; '));
+      if (byControl.has(raw)) raw.closest('details').open = true;
+      errors.textContent = issues.length === 1 ? `Not saved: ${issues[0].field ? `${issues[0].field}: ` : ''}${issues[0].reason}`
+        : issues.length ? `Not saved: ${issues.length} problems, see the marked fields.` : `Not saved: ${err.message}`;
+      errors.hidden = false;
+      const first = byControl.keys().next().value;
+      if (first) first.focus();
+    }
+  });
+
+  main.append(h('h1', {}, 'Settings'), h('section', { class: 'panel' }, form));
+  api('GET', path).then(show).catch((err) => {
+    errors.textContent = `Settings unavailable: ${err.message}`;
+    errors.hidden = false;
+  });
+}
