@@ -13,6 +13,7 @@ pub mod contacts;
 pub mod features;
 pub mod persistence;
 pub mod provision;
+pub mod push;
 pub mod server;
 pub mod sip;
 pub mod store;

@@ -254,6 +254,14 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot bind HTTP on {}", config.http.listen))?;
     let http = listener.local_addr()?;
+    let push = crate::push::Hub::new(
+        Arc::new(crate::push::PlatformSource {
+            platform: platform.clone(),
+            directory: directory.clone(),
+        }),
+        crate::push::HubConfig::default(),
+    );
+    push.run(&bus, cancel.clone());
     let app = crate::web::router(crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
@@ -265,6 +273,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             platform: platform.clone(),
             clock: config.testing.clock_api.then(|| adjustable.clone()),
         }),
+        push,
     });
     {
         let cancel = cancel.clone();

@@ -37,6 +37,7 @@ async fn start() -> Api {
         api_token: Some(Secret(TOKEN.into())),
         notify: std::sync::Arc::new(tsps::web::NoopNotifier),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
+        push: tsps::push::Hub::detached(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -53,6 +53,7 @@ async fn serve(store: DynStore) -> Api {
         api_token: Some(Secret(TOKEN.into())),
         notify: notes.clone(),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
+        push: tsps::push::Hub::detached(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -475,6 +475,8 @@ impl Handler<CallPhaseChanged> for UserActor {
 pub struct UserSnapshot {
     pub user: UserId,
     pub status: UserStatus,
+    /// What the user set (available, away, ...).
+    pub presence: Presence,
     pub bindings: Vec<Binding>,
     pub calls: Vec<CallId>,
 }
@@ -492,6 +494,7 @@ impl Handler<GetUserSnapshot> for UserActor {
         MessageResult(UserSnapshot {
             user: self.user,
             status: self.status(),
+            presence: self.features.presence,
             bindings: self.bindings.clone(),
             calls: self.calls.keys().copied().collect(),
         })

@@ -14,6 +14,7 @@ mod contacts;
 mod devices;
 mod dids;
 pub mod error;
+mod events;
 mod extract;
 pub mod live;
 mod policy;
@@ -57,6 +58,8 @@ pub struct ApiState {
     pub notify: Arc<dyn ChangeNotifier>,
     /// Live calls (override, listing) and the test clock.
     pub live: Arc<dyn live::LiveCalls>,
+    /// Users' live event streams (WebSocket, SSE).
+    pub push: Arc<crate::push::Hub>,
 }
 
 /// How the API tells the running system that stored feature-server data changed.
@@ -94,7 +97,8 @@ impl ApiState {
         (name = "features", description = "a user's feature profile and status"),
         (name = "contacts", description = "personal and tenant-shared contacts"),
         (name = "settings", description = "a tenant's dialing rules"),
-        (name = "policies", description = "the tenant tier's word on each user's calls")
+        (name = "policies", description = "the tenant tier's word on each user's calls"),
+        (name = "events", description = "a user's live lines, devices and status (docs/events.md)")
     )
 )]
 struct ApiDoc;
@@ -173,7 +177,9 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(contacts::export_shared))
         .routes(routes!(live::list_live))
         .routes(routes!(live::override_call))
-        .routes(routes!(live::set_clock));
+        .routes(routes!(live::set_clock))
+        .routes(routes!(events::events_ws))
+        .routes(routes!(events::events_sse));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(healthz))

@@ -1,0 +1,769 @@
+//! The push hub: turns the bus's events into per-user event streams for browser
+//! sessions (WebSocket, SSE) and CTI clients.
+//!
+//! Each watched user has a stream: a sequence number, a short replay ring of the
+//! latest messages, and a bounded broadcast channel to its live sessions. A message is
+//! serialized once and shared by every session of the user. A client that reconnects
+//! with the `resume` token of the last message it saw gets what it missed from the ring,
+//! or a full snapshot when the ring no longer reaches back that far (or the node
+//! restarted: the token names the hub's epoch). A session that falls behind its bounded
+//! buffer is not waited for: it skips to a fresh snapshot (counted in metrics), so a
+//! slow browser never slows the platform.
+//!
+//! See `docs/events.md` for the message model.
+
+pub mod source;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tsps_actors::events::{DeviceEvent, Event, EventBus, StatusEvent};
+use tsps_actors::lines::{LineBook, LineUpdate};
+use tsps_actors::ports::BoxFuture;
+use tsps_actors::{DeviceId, TenantId, UserId};
+
+pub use source::PlatformSource;
+
+/// Version of the message model (bumped on incompatible changes).
+pub const MODEL_VERSION: u32 = 1;
+
+/// A serialized message and its sequence number in its user's stream.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub seq: u64,
+    pub json: Arc<str>,
+    /// Not for the client: tells its session to fetch a fresh snapshot.
+    pub resync: bool,
+}
+
+/// Where a snapshot's devices and status come from (the user actor and directory).
+pub trait UserStateSource: Send + Sync + 'static {
+    /// None when the user does not exist in that tenant.
+    fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>>;
+    fn device_name(&self, device: DeviceId) -> Option<String>;
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UserState {
+    pub devices: Vec<DeviceView>,
+    pub status: StatusView,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceView {
+    pub device_id: DeviceId,
+    pub name: String,
+    pub registered: bool,
+    pub contacts: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StatusView {
+    pub presence: tsps_actors::feature::Presence,
+    pub hook: tsps_actors::user::UserStatus,
+}
+
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Messages kept per user for replay after a reconnect.
+    pub replay: usize,
+    /// Messages a session may fall behind before it is resynced with a snapshot.
+    pub buffer: usize,
+    /// A stream with no session for this long is dropped (its user resyncs later).
+    pub idle_stream: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            replay: 128,
+            buffer: 64,
+            idle_stream: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where a reconnecting client left off: `<epoch>:<seq>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl Resume {
+    pub fn parse(s: &str) -> Option<Resume> {
+        let (e, q) = s.split_once(':')?;
+        Some(Resume {
+            epoch: u64::from_str_radix(e, 16).ok()?,
+            seq: q.parse().ok()?,
+        })
+    }
+}
+
+struct Stream {
+    tenant: TenantId,
+    seq: u64,
+    ring: VecDeque<Msg>,
+    tx: broadcast::Sender<Msg>,
+    last_seen: Instant,
+}
+
+struct State {
+    book: LineBook,
+    streams: HashMap<UserId, Stream>,
+}
+
+/// Counters of the hub, exported as Prometheus metrics.
+#[derive(Default)]
+pub struct HubStats {
+    pub sessions: std::sync::atomic::AtomicI64,
+    pub messages: std::sync::atomic::AtomicU64,
+    pub resyncs_lagged: std::sync::atomic::AtomicU64,
+    pub resyncs_stale: std::sync::atomic::AtomicU64,
+    pub replays: std::sync::atomic::AtomicU64,
+    pub bus_lagged: std::sync::atomic::AtomicU64,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    epoch: u64,
+    config: HubConfig,
+    source: Arc<dyn UserStateSource>,
+    pub stats: HubStats,
+}
+
+/// What a new session starts with.
+enum Start {
+    Snapshot,
+    Replay(Vec<Msg>),
+}
+
+impl Hub {
+    pub fn new(source: Arc<dyn UserStateSource>, config: HubConfig) -> Arc<Hub> {
+        Arc::new(Hub {
+            state: Mutex::new(State {
+                book: LineBook::new(),
+                streams: HashMap::new(),
+            }),
+            epoch: rand::random::<u64>() >> 1,
+            config,
+            source,
+            stats: HubStats::default(),
+        })
+    }
+
+    /// A hub that knows no users (an API without a running platform, in tests).
+    pub fn detached() -> Arc<Hub> {
+        struct Nobody;
+        impl UserStateSource for Nobody {
+            fn user_state(&self, _: TenantId, _: UserId) -> BoxFuture<Option<UserState>> {
+                Box::pin(async { None })
+            }
+            fn device_name(&self, _: DeviceId) -> Option<String> {
+                None
+            }
+        }
+        Hub::new(Arc::new(Nobody), HubConfig::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn resume_token(&self, seq: u64) -> String {
+        format!("{:x}:{seq}", self.epoch)
+    }
+
+    /// Follows the bus until `cancel`. Must be the only consumer feeding this hub.
+    pub fn run(self: &Arc<Self>, bus: &EventBus, cancel: CancellationToken) {
+        let mut rx = bus.subscribe();
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = sweep.tick() => hub.sweep(),
+                    ev = rx.recv() => match ev {
+                        Ok(ev) => hub.handle(&ev),
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            // Lines may now be wrong: every session gets a snapshot.
+                            tracing::warn!(missed = n, "push hub fell behind the event bus");
+                            hub.stats.bus_lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            hub.resync_all();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+    }
+
+    /// Applies one bus event: updates lines and pushes to the streams concerned.
+    pub fn handle(&self, ev: &Event) {
+        let mut st = self.lock();
+        match ev {
+            Event::Call(ce) => {
+                let updates = st.book.apply(ce);
+                for u in updates {
+                    let (kind, data, tenant, user) = match &u {
+                        LineUpdate::Line { tenant, user, line } => {
+                            ("line", json!(line), *tenant, *user)
+                        }
+                        LineUpdate::Ended {
+                            tenant,
+                            user,
+                            call,
+                            outcome,
+                        } => (
+                            "line_ended",
+                            json!({ "call_id": call, "outcome": outcome }),
+                            *tenant,
+                            *user,
+                        ),
+                    };
+                    self.push(&mut st, tenant, user, kind, ce.at, data);
+                }
+            }
+            Event::Device(DeviceEvent {
+                tenant,
+                user,
+                device,
+                contacts,
+                at,
+            }) => {
+                if !st.streams.contains_key(user) {
+                    return;
+                }
+                let name = self.source.device_name(*device).unwrap_or_default();
+                let data = json!(DeviceView {
+                    device_id: *device,
+                    name,
+                    registered: *contacts > 0,
+                    contacts: *contacts,
+                });
+                self.push(&mut st, *tenant, *user, "device", *at, data);
+            }
+            Event::Status(StatusEvent {
+                tenant,
+                user,
+                presence,
+                hook,
+                at,
+            }) => {
+                let data = json!(StatusView {
+                    presence: *presence,
+                    hook: *hook,
+                });
+                self.push(&mut st, *tenant, *user, "status", *at, data);
+            }
+        }
+    }
+
+    /// Appends a message to a watched user's stream (users nobody watches get none:
+    /// their first session starts from a snapshot).
+    fn push(
+        &self,
+        st: &mut State,
+        tenant: TenantId,
+        user: UserId,
+        kind: &str,
+        at: DateTime<Utc>,
+        data: serde_json::Value,
+    ) {
+        let Some(stream) = st.streams.get_mut(&user) else {
+            return;
+        };
+        if stream.tenant != tenant {
+            return; // tenants are walls, even for a forged event
+        }
+        stream.seq += 1;
+        let seq = stream.seq;
+        let json: Arc<str> = envelope(seq, &self.resume_token(seq), kind, at, data).into();
+        let msg = Msg {
+            seq,
+            json,
+            resync: kind == "resync",
+        };
+        if stream.ring.len() == self.config.replay {
+            stream.ring.pop_front();
+        }
+        stream.ring.push_back(msg.clone());
+        // No receiver is fine: the ring keeps it for a reconnect.
+        let _ = stream.tx.send(msg);
+        self.stats
+            .messages
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts a session for `user` of `tenant`, resuming after `since` when possible.
+    /// None when the user is not in the tenant.
+    pub async fn open(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        user: UserId,
+        since: Option<Resume>,
+    ) -> Option<Session> {
+        // Existence check first, so no stream is created for a stranger.
+        self.source.user_state(tenant, user).await?;
+        let (rx, start) = {
+            let mut st = self.lock();
+            let buffer = self.config.buffer;
+            let stream = st.streams.entry(user).or_insert_with(|| Stream {
+                tenant,
+                seq: 0,
+                ring: VecDeque::new(),
+                tx: broadcast::channel(buffer).0,
+                last_seen: Instant::now(),
+            });
+            if stream.tenant != tenant {
+                return None;
+            }
+            stream.last_seen = Instant::now();
+            let rx = stream.tx.subscribe();
+            let start = match since {
+                Some(r) if r.epoch == self.epoch && r.seq <= stream.seq => {
+                    let oldest = stream.ring.front().map(|m| m.seq).unwrap_or(stream.seq + 1);
+                    if r.seq + 1 >= oldest {
+                        Start::Replay(
+                            stream
+                                .ring
+                                .iter()
+                                .filter(|m| m.seq > r.seq)
+                                .cloned()
+                                .collect(),
+                        )
+                    } else {
+                        Start::Snapshot
+                    }
+                }
+                _ => Start::Snapshot,
+            };
+            (rx, start)
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats.sessions.fetch_add(1, Relaxed);
+        let mut session = Session {
+            hub: self.clone(),
+            tenant,
+            user,
+            rx,
+            pending: VecDeque::new(),
+            last_seq: 0,
+            need_snapshot: false,
+        };
+        match start {
+            Start::Replay(msgs) => {
+                self.stats.replays.fetch_add(1, Relaxed);
+                session.last_seq = since.map(|r| r.seq).unwrap_or(0);
+                session.pending.extend(msgs);
+            }
+            Start::Snapshot => {
+                if since.is_some() {
+                    self.stats.resyncs_stale.fetch_add(1, Relaxed);
+                }
+                session.need_snapshot = true;
+            }
+        }
+        Some(session)
+    }
+
+    /// A snapshot of the user's lines, devices and status, as of the returned seq.
+    async fn snapshot(&self, tenant: TenantId, user: UserId) -> Option<Msg> {
+        let state = self.source.user_state(tenant, user).await?;
+        let st = self.lock();
+        let seq = st.streams.get(&user).map(|s| s.seq).unwrap_or(0);
+        let lines = st.book.lines_of(user);
+        drop(st);
+        let data = json!({
+            "lines": lines,
+            "devices": state.devices,
+            "status": state.status,
+        });
+        let json = envelope(seq, &self.resume_token(seq), "snapshot", Utc::now(), data);
+        Some(Msg {
+            seq,
+            json: json.into(),
+            resync: false,
+        })
+    }
+
+    /// After the hub itself missed bus events: a resync message in every stream makes
+    /// each session fetch a fresh snapshot.
+    fn resync_all(&self) {
+        let mut st = self.lock();
+        let users: Vec<(UserId, TenantId)> =
+            st.streams.iter().map(|(u, s)| (*u, s.tenant)).collect();
+        for (user, tenant) in users {
+            self.push(&mut st, tenant, user, "resync", Utc::now(), json!({}));
+        }
+    }
+
+    /// Drops streams nobody has watched for a while.
+    fn sweep(&self) {
+        let idle = self.config.idle_stream;
+        let mut st = self.lock();
+        st.streams.retain(|_, s| {
+            if s.tx.receiver_count() > 0 {
+                s.last_seen = Instant::now();
+                true
+            } else {
+                s.last_seen.elapsed() < idle
+            }
+        });
+    }
+
+    /// Live streams (for tests and metrics).
+    pub fn streams(&self) -> usize {
+        self.lock().streams.len()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+fn envelope(
+    seq: u64,
+    resume: &str,
+    kind: &str,
+    at: DateTime<Utc>,
+    data: serde_json::Value,
+) -> String {
+    json!({
+        "v": MODEL_VERSION,
+        "seq": seq,
+        "resume": resume,
+        "type": kind,
+        "at": at,
+        "data": data,
+    })
+    .to_string()
+}
+
+/// One client's view of a user's stream.
+pub struct Session {
+    hub: Arc<Hub>,
+    tenant: TenantId,
+    user: UserId,
+    rx: broadcast::Receiver<Msg>,
+    pending: VecDeque<Msg>,
+    /// The last seq the client has (messages at or below it are skipped).
+    last_seq: u64,
+    need_snapshot: bool,
+}
+
+impl Session {
+    /// The resume token of a message of this session.
+    pub fn resume_token(&self, seq: u64) -> String {
+        self.hub.resume_token(seq)
+    }
+
+    /// The next message for the client; None when the user is gone or the hub stopped.
+    pub async fn next(&mut self) -> Option<Msg> {
+        use std::sync::atomic::Ordering::Relaxed;
+        loop {
+            if self.need_snapshot {
+                self.need_snapshot = false;
+                self.pending.clear();
+                // Only what comes after the snapshot matters: skip the backlog (it
+                // would overflow again while the snapshot is being sent).
+                self.rx = self.rx.resubscribe();
+                let snap = self.hub.snapshot(self.tenant, self.user).await?;
+                self.last_seq = snap.seq;
+                return Some(snap);
+            }
+            let m = match self.pending.pop_front() {
+                Some(m) => m,
+                None => match self.rx.recv().await {
+                    Ok(m) => m,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.hub.stats.resyncs_lagged.fetch_add(1, Relaxed);
+                        self.need_snapshot = true;
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            };
+            if m.seq <= self.last_seq {
+                continue; // already in the snapshot or replay the client has
+            }
+            if m.resync {
+                self.need_snapshot = true;
+                continue;
+            }
+            self.last_seq = m.seq;
+            return Some(m);
+        }
+    }
+}
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.hub
+            .stats
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsps_actors::events::{CallEvent, CallEventKind};
+    use tsps_actors::model::{CallDirection, CallOutcome};
+    use tsps_actors::CallId;
+
+    const T: TenantId = TenantId::for_test(1);
+    const OTHER: TenantId = TenantId::for_test(2);
+    const A: UserId = UserId::for_test(1);
+    const B: UserId = UserId::for_test(2);
+
+    struct Fake;
+
+    impl UserStateSource for Fake {
+        fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>> {
+            let known = tenant == T && (user == A || user == B);
+            Box::pin(async move {
+                known.then(|| UserState {
+                    devices: vec![],
+                    status: StatusView {
+                        presence: Default::default(),
+                        hook: tsps_actors::user::UserStatus::Idle,
+                    },
+                })
+            })
+        }
+        fn device_name(&self, _: DeviceId) -> Option<String> {
+            None
+        }
+    }
+
+    fn hub(buffer: usize, replay: usize) -> Arc<Hub> {
+        Hub::new(
+            Arc::new(Fake),
+            HubConfig {
+                replay,
+                buffer,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Starts a call from A to B (A dialing, B ringing): one message for each.
+    fn call(hub: &Hub, n: u128) -> CallId {
+        let call = CallId::for_test(n);
+        let ev = |kind| {
+            Event::Call(CallEvent {
+                call,
+                tenant: T,
+                at: Utc::now(),
+                kind,
+            })
+        };
+        hub.handle(&ev(CallEventKind::Started {
+            direction: CallDirection::Internal,
+            caller: "1001".into(),
+            callee: "1002".into(),
+            caller_user: Some(A),
+            callee_user: Some(B),
+            caller_leg: Some(tsps_actors::LegId::for_test(n)),
+        }));
+        call
+    }
+
+    fn end(hub: &Hub, call: CallId) {
+        hub.handle(&Event::Call(CallEvent {
+            call,
+            tenant: T,
+            at: Utc::now(),
+            kind: CallEventKind::Ended {
+                outcome: CallOutcome::Cancelled,
+                hangup_by: None,
+            },
+        }));
+    }
+
+    fn parse(m: &str) -> serde_json::Value {
+        serde_json::from_str(m).unwrap()
+    }
+
+    async fn next(s: &mut Session) -> serde_json::Value {
+        let m = tokio::time::timeout(Duration::from_secs(5), s.next())
+            .await
+            .expect("a message")
+            .expect("open");
+        parse(&m.json)
+    }
+
+    #[tokio::test]
+    async fn session_starts_with_a_snapshot_then_follows_in_order() {
+        let hub = hub(64, 128);
+        let c1 = call(&hub, 1); // before anyone watches: only in the snapshot
+        let mut s = hub.open(T, A, None).await.unwrap();
+        let snap = next(&mut s).await;
+        assert_eq!(snap["type"], "snapshot");
+        assert_eq!(snap["v"], 1);
+        assert_eq!(snap["data"]["lines"][0]["state"], "dialing");
+        assert_eq!(snap["data"]["lines"][0]["call_id"], json!(c1));
+        end(&hub, c1);
+        let c2 = call(&hub, 2);
+        let m1 = next(&mut s).await;
+        let m2 = next(&mut s).await;
+        assert_eq!(
+            (m1["type"].as_str(), m1["seq"].as_u64()),
+            (Some("line_ended"), Some(1))
+        );
+        assert_eq!(
+            (m2["type"].as_str(), m2["seq"].as_u64()),
+            (Some("line"), Some(2))
+        );
+        assert_eq!(m2["data"]["call_id"], json!(c2));
+        assert_eq!(m2["data"]["allowed"], json!(["release"]));
+        assert_eq!(m2["resume"], format!("{:x}:2", hub.epoch()));
+    }
+
+    #[tokio::test]
+    async fn reconnect_replays_what_was_missed() {
+        let hub = hub(64, 128);
+        let mut s = hub.open(T, A, None).await.unwrap();
+        let _snapshot = next(&mut s).await;
+        let c = call(&hub, 1);
+        let seen = next(&mut s).await;
+        drop(s);
+        end(&hub, c); // missed while disconnected
+        call(&hub, 2);
+        let since = Resume::parse(seen["resume"].as_str().unwrap());
+        let mut s = hub.open(T, A, since).await.unwrap();
+        let m = next(&mut s).await;
+        assert_eq!(
+            (m["type"].as_str(), m["seq"].as_u64()),
+            (Some("line_ended"), Some(2))
+        );
+        let m = next(&mut s).await;
+        assert_eq!(
+            (m["type"].as_str(), m["seq"].as_u64()),
+            (Some("line"), Some(3))
+        );
+        assert_eq!(
+            hub.stats.replays.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn too_old_or_foreign_resume_gets_a_snapshot() {
+        let hub = hub(64, 2);
+        let mut s = hub.open(T, A, None).await.unwrap();
+        next(&mut s).await;
+        drop(s);
+        for n in 0..3 {
+            let c = call(&hub, n);
+            end(&hub, c);
+        }
+        // seq 1 fell out of a two-message ring.
+        let old = Resume {
+            epoch: hub.epoch(),
+            seq: 1,
+        };
+        let mut s = hub.open(T, A, Some(old)).await.unwrap();
+        let m = next(&mut s).await;
+        assert_eq!(m["type"], "snapshot");
+        assert_eq!(m["seq"], 6);
+        assert_eq!(m["data"]["lines"], json!([]));
+        let restarted = Resume {
+            epoch: hub.epoch() + 1,
+            seq: 6,
+        };
+        let mut s = hub.open(T, A, Some(restarted)).await.unwrap();
+        assert_eq!(next(&mut s).await["type"], "snapshot");
+        let ahead = Resume {
+            epoch: hub.epoch(),
+            seq: 99,
+        };
+        let mut s = hub.open(T, A, Some(ahead)).await.unwrap();
+        assert_eq!(next(&mut s).await["type"], "snapshot");
+        assert_eq!(
+            hub.stats
+                .resyncs_stale
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_that_falls_behind_is_resynced_not_waited_for() {
+        let hub = hub(4, 128);
+        let mut slow = hub.open(T, A, None).await.unwrap();
+        next(&mut slow).await;
+        let mut calls = Vec::new();
+        for n in 0..10 {
+            calls.push(call(&hub, n)); // never blocks on the slow session
+        }
+        let m = next(&mut slow).await;
+        assert_eq!(m["type"], "snapshot");
+        assert_eq!(m["seq"], 10);
+        assert_eq!(m["data"]["lines"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            hub.stats
+                .resyncs_lagged
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        end(&hub, calls[0]);
+        let m = next(&mut slow).await;
+        assert_eq!(
+            (m["type"].as_str(), m["seq"].as_u64()),
+            (Some("line_ended"), Some(11))
+        );
+    }
+
+    #[tokio::test]
+    async fn bus_loss_resyncs_every_session() {
+        let hub = hub(64, 128);
+        let mut s = hub.open(T, A, None).await.unwrap();
+        next(&mut s).await;
+        call(&hub, 1);
+        hub.resync_all();
+        let m = next(&mut s).await;
+        assert_eq!(m["type"], "line");
+        let m = next(&mut s).await;
+        assert_eq!(
+            m["type"], "snapshot",
+            "the resync marker itself is never sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn strangers_and_other_tenants_get_no_stream() {
+        let hub = hub(64, 128);
+        assert!(hub.open(OTHER, A, None).await.is_none());
+        assert!(hub.open(T, UserId::for_test(9), None).await.is_none());
+        call(&hub, 1);
+        assert_eq!(hub.streams(), 0, "unwatched users cost no stream");
+        // A forged event naming A under another tenant does not reach A's stream.
+        let mut s = hub.open(T, A, None).await.unwrap();
+        next(&mut s).await;
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: OTHER,
+            user: A,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Busy,
+            at: Utc::now(),
+        }));
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: T,
+            user: A,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Ringing,
+            at: Utc::now(),
+        }));
+        let m = next(&mut s).await;
+        assert_eq!(m["data"]["hook"], "ringing");
+        assert_eq!(m["seq"], 1);
+    }
+}

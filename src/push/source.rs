@@ -1,0 +1,58 @@
+//! Snapshots' devices and status, from the directory and the live user actor.
+
+use super::{DeviceView, StatusView, UserState, UserStateSource};
+use crate::store::SharedDirectory;
+use std::sync::Arc;
+use tsps_actors::platform::Platform;
+use tsps_actors::ports::BoxFuture;
+use tsps_actors::user::GetUserSnapshot;
+use tsps_actors::{DeviceId, TenantId, UserId};
+
+pub struct PlatformSource {
+    pub platform: Arc<Platform>,
+    pub directory: SharedDirectory,
+}
+
+impl UserStateSource for PlatformSource {
+    fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>> {
+        let dir = self.directory.get();
+        let known = dir.user(user).is_some_and(|u| u.tenant_id == tenant);
+        let devices: Vec<(DeviceId, String)> = dir
+            .devices_of_user(user)
+            .map(|d| (d.id, d.sip_username.clone()))
+            .collect();
+        let addr = self.platform.user(user);
+        Box::pin(async move {
+            if !known {
+                return None;
+            }
+            let snap = addr?.send(GetUserSnapshot).await.ok()?;
+            let devices = devices
+                .into_iter()
+                .map(|(id, name)| {
+                    let contacts = snap.bindings.iter().filter(|b| b.device_id == id).count();
+                    DeviceView {
+                        device_id: id,
+                        name,
+                        registered: contacts > 0,
+                        contacts,
+                    }
+                })
+                .collect();
+            Some(UserState {
+                devices,
+                status: StatusView {
+                    presence: snap.presence,
+                    hook: snap.status,
+                },
+            })
+        })
+    }
+
+    fn device_name(&self, device: DeviceId) -> Option<String> {
+        self.directory
+            .get()
+            .device(device)
+            .map(|d| d.sip_username.clone())
+    }
+}

@@ -1,0 +1,132 @@
+//! A user's live events: the same messages over a WebSocket (browsers) or
+//! Server-Sent Events (simple integrations). See `docs/events.md`.
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::ApiState;
+use crate::push::{Resume, Session};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::time::Duration;
+use tsps_actors::{TenantId, UserId};
+use utoipa::IntoParams;
+
+/// A socket that accepts nothing for this long is closed (the client reconnects).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pings keep idle connections alive through proxies and reveal dead ones.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// The `resume` token of the last message the client saw: what was missed is
+    /// replayed, or a snapshot is sent when that is too old.
+    pub since: Option<String>,
+}
+
+fn resume(raw: Option<&str>) -> Result<Option<Resume>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(s) => Resume::parse(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid("since", "not a resume token (epoch:seq)")),
+    }
+}
+
+async fn open(
+    st: &ApiState,
+    tenant: TenantId,
+    user: UserId,
+    since: Option<Resume>,
+) -> Result<Session, ApiError> {
+    st.push
+        .open(tenant, user, since)
+        .await
+        .ok_or_else(|| ApiError::not_found("no such user in this tenant"))
+}
+
+/// The user's events over a WebSocket: JSON text messages, one event each.
+#[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/events/ws", tag = "events",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), EventsQuery),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, body = ErrorBody, description = "not a WebSocket request, or a bad `since`"),
+        (status = 404, body = ErrorBody)))]
+pub async fn events_ws(
+    State(st): State<ApiState>,
+    ApiPath((tenant, user)): ApiPath<(TenantId, UserId)>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|r| ApiError::new(r.status(), "not_websocket", r.body_text()))?;
+    let since = resume(q.since.as_deref())?;
+    let session = open(&st, tenant, user, since).await?;
+    Ok(ws.on_upgrade(move |socket| pump(socket, session)))
+}
+
+async fn pump(mut socket: WebSocket, mut session: Session) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            msg = session.next() => {
+                let Some(msg) = msg else { break };
+                let send = socket.send(Message::Text(msg.json.as_ref().into()));
+                match tokio::time::timeout(SEND_TIMEOUT, send).await {
+                    Ok(Ok(())) => {}
+                    _ => break,
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // Clients send nothing we act on; pings are answered by the library.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                let send = socket.send(Message::Ping(Default::default()));
+                if tokio::time::timeout(SEND_TIMEOUT, send).await.map_or(true, |r| r.is_err()) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The user's events as Server-Sent Events: each event's `id` is its resume token
+/// (browsers send it back as `Last-Event-ID` when they reconnect), `data` the JSON.
+#[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/events/sse", tag = "events",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "resume token, as `since`")),
+    responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn events_sse(
+    State(st): State<ApiState>,
+    ApiPath((tenant, user)): ApiPath<(TenantId, UserId)>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let since = resume(last.as_deref().or(q.since.as_deref()))?;
+    let session = open(&st, tenant, user, since).await?;
+    let stream = futures::stream::unfold(session, |mut s| async move {
+        let msg = s.next().await?;
+        let ev = SseEvent::default()
+            .id(s.resume_token(msg.seq))
+            .data(msg.json.as_ref());
+        Some((Ok::<_, std::convert::Infallible>(ev), s))
+    });
+    let mut resp = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(PING_EVERY))
+        .into_response();
+    // Proxies must not buffer the stream.
+    resp.headers_mut()
+        .insert("x-accel-buffering", "no".parse().expect("static header"));
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}
