@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
-use tsps_actors::call::{CallActor, CallSetup};
+use tsps_actors::call::{CallActor, CallSetup, CallStart};
 use tsps_actors::model::Device;
 use tsps_actors::platform::Platform;
 use tsps_actors::ports::{Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo};
@@ -888,12 +888,14 @@ impl Shard {
         let setup = CallSetup {
             call,
             tenant: tenant.id,
-            a_leg,
+            start: CallStart::Incoming {
+                leg: a_leg,
+                target: caller_target,
+                offer: body_of(&req.body),
+            },
             origin,
             caller,
-            caller_target,
             dialled,
-            offer: body_of(&req.body),
             sip: me,
         };
         // The call actor runs on this shard's Arbiter: its commands come back here

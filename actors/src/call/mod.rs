@@ -1,17 +1,34 @@
-//! The call actor: one per call. Runs the call's state machine over its legs: the
-//! incoming leg (A) and one outgoing leg per device or trunk attempt (B legs).
+//! The call actor: one per call. Runs the call's state machine over its legs.
+//!
+//! A call has two sides, caller and callee, each with at most one current leg. While
+//! one side is being dialled (rung by the plan of a feature server), the other side's
+//! leg is the call's *anchor*: the incoming INVITE of an ordinary call, the user's
+//! device that answered a click-to-dial, or the party that stays after a transfer.
 //!
 //! ```text
-//! Routing ──admitted──▶ Ringing ──a B leg answers──▶ Answered ──BYE either side──▶ Ended
-//!    │                    │ all B legs fail / timeout / caller cancels               ▲
-//!    └──rejected──────────┴──────────────────────────────────────────────────────────┘
+//!                  ┌───────────── blind transfer: one side is dialled again ──┐
+//!                  ▼                                                          │
+//! Routing ──admitted──▶ Ringing ──a dialled leg answers──▶ Answered ──BYE either side──▶ Ended
+//!    │                    │ all dialled legs fail / timeout / anchor leaves               ▲
+//!    └──rejected──────────┴───────────────────────────────────────────────────────────────┘
 //! ```
+//! Click-to-dial starts in Ringing with no anchor: the user's device is dialled first
+//! (caller side), and once it answers it anchors the call and the destination is routed
+//! as if the device had dialled it.
+//!
 //! It never sees SIP: it receives [`LegEvent`]s and issues [`LegCommand`]s. When it
-//! ends it writes the call detail record and publishes `Ended`.
+//! ends it writes the call detail record and publishes `Ended`. Commands from the API
+//! (per-call override, third-party call control) are messages; see [`control`].
+
+mod control;
+mod sdp;
+
+pub use control::{Control, ControlAction, ControlError};
+pub use sdp::sdp_is_hold;
 
 use crate::events::{CallEvent, CallEventKind, Event};
 use crate::feature::{Caller, Plan, RingStep, Target};
-use crate::ids::{CallId, LegId, TenantId, UserId};
+use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
 use crate::model::Binding;
 use crate::model::{CallDirection, CallOutcome, CallRecord, LegRecord, Party};
 use crate::platform::Platform;
@@ -28,22 +45,36 @@ use std::time::Duration;
 use tracing::warn;
 
 /// Everything a call actor needs to start: created by the SIP layer for each
-/// authenticated initial INVITE.
+/// authenticated initial INVITE, or for a call tsps places itself (click-to-dial).
 pub struct CallSetup {
     pub call: CallId,
     pub tenant: TenantId,
-    /// The incoming leg (already answered 100 Trying by the SIP layer).
-    pub a_leg: LegId,
+    pub start: CallStart,
     pub origin: CallOrigin,
     /// The caller as the callee should see it.
     pub caller: PartyInfo,
-    /// Description of the caller leg for the CDR (device or trunk address).
-    pub caller_target: String,
     /// The dialled extension, number or DID.
     pub dialled: String,
-    pub offer: Option<Body>,
-    /// Where leg commands go (the SIP shard that owns the A leg).
+    /// Where leg commands go (the SIP shard that owns the call's legs).
     pub sip: Recipient<LegCommand>,
+}
+
+/// How a call begins.
+#[derive(Clone, Debug)]
+pub enum CallStart {
+    /// An incoming INVITE (already answered 100 Trying by the SIP layer).
+    Incoming {
+        leg: LegId,
+        /// Description of the caller leg for the CDR (device or trunk address).
+        target: String,
+        offer: Option<Body>,
+    },
+    /// Click-to-dial (RFC 3725 flow I): tsps first calls the user's device at these
+    /// contacts without an offer; the origin says whom the call is for.
+    ClickToDial {
+        device: DeviceId,
+        bindings: Vec<Binding>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,21 +86,72 @@ pub enum Phase {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OutState {
+enum LegState {
+    /// An outgoing INVITE without a response yet, or an incoming one not answered.
     Dialing,
     Early,
     Answered,
     Done,
 }
 
-struct OutLeg {
-    state: OutState,
+/// How the anchor leg is connected to the leg that answers on the other side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnchorKind {
+    /// An incoming INVITE not answered yet: progress is relayed, the answer is its 200.
+    Incoming,
+    /// A leg that answered our INVITE without offer with its own offer, and waits for
+    /// the answer in our ACK (click-to-dial).
+    AwaitingAck,
+    /// An established dialog: a new party is connected to it with a re-INVITE.
+    Established,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    leg: LegId,
+    side: Party,
+    kind: AnchorKind,
+}
+
+/// One leg of the call: the incoming one, or one dialled by tsps.
+struct Leg {
+    state: LegState,
     record: LegRecord,
+    /// tsps is the UAS of the leg's initial INVITE.
+    incoming: bool,
     ringing_published: bool,
-    /// The user whose device this leg rings (None for outside numbers).
+    /// The user whose device the leg reaches (None for outside numbers).
     user: Option<UserId>,
     /// The ringing step the leg belongs to.
     step: u32,
+    /// The last session description this leg's far end sent (offer or answer).
+    sdp: Option<Body>,
+    /// A 2xx from this leg waits for our ACK.
+    needs_ack: bool,
+}
+
+/// A re-INVITE that tsps itself sent, waiting for its answer.
+enum OwnReInvite {
+    /// Hold or resume on behalf of `by`'s side: the other party gets the user's SDP
+    /// with a new direction.
+    Media {
+        leg: LegId,
+        by: Party,
+        held: bool,
+        reply: tokio::sync::oneshot::Sender<Result<(), ControlError>>,
+    },
+    /// The remaining party of a transfer gets the new party's offer; the answer goes to
+    /// the new party in our ACK (RFC 3725 §5, flow I applied to a re-INVITE).
+    Connect { anchor: LegId, new: LegId },
+}
+
+impl OwnReInvite {
+    fn leg(&self) -> LegId {
+        match self {
+            OwnReInvite::Media { leg, .. } => *leg,
+            OwnReInvite::Connect { anchor, .. } => *anchor,
+        }
+    }
 }
 
 /// How many users a call may be forwarded through before it is refused as a loop.
@@ -85,12 +167,25 @@ pub struct CallActor {
     caller_user: Option<UserId>,
     callee_user: Option<UserId>,
     callee_shown: String,
-    out: Vec<OutLeg>,
+    /// Every leg of the call in the order it began (the call record keeps them all).
+    legs: Vec<Leg>,
+    /// The incoming leg, when the call began with an INVITE.
+    caller_leg: Option<LegId>,
+    anchor: Option<Anchor>,
+    /// The dialled leg connected to the anchor.
     answered: Option<LegId>,
+    /// Whom dialled legs show as the caller: the caller, or after a transfer the party
+    /// that stays.
+    shown_caller: PartyInfo,
     failures: Vec<u16>,
     /// The leg whose re-INVITE is being relayed to the other side.
     reoffer_from: Option<LegId>,
-    a_record: LegRecord,
+    own_reinvite: Option<OwnReInvite>,
+    /// The side that put the other on hold, if any.
+    held_by: Option<Party>,
+    /// Added to the SDP origin version of every offer tsps writes itself (RFC 3264 §8).
+    sdp_bump: u64,
+    started_published: bool,
     started_at: DateTime<Utc>,
     answered_at: Option<DateTime<Utc>>,
     ring_timer: Option<SpawnHandle>,
@@ -104,8 +199,10 @@ pub struct CallActor {
     /// The user whose devices `Target::Devices` means, and their contacts.
     target_user: Option<UserId>,
     target_bindings: Vec<Binding>,
-    /// Users the call was offered to, in order (forwarding loop guard).
+    /// Users the call was offered to since the last transfer (forwarding loop guard).
     visited: Vec<UserId>,
+    /// Every user the call was offered to (their status is cleared at the end).
+    offered: Vec<UserId>,
     callee_party: Option<PartyInfo>,
     attendant: Option<Target>,
     /// The reasons of every decision taken for this call (for the call record).
@@ -120,28 +217,55 @@ impl CallActor {
             CallOrigin::User { user, .. } => (CallDirection::Internal, Some(*user)),
             CallOrigin::Trunk { .. } => (CallDirection::Inbound, None),
         };
-        let a_record = LegRecord {
-            id: setup.a_leg,
-            role: Party::Caller,
-            target: setup.caller_target.clone(),
-            started_at: now,
-            answered_at: None,
-            ended_at: None,
-            status_code: None,
+        let mut legs = Vec::new();
+        let (caller_leg, anchor) = match &setup.start {
+            CallStart::Incoming { leg, target, offer } => {
+                legs.push(Leg {
+                    state: LegState::Dialing,
+                    record: LegRecord {
+                        id: *leg,
+                        role: Party::Caller,
+                        target: target.clone(),
+                        started_at: now,
+                        answered_at: None,
+                        ended_at: None,
+                        status_code: None,
+                    },
+                    incoming: true,
+                    ringing_published: false,
+                    user: caller_user,
+                    step: 0,
+                    sdp: offer.clone(),
+                    needs_ack: false,
+                });
+                let anchor = Anchor {
+                    leg: *leg,
+                    side: Party::Caller,
+                    kind: AnchorKind::Incoming,
+                };
+                (Some(*leg), Some(anchor))
+            }
+            CallStart::ClickToDial { .. } => (None, None),
         };
         Self {
             callee_shown: setup.dialled.clone(),
+            shown_caller: setup.caller.clone(),
             setup,
             platform,
             phase: Phase::Routing,
             direction,
             caller_user,
             callee_user: None,
-            out: Vec::new(),
+            legs,
+            caller_leg,
+            anchor,
             answered: None,
             failures: Vec::new(),
             reoffer_from: None,
-            a_record,
+            own_reinvite: None,
+            held_by: None,
+            sdp_bump: 0,
+            started_published: false,
             started_at: now,
             answered_at: None,
             ring_timer: None,
@@ -153,6 +277,7 @@ impl CallActor {
             target_user: None,
             target_bindings: Vec::new(),
             visited: Vec::new(),
+            offered: Vec::new(),
             callee_party: None,
             attendant: None,
             decision: Vec::new(),
@@ -182,15 +307,74 @@ impl CallActor {
         }
     }
 
-    fn publish_started(&self) {
+    fn publish_started(&mut self) {
+        if std::mem::replace(&mut self.started_published, true) {
+            return;
+        }
         self.publish(CallEventKind::Started {
             direction: self.direction,
             caller: self.setup.caller.user.clone(),
             callee: self.callee_shown.clone(),
             caller_user: self.caller_user,
             callee_user: self.callee_user,
-            caller_leg: Some(self.setup.a_leg),
+            caller_leg: self.caller_leg,
         });
+    }
+
+    fn leg(&self, leg: LegId) -> Option<&Leg> {
+        self.legs.iter().find(|l| l.record.id == leg)
+    }
+
+    fn leg_mut(&mut self, leg: LegId) -> Option<&mut Leg> {
+        self.legs.iter_mut().find(|l| l.record.id == leg)
+    }
+
+    fn side_of(&self, leg: LegId) -> Party {
+        self.leg(leg)
+            .map(|l| l.record.role)
+            .unwrap_or(Party::System)
+    }
+
+    /// The side being dialled: opposite the anchor; the caller's own device first in a
+    /// click-to-dial.
+    fn dialled_side(&self) -> Party {
+        match self.anchor {
+            Some(a) if a.side == Party::Caller => Party::Callee,
+            Some(_) => Party::Caller,
+            None => Party::Caller,
+        }
+    }
+
+    /// The offer dialled legs get: the caller's offer; none after a transfer, where the
+    /// new party makes the offer (it goes to the remaining party in a re-INVITE).
+    fn dial_offer(&self) -> Option<Body> {
+        let a = self.anchor?;
+        match a.kind {
+            AnchorKind::Incoming | AnchorKind::AwaitingAck => self.leg(a.leg)?.sdp.clone(),
+            AnchorKind::Established => None,
+        }
+    }
+
+    /// ACKs a 2xx of `leg` (the answer rides on the ACK in a delayed offer).
+    fn ack(&mut self, leg: LegId, body: Option<Body>) {
+        if let Some(l) = self.leg_mut(leg) {
+            l.needs_ack = false;
+            if body.is_some() {
+                l.sdp = body.clone();
+            }
+        }
+        self.send(LegCommand::Ack { leg, body });
+    }
+
+    /// Ends an established leg: its pending 2xx is ACKed first (RFC 3261 §15).
+    fn hang_up(&mut self, leg: LegId) {
+        if self.leg(leg).is_some_and(|l| l.needs_ack) {
+            self.ack(leg, None);
+        }
+        if let Some(l) = self.leg_mut(leg) {
+            l.state = LegState::Done;
+        }
+        self.send(LegCommand::Hangup { leg });
     }
 
     fn on_admission(&mut self, admission: Admission, ctx: &mut Context<Self>) {
@@ -202,12 +386,7 @@ impl CallActor {
             } => {
                 self.decision.push(reason.to_string());
                 self.publish_started();
-                self.send(LegCommand::Reject {
-                    leg: self.setup.a_leg,
-                    code,
-                });
-                self.a_record.status_code = Some(code);
-                self.finish(outcome, None, ctx);
+                self.reject_all(code, outcome, ctx);
             }
             Admission::ToUser {
                 user,
@@ -260,6 +439,67 @@ impl CallActor {
                 self.forward_to(Target::Number(number), ctx);
             }
         }
+    }
+
+    /// Asks the tenant where the dialled string goes (the mailbox waits for the answer).
+    fn admit(&mut self, ctx: &mut Context<Self>) {
+        let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
+            self.publish_started();
+            self.reject_all(404, CallOutcome::Unavailable, ctx);
+            return;
+        };
+        tenant
+            .send(AdmitCall {
+                call: self.setup.call,
+                origin: self.setup.origin.clone(),
+            })
+            .into_actor(self)
+            .map(|res, act, ctx| match res {
+                Ok(admission) => act.on_admission(admission, ctx),
+                Err(_) => {
+                    act.publish_started();
+                    act.reject_all(503, CallOutcome::Failed, ctx);
+                }
+            })
+            .wait(ctx);
+    }
+
+    /// Click-to-dial, first half: ring the user's device, showing the destination as
+    /// the caller so that the phone displays whom it is calling.
+    fn start_click_to_dial(&mut self, bindings: Vec<Binding>, ctx: &mut Context<Self>) {
+        let dir = self.platform.directory.current();
+        if let crate::routing::Route::User(u) =
+            crate::routing::route_dialled(&dir, self.setup.tenant, &self.setup.dialled)
+        {
+            self.callee_user = Some(u);
+        } else {
+            self.direction = CallDirection::Outbound;
+        }
+        let destination = PartyInfo {
+            user: self.setup.dialled.clone(),
+            display_name: self
+                .callee_user
+                .and_then(|u| dir.user(u))
+                .map(|u| u.display_name.clone()),
+            domain: self.setup.caller.domain.clone(),
+        };
+        self.publish_started();
+        self.phase = Phase::Ringing;
+        self.set_user_phase(self.caller_user, Some(CallPhase::Active));
+        if bindings.is_empty() {
+            self.reject_all(480, CallOutcome::Unavailable, ctx);
+            return;
+        }
+        self.step += 1;
+        let seconds = self.platform.config.ring_timeout;
+        self.arm_step_timer(seconds, ctx);
+        let user = self.caller_user;
+        let targets = bindings
+            .into_iter()
+            .map(|b| (DialTarget::Contact(b), user))
+            .collect();
+        let me = self.setup.caller.clone();
+        self.dial_with(targets, &destination, &me, ctx);
     }
 
     /// Ends the current ringing step after `after`: its legs are cancelled and the plan
@@ -328,13 +568,15 @@ impl CallActor {
             return;
         }
         self.visited.push(user);
+        self.offered.push(user);
         let Some(addr) = self.platform.user(user) else {
             self.reject_all(480, CallOutcome::Unavailable, ctx);
             return;
         };
+        let shown = &self.shown_caller.user;
         let caller = Caller {
-            number: Some(self.setup.caller.user.clone()).filter(|n| n != "anonymous"),
-            anonymous: self.setup.caller.user == "anonymous",
+            number: Some(shown.clone()).filter(|n| n != "anonymous"),
+            anonymous: shown == "anonymous",
         };
         let msg = OfferCall {
             call: self.setup.call,
@@ -460,11 +702,7 @@ impl CallActor {
             return;
         };
         self.step += 1;
-        let callee = self.callee_party.clone().unwrap_or_else(|| PartyInfo {
-            user: self.setup.dialled.clone(),
-            display_name: None,
-            domain: self.setup.caller.domain.clone(),
-        });
+        let callee = self.callee_party_or_dialled();
         let dir = self.platform.directory.current();
         let mut dials: Vec<(DialTarget, Option<UserId>)> = Vec::new();
         for t in &step.targets {
@@ -538,8 +776,23 @@ impl CallActor {
         callee: &PartyInfo,
         ctx: &mut Context<Self>,
     ) {
+        let caller = self.shown_caller.clone();
+        self.dial_with(targets, &caller, callee, ctx);
+    }
+
+    /// Starts one leg per target on the dialled side, showing `caller` in From and
+    /// `callee` in To.
+    fn dial_with(
+        &mut self,
+        targets: Vec<(DialTarget, Option<UserId>)>,
+        caller: &PartyInfo,
+        callee: &PartyInfo,
+        ctx: &mut Context<Self>,
+    ) {
         let now = self.platform.clock.now();
         let me = ctx.address().recipient();
+        let side = self.dialled_side();
+        let body = self.dial_offer();
         for (target, user) in targets {
             let leg = LegId::new();
             let description = target.describe();
@@ -547,25 +800,28 @@ impl CallActor {
                 DialTarget::Contact(b) => Some(b.device_id),
                 _ => None,
             };
-            self.out.push(OutLeg {
-                state: OutState::Dialing,
+            self.legs.push(Leg {
+                state: LegState::Dialing,
                 record: LegRecord {
                     id: leg,
-                    role: Party::Callee,
+                    role: side,
                     target: description.clone(),
                     started_at: now,
                     answered_at: None,
                     ended_at: None,
                     status_code: None,
                 },
+                incoming: false,
                 ringing_published: false,
                 user,
                 step: self.step,
+                sdp: None,
+                needs_ack: false,
             });
             self.publish(CallEventKind::LegDialing {
                 leg,
                 target: description,
-                side: Party::Callee,
+                side,
                 user,
                 device,
             });
@@ -574,9 +830,9 @@ impl CallActor {
                 leg,
                 tenant: self.setup.tenant,
                 target,
-                caller: self.setup.caller.clone(),
+                caller: caller.clone(),
                 callee: callee.clone(),
-                body: self.setup.offer.clone(),
+                body: body.clone(),
                 events: me.clone(),
             })));
         }
@@ -589,8 +845,12 @@ impl CallActor {
             return;
         }
         let step = self.step;
-        let legs: Vec<&OutLeg> = self.out.iter().filter(|l| l.step == step).collect();
-        if legs.iter().any(|l| l.state != OutState::Done) {
+        let legs: Vec<&Leg> = self
+            .legs
+            .iter()
+            .filter(|l| !l.incoming && l.step == step)
+            .collect();
+        if legs.iter().any(|l| l.state != LegState::Done) {
             return;
         }
         let codes: Vec<u16> = legs.iter().filter_map(|l| l.record.status_code).collect();
@@ -612,16 +872,16 @@ impl CallActor {
         self.next_step(ctx);
     }
 
-    /// Cancels every outgoing leg still alive, except `keep`.
+    /// Cancels every dialled leg still ringing, except `keep`.
     fn cancel_out_legs(&mut self, keep: Option<LegId>) {
         let now = self.platform.clock.now();
         let mut cancels = Vec::new();
-        for leg in &mut self.out {
-            if Some(leg.record.id) == keep {
+        for leg in &mut self.legs {
+            if Some(leg.record.id) == keep || leg.incoming {
                 continue;
             }
-            if matches!(leg.state, OutState::Dialing | OutState::Early) {
-                leg.state = OutState::Done;
+            if matches!(leg.state, LegState::Dialing | LegState::Early) {
+                leg.state = LegState::Done;
                 leg.record.ended_at = Some(now);
                 leg.record.status_code = Some(487);
                 cancels.push(leg.record.id);
@@ -636,23 +896,43 @@ impl CallActor {
         }
     }
 
+    /// Nobody (more) to ring: the anchor gets `code` and the call ends. A call that was
+    /// answered before (the target of a transfer failed) stays answered in the record.
     fn reject_all(&mut self, code: u16, outcome: CallOutcome, ctx: &mut Context<Self>) {
-        self.send(LegCommand::Reject {
-            leg: self.setup.a_leg,
-            code,
-        });
-        self.a_record.status_code = Some(code);
-        let by = (outcome == CallOutcome::NoAnswer).then_some(Party::System);
+        self.release_anchor(code);
+        let (outcome, by) = if self.answered_at.is_some() {
+            (CallOutcome::Answered, Some(Party::System))
+        } else {
+            let by = (outcome == CallOutcome::NoAnswer).then_some(Party::System);
+            (outcome, by)
+        };
         self.finish(outcome, by, ctx);
     }
 
-    /// Marks a live outgoing leg as ended with this final status; false if it was
+    /// Ends the anchor leg before it was connected: a final status on an incoming
+    /// INVITE, a BYE on a dialog.
+    fn release_anchor(&mut self, code: u16) {
+        let Some(a) = self.anchor else { return };
+        match a.kind {
+            AnchorKind::Incoming => {
+                self.send(LegCommand::Reject { leg: a.leg, code });
+                if let Some(l) = self.leg_mut(a.leg) {
+                    l.state = LegState::Done;
+                    l.record.status_code = Some(code);
+                }
+            }
+            // RFC 3725 flow I: the device's offer gets no answer; ACK, then BYE.
+            AnchorKind::AwaitingAck | AnchorKind::Established => self.hang_up(a.leg),
+        }
+    }
+
+    /// Marks a live dialled leg as ended with this final status; false if it was
     /// unknown or already over (a late or repeated event).
     fn end_out_leg(&mut self, leg: LegId, code: u16) -> bool {
         let now = self.platform.clock.now();
-        match self.out_leg(leg) {
-            Some(l) if l.state != OutState::Done => {
-                l.state = OutState::Done;
+        match self.leg_mut(leg) {
+            Some(l) if l.state != LegState::Done => {
+                l.state = LegState::Done;
                 l.record.ended_at = Some(now);
                 l.record.status_code = Some(code);
                 self.publish(CallEventKind::LegEnded {
@@ -665,83 +945,85 @@ impl CallActor {
         }
     }
 
-    fn out_leg(&mut self, leg: LegId) -> Option<&mut OutLeg> {
-        self.out.iter_mut().find(|l| l.record.id == leg)
-    }
-
-    fn on_a_leg(&mut self, kind: LegEventKind, ctx: &mut Context<Self>) {
-        let a = self.setup.a_leg;
+    fn on_anchor(&mut self, a: Anchor, kind: LegEventKind, ctx: &mut Context<Self>) {
         match kind {
             LegEventKind::Cancelled => {
-                self.a_record.status_code = Some(487);
+                if let Some(l) = self.leg_mut(a.leg) {
+                    l.record.status_code = Some(487);
+                    l.state = LegState::Done;
+                }
                 self.cancel_out_legs(None);
-                self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+                self.finish(CallOutcome::Cancelled, Some(a.side), ctx);
             }
-            LegEventKind::Hangup => {
+            LegEventKind::Hangup | LegEventKind::Failed { .. } => {
+                if let Some(l) = self.leg_mut(a.leg) {
+                    l.state = LegState::Done;
+                }
                 if let Some(b) = self.answered {
-                    self.send(LegCommand::Hangup { leg: b });
-                    self.finish(CallOutcome::Answered, Some(Party::Caller), ctx);
+                    self.hang_up(b);
+                    self.finish(CallOutcome::Answered, Some(a.side), ctx);
                 } else {
                     self.cancel_out_legs(None);
-                    self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+                    let outcome = if self.answered_at.is_some() {
+                        CallOutcome::Answered
+                    } else {
+                        CallOutcome::Cancelled
+                    };
+                    self.finish(outcome, Some(a.side), ctx);
                 }
             }
             kind @ (LegEventKind::Acked { .. }
             | LegEventKind::ReOffer { .. }
-            | LegEventKind::ReAnswer { .. }) => self.relay(a, kind),
+            | LegEventKind::ReAnswer { .. }) => self.in_dialog(a.leg, kind, ctx),
             LegEventKind::Progress { .. }
             | LegEventKind::Answered { .. }
-            | LegEventKind::Failed { .. }
             | LegEventKind::Redirected { .. } => {}
         }
     }
 
-    fn on_b_leg(&mut self, leg: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
-        let now = self.platform.clock.now();
-        let a = self.setup.a_leg;
+    fn on_dialled(&mut self, leg: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
         match kind {
             LegEventKind::Progress { code, body } => {
                 if self.phase != Phase::Ringing {
                     return;
                 }
-                let Some(l) = self.out_leg(leg) else { return };
-                if l.state == OutState::Dialing {
-                    l.state = OutState::Early;
+                let Some(l) = self.leg_mut(leg) else { return };
+                if l.state == LegState::Dialing {
+                    l.state = LegState::Early;
                 }
                 let first = !l.ringing_published;
                 l.ringing_published = true;
                 if first {
                     self.publish(CallEventKind::Ringing { leg });
                 }
-                self.send(LegCommand::Progress { leg: a, code, body });
+                // Only an unanswered INVITE can hear it ring; a dialog cannot.
+                if let Some(a) = self.anchor.filter(|a| a.kind == AnchorKind::Incoming) {
+                    self.send(LegCommand::Progress {
+                        leg: a.leg,
+                        code,
+                        body,
+                    });
+                }
             }
             LegEventKind::Answered { body } => {
                 let ringing = self.phase == Phase::Ringing;
-                let Some(l) = self.out_leg(leg) else { return };
-                if !ringing || l.state == OutState::Done {
+                let Some(l) = self.leg_mut(leg) else { return };
+                if l.incoming {
+                    return;
+                }
+                if !ringing || l.state == LegState::Done {
                     // Lost the race (another leg answered or the caller left): end it.
-                    l.state = OutState::Done;
+                    l.state = LegState::Done;
                     self.send(LegCommand::Ack { leg, body: None });
                     self.send(LegCommand::Hangup { leg });
                     self.publish(CallEventKind::LegEnded { leg, code: None });
                     return;
                 }
-                l.state = OutState::Answered;
-                l.record.answered_at = Some(now);
-                l.record.status_code = Some(200);
-                let answering_user = l.user;
-                self.answered = Some(leg);
-                self.answered_at = Some(now);
-                self.a_record.answered_at = Some(now);
-                self.a_record.status_code = Some(200);
-                self.phase = Phase::Answered;
-                if let Some(t) = self.ring_timer.take() {
-                    ctx.cancel_future(t);
+                l.needs_ack = true;
+                if body.is_some() {
+                    l.sdp = body.clone();
                 }
-                self.cancel_out_legs(Some(leg));
-                self.send(LegCommand::Answer { leg: a, body });
-                self.publish(CallEventKind::Answered { leg });
-                self.set_user_phase(answering_user, Some(CallPhase::Active));
+                self.connect(leg, body, ctx);
             }
             LegEventKind::Failed { code } => {
                 if !self.end_out_leg(leg, code) {
@@ -749,8 +1031,7 @@ impl CallActor {
                 }
                 if self.answered == Some(leg) {
                     // The dialog died after answer (e.g. no ACK): treat as hangup.
-                    self.send(LegCommand::Hangup { leg: a });
-                    self.finish(CallOutcome::Answered, Some(Party::Callee), ctx);
+                    self.answered_leg_gone(leg, ctx);
                     return;
                 }
                 self.failures.push(code);
@@ -774,21 +1055,102 @@ impl CallActor {
             }
             LegEventKind::Hangup => {
                 if self.answered == Some(leg) {
-                    self.send(LegCommand::Hangup { leg: a });
-                    self.finish(CallOutcome::Answered, Some(Party::Callee), ctx);
+                    if let Some(l) = self.leg_mut(leg) {
+                        l.state = LegState::Done;
+                    }
+                    self.answered_leg_gone(leg, ctx);
                 }
             }
             kind @ (LegEventKind::Acked { .. }
             | LegEventKind::ReOffer { .. }
-            | LegEventKind::ReAnswer { .. }) => self.relay(leg, kind),
+            | LegEventKind::ReAnswer { .. }) => self.in_dialog(leg, kind, ctx),
             LegEventKind::Cancelled => {}
         }
     }
 
-    /// The other leg of an answered call.
+    /// The connected dialled leg hung up: the anchor is hung up and the call ends.
+    fn answered_leg_gone(&mut self, leg: LegId, ctx: &mut Context<Self>) {
+        let by = self.side_of(leg);
+        if let Some(a) = self.anchor {
+            self.hang_up(a.leg);
+        }
+        self.finish(CallOutcome::Answered, Some(by), ctx);
+    }
+
+    /// A dialled leg answered (first wins): connect it to the anchor, in the way the
+    /// anchor's state allows.
+    fn connect(&mut self, leg: LegId, body: Option<Body>, ctx: &mut Context<Self>) {
+        let now = self.platform.clock.now();
+        let Some(l) = self.leg_mut(leg) else { return };
+        l.state = LegState::Answered;
+        l.record.answered_at = Some(now);
+        l.record.status_code = Some(200);
+        let answering_user = l.user;
+        if let Some(t) = self.ring_timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.cancel_out_legs(Some(leg));
+        let Some(a) = self.anchor else {
+            // Click-to-dial: the user's device answered with its offer. It anchors the
+            // call and waits for the answer in our ACK while the destination is routed
+            // as if the device had dialled it (RFC 3725 flow I).
+            self.anchor = Some(Anchor {
+                leg,
+                side: Party::Caller,
+                kind: AnchorKind::AwaitingAck,
+            });
+            self.publish(CallEventKind::Answered { leg });
+            self.phase = Phase::Routing;
+            self.admit(ctx);
+            return;
+        };
+        self.answered = Some(leg);
+        self.answered_at.get_or_insert(now);
+        self.phase = Phase::Answered;
+        match a.kind {
+            AnchorKind::Incoming => {
+                if let Some(al) = self.leg_mut(a.leg) {
+                    al.state = LegState::Answered;
+                    al.record.answered_at = Some(now);
+                    al.record.status_code = Some(200);
+                }
+                self.send(LegCommand::Answer { leg: a.leg, body });
+            }
+            AnchorKind::AwaitingAck => {
+                self.ack(a.leg, body);
+                self.ack(leg, None);
+            }
+            AnchorKind::Established => match body {
+                Some(offer) => {
+                    self.own_reinvite = Some(OwnReInvite::Connect {
+                        anchor: a.leg,
+                        new: leg,
+                    });
+                    self.send(LegCommand::ReOffer {
+                        leg: a.leg,
+                        body: Some(offer),
+                    });
+                }
+                None => {
+                    warn!(call = %self.setup.call, %leg, "the new party answered without an offer");
+                    self.hang_up(leg);
+                    self.hang_up(a.leg);
+                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                    return;
+                }
+            },
+        }
+        if let Some(anchor) = self.anchor.as_mut() {
+            anchor.kind = AnchorKind::Established;
+        }
+        self.publish(CallEventKind::Answered { leg });
+        self.set_user_phase(answering_user, Some(CallPhase::Active));
+    }
+
+    /// The other leg of a connected call.
     fn peer_of(&self, leg: LegId) -> Option<LegId> {
         let b = self.answered?;
-        let a = self.setup.a_leg;
+        let a = self.anchor?.leg;
         if leg == a {
             Some(b)
         } else if leg == b {
@@ -798,25 +1160,30 @@ impl CallActor {
         }
     }
 
-    /// Once answered, the two legs mirror each other: an ACK, a re-INVITE (hold,
-    /// resume, new offer) and its answer cross to the other side. One re-INVITE at a
-    /// time; another one meanwhile, or one before answer, gets 491 (RFC 3261 §14.2).
-    fn relay(&mut self, from: LegId, kind: LegEventKind) {
+    /// In-dialog traffic of a connected call. The two legs mirror each other: an ACK, a
+    /// re-INVITE (hold, resume, new offer) and its answer cross to the other side. One
+    /// re-INVITE at a time, ours included; another one meanwhile, or one before answer,
+    /// gets 491 (RFC 3261 §14.2). Answers to tsps's own re-INVITEs stay here.
+    fn in_dialog(&mut self, from: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
         let to = self.peer_of(from);
         match kind {
             LegEventKind::Acked { body } => {
+                if let (Some(l), Some(_)) = (self.leg_mut(from), &body) {
+                    l.sdp = body.clone();
+                }
                 if let Some(to) = to {
-                    self.send(LegCommand::Ack { leg: to, body });
+                    self.ack(to, body);
                 }
             }
             LegEventKind::ReOffer { body } => match to {
-                Some(to) if self.reoffer_from.is_none() => {
-                    let by = if from == self.setup.a_leg {
-                        Party::Caller
-                    } else {
-                        Party::Callee
-                    };
-                    self.publish_media(by, &body);
+                Some(to) if self.reoffer_from.is_none() && self.own_reinvite.is_none() => {
+                    let by = self.side_of(from);
+                    let held = body.as_deref().map(sdp_is_hold).unwrap_or(false);
+                    self.held_by = held.then_some(by);
+                    self.publish(CallEventKind::MediaChanged { by, held });
+                    if let (Some(l), Some(_)) = (self.leg_mut(from), &body) {
+                        l.sdp = body.clone();
+                    }
                     self.reoffer_from = Some(from);
                     self.send(LegCommand::ReOffer { leg: to, body });
                 }
@@ -827,7 +1194,16 @@ impl CallActor {
                 }),
             },
             LegEventKind::ReAnswer { code, body } => {
-                if let Some(back) = self.reoffer_from.take() {
+                let ok = (200..300).contains(&code);
+                if let Some(l) = self.leg_mut(from) {
+                    l.needs_ack = ok;
+                    if ok && body.is_some() {
+                        l.sdp = body.clone();
+                    }
+                }
+                if self.own_reinvite.as_ref().map(OwnReInvite::leg) == Some(from) {
+                    self.own_reinvite_answered(code, body, ctx);
+                } else if let Some(back) = self.reoffer_from.take() {
                     self.send(LegCommand::ReAnswer {
                         leg: back,
                         code,
@@ -839,28 +1215,23 @@ impl CallActor {
         }
     }
 
-    fn publish_media(&self, by: Party, body: &Option<Body>) {
-        let held = body.as_deref().map(sdp_is_hold).unwrap_or(false);
-        self.publish(CallEventKind::MediaChanged { by, held });
-    }
-
     fn finish(&mut self, outcome: CallOutcome, hangup_by: Option<Party>, ctx: &mut Context<Self>) {
         if self.phase == Phase::Ended {
             return;
         }
         self.phase = Phase::Ended;
+        // A pending hold or resume learns that the call is over (its sender drops).
+        self.own_reinvite = None;
         if let Some(t) = self.ring_timer.take() {
             ctx.cancel_future(t);
         }
         let now = self.platform.clock.now();
-        self.a_record.ended_at = Some(now);
-        for l in &mut self.out {
+        for l in &mut self.legs {
             if l.record.ended_at.is_none() {
                 l.record.ended_at = Some(now);
             }
         }
-        let mut legs = vec![self.a_record.clone()];
-        legs.extend(self.out.iter().map(|l| l.record.clone()));
+        let legs = self.legs.iter().map(|l| l.record.clone()).collect();
         let record = CallRecord {
             id: self.setup.call,
             tenant_id: self.setup.tenant,
@@ -885,11 +1256,12 @@ impl CallActor {
                 call: self.setup.call,
             });
         }
-        self.set_user_phase(self.caller_user, None);
-        for user in self.visited.clone() {
-            self.set_user_phase(Some(user), None);
-        }
-        for user in self.out.iter().filter_map(|l| l.user).collect::<Vec<_>>() {
+        let mut users: Vec<UserId> = self.caller_user.into_iter().collect();
+        users.extend(self.offered.iter().copied());
+        users.extend(self.legs.iter().filter_map(|l| l.user));
+        users.sort();
+        users.dedup();
+        for user in users {
             self.set_user_phase(Some(user), None);
         }
         ctx.stop();
@@ -921,15 +1293,6 @@ pub fn final_status(codes: &[u16]) -> (u16, CallOutcome) {
     }
 }
 
-/// True when the SDP puts the media on hold (RFC 3264 §8.4).
-pub fn sdp_is_hold(sdp: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(sdp);
-    text.lines().any(|l| {
-        let l = l.trim();
-        l == "a=sendonly" || l == "a=inactive" || l.starts_with("c=IN IP4 0.0.0.0")
-    })
-}
-
 impl Actor for CallActor {
     type Context = Context<Self>;
 
@@ -945,25 +1308,12 @@ impl Actor for CallActor {
                 started_at: self.started_at,
             },
         );
-        let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
-            self.publish_started();
-            self.reject_all(404, CallOutcome::Unavailable, ctx);
+        if let CallStart::ClickToDial { bindings, .. } = &mut self.setup.start {
+            let bindings = std::mem::take(bindings);
+            self.start_click_to_dial(bindings, ctx);
             return;
-        };
-        tenant
-            .send(AdmitCall {
-                call: self.setup.call,
-                origin: self.setup.origin.clone(),
-            })
-            .into_actor(self)
-            .map(|res, act, ctx| match res {
-                Ok(admission) => act.on_admission(admission, ctx),
-                Err(_) => {
-                    act.publish_started();
-                    act.reject_all(503, CallOutcome::Failed, ctx);
-                }
-            })
-            .wait(ctx);
+        }
+        self.admit(ctx);
     }
 
     fn stopping(&mut self, ctx: &mut Self::Context) -> Running {
@@ -971,10 +1321,10 @@ impl Actor for CallActor {
         // the record is written.
         if self.phase != Phase::Ended {
             if let Some(b) = self.answered {
-                self.send(LegCommand::Hangup { leg: b });
-                self.send(LegCommand::Hangup {
-                    leg: self.setup.a_leg,
-                });
+                self.hang_up(b);
+                if let Some(a) = self.anchor {
+                    self.hang_up(a.leg);
+                }
                 self.finish(CallOutcome::Answered, Some(Party::System), ctx);
             } else {
                 self.cancel_out_legs(None);
@@ -1013,13 +1363,24 @@ impl Handler<Override> for CallActor {
     type Result = Result<(), OverrideError>;
 
     fn handle(&mut self, msg: Override, ctx: &mut Self::Context) -> Self::Result {
-        if self.phase != Phase::Ringing {
+        self.apply_override(msg.0, ctx)
+    }
+}
+
+impl CallActor {
+    fn apply_override(
+        &mut self,
+        action: OverrideAction,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), OverrideError> {
+        // A click-to-dial still ringing the user's own device is not a call to decide.
+        if self.phase != Phase::Ringing || self.anchor.is_none() {
             return Err(OverrideError::NotRinging);
         }
         self.publish(CallEventKind::Overridden {
-            action: format!("{:?}", msg.0),
+            action: format!("{action:?}"),
         });
-        match msg.0 {
+        match action {
             OverrideAction::Reject => {
                 self.cancel_out_legs(None);
                 self.reject_all(603, CallOutcome::Rejected, ctx);
@@ -1047,31 +1408,34 @@ impl Handler<Override> for CallActor {
                     return Err(OverrideError::UnknownDevice);
                 };
                 let keep: Vec<LegId> = self
-                    .out
+                    .legs
                     .iter()
-                    .filter(|l| l.state != OutState::Done && l.record.target == binding.contact)
+                    .filter(|l| {
+                        !l.incoming
+                            && matches!(l.state, LegState::Dialing | LegState::Early)
+                            && l.record.target == binding.contact
+                    })
                     .map(|l| l.record.id)
                     .collect();
-                for l in &mut self.out {
-                    if !keep.contains(&l.record.id)
-                        && matches!(l.state, OutState::Dialing | OutState::Early)
+                let now = self.platform.clock.now();
+                let mut cancels = Vec::new();
+                for l in &mut self.legs {
+                    if !l.incoming
+                        && !keep.contains(&l.record.id)
+                        && matches!(l.state, LegState::Dialing | LegState::Early)
                     {
-                        l.state = OutState::Done;
+                        l.state = LegState::Done;
                         l.record.status_code = Some(487);
-                        l.record.ended_at = Some(self.platform.clock.now());
-                        self.setup
-                            .sip
-                            .do_send(LegCommand::Cancel { leg: l.record.id });
-                        self.platform.bus.publish(Event::Call(CallEvent {
-                            call: self.setup.call,
-                            tenant: self.setup.tenant,
-                            at: self.platform.clock.now(),
-                            kind: CallEventKind::LegEnded {
-                                leg: l.record.id,
-                                code: Some(487),
-                            },
-                        }));
+                        l.record.ended_at = Some(now);
+                        cancels.push(l.record.id);
                     }
+                }
+                for leg in cancels {
+                    self.send(LegCommand::Cancel { leg });
+                    self.publish(CallEventKind::LegEnded {
+                        leg,
+                        code: Some(487),
+                    });
                 }
                 self.steps.clear();
                 self.on_busy = None;
@@ -1084,7 +1448,7 @@ impl Handler<Override> for CallActor {
                 }
                 self.step += 1;
                 let step_no = self.step;
-                for l in self.out.iter_mut().filter(|l| keep.contains(&l.record.id)) {
+                for l in self.legs.iter_mut().filter(|l| keep.contains(&l.record.id)) {
                     l.step = step_no;
                 }
                 let seconds = self.platform.config.ring_timeout;
@@ -1107,583 +1471,12 @@ impl Handler<LegEvent> for CallActor {
         if self.phase == Phase::Ended {
             return;
         }
-        if msg.leg == self.setup.a_leg {
-            self.on_a_leg(msg.kind, ctx);
-        } else {
-            self.on_b_leg(msg.leg, msg.kind, ctx);
+        match self.anchor {
+            Some(a) if a.leg == msg.leg => self.on_anchor(a, msg.kind, ctx),
+            _ => self.on_dialled(msg.leg, msg.kind, ctx),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::CallEventKind as K;
-    use crate::testkit::{self, FakeSip, ALICE, BOB, TENANT};
-    use std::time::Duration;
-    use tokio::sync::{broadcast, mpsc};
-
-    #[test]
-    fn final_status_prefers_busy_then_decline() {
-        assert_eq!(final_status(&[408, 486]), (486, CallOutcome::Busy));
-        assert_eq!(final_status(&[603, 480]), (603, CallOutcome::Rejected));
-        assert_eq!(final_status(&[408, 408]), (408, CallOutcome::NoAnswer));
-        assert_eq!(final_status(&[404]), (480, CallOutcome::Unavailable));
-        assert_eq!(final_status(&[500]), (500, CallOutcome::Failed));
-        assert_eq!(final_status(&[]), (480, CallOutcome::Unavailable));
-    }
-
-    #[test]
-    fn hold_detection() {
-        assert!(sdp_is_hold(b"v=0\r\na=sendonly\r\n"));
-        assert!(sdp_is_hold(b"v=0\r\nc=IN IP4 0.0.0.0\r\n"));
-        assert!(!sdp_is_hold(b"v=0\r\na=sendrecv\r\n"));
-    }
-
-    struct Harness {
-        call_id: CallId,
-        call: Addr<CallActor>,
-        a: LegId,
-        sip: mpsc::UnboundedReceiver<LegCommand>,
-        events: broadcast::Receiver<Arc<Event>>,
-        persistence: Arc<testkit::MemoryPersistence>,
-        platform: Arc<Platform>,
-    }
-
-    impl Harness {
-        fn start(bob_contacts: &[&str], dialled: &str) -> Self {
-            let bindings: Vec<_> = bob_contacts.iter().map(|c| (BOB, *c)).collect();
-            Self::start_with(testkit::MapFeatures::default(), &bindings, dialled)
-        }
-
-        fn start_with(
-            features: testkit::MapFeatures,
-            bindings: &[(UserId, &str)],
-            dialled: &str,
-        ) -> Self {
-            let (platform, persistence, bus) = testkit::platform_with(features, bindings);
-            let (tx, sip) = mpsc::unbounded_channel();
-            let fake = FakeSip(tx).start();
-            let a = LegId::new();
-            let call_id = CallId::new();
-            let setup = CallSetup {
-                call: call_id,
-                tenant: TENANT,
-                a_leg: a,
-                origin: CallOrigin::User {
-                    user: ALICE,
-                    dialled: dialled.into(),
-                },
-                caller: PartyInfo {
-                    user: "1001".into(),
-                    display_name: Some("Alice".into()),
-                    domain: "a.test".into(),
-                },
-                caller_target: "device:1001".into(),
-                dialled: dialled.into(),
-                offer: Some(Arc::from(&b"v=0\r\n"[..])),
-                sip: fake.recipient(),
-            };
-            let events = bus.subscribe();
-            let call = CallActor::new(setup, platform.clone()).start();
-            Self {
-                call_id,
-                call,
-                a,
-                sip,
-                events,
-                persistence,
-                platform,
-            }
-        }
-
-        async fn next(&mut self) -> LegCommand {
-            tokio::time::timeout(Duration::from_secs(120), self.sip.recv())
-                .await
-                .expect("a leg command")
-                .expect("channel open")
-        }
-
-        fn call_id(&self) -> CallId {
-            self.call_id
-        }
-
-        fn event(&self, leg: LegId, kind: LegEventKind) {
-            self.call.do_send(LegEvent { leg, kind });
-        }
-
-        async fn dialled_legs(&mut self, n: usize) -> Vec<LegId> {
-            let mut legs = Vec::new();
-            for _ in 0..n {
-                match self.next().await {
-                    LegCommand::Dial(d) if matches!(d.target, DialTarget::Contact(_)) => {
-                        assert_eq!(d.callee.user, "1002");
-                        legs.push(d.leg);
-                    }
-                    other => panic!("expected Dial, got {other:?}"),
-                }
-            }
-            legs
-        }
-
-        /// Waits until the call actor has stopped, then returns its record and events.
-        async fn ended(mut self) -> (CallRecord, Vec<K>) {
-            let mut kinds = Vec::new();
-            loop {
-                let e = tokio::time::timeout(Duration::from_secs(120), self.events.recv())
-                    .await
-                    .expect("an event")
-                    .expect("bus open");
-                let Event::Call(e) = e.as_ref() else { continue };
-                let done = matches!(e.kind, K::Ended { .. });
-                kinds.push(e.kind.clone());
-                if done {
-                    break;
-                }
-            }
-            let record = self
-                .persistence
-                .records
-                .lock()
-                .unwrap()
-                .pop()
-                .expect("a call record");
-            (record, kinds)
-        }
-    }
-
-    fn names(kinds: &[K]) -> Vec<&'static str> {
-        kinds
-            .iter()
-            .map(|k| match k {
-                K::Started { .. } => "started",
-                K::Decided { .. } => "decided",
-                K::Overridden { .. } => "overridden",
-                K::LegDialing { .. } => "dialing",
-                K::Ringing { .. } => "ringing",
-                K::Answered { .. } => "answered",
-                K::MediaChanged { .. } => "media",
-                K::LegEnded { .. } => "leg_ended",
-                K::Ended { .. } => "ended",
-            })
-            .collect()
-    }
-
-    #[actix::test]
-    async fn answered_call_is_relayed_and_recorded() {
-        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
-        let b = h.dialled_legs(1).await[0];
-        h.event(
-            b,
-            LegEventKind::Progress {
-                code: 180,
-                body: None,
-            },
-        );
-        assert!(
-            matches!(h.next().await, LegCommand::Progress { leg, code: 180, .. } if leg == h.a)
-        );
-        h.event(b, LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Answer { leg, .. } if leg == h.a));
-        h.event(h.a, LegEventKind::Acked { body: None });
-        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
-        // Bob is busy while the call is up.
-        let snap = h
-            .platform
-            .user(BOB)
-            .unwrap()
-            .send(crate::user::GetUserSnapshot)
-            .await
-            .unwrap();
-        assert_eq!(snap.status, crate::user::UserStatus::Busy);
-        h.event(h.a, LegEventKind::Hangup);
-        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == b));
-        let (record, kinds) = h.ended().await;
-        assert_eq!(
-            names(&kinds),
-            ["started", "decided", "dialing", "ringing", "answered", "ended"]
-        );
-        assert!(
-            matches!(&kinds[0], K::Started { direction: CallDirection::Internal, caller, callee, .. } if caller == "1001" && callee == "1002")
-        );
-        assert_eq!(record.outcome, CallOutcome::Answered);
-        assert_eq!(record.hangup_by, Some(Party::Caller));
-        assert_eq!(record.legs.len(), 2);
-        assert_eq!(record.legs[1].status_code, Some(200));
-        assert!(record.answered_at.is_some());
-    }
-
-    #[actix::test]
-    async fn first_answer_wins_and_other_forks_are_cancelled() {
-        let mut h = Harness::start(
-            &["sip:1002@127.0.0.1:5062", "sip:1002@127.0.0.1:5064"],
-            "1002",
-        );
-        let legs = h.dialled_legs(2).await;
-        h.event(
-            legs[0],
-            LegEventKind::Progress {
-                code: 180,
-                body: None,
-            },
-        );
-        h.event(
-            legs[1],
-            LegEventKind::Progress {
-                code: 180,
-                body: None,
-            },
-        );
-        assert!(matches!(h.next().await, LegCommand::Progress { .. }));
-        assert!(matches!(h.next().await, LegCommand::Progress { .. }));
-        h.event(legs[1], LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == legs[0]));
-        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
-        // The losing fork answers anyway (race with the CANCEL): it is ACKed and hung up.
-        h.event(legs[0], LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == legs[0]));
-        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == legs[0]));
-        h.event(legs[1], LegEventKind::Hangup);
-        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == h.a));
-        let (record, _) = h.ended().await;
-        assert_eq!(record.hangup_by, Some(Party::Callee));
-        assert_eq!(record.legs[1].status_code, Some(487));
-    }
-
-    #[actix::test]
-    async fn busy_device_makes_the_call_busy() {
-        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
-        let b = h.dialled_legs(1).await[0];
-        h.event(b, LegEventKind::Failed { code: 486 });
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 486, .. }
-        ));
-        let (record, _) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::Busy);
-    }
-
-    #[actix::test]
-    async fn nobody_registered_is_480_and_unknown_extension_404() {
-        let mut h = Harness::start(&[], "1002");
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 480, .. }
-        ));
-        assert_eq!(h.ended().await.0.outcome, CallOutcome::Unavailable);
-        let mut h = Harness::start(&[], "4711");
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 404, .. }
-        ));
-        assert_eq!(h.ended().await.0.outcome, CallOutcome::Unavailable);
-    }
-
-    #[actix::test]
-    async fn caller_cancel_cancels_every_fork() {
-        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
-        let b = h.dialled_legs(1).await[0];
-        h.event(h.a, LegEventKind::Cancelled);
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == b));
-        let (record, _) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::Cancelled);
-        assert_eq!(record.hangup_by, Some(Party::Caller));
-    }
-
-    #[actix::test]
-    async fn ring_timeout_ends_with_408() {
-        tokio::time::pause();
-        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
-        let b = h.dialled_legs(1).await[0];
-        tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == b));
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 408, .. }
-        ));
-        let (record, _) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::NoAnswer);
-        assert_eq!(record.hangup_by, Some(Party::System));
-    }
-
-    #[actix::test]
-    async fn reinvite_is_relayed_both_ways() {
-        let mut h = Harness::start(&["sip:1002@127.0.0.1:5062"], "1002");
-        let b = h.dialled_legs(1).await[0];
-        h.event(b, LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
-        let hold: Body = Arc::from(&b"v=0\r\na=sendonly\r\n"[..]);
-        h.event(
-            h.a,
-            LegEventKind::ReOffer {
-                body: Some(hold.clone()),
-            },
-        );
-        assert!(
-            matches!(h.next().await, LegCommand::ReOffer { leg, body: Some(x) } if leg == b && x == hold)
-        );
-        // A second offer while one is pending is refused with 491.
-        h.event(b, LegEventKind::ReOffer { body: None });
-        assert!(matches!(h.next().await, LegCommand::ReAnswer { leg, code: 491, .. } if leg == b));
-        h.event(
-            b,
-            LegEventKind::ReAnswer {
-                code: 200,
-                body: None,
-            },
-        );
-        assert!(
-            matches!(h.next().await, LegCommand::ReAnswer { leg, code: 200, .. } if leg == h.a)
-        );
-        h.event(h.a, LegEventKind::Acked { body: None });
-        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
-        h.event(b, LegEventKind::Hangup);
-        assert!(matches!(h.next().await, LegCommand::Hangup { .. }));
-        let (_, kinds) = h.ended().await;
-        assert!(kinds.iter().any(|k| matches!(
-            k,
-            K::MediaChanged {
-                by: Party::Caller,
-                held: true
-            }
-        )));
-    }
-
-    fn bob(profile: crate::feature::Profile) -> testkit::MapFeatures {
-        let mut m = testkit::MapFeatures::default();
-        m.0.insert(
-            BOB,
-            crate::ports::UserFeatures {
-                profile,
-                ..Default::default()
-            },
-        );
-        m
-    }
-
-    async fn expect_dial_to(h: &mut Harness, contact: &str) -> LegId {
-        match h.next().await {
-            LegCommand::Dial(d) => match &d.target {
-                DialTarget::Contact(b) if b.contact == contact => d.leg,
-                other => panic!("expected a dial to {contact}, got {other:?}"),
-            },
-            other => panic!("expected a dial to {contact}, got {other:?}"),
-        }
-    }
-
-    const BOB_PHONE: &str = "sip:1002@127.0.0.1:5062";
-    const CAROL_PHONE: &str = "sip:1003@127.0.0.1:5063";
-
-    fn sequential() -> crate::feature::Profile {
-        use crate::feature::profile::{Handling, SequentialStep};
-        crate::feature::Profile {
-            default_handling: Handling::Sequential {
-                steps: vec![
-                    SequentialStep {
-                        target: Target::Devices,
-                        seconds: 10,
-                    },
-                    SequentialStep {
-                        target: Target::Extension("1003".into()),
-                        seconds: 15,
-                    },
-                ],
-                fallback: None,
-            },
-            ..Default::default()
-        }
-    }
-
-    #[actix::test]
-    async fn sequential_ring_moves_on_after_each_timeout() {
-        tokio::time::pause();
-        let mut h = Harness::start_with(
-            bob(sequential()),
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        let first = expect_dial_to(&mut h, BOB_PHONE).await;
-        tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
-        let second = expect_dial_to(&mut h, CAROL_PHONE).await;
-        tokio::time::advance(Duration::from_secs(16)).await;
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == second));
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 408, .. }
-        ));
-        let (record, kinds) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::NoAnswer);
-        assert_eq!(record.legs.len(), 3);
-        assert!(kinds.iter().any(|k| matches!(k, K::Decided { reasons, .. } if reasons.iter().any(|r| r.contains("sequential")))));
-    }
-
-    #[actix::test]
-    async fn override_during_sequential_ring_forwards_at_once() {
-        tokio::time::pause();
-        let mut h = Harness::start_with(
-            bob(sequential()),
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        let first = expect_dial_to(&mut h, BOB_PHONE).await;
-        let call = h.platform.call(TENANT, h.call_id()).expect("a live call");
-        // Another tenant cannot reach the call.
-        assert!(h
-            .platform
-            .call(crate::ids::TenantId::for_test(99), h.call_id())
-            .is_none());
-        let res = call
-            .send(Override(OverrideAction::Forward(Target::Extension(
-                "1003".into(),
-            ))))
-            .await
-            .unwrap();
-        assert_eq!(res, Ok(()));
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
-        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
-        h.event(carol, LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
-        // Once answered, overrides are refused.
-        let late = call.send(Override(OverrideAction::Reject)).await.unwrap();
-        assert_eq!(late, Err(OverrideError::NotRinging));
-        h.event(h.a, LegEventKind::Hangup);
-        assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == carol));
-        let (record, kinds) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::Answered);
-        assert!(kinds.iter().any(|k| matches!(k, K::Overridden { .. })));
-    }
-
-    #[actix::test]
-    async fn busy_device_forwards_on_busy() {
-        let mut p = crate::feature::Profile::default();
-        p.forwarding.busy = Some(Target::Extension("1003".into()));
-        let mut h = Harness::start_with(
-            bob(p),
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        let first = expect_dial_to(&mut h, BOB_PHONE).await;
-        h.event(first, LegEventKind::Failed { code: 486 });
-        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
-        h.event(carol, LegEventKind::Failed { code: 486 });
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 486, .. }
-        ));
-        assert_eq!(h.ended().await.0.outcome, CallOutcome::Busy);
-    }
-
-    #[actix::test]
-    async fn no_answer_forwards_after_its_seconds() {
-        tokio::time::pause();
-        let mut p = crate::feature::Profile::default();
-        p.forwarding.no_answer = Some(crate::feature::profile::NoAnswerForward {
-            target: Target::Extension("1003".into()),
-            seconds: 10,
-        });
-        let mut h = Harness::start_with(
-            bob(p),
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        let first = expect_dial_to(&mut h, BOB_PHONE).await;
-        tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == first));
-        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
-        h.event(carol, LegEventKind::Answered { body: None });
-        assert!(matches!(h.next().await, LegCommand::Answer { .. }));
-        h.event(carol, LegEventKind::Hangup);
-        assert!(matches!(h.next().await, LegCommand::Hangup { .. }));
-        let (record, _) = h.ended().await;
-        assert_eq!(record.hangup_by, Some(Party::Callee));
-    }
-
-    #[actix::test]
-    async fn do_not_disturb_rejects_busy_with_the_reason() {
-        let mut p = crate::feature::Profile::default();
-        p.dnd.enabled = true;
-        let mut h = Harness::start_with(bob(p), &[(BOB, BOB_PHONE)], "1002");
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 486, .. }
-        ));
-        let (record, kinds) = h.ended().await;
-        assert_eq!(record.outcome, CallOutcome::Busy);
-        assert!(kinds.iter().any(|k| matches!(k, K::Decided { reasons, .. } if reasons.contains(&"do not disturb".to_string()))));
-    }
-
-    #[actix::test]
-    async fn forwarding_loop_is_refused() {
-        let mut m = testkit::MapFeatures::default();
-        let fwd = |x: &str| crate::ports::UserFeatures {
-            profile: crate::feature::Profile {
-                forwarding: crate::feature::profile::Forwarding {
-                    always: Some(Target::Extension(x.into())),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        m.0.insert(BOB, fwd("1003"));
-        m.0.insert(testkit::CAROL, fwd("1002"));
-        let mut h = Harness::start_with(
-            m,
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        assert!(matches!(
-            h.next().await,
-            LegCommand::Reject { code: 482, .. }
-        ));
-        assert_eq!(h.ended().await.0.outcome, CallOutcome::Failed);
-    }
-
-    #[actix::test]
-    async fn redirect_into_the_tenant_is_routed_and_outside_it_is_dialled() {
-        let mut h = Harness::start_with(
-            testkit::MapFeatures::default(),
-            &[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)],
-            "1002",
-        );
-        let first = expect_dial_to(&mut h, BOB_PHONE).await;
-        let to = |uri: &str, user: &str, host: &str| RedirectTarget {
-            uri: uri.into(),
-            user: Some(user.into()),
-            host: host.into(),
-        };
-        h.event(
-            first,
-            LegEventKind::Redirected {
-                code: 302,
-                targets: vec![to("sip:1003@a.test", "1003", "a.test")],
-            },
-        );
-        let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
-        h.event(
-            carol,
-            LegEventKind::Redirected {
-                code: 302,
-                targets: vec![to("sip:vm@192.0.2.10:5060", "vm", "192.0.2.10")],
-            },
-        );
-        match h.next().await {
-            LegCommand::Dial(d) => {
-                assert_eq!(d.target, DialTarget::Uri("sip:vm@192.0.2.10:5060".into()))
-            }
-            other => panic!("expected a dial to the redirect URI, got {other:?}"),
-        }
-        h.event(h.a, LegEventKind::Cancelled);
-        assert!(matches!(h.next().await, LegCommand::Cancel { .. }));
-        let (record, _) = h.ended().await;
-        assert!(
-            record
-                .decision
-                .iter()
-                .any(|r| r.contains("redirected to sip:1003@a.test")),
-            "{:?}",
-            record.decision
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,370 @@
+//! Third-party call control: what a user does from the portal with a call they take
+//! part in. Hold and resume (tsps itself re-INVITEs the other party), release, blind
+//! transfer, and answer on one device of a ringing call (the per-call override).
+//!
+//! A user's role in the call decides what is allowed: their leg is connected, their
+//! leg anchors a call that is still ringing elsewhere, their own device is being rung
+//! for a click-to-dial, or the call rings to them. A user with no role (another user,
+//! or one who transferred the call away) gets [`ControlError::NotFound`].
+
+use super::{sdp, AnchorKind, CallActor, LegState, OwnReInvite, Phase};
+use crate::events::CallEventKind;
+use crate::feature::Target;
+use crate::ids::{DeviceId, LegId, UserId};
+use crate::model::{CallOutcome, Party};
+use crate::ports::{Body, LegCommand, PartyInfo};
+use crate::routing::{route_dialled, Route};
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+/// A command on behalf of `user`, who must take part in the call.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), ControlError>")]
+pub struct Control {
+    pub user: UserId,
+    pub action: ControlAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlAction {
+    /// Put the other party on hold; answered once the other party accepted.
+    Hold,
+    Resume,
+    /// Hang up: BYE when answered, CANCEL while the user's call rings out, 603 for a
+    /// call ringing to the user.
+    Release,
+    /// Blind transfer: the user leaves and the other party is connected to `target`
+    /// (an extension or a number, routed like a forward).
+    Transfer {
+        target: String,
+    },
+    /// Keep ringing only this device of the user (the per-call override).
+    AnswerOn(DeviceId),
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    /// No such live call in the tenant, or the user takes no part in it.
+    #[error("no such call of this user")]
+    NotFound,
+    #[error("{0}")]
+    WrongState(&'static str),
+    #[error("the device has no registration")]
+    UnknownDevice,
+    #[error("no such extension or number: {0}")]
+    BadTarget(String),
+    #[error("the other party refused the change with {0}")]
+    Refused(u16),
+}
+
+/// What the user is to the call right now.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// The user's leg is connected to the other party.
+    Connected(LegId),
+    /// The user's leg anchors the call while the other side rings.
+    Waiting,
+    /// Click-to-dial: the user's own device is being rung.
+    Dialing,
+    /// The call rings to the user.
+    Ringing,
+}
+
+type Reply = oneshot::Receiver<Result<(), ControlError>>;
+
+impl Handler<Control> for CallActor {
+    type Result = ResponseFuture<Result<(), ControlError>>;
+
+    fn handle(&mut self, msg: Control, ctx: &mut Self::Context) -> Self::Result {
+        match self.control(msg, ctx) {
+            // A hold or resume is answered once the other party has answered.
+            Ok(Some(reply)) => {
+                Box::pin(async move { reply.await.unwrap_or(Err(ControlError::NotFound)) })
+            }
+            Ok(None) => Box::pin(async { Ok(()) }),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+impl CallActor {
+    fn role_of(&self, user: UserId) -> Option<Role> {
+        let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
+        if let Some(a) = self.anchor.filter(|a| mine(a.leg)) {
+            return Some(if self.phase == Phase::Answered {
+                Role::Connected(a.leg)
+            } else {
+                Role::Waiting
+            });
+        }
+        if let Some(b) = self.answered.filter(|b| mine(*b)) {
+            return Some(Role::Connected(b));
+        }
+        if self.phase != Phase::Ringing {
+            return None;
+        }
+        if self.anchor.is_none() && self.caller_user == Some(user) {
+            return Some(Role::Dialing);
+        }
+        let rung = self.legs.iter().any(|l| {
+            !l.incoming
+                && matches!(l.state, LegState::Dialing | LegState::Early)
+                && l.user == Some(user)
+        });
+        (rung || self.target_user == Some(user)).then_some(Role::Ringing)
+    }
+
+    fn control(
+        &mut self,
+        msg: Control,
+        ctx: &mut Context<Self>,
+    ) -> Result<Option<Reply>, ControlError> {
+        if self.phase == Phase::Ended {
+            return Err(ControlError::NotFound);
+        }
+        let role = self.role_of(msg.user).ok_or(ControlError::NotFound)?;
+        match msg.action {
+            ControlAction::Hold => self.change_media(role, true).map(Some),
+            ControlAction::Resume => self.change_media(role, false).map(Some),
+            ControlAction::Release => {
+                self.release(role, ctx);
+                Ok(None)
+            }
+            ControlAction::Transfer { target } => {
+                self.transfer(msg.user, role, &target, ctx)?;
+                Ok(None)
+            }
+            ControlAction::AnswerOn(device) => match role {
+                Role::Ringing => self
+                    .apply_override(super::OverrideAction::AnswerOn(device), ctx)
+                    .map(|()| None)
+                    .map_err(|e| match e {
+                        super::OverrideError::UnknownDevice => ControlError::UnknownDevice,
+                        _ => ControlError::WrongState("the call is not ringing"),
+                    }),
+                _ => Err(ControlError::WrongState(
+                    "the call is not ringing to the user",
+                )),
+            },
+        }
+    }
+
+    /// Hold (or resume): the other party gets a re-INVITE with the user's own session
+    /// description turned `a=sendonly` (back to `a=sendrecv`); the user's device is not
+    /// asked, its media simply goes unanswered while held. The answer is ACKed here.
+    fn change_media(&mut self, role: Role, hold: bool) -> Result<Reply, ControlError> {
+        let Role::Connected(mine) = role else {
+            return Err(ControlError::WrongState("the call is not answered"));
+        };
+        let other = self
+            .peer_of(mine)
+            .ok_or(ControlError::WrongState("the call is not answered"))?;
+        if self.own_reinvite.is_some()
+            || self.reoffer_from.is_some()
+            || self.leg(other).is_some_and(|l| l.needs_ack)
+        {
+            return Err(ControlError::WrongState("a re-INVITE is in progress"));
+        }
+        let by = self.side_of(mine);
+        if hold && self.held_by == Some(by) {
+            return Err(ControlError::WrongState("the call is already on hold"));
+        }
+        if !hold && self.held_by != Some(by) {
+            return Err(ControlError::WrongState("the call is not on hold"));
+        }
+        let sdp = self
+            .leg(mine)
+            .and_then(|l| l.sdp.clone())
+            .ok_or(ControlError::WrongState(
+                "no session description of the user's side is known",
+            ))?;
+        self.sdp_bump += 1;
+        let direction = if hold { "sendonly" } else { "sendrecv" };
+        let body = sdp::with_direction(&sdp, direction, self.sdp_bump);
+        let (reply, rx) = oneshot::channel();
+        self.own_reinvite = Some(OwnReInvite::Media {
+            leg: other,
+            by,
+            held: hold,
+            reply,
+        });
+        self.send(LegCommand::ReOffer {
+            leg: other,
+            body: Some(body),
+        });
+        Ok(rx)
+    }
+
+    /// The answer to a re-INVITE tsps sent itself.
+    pub(super) fn own_reinvite_answered(
+        &mut self,
+        code: u16,
+        body: Option<Body>,
+        ctx: &mut Context<Self>,
+    ) {
+        let ok = (200..300).contains(&code);
+        match self.own_reinvite.take() {
+            Some(OwnReInvite::Media {
+                leg,
+                by,
+                held,
+                reply,
+            }) => {
+                if ok {
+                    self.ack(leg, None);
+                    self.held_by = held.then_some(by);
+                    self.publish(CallEventKind::MediaChanged { by, held });
+                    let _ = reply.send(Ok(()));
+                } else {
+                    // A non-2xx final response is ACKed by the transaction layer.
+                    let _ = reply.send(Err(ControlError::Refused(code)));
+                }
+            }
+            Some(OwnReInvite::Connect { anchor, new }) => {
+                if ok {
+                    self.ack(anchor, None);
+                    self.ack(new, body);
+                } else {
+                    warn!(call = %self.setup.call, code, "the remaining party refused the new party's offer");
+                    self.hang_up(new);
+                    self.hang_up(anchor);
+                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn release(&mut self, role: Role, ctx: &mut Context<Self>) {
+        match role {
+            Role::Connected(mine) => {
+                let by = self.side_of(mine);
+                if let Some(b) = self.answered {
+                    self.hang_up(b);
+                }
+                if let Some(a) = self.anchor {
+                    self.hang_up(a.leg);
+                }
+                self.finish(CallOutcome::Answered, Some(by), ctx);
+            }
+            Role::Waiting => {
+                let side = self.anchor.map(|a| a.side).unwrap_or(Party::Caller);
+                self.cancel_out_legs(None);
+                // 487 to the user's own INVITE: their device sees the call end as if
+                // it had cancelled it.
+                self.release_anchor(487);
+                let outcome = if self.answered_at.is_some() {
+                    CallOutcome::Answered
+                } else {
+                    CallOutcome::Cancelled
+                };
+                self.finish(outcome, Some(side), ctx);
+            }
+            Role::Dialing => {
+                self.cancel_out_legs(None);
+                self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+            }
+            Role::Ringing => {
+                // Declined by the user, as the per-call override does it.
+                let _ = self.apply_override(super::OverrideAction::Reject, ctx);
+            }
+        }
+    }
+
+    /// Blind transfer. The user's leg is hung up; the other party stays as the anchor
+    /// and the target is dialled on the user's side, routed like a forward. The target
+    /// gets an INVITE without an offer: its 200 carries an offer that goes to the
+    /// remaining party in a re-INVITE, and the remaining party's answer goes back to
+    /// the target in our ACK (RFC 3725 §5, flow I). Offering the remaining party's old
+    /// SDP to the target instead would answer an offer that party no longer stands by.
+    fn transfer(
+        &mut self,
+        user: UserId,
+        role: Role,
+        target: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ControlError> {
+        let Role::Connected(mine) = role else {
+            return Err(ControlError::WrongState(
+                "only an answered call can be transferred",
+            ));
+        };
+        let other = self
+            .peer_of(mine)
+            .ok_or(ControlError::WrongState("the call is not answered"))?;
+        if self.own_reinvite.is_some() || self.reoffer_from.is_some() {
+            return Err(ControlError::WrongState("a re-INVITE is in progress"));
+        }
+        let dir = self.platform.directory.current();
+        let domain = self.setup.caller.domain.clone();
+        let (to, party) = match route_dialled(&dir, self.setup.tenant, target) {
+            Route::User(u) => {
+                let u = dir
+                    .user(u)
+                    .ok_or_else(|| ControlError::BadTarget(target.to_string()))?;
+                let party = PartyInfo {
+                    user: u.extension.clone(),
+                    display_name: Some(u.display_name.clone()),
+                    domain,
+                };
+                (Target::Extension(u.extension.clone()), party)
+            }
+            Route::Outside { number, .. } => {
+                let party = PartyInfo {
+                    user: number.clone(),
+                    display_name: None,
+                    domain,
+                };
+                (Target::Number(number), party)
+            }
+            Route::NotFound | Route::NoTrunk => {
+                return Err(ControlError::BadTarget(target.to_string()))
+            }
+        };
+        let by = dir
+            .user(user)
+            .map(|u| u.extension.clone())
+            .unwrap_or_default();
+        self.decision.push(format!("{by}: transferred to {target}"));
+
+        // The user's leg leaves the call.
+        let now = self.platform.clock.now();
+        self.hang_up(mine);
+        if let Some(l) = self.leg_mut(mine) {
+            l.record.ended_at = Some(now);
+        }
+        self.publish(CallEventKind::LegEnded {
+            leg: mine,
+            code: None,
+        });
+        self.set_user_phase(Some(user), None);
+
+        // The remaining party anchors the call while the target rings.
+        let side = self.side_of(other);
+        self.shown_caller = match side {
+            Party::Caller => self.setup.caller.clone(),
+            _ => self.callee_party_or_dialled(),
+        };
+        self.callee_party = Some(party);
+        self.anchor = Some(super::Anchor {
+            leg: other,
+            side,
+            kind: AnchorKind::Established,
+        });
+        self.answered = None;
+        self.held_by = None;
+        self.phase = Phase::Ringing;
+        self.steps.clear();
+        self.on_busy = None;
+        self.on_no_answer = None;
+        self.failures.clear();
+        self.visited.clear();
+        self.target_user = None;
+        self.target_bindings.clear();
+        self.attendant = None;
+        self.redirects = 0;
+        self.forward_to(to, ctx);
+        Ok(())
+    }
+}
