@@ -61,9 +61,9 @@ pub async fn events_ws(
     ApiQuery(q): ApiQuery<EventsQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let ws = ws.map_err(|r| ApiError::new(r.status(), "not_websocket", r.body_text()))?;
     let since = resume(q.since.as_deref())?;
     let session = open(&st, tenant, user, since).await?;
+    let ws = ws.map_err(|r| ApiError::new(r.status(), "not_websocket", r.body_text()))?;
     Ok(ws.on_upgrade(move |socket| pump(socket, session)))
 }
 

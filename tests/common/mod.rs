@@ -12,6 +12,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod events;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
