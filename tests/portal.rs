@@ -1,0 +1,404 @@
+//! The web portal in a real browser: a real tsps, real SIPp phones, and headless
+//! Chromium driven by the Node scenarios in `tests/portal/` (Playwright's
+//! `playwright-core` on Debian's `chromium`; `scripts/test.sh` installs both).
+//!
+//! Each test starts tsps with its own provisioning, runs one scenario with
+//! `node tests/portal/<scenario>.mjs` and reads its JSON report: every check it made,
+//! the screenshots it saved in `target/portal-artifacts/<test>/`, console errors,
+//! uncaught exceptions and failed requests. A scenario that places calls talks with
+//! the test over its stdin and stdout (one JSON object per line): it says when the
+//! browser is ready, the test starts the SIPp phones and tells it when.
+
+mod common;
+
+use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DOMAIN: &str = "a.test";
+const OTHER_DOMAIN: &str = "b.test";
+/// The longest one scenario may run (the `timeout` wrapper kills it after this).
+const SCENARIO_LIMIT_SECS: u64 = 120;
+/// How long the test waits for one progress line of a scenario.
+const STEP_WAIT: Duration = Duration::from_secs(30);
+
+/// Tenant `a.test`: Alice (1001, tenant admin), Bob (1002, user, two phones), Carol
+/// (1003); tenant `b.test`: Dave (2001). Every user can log in to the portal.
+fn provisioning() -> String {
+    r#"tenants:
+  - domain: a.test
+    name: Tenant A
+    time_zone: Europe/Zurich
+    users:
+      - extension: "1001"
+        display_name: Alice
+        portal_login: alice
+        password: portal-alice-1
+        role: tenant_admin
+        devices:
+          - sip_username: "1001"
+            password: secret1001
+      - extension: "1002"
+        display_name: Bob
+        portal_login: bob
+        password: portal-bob-1
+        devices:
+          - sip_username: "1002"
+            password: secret1002
+          - sip_username: "1002b"
+            password: secret1002b
+      - extension: "1003"
+        display_name: Carol
+        portal_login: carol
+        password: portal-carol-1
+        devices:
+          - sip_username: "1003"
+            password: secret1003
+  - domain: b.test
+    name: Tenant B
+    time_zone: Europe/Zurich
+    users:
+      - extension: "2001"
+        display_name: Dave
+        portal_login: dave
+        password: portal-dave-1
+        devices:
+          - sip_username: "2001"
+            password: secret2001
+"#
+    .to_string()
+}
+
+/// Provisioning without portal passwords: what tsps accepts before portal logins exist.
+fn provisioning_without_logins() -> String {
+    provisioning()
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("password: portal-") || t.starts_with("role:"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// One tsps for a portal test, with the ids the scenarios need.
+struct Portal {
+    tsps: Tsps,
+    tenants: BTreeMap<String, String>,
+    /// (domain, extension) → user id.
+    users: BTreeMap<(String, String), String>,
+}
+
+impl Portal {
+    fn start_with(yaml: &str) -> Portal {
+        let tsps = Tsps::start(yaml, &[]);
+        let mut tenants = BTreeMap::new();
+        let mut users = BTreeMap::new();
+        for t in tsps
+            .api_ok(Method::GET, "/tenants", None)
+            .as_array()
+            .expect("a list of tenants")
+        {
+            let domain = t["domain"].as_str().expect("domain").to_string();
+            let id = t["id"].as_str().expect("tenant id").to_string();
+            let listed = tsps.api_ok(Method::GET, &format!("/tenants/{id}/users"), None);
+            for u in listed.as_array().expect("a list of users") {
+                let ext = u["extension"].as_str().expect("extension").to_string();
+                let uid = u["id"].as_str().expect("user id").to_string();
+                users.insert((domain.clone(), ext), uid);
+            }
+            tenants.insert(domain, id);
+        }
+        Portal {
+            tsps,
+            tenants,
+            users,
+        }
+    }
+
+    fn start() -> Portal {
+        Self::start_with(&provisioning())
+    }
+
+    fn tenant(&self, domain: &str) -> &str {
+        &self.tenants[domain]
+    }
+
+    fn user(&self, domain: &str, extension: &str) -> &str {
+        &self.users[&(domain.to_string(), extension.to_string())]
+    }
+
+    /// Environment for a scenario: the URL and the login of `login` in `domain`.
+    fn env(&self, domain: &str, login: &str, password: &str) -> Vec<(String, String)> {
+        vec![
+            ("TSPS_URL".into(), self.tsps.http_url()),
+            ("TSPS_DOMAIN".into(), domain.into()),
+            ("TSPS_LOGIN".into(), login.into()),
+            ("TSPS_PASSWORD".into(), password.into()),
+        ]
+    }
+
+    /// Registers `sip_username` (password `secret<name>`) from a fresh port.
+    fn register(&self, domain: &str, sip_username: &str) -> u16 {
+        let port = free_port(IpAddr::V4(DEVICE_IP), false);
+        register(
+            &self.tsps,
+            domain,
+            sip_username,
+            &format!("secret{sip_username}"),
+            port,
+        );
+        port
+    }
+
+    /// A registered phone that plays the UAS `scenario` for the next call.
+    fn phone(&self, sip_username: &str, uas: Sipp) -> SippHandle {
+        let port = self.register(DOMAIN, sip_username);
+        self.tsps.spawn_sipp(uas.port(port))
+    }
+
+    /// `sip_username` of a.test dials `callee`.
+    fn caller(&self, scenario: &str, sip_username: &str, callee: &str) -> Sipp {
+        Sipp::new(scenario)
+            .device(DOMAIN, sip_username, &format!("secret{sip_username}"))
+            .calling(callee)
+    }
+}
+
+/// `target/portal-artifacts/<test>/`, emptied.
+fn artifacts(test: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("portal-artifacts").join(test);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create the artifacts directory");
+    dir
+}
+
+/// One running scenario: its stdin for commands, its stdout lines as they come.
+struct Browser {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<Value>,
+    stderr_path: PathBuf,
+}
+
+impl Browser {
+    fn start(test: &str, scenario: &str, env: Vec<(String, String)>) -> Browser {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("portal");
+        assert!(
+            root.join("node_modules").join("playwright-core").is_dir(),
+            "tests/portal/node_modules is missing: run `npm ci` in tests/portal (scripts/test.sh does)"
+        );
+        assert!(
+            Path::new("/usr/bin/chromium").exists(),
+            "/usr/bin/chromium is missing: install Debian's chromium (scripts/test.sh does)"
+        );
+        let dir = artifacts(test);
+        let stderr_path = dir.join("node-stderr.log");
+        let mut child = Command::new("timeout")
+            .args(["-k", "5", &SCENARIO_LIMIT_SECS.to_string(), "node"])
+            .arg(root.join(scenario))
+            .current_dir(&root)
+            .envs(env)
+            .env("PORTAL_ARTIFACTS", &dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr_path).expect("create the node log"))
+            .spawn()
+            .expect("run node (install nodejs)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Browser {
+            name: format!("{test}/{scenario}"),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr_path,
+        }
+    }
+
+    /// The next JSON line, or None when the scenario ended or `wait` passed.
+    fn next(&mut self, wait: Duration) -> Option<Value> {
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        self.seen.push(v.clone());
+                        return Some(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    /// Waits for `{"event": event}` and returns it; panics with the log otherwise.
+    fn wait_event(&mut self, event: &str) -> Value {
+        loop {
+            match self.next(STEP_WAIT) {
+                Some(v) if v["event"] == event => return v,
+                Some(v) if v.get("result").is_some() => {
+                    panic!(
+                        "{}: ended before \"{event}\": {}",
+                        self.name,
+                        describe(&v["result"])
+                    )
+                }
+                Some(_) => continue,
+                None => panic!(
+                    "{}: no \"{event}\" within {STEP_WAIT:?}; stderr:\n{}",
+                    self.name,
+                    fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Sends one command line to the scenario.
+    fn send(&mut self, cmd: Value) {
+        let stdin = self.stdin.as_mut().expect("the scenario's stdin is open");
+        writeln!(stdin, "{cmd}").expect("write to the scenario");
+        stdin.flush().expect("flush the scenario's stdin");
+    }
+
+    /// Tells the scenario that a call was just started (for its latency check).
+    fn call_started(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as u64;
+        self.send(json!({"cmd": "call_started", "at": now}));
+    }
+
+    /// Waits for the scenario's end and its report; panics unless every check passed.
+    fn finish(mut self) -> Value {
+        let limit = Duration::from_secs(SCENARIO_LIMIT_SECS + 10);
+        let result = loop {
+            match self.next(limit) {
+                Some(v) if v.get("result").is_some() => break v["result"].clone(),
+                Some(_) => continue,
+                None => break Value::Null,
+            }
+        };
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait for node");
+        let stderr = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        assert!(
+            !result.is_null(),
+            "{}: no report (exit {status}); stderr:\n{stderr}",
+            self.name
+        );
+        assert!(
+            status.success() && result["ok"] == true,
+            "{}: failed (exit {status}):\n{}\nstderr:\n{stderr}",
+            self.name,
+            describe(&result)
+        );
+        result
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A scenario's report for a failure message: the failed checks first.
+fn describe(result: &Value) -> String {
+    let failed: Vec<&Value> = result["checks"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["ok"] != true).collect())
+        .unwrap_or_default();
+    format!(
+        "failed checks: {}\nerror: {}\nconsole errors: {}\npage errors: {}\nfailed requests: {}\nscreenshots: {}",
+        serde_json::to_string_pretty(&failed).unwrap_or_default(),
+        result["error"].as_str().unwrap_or("none"),
+        result["console_errors"],
+        result["page_errors"],
+        result["failed_requests"],
+        result["screenshots"],
+    )
+}
+
+/// Every check of a report, by name.
+fn checks(result: &Value) -> Vec<String> {
+    result["checks"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["what"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_screenshots(result: &Value, at_least: usize) {
+    let shots = result["screenshots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(shots.len() >= at_least, "screenshots: {shots:?}");
+    for s in shots {
+        let path = s.as_str().expect("a path");
+        let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "screenshot {path} is empty ({size} bytes)");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn login_screen_renders_with_security_headers_and_no_console_errors() {
+    let portal = Portal::start_with(&provisioning_without_logins());
+    let browser = Browser::start(
+        "login_screen",
+        "screen.mjs",
+        portal.env(DOMAIN, "alice", "unused"),
+    );
+    let result = browser.finish();
+    let done = checks(&result);
+    for want in [
+        "/ redirects to /portal/",
+        "page header content-security-policy",
+        "asset header x-frame-options",
+        "unchanged asset revalidates with 304",
+        "empty submit marks every field",
+        "login fits a phone screen",
+    ] {
+        assert!(
+            done.iter().any(|c| c == want),
+            "check {want:?} ran: {done:?}"
+        );
+    }
+    assert_screenshots(&result, 3);
+}

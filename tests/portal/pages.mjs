@@ -1,0 +1,112 @@
+// Every page of the portal for a tenant admin: it renders, its form controls are
+// labelled, nothing logs an error, and its main job works against the real API:
+// contacts (add, a refused number shown at its field, edit, delete), settings (a 422
+// shown beside the field it names, then a good save), history (filters), admin (add
+// and delete a user), and the home page on a phone-sized screen.
+
+import { scenario, login, credentials, unlabelledControls, settled } from './lib.mjs';
+
+async function visit(t, page, name) {
+  await page.click(`#nav a[data-page="${name}"]`);
+  await page.waitForSelector(`main[data-page="${name}"] h1`);
+  const unlabelled = await unlabelledControls(page);
+  t.check(`${name}: every control is labelled`, unlabelled.length === 0, unlabelled);
+  t.check(`${name}: nav marks the current page`, await page.getAttribute(`#nav a[data-page="${name}"]`, 'aria-current') === 'page');
+}
+
+await scenario('pages', async (t) => {
+  const page = await t.newPage({ label: 'admin' });
+  await login(page, credentials());
+  await page.waitForSelector('#directory li[data-extension]');
+  t.check('home: the directory lists colleagues', (await page.$$('#directory li[data-extension]')).length >= 1);
+  t.check('home: every control is labelled', (await unlabelledControls(page)).length === 0, await unlabelledControls(page));
+  await page.keyboard.press('Tab');
+  const tag = await page.evaluate(() => document.activeElement.tagName);
+  t.check('home: Tab from the heading reaches a control', ['BUTTON', 'A', 'INPUT', 'SELECT'].includes(tag), tag);
+  await t.shot(page, 'home');
+
+  // ---- history ----
+  await visit(t, page, 'history');
+  await settled(page, '#history-status');
+  await page.selectOption('#history-direction', 'in');
+  await settled(page, '#history-status');
+  t.check('history: a table with the six columns', (await page.$$eval('#history-table th', (th) => th.length)) === 6);
+  t.check('history: answers without an error', !/unavailable/i.test(await page.textContent('#history-status')), await page.textContent('#history-status'));
+  await t.shot(page, 'history');
+
+  // ---- contacts ----
+  await visit(t, page, 'contacts');
+  await settled(page, '#contacts-status');
+  await page.fill('#contact-name', 'Anna Muster');
+  await page.fill('#contact-numbers', 'call me');
+  await page.click('#contact-save');
+  await page.waitForSelector('#contact-numbers[aria-invalid="true"]');
+  t.check('contacts: a bad number is shown at the numbers field', /letters|number/i.test(await page.textContent('#contact-numbers-error')), await page.textContent('#contact-numbers-error'));
+  await t.shot(page, 'contacts-invalid');
+  await page.fill('#contact-numbers', 'work: +41 44 555 01 00');
+  await page.fill('#contact-company', 'Muster AG');
+  await page.click('#contact-save');
+  await page.waitForSelector('#contacts-table tr[data-contact-id]:has-text("Anna Muster")');
+  t.check('contacts: the number was stored as E.164', (await page.textContent('#contacts-table tbody')).includes('+41445550100'));
+  await page.click('#contacts-table tr:has-text("Anna Muster") [data-action="edit"]');
+  await page.fill('#contact-name', 'Anna Muster-Meier');
+  await page.click('#contact-save');
+  await page.waitForSelector('#contacts-table tr:has-text("Anna Muster-Meier")');
+  t.check('contacts: edited', true);
+  await t.shot(page, 'contacts');
+  await page.click('#contacts-table tr:has-text("Anna Muster-Meier") [data-action="delete"]');
+  await page.click('#contacts-table tr:has-text("Anna Muster-Meier") [data-action="confirm-delete"]');
+  await page.waitForSelector('#contacts-table tr:has-text("Anna Muster-Meier")', { state: 'detached' });
+  t.check('contacts: deleted', true);
+
+  // ---- settings ----
+  await visit(t, page, 'settings');
+  await page.waitForFunction(() => document.querySelector('#profile-json').value.length > 2);
+  const ext = await page.evaluate(() => window.tspsPortal.session.user.extension);
+  await page.fill('#profile-forwarding-busy', ext);
+  await page.click('#profile-save');
+  await page.waitForSelector('#profile-forwarding-busy[aria-invalid="true"]');
+  const busyError = await page.textContent('#profile-forwarding-busy-error');
+  t.check('settings: a forward to oneself is refused at its field', /loop|own/i.test(busyError), busyError);
+  t.check('settings: the summary is an alert', await page.isVisible('#profile-errors[role="alert"]'));
+  await t.shot(page, 'settings-invalid');
+  await page.fill('#profile-forwarding-busy', '');
+  await page.check('#profile-dnd-enabled');
+  await page.click('#profile-save');
+  await page.waitForSelector('#profile-saved:has-text("saved")');
+  t.check('settings: a good profile saves', (await page.inputValue('#profile-json')).includes('"enabled": true'));
+  await t.shot(page, 'settings');
+
+  // ---- admin ----
+  await visit(t, page, 'admin');
+  await page.waitForSelector('#admin-panel table[data-kind="users"] tbody tr');
+  await page.fill('form[data-kind="users"] input[name="extension"]', '1009');
+  await page.fill('form[data-kind="users"] input[name="display_name"]', 'Eve');
+  await page.click('form[data-kind="users"] button[type="submit"]');
+  await page.waitForSelector('#admin-panel table[data-kind="users"] tr:has-text("Eve")');
+  t.check('admin: a user was added', true);
+  await t.shot(page, 'admin-users');
+  await page.click('#admin-panel tr:has-text("Eve") [data-action="delete"]');
+  await page.click('#admin-panel tr:has-text("Eve") [data-action="confirm-delete"]');
+  await page.waitForSelector('#admin-panel table[data-kind="users"] tr:has-text("Eve")', { state: 'detached' });
+  t.check('admin: the user was deleted', true);
+  for (const tab of ['devices', 'dids', 'trunks']) {
+    await page.click(`[data-tab="${tab}"]`);
+    await page.waitForSelector(`#admin-panel table[data-kind="${tab}"]`);
+    await settled(page, '#admin-panel [role="status"]');
+    t.check(`admin: ${tab} listed`, !/Not available/.test(await page.textContent('#admin-panel [role="status"]')), await page.textContent('#admin-panel [role="status"]'));
+    await t.shot(page, `admin-${tab}`);
+  }
+
+  // ---- a phone-sized screen ----
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('#nav a[data-page="home"]');
+  await page.waitForSelector('main[data-page="home"] h1');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  t.check('home fits a phone screen', overflow <= 0, overflow);
+  await t.shot(page, 'home-phone');
+
+  const unexpected = t.result.failed_requests.filter((r) => !(r.status === 401 && r.url.endsWith('/auth/me'))
+    && !(r.status === 422 && r.method !== 'GET'));
+  t.check('no unexpected failed requests', unexpected.length === 0, unexpected);
+});
