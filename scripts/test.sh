@@ -44,11 +44,14 @@ install_packages() {
     have pg_ctlcluster || missing+=(postgresql)
     have redis-server || missing+=(redis-server)
     have timeout || missing+=(coreutils)
+    # The portal's browser tests (tests/portal.rs): Debian's Chromium, driven from Node.
+    have chromium || missing+=(chromium)
+    have npm || missing+=(nodejs npm)
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing: ${missing[*]}"
         apt_install "${missing[@]}"
     else
-        echo "sipp, baresip, postgresql and redis-server are installed"
+        echo "sipp, baresip, postgresql, redis-server, chromium and npm are installed"
     fi
 }
 
@@ -98,6 +101,16 @@ start_redis() {
     exit 1
 }
 
+# playwright-core for the portal's browser tests, at the version its lock file pins.
+install_portal_test_deps() {
+    section "tests/portal: npm ci"
+    if [ -d tests/portal/node_modules/playwright-core ]; then
+        echo "tests/portal/node_modules is installed"
+    else
+        (cd tests/portal && npm ci --no-audit --no-fund)
+    fi
+}
+
 install_nextest() {
     section "cargo-nextest"
     if cargo nextest --version >/dev/null 2>&1; then
@@ -144,6 +157,7 @@ main() {
         start_postgres
         start_redis
         install_nextest
+        install_portal_test_deps
     fi
     check_fmt
     check_clippy
