@@ -402,3 +402,73 @@ fn login_screen_renders_with_security_headers_and_no_console_errors() {
     }
     assert_screenshots(&result, 3);
 }
+
+#[test]
+fn login_refuses_a_wrong_password_then_shows_home_and_logs_out() {
+    let portal = Portal::start();
+    let result = Browser::start(
+        "login",
+        "login.mjs",
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
+    )
+    .finish();
+    let done = checks(&result);
+    assert!(
+        done.iter().any(|c| c == "wrong password shows an error"),
+        "{done:?}"
+    );
+    assert_screenshots(&result, 3);
+}
+
+#[test]
+fn every_page_renders_and_does_its_job_for_a_tenant_admin() {
+    let portal = Portal::start();
+    let result = Browser::start(
+        "pages",
+        "pages.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    )
+    .finish();
+    assert_screenshots(&result, 9);
+    // What the browser did went through the real API: the contact is gone again, the
+    // profile kept do-not-disturb, the user added and deleted in admin is gone.
+    let alice = format!(
+        "/tenants/{}/users/{}",
+        portal.tenant(DOMAIN),
+        portal.user(DOMAIN, "1001")
+    );
+    let profile = portal
+        .tsps
+        .api_ok(Method::GET, &format!("{alice}/profile"), None);
+    assert_eq!(profile["dnd"]["enabled"], true, "{profile}");
+    let contacts = portal
+        .tsps
+        .api_ok(Method::GET, &format!("{alice}/contacts"), None);
+    assert_eq!(contacts, json!([]), "the contact was deleted");
+    let users = portal.tsps.api_ok(
+        Method::GET,
+        &format!("/tenants/{}/users", portal.tenant(DOMAIN)),
+        None,
+    );
+    assert!(
+        !users.to_string().contains("\"1009\""),
+        "the user added in admin was deleted: {users}"
+    );
+}
+
+#[test]
+fn a_user_of_tenant_b_sees_nothing_of_tenant_a() {
+    let portal = Portal::start();
+    let mut env = portal.env(OTHER_DOMAIN, "dave", "portal-dave-1");
+    env.push(("PORTAL_OTHER_TENANT".into(), portal.tenant(DOMAIN).into()));
+    env.push((
+        "PORTAL_OTHER_USER".into(),
+        portal.user(DOMAIN, "1001").into(),
+    ));
+    let result = Browser::start("walls", "walls.mjs", env).finish();
+    let refused = checks(&result)
+        .into_iter()
+        .filter(|c| c.starts_with("refused"))
+        .count();
+    assert!(refused >= 5, "{result}");
+}

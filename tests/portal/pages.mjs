@@ -28,7 +28,7 @@ await scenario('pages', async (t) => {
   // ---- history ----
   await visit(t, page, 'history');
   await settled(page, '#history-status');
-  await page.selectOption('#history-direction', 'in');
+  await page.selectOption('#history-direction', 'incoming');
   await settled(page, '#history-status');
   t.check('history: a table with the six columns', (await page.$$eval('#history-table th', (th) => th.length)) === 6);
   t.check('history: answers without an error', !/unavailable/i.test(await page.textContent('#history-status')), await page.textContent('#history-status'));

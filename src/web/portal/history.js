@@ -2,9 +2,9 @@
 // call went where it went (the routing decision).
 
 import { api, userPath } from './api.js';
-import { h, clear, field, formatTime, formatDuration, party, words } from './dom.js';
+import { h, clear, field, formatTime, formatDuration, words } from './dom.js';
 
-const DIRECTIONS = [['', 'Any direction'], ['in', 'Incoming'], ['out', 'Outgoing']];
+const DIRECTIONS = [['', 'Any direction'], ['incoming', 'Incoming'], ['outgoing', 'Outgoing']];
 const OUTCOMES = ['', 'answered', 'busy', 'no_answer', 'cancelled', 'unavailable', 'rejected', 'failed'];
 const PAGE_SIZE = 100;
 const SEARCH_DELAY_MS = 250;
@@ -37,9 +37,9 @@ export function renderHistory(main, ctx) {
     try {
       const r = await api('GET', userPath(ctx.user, `/calls/history?${params}`));
       if (mine !== generation) return; // a newer search answered first
-      const items = Array.isArray(r) ? r : (r && (r.items || r.calls)) || [];
+      const items = Array.isArray(r) ? r : [];
       clear(body);
-      for (const c of items) body.append(row(c));
+      for (const c of items) body.append(row(c, ctx.user.user_id));
       status.textContent = items.length ? `${items.length} call${items.length === 1 ? '' : 's'}` : 'No calls match.';
     } catch (e) {
       if (mine !== generation) return;
@@ -63,15 +63,31 @@ export function renderHistory(main, ctx) {
   return () => clearTimeout(timer);
 }
 
-function row(c) {
-  const reasons = (c.decision && c.decision.reasons) || c.reasons || [];
-  const duration = c.duration_seconds ?? c.duration_secs ?? c.duration
-    ?? (c.answered_at && c.ended_at ? (new Date(c.ended_at) - new Date(c.answered_at)) / 1000 : null);
-  return h('tr', { dataset: { callId: c.id || c.call_id || '', direction: c.direction || '', outcome: c.outcome || '' } },
-    h('td', {}, c.direction === 'in' ? 'Incoming' : c.direction === 'out' ? 'Outgoing' : words(c.direction)),
-    h('td', {}, party(c.peer || c.party)),
-    h('td', {}, h('time', { datetime: c.started_at || c.at || '' }, formatTime(c.started_at || c.at))),
-    h('td', {}, duration === null ? '' : formatDuration(duration)),
-    h('td', {}, words(c.outcome)),
-    h('td', {}, reasons.map((r) => (typeof r === 'string' ? words(r) : JSON.stringify(r))).join('; ')));
+/**
+ * A call record as the user sees it: the API's CallView (caller, callee, their user ids,
+ * started/answered/ended times, outcome, decision reasons) turned to this user's side.
+ */
+export function fromUser(c, userId) {
+  const outgoing = c.caller_user_id === userId;
+  const answered = c.answered_at && c.ended_at ? (new Date(c.ended_at) - new Date(c.answered_at)) / 1000 : null;
+  return {
+    id: c.id,
+    outgoing,
+    party: outgoing ? c.callee : c.caller,
+    at: c.started_at,
+    duration: answered,
+    outcome: c.outcome,
+    reasons: c.decision || [],
+  };
+}
+
+function row(c, userId) {
+  const v = fromUser(c, userId);
+  return h('tr', { dataset: { callId: v.id || '', direction: v.outgoing ? 'outgoing' : 'incoming', outcome: v.outcome || '' } },
+    h('td', {}, v.outgoing ? 'Outgoing' : 'Incoming'),
+    h('td', {}, v.party || 'unknown'),
+    h('td', {}, h('time', { datetime: v.at || '' }, formatTime(v.at))),
+    h('td', {}, v.duration === null ? '' : formatDuration(v.duration)),
+    h('td', {}, words(v.outcome)),
+    h('td', {}, v.reasons.map(words).join('; ')));
 }

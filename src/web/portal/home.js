@@ -6,6 +6,7 @@
 
 import { api, userPath, tenantPath } from './api.js';
 import { h, clear, field, announce, formatDuration, formatTime, since, party, icon, words } from './dom.js';
+import { fromUser } from './history.js';
 import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice } from './calls.js';
 
 const STATE_LABEL = { dialing: 'Dialing', ringing: 'Ringing', active: 'Connected', held: 'On hold' };
@@ -216,10 +217,10 @@ export function renderHome(main, ctx) {
       recent.append(h('li', { class: 'muted' }, 'No calls yet.'));
       return;
     }
-    for (const c of items.slice(0, 5)) {
+    for (const c of items.slice(0, 5).map((x) => fromUser(x, ctx.user.user_id))) {
       recent.append(h('li', {},
-        h('span', {}, c.direction === 'in' ? '← ' : '→ ', party(c.peer || c.party)),
-        ' ', h('span', { class: 'muted' }, formatTime(c.started_at || c.at), ' · ', words(c.outcome))));
+        h('span', { 'aria-label': c.outgoing ? 'outgoing' : 'incoming' }, c.outgoing ? '→ ' : '← '),
+        c.party, ' ', h('span', { class: 'muted' }, formatTime(c.at), ' · ', words(c.outcome))));
     }
   }
 
@@ -253,7 +254,7 @@ export function renderHome(main, ctx) {
   api('GET', tenantPath(ctx.user, '/users')).then((list) => { users = list || []; renderDirectory(); })
     .catch((e) => { clear(directoryList).append(h('li', { class: 'error' }, `Directory unavailable: ${e.message}`)); });
   api('GET', userPath(ctx.user, '/calls/history?limit=5'))
-    .then((r) => renderRecent(Array.isArray(r) ? r : (r && (r.items || r.calls)) || []))
+    .then((r) => renderRecent(Array.isArray(r) ? r : []))
     .catch(() => renderRecent([]));
   api('GET', tenantPath(ctx.user)).then((t) => {
     if (t && t.notice) {
