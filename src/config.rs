@@ -101,6 +101,16 @@ pub struct HttpConfig {
     /// Operator token for the provisioning API (`Authorization: Bearer ...`).
     #[serde(default)]
     pub api_token: Option<Secret>,
+    /// Mark the portal's session cookie `Secure` (sent over HTTPS only). Off by default
+    /// because the demo runs on plain HTTP on localhost; turn it on behind TLS.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// A portal session ends after this long without a request.
+    #[serde(default = "default_session_idle")]
+    pub session_idle_secs: u64,
+    /// A portal session ends this long after login, however active.
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +195,12 @@ fn default_digest_algorithms() -> Vec<String> {
 fn default_http_listen() -> String {
     "127.0.0.1:8080".into()
 }
+fn default_session_idle() -> u64 {
+    8 * 3600
+}
+fn default_session_lifetime() -> u64 {
+    7 * 24 * 3600
+}
 fn default_database_url() -> Secret {
     Secret("sqlite://tsps.db".into())
 }
@@ -217,6 +233,9 @@ impl Default for HttpConfig {
         Self {
             listen: default_http_listen(),
             api_token: None,
+            secure_cookies: false,
+            session_idle_secs: default_session_idle(),
+            session_lifetime_secs: default_session_lifetime(),
         }
     }
 }
@@ -303,6 +322,17 @@ impl Config {
             return Err(invalid(
                 "http.listen",
                 format!("not an ip:port address: {:?}", self.http.listen),
+            ));
+        }
+        // The session's last activity is written once a minute: a shorter idle timeout
+        // could not be kept.
+        if self.http.session_idle_secs < 60 {
+            return Err(invalid("http.session_idle_secs", "must be at least 60"));
+        }
+        if self.http.session_lifetime_secs < self.http.session_idle_secs {
+            return Err(invalid(
+                "http.session_lifetime_secs",
+                "must be at least http.session_idle_secs",
             ));
         }
         if self.sip.min_expires == 0 || self.sip.min_expires > self.sip.max_expires {
@@ -450,6 +480,29 @@ mod tests {
         assert_eq!(c.sip.udp_listen, d.sip.udp_listen);
         assert_eq!(c.sip.digest_algorithms, d.sip.digest_algorithms);
         assert_eq!(c.database.url, d.database.url);
+        assert_eq!(c.http.secure_cookies, d.http.secure_cookies);
+        assert_eq!(c.http.session_idle_secs, d.http.session_idle_secs);
+        assert_eq!(c.http.session_lifetime_secs, d.http.session_lifetime_secs);
+    }
+
+    #[test]
+    fn session_timeouts_are_checked() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert!(!c.http.secure_cookies);
+        assert_eq!(c.http.session_idle_secs, 8 * 3600);
+        let e = Config::load(None, &env(&[("TSPS_HTTP__SESSION_IDLE_SECS", "10")])).unwrap_err();
+        assert!(e.to_string().contains("http.session_idle_secs"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[
+                ("TSPS_HTTP__SESSION_IDLE_SECS", "3600"),
+                ("TSPS_HTTP__SESSION_LIFETIME_SECS", "600"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("http.session_lifetime_secs"), "{e}");
+        let c = Config::load(None, &env(&[("TSPS_HTTP__SECURE_COOKIES", "true")])).unwrap();
+        assert!(c.http.secure_cookies);
     }
 
     #[test]

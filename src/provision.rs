@@ -6,14 +6,19 @@
 //! created if missing, updated if different, and left alone if equal; entities that
 //! the document does not mention are never touched, so a file can describe a part of
 //! the platform. Device passwords are turned into digest HA1s here and then dropped:
-//! the store never sees them.
+//! the store never sees them. A user's portal `password` is stored as an argon2id
+//! hash; applying the same password again verifies it against the stored hash and
+//! leaves the hash alone. A user's `role` and `password`, when omitted, are left as
+//! they are (a password the user chose in the portal survives the next apply).
 //!
 //! The whole document is validated before the first write, so a typo writes nothing.
 //! A store error half-way (a DID number taken by another tenant, say) leaves what was
 //! applied before it; fixing the document and applying again completes the rest.
 
+use crate::config::Secret;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, UserRole};
+use crate::web::password::{self, PasswordError};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -43,6 +48,13 @@ pub enum ProvisionError {
         path: String,
         #[source]
         source: StoreError,
+    },
+    /// Hashing or checking the portal password of the user at `path` failed.
+    #[error("{path}: {source}")]
+    Password {
+        path: String,
+        #[source]
+        source: PasswordError,
     },
 }
 
@@ -113,6 +125,14 @@ pub struct UserSpec {
     pub display_name: String,
     #[serde(default)]
     pub portal_login: Option<String>,
+    /// `user` or `tenant_admin`; omitted: unchanged (`user` for a new user).
+    #[serde(default)]
+    pub role: Option<UserRole>,
+    /// Portal password (8 to 128 characters), stored as an argon2id hash; omitted:
+    /// unchanged (a new user then cannot log in until one is set).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret>,
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
 }
@@ -306,12 +326,16 @@ pub fn load_file(path: &Path) -> Result<ProvisionDoc, ProvisionError> {
 
 /// The demo tenant `demo.tsps.local`: users 1001 Alice, 1002 Bob and 1003 Carol, each
 /// with one device whose SIP user name is the extension and whose password is
-/// `demo<extension>` (`demo1001`).
+/// `demo<extension>` (`demo1001`). The portal password is the same (log in with
+/// domain `demo.tsps.local`, login `1001`, password `demo1001`); Alice is the
+/// tenant admin, Bob and Carol are users.
 pub fn demo_document() -> ProvisionDoc {
-    let user = |extension: &str, name: &str| UserSpec {
+    let user = |extension: &str, name: &str, role: UserRole| UserSpec {
         extension: extension.into(),
         display_name: name.into(),
         portal_login: Some(name.to_ascii_lowercase()),
+        role: Some(role),
+        password: Some(Secret(format!("demo{extension}"))),
         devices: vec![DeviceSpec {
             sip_username: extension.into(),
             password: format!("demo{extension}"),
@@ -323,9 +347,9 @@ pub fn demo_document() -> ProvisionDoc {
             name: "Demo".into(),
             time_zone: "UTC".into(),
             users: vec![
-                user("1001", "Alice"),
-                user("1002", "Bob"),
-                user("1003", "Carol"),
+                user("1001", "Alice", UserRole::TenantAdmin),
+                user("1002", "Bob", UserRole::User),
+                user("1003", "Carol", UserRole::User),
             ],
             dids: vec![],
             trunks: vec![],
@@ -429,6 +453,11 @@ pub mod rules {
             return Err("must not contain control characters".into());
         }
         Ok(value.to_string())
+    }
+
+    /// Portal passwords: the same length rule as device passwords.
+    pub fn portal_password(value: &str) -> Result<String, String> {
+        device_password(value)
     }
 
     /// E.164: `+`, a non-zero digit, then up to 14 more digits.
@@ -558,6 +587,10 @@ pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
                 }
                 u.portal_login = Some(login);
             }
+            if let Some(pw) = &u.password {
+                rules::portal_password(pw.expose())
+                    .map_err(|e| invalid(format!("{up}.password"), e))?;
+            }
             for (di, d) in u.devices.iter_mut().enumerate() {
                 let dp = format!("{up}.devices[{di}]");
                 d.sip_username = check(
@@ -624,7 +657,23 @@ pub async fn apply(store: &dyn Store, doc: &ProvisionDoc) -> Result<ApplySummary
             let (user, change) = apply_user(store, &tenant, u)
                 .await
                 .map_err(at(up.clone()))?;
-            summary.users.add(change);
+            let account_changed =
+                apply_account(store, &user, u, change)
+                    .await
+                    .map_err(|e| match e {
+                        AccountError::Store(source) => ProvisionError::Store {
+                            path: up.clone(),
+                            source,
+                        },
+                        AccountError::Password(source) => ProvisionError::Password {
+                            path: format!("{up}.password"),
+                            source,
+                        },
+                    })?;
+            summary.users.add(match change {
+                Change::Unchanged if account_changed => Change::Updated,
+                other => other,
+            });
             for (di, d) in u.devices.iter().enumerate() {
                 let change = apply_device(store, &tenant, &user, d)
                     .await
@@ -712,6 +761,58 @@ async fn apply_user(
     }
     store.update_user(tenant.id, &wanted).await?;
     Ok((wanted, Change::Updated))
+}
+
+enum AccountError {
+    Store(StoreError),
+    Password(PasswordError),
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// The portal side of a user: role and password, when the document names them.
+/// Returns whether anything was written.
+async fn apply_account(
+    store: &dyn Store,
+    user: &User,
+    spec: &UserSpec,
+    change: Change,
+) -> Result<bool, AccountError> {
+    let mut changed = false;
+    if let Some(role) = spec.role {
+        let current = match change {
+            Change::Created => UserRole::default(),
+            _ => store.get_user_account(user.tenant_id, user.id).await?.role,
+        };
+        if role != current {
+            store.set_user_role(user.tenant_id, user.id, role).await?;
+            changed = true;
+        }
+    }
+    if let Some(wanted) = &spec.password {
+        let stored = store.get_password_hash(user.tenant_id, user.id).await?;
+        // A fresh salt would make every apply a change: check the stored hash instead.
+        let same = match stored.as_deref() {
+            Some(h) => password::verify(wanted.expose(), Some(h))
+                .await
+                .map_err(AccountError::Password)?,
+            None => false,
+        };
+        if !same {
+            let hash = password::hash(wanted.expose())
+                .await
+                .map_err(AccountError::Password)?;
+            store
+                .set_password_hash(user.tenant_id, user.id, Some(&hash))
+                .await?;
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 async fn apply_device(
@@ -1110,13 +1211,89 @@ inbound_sources = ["127.0.0.2"]
             let dev = dir.device_by_username(t.id, ext).unwrap();
             let password = format!("demo{ext}");
             assert_eq!(dev.ha1_md5, ha1_md5(ext, "demo.tsps.local", &password));
+            let login = store.find_login(t.id, ext).await.unwrap().unwrap();
+            let hash = login.password_hash.unwrap();
+            assert!(password::verify(&password, Some(&hash)).await.unwrap());
+            let admin = ext == "1001";
+            assert_eq!(login.account.role == UserRole::TenantAdmin, admin, "{ext}");
         }
+    }
+
+    #[tokio::test]
+    async fn portal_passwords_and_roles_apply_once() {
+        let store = memory_store().await;
+        let mut doc = example();
+        doc.tenants[0].users[0].password = Some(Secret("portal-secret".into()));
+        doc.tenants[0].users[0].role = Some(UserRole::TenantAdmin);
+        apply(&*store, &doc).await.unwrap();
+        let t = store
+            .find_tenant_by_domain("a.test")
+            .await
+            .unwrap()
+            .unwrap();
+        let alice = store.find_login(t.id, "1001").await.unwrap().unwrap();
+        assert_eq!(alice.account.role, UserRole::TenantAdmin);
+        let hash = alice.password_hash.clone().unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(password::verify("portal-secret", Some(&hash))
+            .await
+            .unwrap());
+        let bob = store.find_login(t.id, "1002").await.unwrap().unwrap();
+        assert_eq!(
+            (bob.account.role, bob.password_hash),
+            (UserRole::User, None)
+        );
+
+        // The same password again: verified, not rehashed (a new salt would differ).
+        let again = apply(&*store, &doc).await.unwrap();
+        assert_eq!((again.users.updated, again.users.unchanged), (0, 2));
+        let after = store.find_login(t.id, "1001").await.unwrap().unwrap();
+        assert_eq!(after.password_hash.as_deref(), Some(hash.as_str()));
+
+        // Omitted: left alone. Changed: a new hash, counted as an update.
+        let mut omitted = doc.clone();
+        omitted.tenants[0].users[0].password = None;
+        omitted.tenants[0].users[0].role = None;
+        assert_eq!(apply(&*store, &omitted).await.unwrap().users.updated, 0);
+        let kept = store.find_login(t.id, "1001").await.unwrap().unwrap();
+        assert_eq!(kept.password_hash.as_deref(), Some(hash.as_str()));
+        assert_eq!(kept.account.role, UserRole::TenantAdmin);
+        doc.tenants[0].users[0].password = Some(Secret("another-secret".into()));
+        doc.tenants[0].users[0].role = Some(UserRole::User);
+        assert_eq!(apply(&*store, &doc).await.unwrap().users.updated, 1);
+        let changed = store.find_login(t.id, "alice").await.unwrap().unwrap();
+        assert_eq!(changed.account.role, UserRole::User);
+        let new_hash = changed.password_hash.unwrap();
+        assert!(password::verify("another-secret", Some(&new_hash))
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn portal_passwords_are_checked_and_read_from_yaml() {
+        let doc = parse(
+            "tenants:\n  - domain: a.test\n    name: A\n    users:\n      - extension: 1001\n        \
+             display_name: Alice\n        role: tenant_admin\n        password: short\n",
+            DocFormat::Yaml,
+        )
+        .unwrap();
+        assert_eq!(doc.tenants[0].users[0].role, Some(UserRole::TenantAdmin));
+        assert_eq!(invalid_path(&doc), "tenants[0].users[0].password");
+        let e = parse(
+            "tenants:\n  - domain: a.test\n    name: A\n    users:\n      - extension: 1001\n        \
+             display_name: Alice\n        role: operator\n",
+            DocFormat::Yaml,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("operator"), "{e}");
     }
 
     #[test]
     fn passwords_stay_out_of_debug_output() {
-        let doc = example();
+        let mut doc = example();
+        doc.tenants[0].users[0].password = Some(Secret("portal-secret".into()));
         let debug = format!("{doc:?}");
+        assert!(!debug.contains("portal-secret"), "{debug}");
         assert!(!debug.contains("secret1001"), "{debug}");
         assert!(!debug.contains("trunkpw"), "{debug}");
     }

@@ -262,7 +262,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         crate::push::HubConfig::default(),
     );
     push.run(&bus, cancel.clone());
-    let app = crate::web::router(crate::web::ApiState {
+    let state = crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
         notify: Arc::new(crate::features::ActorNotifier {
@@ -272,13 +272,17 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         live: Arc::new(crate::features::PlatformCalls {
             platform: platform.clone(),
             clock: config.testing.clock_api.then(|| adjustable.clone()),
+            dialers: ctx.dialers(),
         }),
         push,
-    });
+    };
+    let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));
     {
         let cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move { cancel.cancelled().await };
+            // Connect info: the login limiter counts failures per client address.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -8,11 +8,15 @@
 //! Tenant-scoped methods take the `TenantId` first and never see a row of another
 //! tenant: a user of tenant A asked for under tenant B is `NotFound`.
 
+mod account;
 mod policy;
 mod postgres;
 mod sql;
 mod sqlite;
 
+pub use account::{
+    CallHistoryQuery, CallSide, LoginCandidate, SessionRecord, UserAccount, UserRole,
+};
 pub use policy::{PolicyMode, UserPolicy};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -69,6 +73,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_call_records(&self, tenant: TenantId, limit: u32)
         -> StoreResult<Vec<CallRecord>>;
 
+    /// One user's calls (as caller or callee), newest first, filtered by `query`; the
+    /// same records as [`Store::list_call_records`], legs included.
+    async fn list_user_call_records(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        query: &CallHistoryQuery,
+    ) -> StoreResult<Vec<CallRecord>>;
+
     /// Bindings of one tenant not yet expired at `now`, by device and contact.
     async fn list_bindings(
         &self,
@@ -103,6 +116,50 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the user with its devices, DIDs and bindings; call records keep the
     /// call but lose the link to the user.
     async fn delete_user(&self, tenant: TenantId, id: UserId) -> StoreResult<()>;
+
+    // Portal accounts: a role per user (`user` unless set) and an optional argon2id
+    // password hash, which only these methods read or write.
+    async fn get_user_account(&self, tenant: TenantId, id: UserId) -> StoreResult<UserAccount>;
+    /// By extension.
+    async fn list_user_accounts(&self, tenant: TenantId) -> StoreResult<Vec<UserAccount>>;
+    /// The user whose extension is `login`, else the one whose portal login is `login`.
+    async fn find_login(
+        &self,
+        tenant: TenantId,
+        login: &str,
+    ) -> StoreResult<Option<LoginCandidate>>;
+    async fn set_user_role(&self, tenant: TenantId, id: UserId, role: UserRole) -> StoreResult<()>;
+    async fn get_password_hash(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<String>>;
+    /// `None` removes the password (the user can no longer log in).
+    async fn set_password_hash(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        hash: Option<&str>,
+    ) -> StoreResult<()>;
+
+    // Portal sessions, keyed by the SHA-256 of the session id. They go with their user.
+    /// `NotFound` ("user") when the user does not exist in `session.tenant_id`.
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// The session with its user's current account (role changes apply at once).
+    async fn get_session(&self, id_hash: &str)
+        -> StoreResult<Option<(SessionRecord, UserAccount)>>;
+    async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Idempotent: ending a session that is gone is not an error.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Ends every session of the user except `keep` (after a password change).
+    async fn delete_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> StoreResult<u64>;
+    /// Deletes sessions past their absolute end at `now` or idle since `idle_since`.
+    async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     // Devices. The store only sees HA1s, never passwords.
     async fn create_device(&self, tenant: TenantId, device: &Device) -> StoreResult<()>;

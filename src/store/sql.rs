@@ -201,6 +201,10 @@ macro_rules! sql_store {
                 TenantSettings,
             };
             use $crate::store::UserPolicy;
+            use $crate::store::account::contains_pattern;
+            use $crate::store::{
+                CallHistoryQuery, CallSide, LoginCandidate, SessionRecord, UserAccount, UserRole,
+            };
             use tsps_actors::feature::{Presence, Profile};
             use $crate::store::{same_tenant, Store, StoreError, StoreResult};
             use chrono::{DateTime, Utc};
@@ -251,6 +255,76 @@ macro_rules! sql_store {
                     })
                 }
             }
+
+            #[derive(sqlx::FromRow)]
+            struct AccountRow {
+                #[sqlx(flatten)]
+                user: UserRow,
+                role: String,
+                password_hash: Option<String>,
+            }
+
+            impl AccountRow {
+                fn into_candidate(self) -> StoreResult<LoginCandidate> {
+                    let role = UserRole::parse(&self.role).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown user role {:?}", self.role))
+                    })?;
+                    Ok(LoginCandidate {
+                        account: UserAccount {
+                            user: self.user.try_into()?,
+                            role,
+                        },
+                        password_hash: self.password_hash,
+                    })
+                }
+
+                fn into_account(self) -> StoreResult<UserAccount> {
+                    Ok(self.into_candidate()?.account)
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct SessionRow {
+                id_hash: String,
+                csrf_token: String,
+                created_at: DbTs,
+                last_seen_at: DbTs,
+                expires_at: DbTs,
+                #[sqlx(flatten)]
+                account: AccountRow,
+            }
+
+            impl SessionRow {
+                fn into_session(self) -> StoreResult<(SessionRecord, UserAccount)> {
+                    let account = self.account.into_account()?;
+                    Ok((
+                        SessionRecord {
+                            id_hash: self.id_hash,
+                            tenant_id: account.user.tenant_id,
+                            user_id: account.user.id,
+                            csrf_token: self.csrf_token,
+                            created_at: dec_ts(self.created_at)?,
+                            last_seen_at: dec_ts(self.last_seen_at)?,
+                            expires_at: dec_ts(self.expires_at)?,
+                        },
+                        account,
+                    ))
+                }
+            }
+
+            /// The columns of [`AccountRow`], for a `users` table aliased `u`.
+            const ACCOUNT_COLUMNS: &str = "u.id, u.tenant_id, u.extension, u.display_name, \
+                u.portal_login, u.role, u.password_hash";
+
+            /// The filter of `list_user_call_records` over `call_records`: $1 tenant,
+            /// $2 user, $3 before, $4 LIKE pattern, $5 outcome, $6 side.
+            const HISTORY_FILTER: &str = "tenant_id = $1 \
+                AND (caller_user_id = $2 OR callee_user_id = $2) \
+                AND ($3 IS NULL OR started_at < $3) \
+                AND ($4 IS NULL OR caller LIKE $4 ESCAPE '\\' OR callee LIKE $4 ESCAPE '\\') \
+                AND ($5 IS NULL OR outcome = $5) \
+                AND ($6 IS NULL OR ($6 = 'outgoing' AND caller_user_id = $2) \
+                     OR ($6 = 'incoming' AND callee_user_id = $2))";
 
             #[derive(sqlx::FromRow)]
             struct DeviceRow {
@@ -1450,6 +1524,267 @@ macro_rules! sql_store {
                     .await
                     .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("user", &key)) }))?;
                     Ok(())
+                }
+
+                async fn list_user_call_records(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    query: &CallHistoryQuery,
+                ) -> StoreResult<Vec<CallRecord>> {
+                    let limit = i64::from(query.limit.min(MAX_CALL_RECORDS));
+                    let pattern = query.search.as_deref().map(contains_pattern);
+                    let outcome = query.outcome.map(|o| o.as_str());
+                    let side = query.side.map(|s| match s {
+                        CallSide::Outgoing => "outgoing",
+                        CallSide::Incoming => "incoming",
+                    });
+                    let page = format!(
+                        "SELECT id, tenant_id, direction, caller, callee, caller_user_id, \
+                         callee_user_id, started_at, answered_at, ended_at, outcome, hangup_by, \
+                         decision FROM call_records WHERE {HISTORY_FILTER} \
+                         ORDER BY started_at DESC, id DESC LIMIT $7"
+                    );
+                    let calls: Vec<CallRow> = sqlx::query_as(&page)
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(user.0))
+                        .bind(query.before.map(enc_ts))
+                        .bind(pattern.clone())
+                        .bind(outcome)
+                        .bind(side)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    let mut calls: Vec<CallRecord> = rows(calls)?;
+                    if calls.is_empty() {
+                        return Ok(calls);
+                    }
+                    // The same page again as a subquery, so one statement fetches all legs.
+                    let legs_sql = format!(
+                        "SELECT call_id, id, role, target, started_at, answered_at, ended_at, \
+                         status_code FROM call_legs WHERE call_id IN (\
+                         SELECT id FROM call_records WHERE {HISTORY_FILTER} \
+                         ORDER BY started_at DESC, id DESC LIMIT $7) \
+                         ORDER BY started_at, id"
+                    );
+                    let legs: Vec<LegRow> = sqlx::query_as(&legs_sql)
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(user.0))
+                        .bind(query.before.map(enc_ts))
+                        .bind(pattern)
+                        .bind(outcome)
+                        .bind(side)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    let index: HashMap<CallId, usize> =
+                        calls.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+                    for leg in legs {
+                        let (call, leg) = leg.into_leg()?;
+                        if let Some(&i) = index.get(&call) {
+                            calls[i].legs.push(leg);
+                        }
+                    }
+                    Ok(calls)
+                }
+
+                async fn get_user_account(&self, tenant: TenantId, id: UserId) -> StoreResult<UserAccount> {
+                    let row: Option<AccountRow> = sqlx::query_as(&format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2"
+                    ))
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.ok_or_else(|| not_found("user", id))?.into_account()
+                }
+
+                async fn list_user_accounts(&self, tenant: TenantId) -> StoreResult<Vec<UserAccount>> {
+                    let found: Vec<AccountRow> = sqlx::query_as(&format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM users u WHERE u.tenant_id = $1 \
+                         ORDER BY u.extension"
+                    ))
+                    .bind(enc_id(tenant.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    found.into_iter().map(AccountRow::into_account).collect()
+                }
+
+                async fn find_login(
+                    &self,
+                    tenant: TenantId,
+                    login: &str,
+                ) -> StoreResult<Option<LoginCandidate>> {
+                    // An extension wins over a portal login that happens to spell the same.
+                    let row: Option<AccountRow> = sqlx::query_as(&format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM users u WHERE u.tenant_id = $1 \
+                         AND (u.extension = $2 OR u.portal_login = $2) \
+                         ORDER BY CASE WHEN u.extension = $2 THEN 0 ELSE 1 END LIMIT 1"
+                    ))
+                    .bind(enc_id(tenant.0))
+                    .bind(login)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(AccountRow::into_candidate).transpose()
+                }
+
+                async fn set_user_role(
+                    &self,
+                    tenant: TenantId,
+                    id: UserId,
+                    role: UserRole,
+                ) -> StoreResult<()> {
+                    let done = sqlx::query("UPDATE users SET role = $3 WHERE tenant_id = $1 AND id = $2")
+                        .bind(enc_id(tenant.0))
+                        .bind(enc_id(id.0))
+                        .bind(role.as_str())
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("user", id));
+                    }
+                    Ok(())
+                }
+
+                async fn get_password_hash(
+                    &self,
+                    tenant: TenantId,
+                    id: UserId,
+                ) -> StoreResult<Option<String>> {
+                    let row: Option<(Option<String>,)> = sqlx::query_as(
+                        "SELECT password_hash FROM users WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(row.ok_or_else(|| not_found("user", id))?.0)
+                }
+
+                async fn set_password_hash(
+                    &self,
+                    tenant: TenantId,
+                    id: UserId,
+                    hash: Option<&str>,
+                ) -> StoreResult<()> {
+                    let done = sqlx::query(
+                        "UPDATE users SET password_hash = $3 WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(id.0))
+                    .bind(hash)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("user", id));
+                    }
+                    Ok(())
+                }
+
+                async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                    let user = s.user_id.to_string();
+                    sqlx::query(
+                        "INSERT INTO user_sessions (id_hash, tenant_id, user_id, csrf_token, \
+                         created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&s.id_hash)
+                    .bind(enc_id(s.tenant_id.0))
+                    .bind(enc_id(s.user_id.0))
+                    .bind(&s.csrf_token)
+                    .bind(enc_ts(s.created_at))
+                    .bind(enc_ts(s.last_seen_at))
+                    .bind(enc_ts(s.expires_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("id_hash", "session", "(redacted)")],
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn get_session(
+                    &self,
+                    id_hash: &str,
+                ) -> StoreResult<Option<(SessionRecord, UserAccount)>> {
+                    let row: Option<SessionRow> = sqlx::query_as(&format!(
+                        "SELECT s.id_hash, s.csrf_token, s.created_at, s.last_seen_at, \
+                         s.expires_at, {ACCOUNT_COLUMNS} FROM user_sessions s \
+                         JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
+                         WHERE s.id_hash = $1"
+                    ))
+                    .bind(id_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(SessionRow::into_session).transpose()
+                }
+
+                async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
+                    sqlx::query("UPDATE user_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                        .bind(id_hash)
+                        .bind(enc_ts(at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1")
+                        .bind(id_hash)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    Ok(())
+                }
+
+                async fn delete_user_sessions(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    keep: Option<&str>,
+                ) -> StoreResult<u64> {
+                    let done = sqlx::query(
+                        "DELETE FROM user_sessions WHERE tenant_id = $1 AND user_id = $2 \
+                         AND ($3 IS NULL OR id_hash <> $3)",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(keep)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn delete_expired_sessions(
+                    &self,
+                    now: DateTime<Utc>,
+                    idle_since: DateTime<Utc>,
+                ) -> StoreResult<u64> {
+                    let done = sqlx::query(
+                        "DELETE FROM user_sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
+                    )
+                    .bind(enc_ts(now))
+                    .bind(enc_ts(idle_since))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(done.rows_affected())
                 }
 
                 async fn get_tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {

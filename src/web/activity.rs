@@ -1,9 +1,11 @@
 //! Read-only views of what happened and what is live: call detail records
-//! (`/calls`) and registrations (`/registrations`) of one tenant.
+//! (`/calls`) and registrations (`/registrations`) of one tenant, and one user's call
+//! history (`/users/{user_id}/calls/history`), which the portal shows to the user.
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::ApiState;
+use crate::store::{CallHistoryQuery, CallSide};
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -20,6 +22,28 @@ const MAX_CALLS: u32 = 1000;
 pub struct CallsQuery {
     /// How many records, newest first: 1 to 1000, default 50.
     pub limit: Option<u32>,
+}
+
+/// Longest search text of the history.
+const MAX_SEARCH: usize = 64;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// How many records, newest first: 1 to 1000, default 50.
+    pub limit: Option<u32>,
+    /// Only calls that started before this instant (RFC 3339): pass the `started_at`
+    /// of the last call of a page to get the next page.
+    pub before: Option<DateTime<Utc>>,
+    /// Only calls whose caller or callee contains this text (e.g. digits of a number).
+    pub q: Option<String>,
+    /// `outgoing` (the user called) or `incoming` (the user was called).
+    #[param(value_type = Option<String>, example = "incoming")]
+    pub direction: Option<CallSide>,
+    /// One outcome: `answered`, `busy`, `no_answer`, `cancelled`, `unavailable`,
+    /// `rejected` or `failed`.
+    #[param(value_type = Option<String>, example = "no_answer")]
+    pub outcome: Option<CallOutcome>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,6 +65,8 @@ pub struct CallView {
     pub outcome: CallOutcome,
     #[schema(value_type = Option<String>, example = "callee")]
     pub hangup_by: Option<Party>,
+    /// Why the call was routed as it was: the feature server's reasons, in order.
+    pub decision: Vec<String>,
     pub legs: Vec<LegView>,
 }
 
@@ -85,6 +111,7 @@ impl From<CallRecord> for CallView {
             ended_at: c.ended_at,
             outcome: c.outcome,
             hangup_by: c.hangup_by,
+            decision: c.decision,
             legs: c.legs.into_iter().map(LegView::from).collect(),
         }
     }
@@ -133,6 +160,54 @@ pub async fn list_calls(
     }
     st.store().get_tenant(tenant_id).await?;
     let calls = st.store().list_call_records(tenant_id, limit).await?;
+    Ok(Json(calls.into_iter().map(CallView::from).collect()))
+}
+
+/// One user's calls, as caller or callee, newest first, with the decision reasons.
+#[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/calls/history", tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = [CallView], description = "newest first"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn user_history(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Json<Vec<CallView>>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_CALLS);
+    if !(1..=MAX_CALLS).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be 1 to {MAX_CALLS}"),
+        ));
+    }
+    let search = query
+        .q
+        .map(|q| q.trim().to_string())
+        .filter(|q| !q.is_empty());
+    if search
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH)
+    {
+        return Err(ApiError::invalid(
+            "q",
+            format!("must be at most {MAX_SEARCH} characters"),
+        ));
+    }
+    st.store().get_user(tenant_id, user_id).await?;
+    let calls = st
+        .store()
+        .list_user_call_records(
+            tenant_id,
+            user_id,
+            &CallHistoryQuery {
+                limit,
+                before: query.before,
+                search,
+                side: query.direction,
+                outcome: query.outcome,
+            },
+        )
+        .await?;
     Ok(Json(calls.into_iter().map(CallView::from).collect()))
 }
 

@@ -147,8 +147,10 @@ impl From<ProvisionError> for ApiError {
                     format!("{path}: {}", inner.message),
                 )
             }
-            // Files are not read through the API.
-            ProvisionError::Read { .. } | ProvisionError::UnknownFormat(_) => Self::internal(&e),
+            // Files are not read through the API; hashing fails only if its task dies.
+            ProvisionError::Read { .. }
+            | ProvisionError::UnknownFormat(_)
+            | ProvisionError::Password { .. } => Self::internal(&e),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP edge: the provisioning and feature-server REST API under `/api/v1` (JSON,
-//! operator bearer token), with its OpenAPI document at `/api/v1/openapi.json`. Only
-//! this module knows HTTP.
+//! operator bearer token or portal session), with its OpenAPI document at
+//! `/api/v1/openapi.json`. Only this module knows HTTP. Who may call what is decided
+//! in one place, [`auth`], by method and path, before any handler runs.
 //!
 //! Every write goes to the store first and then reloads the shared directory, so the
 //! SIP side sees the change on its next lookup; writes of feature-server data
@@ -10,17 +11,21 @@
 //! or path, is JSON (see [`error`]).
 
 mod activity;
+pub mod auth;
 mod contacts;
+mod control;
 mod devices;
 mod dids;
 pub mod error;
 mod events;
 mod extract;
 pub mod live;
+pub(crate) mod password;
 mod policy;
 mod portal;
 mod profile;
 mod profile_schema;
+mod session;
 mod settings;
 mod status;
 mod tenants;
@@ -31,23 +36,22 @@ use crate::config::Secret;
 use crate::provision::{self, ApplySummary, ProvisionDoc};
 use crate::store::{DynStore, SharedDirectory};
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
 use error::{ApiError, ErrorBody};
 use extract::ApiJson;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use tsps_actors::{TenantId, UserId};
 use utoipa::openapi::security::SecurityRequirement;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use auth::{AuthSettings, Principal};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -92,6 +96,7 @@ impl ApiState {
     modifiers(&BearerAuth),
     components(schemas(ErrorBody)),
     tags(
+        (name = "auth", description = "portal login, sessions and CSRF (docs/api.md)"),
         (name = "tenants"), (name = "users"), (name = "devices"), (name = "dids"),
         (name = "trunks"), (name = "calls"), (name = "provision"), (name = "health"),
         (name = "features", description = "a user's feature profile and status"),
@@ -112,19 +117,42 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
-        doc.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
+        // A portal session; writes also need the `X-CSRF-Token` header.
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(session::COOKIE))),
+        );
+        doc.security = Some(vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("session", Vec::<String>::new()),
+        ]);
     }
 }
 
-/// The whole HTTP surface: `/healthz` and `/api/v1/...`.
+/// The whole HTTP surface with the default session settings (see [`router_with`]).
 pub fn router(state: ApiState) -> Router {
+    router_with(state, AuthSettings::default())
+}
+
+/// The whole HTTP surface: `/healthz`, the portal's pages and `/api/v1/...`, every
+/// API route behind [`auth::authorize`].
+pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
     if state.api_token.is_none() {
-        tracing::warn!("no http.api_token configured: the provisioning api is open");
+        tracing::warn!(
+            "no http.api_token configured: requests without credentials act as the operator"
+        );
     }
+    let auth = Arc::new(auth::Auth::new(
+        state.api_token.clone(),
+        state.store().clone(),
+        &auth_settings,
+    ));
     let v1 = OpenApiRouter::new()
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::me))
+        .routes(routes!(users::set_password))
+        .routes(routes!(activity::user_history))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(
             tenants::get_tenant,
@@ -177,6 +205,13 @@ pub fn router(state: ApiState) -> Router {
         .routes(routes!(contacts::export_shared))
         .routes(routes!(live::list_live))
         .routes(routes!(live::override_call))
+        // A user's call control (click-to-dial, hold, resume, release, transfer, answer).
+        .routes(routes!(control::place_call))
+        .routes(routes!(control::hold))
+        .routes(routes!(control::resume))
+        .routes(routes!(control::release))
+        .routes(routes!(control::transfer))
+        .routes(routes!(control::answer))
         .routes(routes!(live::set_clock))
         .routes(routes!(events::events_ws))
         .routes(routes!(events::events_sse));
@@ -193,8 +228,8 @@ pub fn router(state: ApiState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        // Only matched routes: `/healthz` is matched too, so the check skips it by path.
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        // Every matched route; `auth::decide` lets `/healthz` and the login through.
+        .route_layer(middleware::from_fn_with_state(auth, auth::authorize));
     // The portal's pages hold no data: served without the token (see `portal`).
     api.merge(portal::router())
         .fallback(not_found)
@@ -227,34 +262,6 @@ async fn apply_provisioning(
     // A failure half-way may still have written something: reload either way.
     reloaded(&st).await?;
     Ok(Json(result?))
-}
-
-async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
-        return next.run(req).await;
-    }
-    let Some(token) = &st.api_token else {
-        return next.run(req).await;
-    };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    // Compare digests in constant time: no timing hint about the token's prefix.
-    let ok = presented.is_some_and(|p| {
-        let a = Sha256::digest(p.as_bytes());
-        let b = Sha256::digest(token.expose().as_bytes());
-        bool::from(a.ct_eq(&b))
-    });
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::unauthorized().into_response()
-    }
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -1,13 +1,20 @@
-//! `/tenants/{tenant_id}/users`: the people of a tenant.
+//! `/tenants/{tenant_id}/users`: the people of a tenant, their portal role and their
+//! portal password.
 
-use super::error::{ApiError, ErrorBody};
+use super::auth::{Auth, Principal};
+use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, ApiState};
+use super::session::{self, ActiveSession};
+use super::{field, password, reloaded, ApiState};
 use crate::provision::rules;
-use axum::extract::State;
+use crate::store::{UserAccount, UserRole};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::time::Instant;
 use tsps_actors::model::User;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
@@ -22,16 +29,20 @@ pub struct UserView {
     pub extension: String,
     pub display_name: String,
     pub portal_login: Option<String>,
+    /// Portal role. Whether a password is set is not shown (nor, ever, the password).
+    pub role: UserRole,
 }
 
-impl From<User> for UserView {
-    fn from(u: User) -> Self {
+impl From<UserAccount> for UserView {
+    fn from(a: UserAccount) -> Self {
+        let u = a.user;
         Self {
             id: u.id,
             tenant_id: u.tenant_id,
             extension: u.extension,
             display_name: u.display_name,
             portal_login: u.portal_login,
+            role: a.role,
         }
     }
 }
@@ -46,11 +57,19 @@ pub struct UserInput {
     pub display_name: String,
     #[serde(default)]
     pub portal_login: Option<String>,
+    /// `user` or `tenant_admin`. On POST `user` when omitted; on PUT an omitted role
+    /// keeps the current one.
+    #[serde(default)]
+    pub role: Option<UserRole>,
 }
 
 impl UserInput {
-    fn into_user(self, tenant_id: TenantId, id: UserId) -> Result<User, ApiError> {
-        Ok(User {
+    fn into_user(
+        self,
+        tenant_id: TenantId,
+        id: UserId,
+    ) -> Result<(User, Option<UserRole>), ApiError> {
+        let user = User {
             id,
             tenant_id,
             extension: field("extension", rules::extension(&self.extension))?,
@@ -59,7 +78,8 @@ impl UserInput {
                 .portal_login
                 .map(|l| field("portal_login", rules::portal_login(&l)))
                 .transpose()?,
-        })
+        };
+        Ok((user, self.role))
     }
 }
 
@@ -71,7 +91,7 @@ pub async fn list_users(
     ApiPath(tenant_id): ApiPath<TenantId>,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     st.store().get_tenant(tenant_id).await?;
-    let users = st.store().list_users(tenant_id).await?;
+    let users = st.store().list_user_accounts(tenant_id).await?;
     Ok(Json(users.into_iter().map(UserView::from).collect()))
 }
 
@@ -84,10 +104,16 @@ pub async fn create_user(
     ApiPath(tenant_id): ApiPath<TenantId>,
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = input.into_user(tenant_id, UserId::new())?;
+    let (user, role) = input.into_user(tenant_id, UserId::new())?;
+    let role = role.unwrap_or_default();
     st.store().create_user(tenant_id, &user).await?;
+    // Created as `user` first: if this second write failed, the user would have less
+    // power than asked for, never more.
+    if role != UserRole::User {
+        st.store().set_user_role(tenant_id, user.id, role).await?;
+    }
     reloaded(&st).await?;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok((StatusCode::CREATED, Json(UserAccount { user, role }.into())))
 }
 
 #[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}", tag = "users",
@@ -97,7 +123,12 @@ pub async fn get_user(
     State(st): State<ApiState>,
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(st.store().get_user(tenant_id, user_id).await?.into()))
+    Ok(Json(
+        st.store()
+            .get_user_account(tenant_id, user_id)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(put, path = "/tenants/{tenant_id}/users/{user_id}", tag = "users",
@@ -109,10 +140,18 @@ pub async fn update_user(
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = input.into_user(tenant_id, user_id)?;
+    let (user, role) = input.into_user(tenant_id, user_id)?;
     st.store().update_user(tenant_id, &user).await?;
+    if let Some(role) = role {
+        st.store().set_user_role(tenant_id, user_id, role).await?;
+    }
     reloaded(&st).await?;
-    Ok(Json(user.into()))
+    Ok(Json(
+        st.store()
+            .get_user_account(tenant_id, user_id)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/tenants/{tenant_id}/users/{user_id}", tag = "users",
@@ -126,4 +165,95 @@ pub async fn delete_user(
     st.store().delete_user(tenant_id, user_id).await?;
     reloaded(&st).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PUT .../password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordInput {
+    /// 8 to 128 characters.
+    pub password: String,
+    /// The password now in force: required when a user changes its own password (so a
+    /// session left open does not let someone else take the account over).
+    #[serde(default)]
+    pub current_password: Option<String>,
+}
+
+impl std::fmt::Debug for PasswordInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordInput { .. }")
+    }
+}
+
+fn invalid_password(field: &str, reason: impl Into<String>) -> ApiError {
+    ApiError::unprocessable(
+        "invalid_password",
+        "invalid password",
+        vec![FieldIssue::new(field, reason)],
+    )
+}
+
+/// Sets the user's portal password (stored as an argon2id hash). Every other session
+/// of the user ends: the user's own current session stays, an administrator's reset
+/// logs the user out everywhere.
+#[utoipa::path(put, path = "/tenants/{tenant_id}/users/{user_id}/password", tag = "users",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = PasswordInput,
+    responses((status = 204, description = "password set"),
+        (status = 403, body = ErrorBody, description = "`current_password` is wrong"),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_password`: too short, too long, or `current_password` missing"),
+        (status = 429, body = ErrorBody, description = "too many wrong `current_password`s; see Retry-After")))]
+pub async fn set_password(
+    State(st): State<ApiState>,
+    Extension(auth): Extension<Arc<Auth>>,
+    Extension(principal): Extension<Principal>,
+    session: Option<Extension<ActiveSession>>,
+    ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
+    ApiJson(input): ApiJson<PasswordInput>,
+) -> Result<Response, ApiError> {
+    password::check_rule(&input.password).map_err(|r| invalid_password("password", r))?;
+    let account = st.store().get_user_account(tenant_id, user_id).await?;
+    let own = principal.user() == Some(user_id) && principal.tenant() == Some(tenant_id);
+    if own {
+        let Some(current) = input.current_password.as_deref() else {
+            return Err(invalid_password(
+                "current_password",
+                "required to change your own password",
+            ));
+        };
+        // Guessing the current password here counts like guessing it at the login.
+        let tenant = st.store().get_tenant(tenant_id).await?;
+        let key = session::login_key(&tenant.domain, &account.user.extension);
+        let blocked = auth.limits().blocked(None, &key, Instant::now());
+        if let Some(wait) = blocked {
+            return Ok(session::too_many_attempts(wait));
+        }
+        let stored = st.store().get_password_hash(tenant_id, user_id).await?;
+        let ok = password::verify(current, stored.as_deref())
+            .await
+            .map_err(|e| session::internal("password check failed", &e))?;
+        if !ok {
+            auth.limits().failed(None, key, Instant::now());
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "wrong_password",
+                "current_password is not the password in force",
+            ));
+        }
+        auth.limits().succeeded(&key);
+    }
+    let hash = password::hash(&input.password)
+        .await
+        .map_err(|e| session::internal("password hashing failed", &e))?;
+    st.store()
+        .set_password_hash(tenant_id, user_id, Some(&hash))
+        .await?;
+    let keep = session
+        .as_ref()
+        .filter(|_| own)
+        .map(|Extension(s)| s.id_hash.as_str());
+    auth.sessions()
+        .end_user_sessions(tenant_id, user_id, keep)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,0 +1,687 @@
+//! Who is asking, and may they: the one authorization point of the API.
+//!
+//! [`authorize`] runs on every matched route. It finds the credentials (the operator's
+//! bearer token, or a portal session cookie), checks CSRF for cookie requests, asks
+//! [`decide`] by method and path, and hands the [`Principal`] to the handlers as a
+//! request extension. Handlers stay unaware of authorization, and a new route is
+//! covered by the path rules the moment it is added:
+//!
+//! - outside `/api/v1` (`/healthz`, the portal's pages) and `POST /api/v1/auth/login`:
+//!   open;
+//! - the operator (bearer token): everything;
+//! - `/api/v1/auth/...`: any session;
+//! - `/api/v1/tenants/{t}/users/{u}` and below: the user `u` itself, or a tenant admin
+//!   of `t`. The user itself may only read its own user record, its devices and the
+//!   tenant's policy for it; everything else below (profile, status, contacts,
+//!   password, calls, events, ...) it may also write;
+//! - `/api/v1/tenants/{t}/...` otherwise: a tenant admin of `t`; any user of `t` may
+//!   read the tenant, its user directory, its shared contacts and its settings;
+//! - anything else (`/tenants`, `/provision`, `/testing/clock`, the OpenAPI document):
+//!   the operator only.
+//!
+//! A session asking for another tenant, or a user for another user, gets 404 (the
+//! same answer as for an id that does not exist), never 403; a session asking for
+//! something of its own tenant that its role does not allow gets 403.
+//!
+//! Without `http.api_token` (a local trial) a request without credentials is the
+//! operator, as before; a request with a session cookie is that session's user.
+
+use super::error::ApiError;
+use super::session::{self, ActiveSession, LoginLimits, Sessions};
+use crate::config::{HttpConfig, Secret};
+use crate::store::{DynStore, UserRole};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tsps_actors::{TenantId, UserId};
+
+/// The prefix every authorized route lives under.
+const API: &str = "/api/v1";
+const LOGIN: &str = "/api/v1/auth/login";
+/// The header a cookie-authenticated write must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Who a request acts as. Handlers that need it (event push, call commands) read it
+/// with `Extension<Principal>`; it is present on every route under `/api/v1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The platform operator: the API token (or no token configured).
+    Operator,
+    /// A portal session of a tenant admin (`user` is the admin's own user).
+    TenantAdmin { tenant: TenantId, user: UserId },
+    /// A portal session of a user.
+    User { tenant: TenantId, user: UserId },
+}
+
+impl Principal {
+    /// The tenant of a session; none for the operator.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            Self::Operator => None,
+            Self::TenantAdmin { tenant, .. } | Self::User { tenant, .. } => Some(*tenant),
+        }
+    }
+
+    /// The user of a session; none for the operator.
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Self::Operator => None,
+            Self::TenantAdmin { user, .. } | Self::User { user, .. } => Some(*user),
+        }
+    }
+
+    /// May act on everything of `tenant`: the operator or a tenant admin of it.
+    pub fn administers(&self, tenant: TenantId) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::TenantAdmin { tenant: t, .. } => *t == tenant,
+            Self::User { .. } => false,
+        }
+    }
+
+    /// May act for `user` of `tenant`: an administrator of the tenant, or the user.
+    pub fn acts_for(&self, tenant: TenantId, user: UserId) -> bool {
+        self.administers(tenant) || (self.tenant() == Some(tenant) && self.user() == Some(user))
+    }
+
+    fn of_session(s: &ActiveSession) -> Self {
+        let (tenant, user) = (s.account.user.tenant_id, s.account.user.id);
+        match s.account.role {
+            UserRole::TenantAdmin => Self::TenantAdmin { tenant, user },
+            UserRole::User => Self::User { tenant, user },
+        }
+    }
+}
+
+/// The client's address as the socket saw it (none when the server was started
+/// without connect info, as in some tests).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+/// The `http` settings of sessions and cookies.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// Mark the cookie `Secure` (only sent over HTTPS).
+    pub secure_cookies: bool,
+    pub session_idle: Duration,
+    pub session_lifetime: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self::from_config(&HttpConfig::default())
+    }
+}
+
+impl AuthSettings {
+    pub fn from_config(http: &HttpConfig) -> Self {
+        Self {
+            secure_cookies: http.secure_cookies,
+            session_idle: Duration::from_secs(http.session_idle_secs),
+            session_lifetime: Duration::from_secs(http.session_lifetime_secs),
+        }
+    }
+}
+
+/// What [`authorize`] and the login handlers share.
+pub struct Auth {
+    api_token: Option<Secret>,
+    store: DynStore,
+    sessions: Sessions,
+    limits: Mutex<LoginLimits>,
+    secure_cookies: bool,
+}
+
+impl Auth {
+    pub fn new(api_token: Option<Secret>, store: DynStore, settings: &AuthSettings) -> Self {
+        Self {
+            api_token,
+            sessions: Sessions::new(
+                store.clone(),
+                settings.session_idle,
+                settings.session_lifetime,
+            ),
+            store,
+            limits: Mutex::new(LoginLimits::default()),
+            secure_cookies: settings.secure_cookies,
+        }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Short sections only; never held across an await.
+    pub fn limits(&self) -> MutexGuard<'_, LoginLimits> {
+        self.limits.lock().expect("login limits lock")
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies
+    }
+
+    /// The bearer token compared in constant time over digests: no timing hint about
+    /// how much of a guess was right.
+    fn token_matches(&self, presented: &str) -> bool {
+        self.api_token.as_ref().is_some_and(|token| {
+            let a = Sha256::digest(presented.as_bytes());
+            let b = Sha256::digest(token.expose().as_bytes());
+            bool::from(a.ct_eq(&b))
+        })
+    }
+}
+
+/// The verdict of [`decide`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    Allow,
+    /// No credentials where some are needed.
+    Unauthorized,
+    /// The principal's own tenant, but not for its role.
+    Forbidden,
+    /// Not the principal's to see: answered like a missing object, with this message.
+    NotFound(String),
+}
+
+fn is_read(method: &Method) -> bool {
+    *method == Method::GET || *method == Method::HEAD
+}
+
+/// Methods that change nothing; every other method needs the CSRF header with a cookie.
+fn is_safe(method: &Method) -> bool {
+    is_read(method) || *method == Method::OPTIONS || *method == Method::TRACE
+}
+
+/// The authorization policy: `principal` (none: no credentials) × method × path.
+pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Access {
+    let Some(rest) = path.strip_prefix(API) else {
+        return Access::Allow;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        // `/api/v1x...`: not the API (and not routed).
+        return Access::Allow;
+    }
+    if path == LOGIN {
+        return Access::Allow;
+    }
+    let Some(principal) = principal else {
+        return Access::Unauthorized;
+    };
+    let (tenant, me, admin) = match *principal {
+        Principal::Operator => return Access::Allow,
+        Principal::TenantAdmin { tenant, user } => (tenant, user, true),
+        Principal::User { tenant, user } => (tenant, user, false),
+    };
+    // Decoded as the router's path extractors decode them, so `%30...` is no way
+    // around a comparison.
+    let segments: Vec<Cow<'_, str>> = rest
+        .trim_start_matches('/')
+        .split('/')
+        .map(|s| percent_decode_str(s).decode_utf8_lossy())
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    match segments.as_slice() {
+        ["auth", ..] => Access::Allow,
+        ["tenants", t, below @ ..] => {
+            if t.parse::<TenantId>().ok() != Some(tenant) {
+                return Access::NotFound(format!("tenant not found: {t}"));
+            }
+            if admin {
+                return Access::Allow;
+            }
+            user_in_own_tenant(me, method, below)
+        }
+        _ => Access::Forbidden,
+    }
+}
+
+/// A plain user, under `/tenants/{its tenant}`.
+fn user_in_own_tenant(me: UserId, method: &Method, below: &[&str]) -> Access {
+    let read_only = |method: &Method| {
+        if is_read(method) {
+            Access::Allow
+        } else {
+            Access::Forbidden
+        }
+    };
+    match below {
+        // The tenant (name), its user directory, shared contacts and dialing rules.
+        [] | ["users"] | ["settings"] | ["contacts", ..] => read_only(method),
+        ["users", u, own @ ..] => {
+            if u.parse::<UserId>().ok() != Some(me) {
+                return Access::NotFound(format!("user not found: {u}"));
+            }
+            match own {
+                // Its record (role, extension) and devices are the admin's to change;
+                // so is the tenant tier's policy for it.
+                [] | ["devices", ..] | ["policy", ..] => read_only(method),
+                _ => Access::Allow,
+            }
+        }
+        _ => Access::Forbidden,
+    }
+}
+
+/// A cookie-authenticated request that changes something must echo the session's
+/// CSRF token in `X-CSRF-Token` (a cross-site page can send the cookie, never the
+/// header). Compared in constant time.
+pub fn csrf_ok(method: &Method, headers: &HeaderMap, token: &str) -> bool {
+    if is_safe(method) {
+        return true;
+    }
+    headers
+        .get(CSRF_HEADER)
+        .is_some_and(|v| bool::from(v.as_bytes().ct_eq(token.as_bytes())))
+}
+
+fn is_websocket_upgrade(method: &Method, headers: &HeaderMap) -> bool {
+    *method == Method::GET
+        && headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
+}
+
+/// A cookie-authenticated WebSocket upgrade must come from a page of this origin:
+/// browsers send cookies with cross-site WebSocket handshakes, and no CSRF header can
+/// be added to one (cross-site WebSocket hijacking). `Origin`'s host and port must be
+/// the request's `Host`.
+pub fn websocket_origin_ok(method: &Method, headers: &HeaderMap) -> bool {
+    if !is_websocket_upgrade(method, headers) {
+        return true;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host.trim())),
+        _ => false,
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+}
+
+/// 401 that also removes a session cookie that no longer opens a session.
+fn session_gone(auth: &Auth) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the session has ended: log in again",
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(None, Duration::ZERO, auth.secure_cookies()),
+    );
+    r
+}
+
+fn forbidden(message: &str) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+}
+
+/// The middleware on every matched route (see the module docs).
+pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if decide(None, req.method(), &path) == Access::Allow {
+        // Open: outside the API, or the login itself.
+        if path.starts_with(API) {
+            let ip = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip());
+            req.extensions_mut().insert(ClientIp(ip));
+            req.extensions_mut().insert(auth);
+        }
+        return next.run(req).await;
+    }
+    let mut session = None;
+    let principal = if let Some(presented) = bearer(req.headers()) {
+        match &auth.api_token {
+            Some(_) if !auth.token_matches(presented) => {
+                return ApiError::unauthorized().into_response()
+            }
+            // The right token, or none configured (then the API is open anyway).
+            _ => Some(Principal::Operator),
+        }
+    } else if let Some(value) = session::cookie_value(req.headers()) {
+        match auth.sessions().resolve(value).await {
+            Ok(Some(s)) => {
+                let p = Principal::of_session(&s);
+                session = Some(s);
+                Some(p)
+            }
+            Ok(None) => return session_gone(&auth),
+            Err(e) => return session::internal("reading a session failed", &e).into_response(),
+        }
+    } else if auth.api_token.is_none() {
+        Some(Principal::Operator)
+    } else {
+        None
+    };
+    if let Some(s) = &session {
+        if !csrf_ok(req.method(), req.headers(), &s.csrf_token) {
+            return forbidden("missing or wrong X-CSRF-Token header");
+        }
+        if !websocket_origin_ok(req.method(), req.headers()) {
+            return forbidden("a websocket with a session cookie must come from this origin");
+        }
+    }
+    match decide(principal.as_ref(), req.method(), &path) {
+        Access::Allow => {}
+        Access::Unauthorized => return ApiError::unauthorized().into_response(),
+        Access::Forbidden => return forbidden("not allowed for this account"),
+        Access::NotFound(message) => return ApiError::not_found(message).into_response(),
+    }
+    if let Some(p) = principal {
+        req.extensions_mut().insert(p);
+    }
+    if let Some(s) = session {
+        req.extensions_mut().insert(s);
+    }
+    req.extensions_mut().insert(auth);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const T: TenantId = TenantId::for_test(1);
+    const OTHER_T: TenantId = TenantId::for_test(2);
+    const ME: UserId = UserId::for_test(10);
+    const PEER: UserId = UserId::for_test(11);
+
+    fn check(principal: Option<Principal>, method: Method, path: &str, want: &str) {
+        let got = match decide(principal.as_ref(), &method, path) {
+            Access::Allow => "allow".to_string(),
+            Access::Unauthorized => "401".to_string(),
+            Access::Forbidden => "403".to_string(),
+            Access::NotFound(m) => format!("404 {m}"),
+        };
+        assert!(
+            got == want || (want == "404" && got.starts_with("404")),
+            "{principal:?} {method} {path}: got {got}, want {want}"
+        );
+    }
+
+    #[test]
+    fn the_policy_table() {
+        let op = Some(Principal::Operator);
+        let admin = Some(Principal::TenantAdmin {
+            tenant: T,
+            user: PEER,
+        });
+        let user = Some(Principal::User {
+            tenant: T,
+            user: ME,
+        });
+        let t = format!("/api/v1/tenants/{T}");
+        let other = format!("/api/v1/tenants/{OTHER_T}");
+        let me = format!("{t}/users/{ME}");
+        let peer = format!("{t}/users/{PEER}");
+        use Method as M;
+        #[rustfmt::skip]
+        let table: Vec<(Option<Principal>, Method, String, &str)> = vec![
+            // Open to anyone.
+            (None, M::GET, "/healthz".into(), "allow"),
+            (None, M::GET, "/portal/index.html".into(), "allow"),
+            (None, M::POST, "/api/v1/auth/login".into(), "allow"),
+            // Everything else of the API needs credentials.
+            (None, M::GET, "/api/v1/tenants".into(), "401"),
+            (None, M::GET, "/api/v1/auth/me".into(), "401"),
+            (None, M::GET, me.clone(), "401"),
+            // The operator may do anything.
+            (op, M::GET, "/api/v1/tenants".into(), "allow"),
+            (op, M::PUT, "/api/v1/provision".into(), "allow"),
+            (op, M::PUT, "/api/v1/testing/clock".into(), "allow"),
+            (op, M::DELETE, other.clone(), "allow"),
+            (op, M::PUT, format!("{me}/policy"), "allow"),
+            // A user: itself, read and write where it is its own business.
+            (user, M::GET, "/api/v1/auth/me".into(), "allow"),
+            (user, M::POST, "/api/v1/auth/logout".into(), "allow"),
+            (user, M::GET, me.clone(), "allow"),
+            (user, M::PUT, me.clone(), "403"),
+            (user, M::DELETE, me.clone(), "403"),
+            (user, M::GET, format!("{me}/profile"), "allow"),
+            (user, M::PUT, format!("{me}/profile"), "allow"),
+            (user, M::PUT, format!("{me}/status"), "allow"),
+            (user, M::POST, format!("{me}/contacts"), "allow"),
+            (user, M::DELETE, format!("{me}/contacts/x"), "allow"),
+            (user, M::PUT, format!("{me}/password"), "allow"),
+            (user, M::GET, format!("{me}/calls/history"), "allow"),
+            (user, M::GET, format!("{me}/events"), "allow"),
+            (user, M::GET, format!("{me}/devices"), "allow"),
+            (user, M::POST, format!("{me}/devices"), "403"),
+            (user, M::PUT, format!("{me}/devices/d"), "403"),
+            (user, M::GET, format!("{me}/policy"), "allow"),
+            (user, M::PUT, format!("{me}/policy"), "403"),
+            // ... its tenant's read-only allowlist ...
+            (user, M::GET, t.clone(), "allow"),
+            (user, M::PUT, t.clone(), "403"),
+            (user, M::DELETE, t.clone(), "403"),
+            (user, M::GET, format!("{t}/users"), "allow"),
+            (user, M::POST, format!("{t}/users"), "403"),
+            (user, M::GET, format!("{t}/contacts"), "allow"),
+            (user, M::GET, format!("{t}/contacts/c1"), "allow"),
+            (user, M::GET, format!("{t}/contacts/export"), "allow"),
+            (user, M::POST, format!("{t}/contacts"), "403"),
+            (user, M::POST, format!("{t}/contacts/import"), "403"),
+            (user, M::GET, format!("{t}/settings"), "allow"),
+            (user, M::PUT, format!("{t}/settings"), "403"),
+            (user, M::GET, format!("{t}/calls"), "403"),
+            (user, M::GET, format!("{t}/calls/live"), "403"),
+            (user, M::GET, format!("{t}/registrations"), "403"),
+            (user, M::GET, format!("{t}/dids"), "403"),
+            (user, M::GET, format!("{t}/trunks"), "403"),
+            (user, M::GET, format!("{t}/policies"), "403"),
+            // ... not another user's, not another tenant's: 404, as if absent ...
+            (user, M::GET, peer.clone(), "404"),
+            (user, M::GET, format!("{peer}/profile"), "404"),
+            (user, M::PUT, format!("{peer}/password"), "404"),
+            (user, M::GET, format!("{t}/users/not-a-uuid/profile"), "404"),
+            (user, M::GET, other.clone(), "404"),
+            (user, M::GET, format!("{other}/users"), "404"),
+            (user, M::GET, format!("{other}/users/{ME}/profile"), "404"),
+            (user, M::GET, "/api/v1/tenants/nonsense".into(), "404"),
+            // ... and nothing of the platform.
+            (user, M::GET, "/api/v1/tenants".into(), "403"),
+            (user, M::POST, "/api/v1/tenants".into(), "403"),
+            (user, M::PUT, "/api/v1/provision".into(), "403"),
+            (user, M::PUT, "/api/v1/testing/clock".into(), "403"),
+            (user, M::GET, "/api/v1/openapi.json".into(), "403"),
+            (user, M::GET, "/api/v1".into(), "403"),
+            // A tenant admin: all of its tenant, nothing of another's or the platform's.
+            (admin, M::GET, format!("{t}/users"), "allow"),
+            (admin, M::POST, format!("{t}/users"), "allow"),
+            (admin, M::PUT, me.clone(), "allow"),
+            (admin, M::DELETE, me.clone(), "allow"),
+            (admin, M::PUT, format!("{me}/policy"), "allow"),
+            (admin, M::PUT, format!("{me}/password"), "allow"),
+            (admin, M::GET, format!("{t}/calls"), "allow"),
+            (admin, M::PUT, format!("{t}/settings"), "allow"),
+            (admin, M::POST, format!("{t}/trunks"), "allow"),
+            (admin, M::GET, other.clone(), "404"),
+            (admin, M::POST, format!("{other}/users"), "404"),
+            (admin, M::GET, "/api/v1/tenants".into(), "403"),
+            (admin, M::PUT, "/api/v1/provision".into(), "403"),
+        ];
+        for (p, m, path, want) in table {
+            check(p, m, &path, want);
+        }
+    }
+
+    #[test]
+    fn encoded_paths_are_judged_decoded() {
+        let user = Some(Principal::User {
+            tenant: T,
+            user: ME,
+        });
+        let me = format!("/api/v1/tenants/{T}/users/{ME}");
+        // `%70olicy` is `policy`: still read-only.
+        check(user, Method::PUT, &format!("{me}/%70olicy"), "403");
+        // An encoded id is the same id.
+        let encoded = T.to_string().replacen('0', "%30", 1);
+        check(
+            user,
+            Method::GET,
+            &format!("/api/v1/tenants/{encoded}"),
+            "allow",
+        );
+        // Odd shapes of another user's path stay 404.
+        check(
+            user,
+            Method::GET,
+            &format!("/api/v1/tenants/{T}/users//profile"),
+            "404",
+        );
+        check(
+            user,
+            Method::GET,
+            &format!("/api/v1/tenants/{T}/users/%ff"),
+            "404",
+        );
+    }
+
+    #[test]
+    fn the_404_message_matches_a_missing_object() {
+        let user = Principal::User {
+            tenant: T,
+            user: ME,
+        };
+        assert_eq!(
+            decide(
+                Some(&user),
+                &Method::GET,
+                &format!("/api/v1/tenants/{OTHER_T}")
+            ),
+            Access::NotFound(format!("tenant not found: {OTHER_T}"))
+        );
+        assert_eq!(
+            decide(
+                Some(&user),
+                &Method::GET,
+                &format!("/api/v1/tenants/{T}/users/{PEER}")
+            ),
+            Access::NotFound(format!("user not found: {PEER}"))
+        );
+    }
+
+    #[test]
+    fn principals_say_what_they_may_act_for() {
+        let admin = Principal::TenantAdmin {
+            tenant: T,
+            user: PEER,
+        };
+        let user = Principal::User {
+            tenant: T,
+            user: ME,
+        };
+        assert!(Principal::Operator.acts_for(OTHER_T, ME));
+        assert!(admin.acts_for(T, ME) && !admin.acts_for(OTHER_T, ME));
+        assert!(user.acts_for(T, ME) && !user.acts_for(T, PEER));
+        assert!(!user.acts_for(OTHER_T, ME));
+        assert_eq!(user.tenant(), Some(T));
+        assert_eq!(Principal::Operator.user(), None);
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn csrf_is_needed_for_writes_only_and_must_match() {
+        let none = headers(&[]);
+        let right = headers(&[("x-csrf-token", "tok123")]);
+        let wrong = headers(&[("x-csrf-token", "tok124")]);
+        let prefix = headers(&[("x-csrf-token", "tok")]);
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS] {
+            assert!(csrf_ok(&m, &none, "tok123"), "{m}");
+        }
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(!csrf_ok(&m, &none, "tok123"), "{m}");
+            assert!(!csrf_ok(&m, &wrong, "tok123"), "{m}");
+            assert!(!csrf_ok(&m, &prefix, "tok123"), "{m}");
+            assert!(csrf_ok(&m, &right, "tok123"), "{m}");
+        }
+        // Any method not known to be safe needs the token too.
+        let odd = Method::from_bytes(b"PROPFIND").unwrap();
+        assert!(!csrf_ok(&odd, &none, "tok123"));
+    }
+
+    #[test]
+    fn websocket_upgrades_must_be_same_origin() {
+        let plain = headers(&[("host", "pbx.example:8080")]);
+        assert!(websocket_origin_ok(&Method::GET, &plain));
+        let same = headers(&[
+            ("host", "pbx.example:8080"),
+            ("upgrade", "websocket"),
+            ("origin", "https://PBX.example:8080"),
+        ]);
+        assert!(websocket_origin_ok(&Method::GET, &same));
+        let cross = headers(&[
+            ("host", "pbx.example:8080"),
+            ("upgrade", "WebSocket"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(!websocket_origin_ok(&Method::GET, &cross));
+        let other_port = headers(&[
+            ("host", "pbx.example:8080"),
+            ("upgrade", "websocket"),
+            ("origin", "http://pbx.example:9090"),
+        ]);
+        assert!(!websocket_origin_ok(&Method::GET, &other_port));
+        let no_origin = headers(&[("host", "pbx.example:8080"), ("upgrade", "websocket")]);
+        assert!(!websocket_origin_ok(&Method::GET, &no_origin));
+        let null_origin = headers(&[
+            ("host", "pbx.example:8080"),
+            ("upgrade", "websocket"),
+            ("origin", "null"),
+        ]);
+        assert!(!websocket_origin_ok(&Method::GET, &null_origin));
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_header() {
+        assert_eq!(
+            bearer(&headers(&[("authorization", "Bearer abc ")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer(&headers(&[("authorization", "bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(bearer(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(bearer(&headers(&[])), None);
+    }
+}

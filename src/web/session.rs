@@ -1,0 +1,751 @@
+//! Portal login: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`, the session
+//! store behind the `tsps_session` cookie, and the failed-login limiter.
+//!
+//! A session id is 256 random bits, sent only in an `HttpOnly; SameSite=Strict` cookie;
+//! the database keeps its SHA-256 with the user, the CSRF token and the times, so
+//! sessions survive a restart and every node sees them. Each node caches a session it
+//! has read for [`CACHE_FOR`]: a logout on another node, or a role change, takes effect
+//! here within that time. A session ends after `http.session_idle_secs` without a
+//! request or `http.session_lifetime_secs` after login, whichever comes first.
+//!
+//! The limiter is in memory, hence per node: see [`FailureLimiter`].
+
+use super::auth::{Auth, ClientIp};
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use crate::store::{DynStore, SessionRecord, StoreError, UserAccount, UserRole};
+use axum::extract::Extension;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tsps_actors::{TenantId, UserId};
+use utoipa::ToSchema;
+
+pub const COOKIE: &str = "tsps_session";
+/// How long a node trusts a session it read from the database before reading it again.
+pub const CACHE_FOR: Duration = Duration::from_secs(5);
+/// `last_seen_at` is written at most this often per session (not on every request).
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// Sessions cached per node; beyond it the cache starts over (it is only a cache).
+const MAX_CACHED: usize = 10_000;
+
+/// Failed logins allowed per (domain, login) in [`WINDOW`]; the next attempt is 429.
+pub const MAX_FAILURES_PER_LOGIN: usize = 5;
+/// Failed logins allowed per client address in [`WINDOW`]: more than per login, since
+/// an office behind one NAT address shares it.
+pub const MAX_FAILURES_PER_IP: usize = 20;
+pub const WINDOW: Duration = Duration::from_secs(300);
+/// Keys each limiter tracks; see [`FailureLimiter::fail`].
+const MAX_KEYS: usize = 100_000;
+
+// ---------------------------------------------------------------------------------
+// The failed-login limiter (sans-IO).
+
+/// Counts failures per key in a sliding window: a key with `max` failures in the last
+/// `window` is blocked until the oldest of them leaves the window. Only failures count
+/// (a user who types the password right is never slowed down), and a success can
+/// reset a key, which a token bucket such as `governor`'s cannot do per key; the
+/// whole thing is a map of small queues, with the clock passed in so tests need none.
+pub struct FailureLimiter<K> {
+    max: usize,
+    window: Duration,
+    failures: HashMap<K, VecDeque<Instant>>,
+}
+
+impl<K: Hash + Eq> FailureLimiter<K> {
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max: max.max(1),
+            window,
+            failures: HashMap::new(),
+        }
+    }
+
+    /// How long `key` must still wait, if it is blocked at `now`.
+    pub fn blocked(&self, key: &K, now: Instant) -> Option<Duration> {
+        let q = self.failures.get(key)?;
+        let recent: Vec<&Instant> = q.iter().filter(|t| now < **t + self.window).collect();
+        if recent.len() < self.max {
+            return None;
+        }
+        // Unblocked when all but max-1 of the recent failures have left the window.
+        let oldest_that_matters = recent[recent.len() - self.max];
+        Some((*oldest_that_matters + self.window).saturating_duration_since(now))
+    }
+
+    pub fn fail(&mut self, key: K, now: Instant) {
+        if self.failures.len() >= MAX_KEYS && !self.failures.contains_key(&key) {
+            self.forget_old(now);
+            if self.failures.len() >= MAX_KEYS {
+                // Still full of live keys: start over rather than grow without bound.
+                // Someone rotating through 100,000 keys in one window is throttled by
+                // the other limiter (per address or per login) meanwhile.
+                self.failures.clear();
+            }
+        }
+        let window = self.window;
+        let q = self.failures.entry(key).or_default();
+        q.retain(|t| now < *t + window);
+        q.push_back(now);
+        while q.len() > self.max {
+            q.pop_front();
+        }
+    }
+
+    pub fn reset(&mut self, key: &K) {
+        self.failures.remove(key);
+    }
+
+    /// Drops keys whose failures all left the window.
+    pub fn forget_old(&mut self, now: Instant) {
+        let window = self.window;
+        self.failures
+            .retain(|_, q| q.back().is_some_and(|t| now < *t + window));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+/// A login as the limiter keys it: the domain and the login, lower case.
+pub type LoginKey = (String, String);
+
+pub fn login_key(domain: &str, login: &str) -> LoginKey {
+    (
+        domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+        login.trim().to_ascii_lowercase(),
+    )
+}
+
+/// The two limiters of a login attempt: per client address and per (domain, login).
+pub struct LoginLimits {
+    by_ip: FailureLimiter<IpAddr>,
+    by_login: FailureLimiter<LoginKey>,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            by_ip: FailureLimiter::new(MAX_FAILURES_PER_IP, WINDOW),
+            by_login: FailureLimiter::new(MAX_FAILURES_PER_LOGIN, WINDOW),
+        }
+    }
+}
+
+impl LoginLimits {
+    /// How long the attempt must wait, if either limiter blocks it.
+    pub fn blocked(&self, ip: Option<IpAddr>, login: &LoginKey, now: Instant) -> Option<Duration> {
+        let by_ip = ip.and_then(|ip| self.by_ip.blocked(&ip, now));
+        let by_login = self.by_login.blocked(login, now);
+        by_ip.max(by_login)
+    }
+
+    pub fn failed(&mut self, ip: Option<IpAddr>, login: LoginKey, now: Instant) {
+        if let Some(ip) = ip {
+            self.by_ip.fail(ip, now);
+        }
+        self.by_login.fail(login, now);
+    }
+
+    /// A success forgives the login's failures, not the address's: one valid account
+    /// must not reset an attacker's count against the others.
+    pub fn succeeded(&mut self, login: &LoginKey) {
+        self.by_login.reset(login);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Sessions.
+
+/// A logged-in session as the request handlers see it (a request extension).
+#[derive(Clone, Debug)]
+pub struct ActiveSession {
+    pub id_hash: String,
+    pub csrf_token: String,
+    pub account: UserAccount,
+    pub expires_at: DateTime<Utc>,
+}
+
+struct Cached {
+    record: SessionRecord,
+    account: UserAccount,
+    loaded: Instant,
+}
+
+/// The session store: the database, and this node's short-lived cache of it.
+pub struct Sessions {
+    store: DynStore,
+    idle: Duration,
+    lifetime: Duration,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// A new session's secrets: the cookie value (only the client keeps it) and the row.
+pub struct NewSession {
+    pub cookie_value: String,
+    pub active: ActiveSession,
+}
+
+impl Sessions {
+    pub fn new(store: DynStore, idle: Duration, lifetime: Duration) -> Self {
+        Self {
+            store,
+            idle,
+            lifetime,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    fn idle(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Starts a session for `account`; also sweeps expired sessions from the database
+    /// (logins are rare enough, and it needs no background task).
+    pub async fn create(&self, account: UserAccount) -> Result<NewSession, StoreError> {
+        let now = Utc::now();
+        if let Err(e) = self
+            .store
+            .delete_expired_sessions(now, now - self.idle())
+            .await
+        {
+            tracing::warn!(error = %e, "sweeping expired sessions failed");
+        }
+        let cookie_value = random_token();
+        let lifetime = chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::MAX);
+        let record = SessionRecord {
+            id_hash: hash_id(&cookie_value),
+            tenant_id: account.user.tenant_id,
+            user_id: account.user.id,
+            csrf_token: random_token(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now
+                .checked_add_signed(lifetime)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        };
+        self.store.create_session(&record).await?;
+        let active = ActiveSession {
+            id_hash: record.id_hash.clone(),
+            csrf_token: record.csrf_token.clone(),
+            account: account.clone(),
+            expires_at: record.expires_at,
+        };
+        self.cache_insert(record, account);
+        Ok(NewSession {
+            cookie_value,
+            active,
+        })
+    }
+
+    /// The live session behind a cookie value, if any. An expired one is deleted.
+    pub async fn resolve(&self, cookie_value: &str) -> Result<Option<ActiveSession>, StoreError> {
+        let id_hash = hash_id(cookie_value);
+        let now = Utc::now();
+        let cached = {
+            let cache = self.cache.lock().expect("session cache lock");
+            cache
+                .get(&id_hash)
+                .filter(|c| c.loaded.elapsed() < CACHE_FOR)
+                .map(|c| (c.record.clone(), c.account.clone()))
+        };
+        let (mut record, account) = match cached {
+            Some(found) => found,
+            None => match self.store.get_session(&id_hash).await? {
+                Some(found) => found,
+                None => {
+                    self.forget(&id_hash);
+                    return Ok(None);
+                }
+            },
+        };
+        if is_expired(&record, now, self.idle()) {
+            self.forget(&id_hash);
+            self.store.delete_session(&id_hash).await?;
+            return Ok(None);
+        }
+        if now - record.last_seen_at
+            >= chrono::Duration::from_std(TOUCH_EVERY).unwrap_or(chrono::Duration::MAX)
+        {
+            self.store.touch_session(&id_hash, now).await?;
+            record.last_seen_at = now;
+        }
+        let active = ActiveSession {
+            id_hash: id_hash.clone(),
+            csrf_token: record.csrf_token.clone(),
+            account: account.clone(),
+            expires_at: record.expires_at,
+        };
+        self.cache_insert(record, account);
+        Ok(Some(active))
+    }
+
+    pub async fn end(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.forget(id_hash);
+        self.store.delete_session(id_hash).await
+    }
+
+    /// Ends every session of the user but `keep` (a password change).
+    pub async fn end_user_sessions(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        keep: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .retain(|id, c| {
+                Some(id.as_str()) == keep
+                    || c.record.tenant_id != tenant
+                    || c.record.user_id != user
+            });
+        self.store.delete_user_sessions(tenant, user, keep).await?;
+        Ok(())
+    }
+
+    fn forget(&self, id_hash: &str) {
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .remove(id_hash);
+    }
+
+    fn cache_insert(&self, record: SessionRecord, account: UserAccount) {
+        let mut cache = self.cache.lock().expect("session cache lock");
+        if cache.len() >= MAX_CACHED && !cache.contains_key(&record.id_hash) {
+            cache.clear();
+        }
+        cache.insert(
+            record.id_hash.clone(),
+            Cached {
+                record,
+                account,
+                loaded: Instant::now(),
+            },
+        );
+    }
+}
+
+/// Past its absolute end, or idle for longer than `idle`.
+fn is_expired(record: &SessionRecord, now: DateTime<Utc>, idle: chrono::Duration) -> bool {
+    let idle_end = record
+        .last_seen_at
+        .checked_add_signed(idle)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    now >= record.expires_at || now >= idle_end
+}
+
+/// 256 random bits from the operating system, base64url without padding (43 chars).
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How a session id is stored: lower-case hex SHA-256.
+pub fn hash_id(cookie_value: &str) -> String {
+    hex::encode(Sha256::digest(cookie_value.as_bytes()))
+}
+
+/// The value of the `tsps_session` cookie among the request's `Cookie` headers.
+pub fn cookie_value(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a session (`value`), or one that removes it (`None`).
+pub fn set_cookie(value: Option<&str>, max_age: Duration, secure: bool) -> HeaderValue {
+    let (value, max_age) = match value {
+        Some(v) => (v, max_age.as_secs()),
+        None => ("", 0),
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("a cookie of base64url characters is a valid header value")
+}
+
+// ---------------------------------------------------------------------------------
+// Handlers.
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    /// The tenant's SIP domain.
+    #[schema(example = "demo.tsps.local")]
+    pub domain: String,
+    /// The user's extension (or its portal login).
+    #[schema(example = "1001")]
+    pub login: String,
+    #[schema(example = "demo1001")]
+    pub password: String,
+}
+
+/// The logged-in user and the token to send as `X-CSRF-Token` with every write.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub csrf_token: String,
+    pub user: SessionUser,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionUser {
+    #[schema(value_type = Uuid)]
+    pub tenant_id: TenantId,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
+    #[schema(example = "1001")]
+    pub extension: String,
+    pub display_name: String,
+    pub role: UserRole,
+}
+
+impl From<&ActiveSession> for SessionView {
+    fn from(s: &ActiveSession) -> Self {
+        let u = &s.account.user;
+        Self {
+            csrf_token: s.csrf_token.clone(),
+            user: SessionUser {
+                tenant_id: u.tenant_id,
+                user_id: u.id,
+                extension: u.extension.clone(),
+                display_name: u.display_name.clone(),
+                role: s.account.role,
+            },
+        }
+    }
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "wrong domain, login or password",
+    )
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+pub(super) fn too_many_attempts(wait: Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        format!("too many failed attempts: try again in {secs} s"),
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
+}
+
+pub(super) fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{what}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
+
+/// Logs a user in: sets the `tsps_session` cookie and answers the CSRF token. A wrong
+/// password and an unknown domain or login get the same 401 after the same work.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
+    security(()),
+    responses((status = 200, body = SessionView,
+            description = "logged in; `Set-Cookie: tsps_session=...; HttpOnly; SameSite=Strict`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many failed logins; see Retry-After")))]
+pub async fn login(
+    Extension(auth): Extension<Arc<Auth>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    ApiJson(input): ApiJson<LoginInput>,
+) -> Response {
+    let key = login_key(&input.domain, &input.login);
+    let blocked = auth.limits().blocked(ip, &key, Instant::now());
+    if let Some(wait) = blocked {
+        return too_many_attempts(wait);
+    }
+    let candidate = match find_candidate(auth.store(), &key).await {
+        Ok(c) => c,
+        Err(e) => return internal("login lookup failed", &e).into_response(),
+    };
+    let hash = candidate.as_ref().and_then(|c| c.password_hash.as_deref());
+    let ok = match super::password::verify(&input.password, hash).await {
+        Ok(ok) => ok,
+        Err(e) => return internal("password check failed", &e).into_response(),
+    };
+    let account = match candidate {
+        Some(c) if ok => c.account,
+        _ => {
+            auth.limits().failed(ip, key, Instant::now());
+            tracing::info!(?ip, "portal login failed");
+            return wrong_credentials().into_response();
+        }
+    };
+    auth.limits().succeeded(&key);
+    let new = match auth.sessions().create(account).await {
+        Ok(n) => n,
+        Err(e) => return internal("creating a session failed", &e).into_response(),
+    };
+    tracing::info!(
+        tenant = %new.active.account.user.tenant_id,
+        user = %new.active.account.user.id,
+        "portal login"
+    );
+    let cookie = set_cookie(
+        Some(&new.cookie_value),
+        auth.sessions().lifetime(),
+        auth.secure_cookies(),
+    );
+    let mut r = Json(SessionView::from(&new.active)).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn find_candidate(
+    store: &DynStore,
+    (domain, login): &LoginKey,
+) -> Result<Option<crate::store::LoginCandidate>, StoreError> {
+    let Some(tenant) = store.find_tenant_by_domain(domain).await? else {
+        return Ok(None);
+    };
+    store.find_login(tenant.id, login).await
+}
+
+/// Ends the session of the cookie and removes the cookie.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "logged out; the cookie is removed"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn logout(
+    Extension(auth): Extension<Arc<Auth>>,
+    session: Option<Extension<ActiveSession>>,
+) -> Response {
+    let Some(Extension(session)) = session else {
+        return not_logged_in().into_response();
+    };
+    if let Err(e) = auth.sessions().end(&session.id_hash).await {
+        return internal("ending a session failed", &e).into_response();
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(None, Duration::ZERO, auth.secure_cookies()),
+    );
+    r
+}
+
+/// The session's user and CSRF token (the portal asks after a page load: the cookie
+/// itself is out of reach of scripts).
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody)))]
+pub async fn me(session: Option<Extension<ActiveSession>>) -> Response {
+    match session {
+        Some(Extension(s)) => {
+            let mut r = Json(SessionView::from(&s)).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        None => not_logged_in().into_response(),
+    }
+}
+
+fn not_logged_in() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "not logged in: this needs a portal session",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn five_failures_block_until_the_oldest_leaves_the_window() {
+        let t0 = Instant::now();
+        let mut l = FailureLimiter::new(5, secs(300));
+        for i in 0..4 {
+            l.fail("k", t0 + secs(i * 10));
+            assert_eq!(l.blocked(&"k", t0 + secs(i * 10)), None);
+        }
+        l.fail("k", t0 + secs(40));
+        // Failures at 0, 10, 20, 30, 40: blocked until 0 + 300.
+        assert_eq!(l.blocked(&"k", t0 + secs(41)), Some(secs(259)));
+        assert_eq!(l.blocked(&"k", t0 + secs(299)), Some(secs(1)));
+        assert_eq!(l.blocked(&"k", t0 + secs(300)), None);
+        // Another key is not affected.
+        assert_eq!(l.blocked(&"other", t0 + secs(41)), None);
+        // A failure at 300 makes five again (10..40 and 300): blocked until 310.
+        l.fail("k", t0 + secs(300));
+        assert_eq!(l.blocked(&"k", t0 + secs(300)), Some(secs(10)));
+    }
+
+    #[test]
+    fn a_reset_forgives_and_old_keys_are_forgotten() {
+        let t0 = Instant::now();
+        let mut l = FailureLimiter::new(2, secs(60));
+        l.fail(1, t0);
+        l.fail(1, t0);
+        assert!(l.blocked(&1, t0).is_some());
+        l.reset(&1);
+        assert_eq!(l.blocked(&1, t0), None);
+        l.fail(2, t0);
+        l.fail(3, t0 + secs(30));
+        l.forget_old(t0 + secs(61));
+        assert_eq!(l.len(), 1);
+        l.forget_old(t0 + secs(91));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn login_limits_count_per_login_and_per_address() {
+        let t0 = Instant::now();
+        let mut limits = LoginLimits::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let alice = login_key("A.Example.", " 1001 ");
+        assert_eq!(alice, ("a.example".to_string(), "1001".to_string()));
+        for _ in 0..MAX_FAILURES_PER_LOGIN {
+            assert_eq!(limits.blocked(Some(ip), &alice, t0), None);
+            limits.failed(Some(ip), alice.clone(), t0);
+        }
+        assert!(limits.blocked(Some(ip), &alice, t0).is_some());
+        // Same address, another login: the address has room left.
+        let bob = login_key("a.example", "1002");
+        assert_eq!(limits.blocked(Some(ip), &bob, t0), None);
+        // Success on another login does not reset alice; success on alice does.
+        limits.succeeded(&bob);
+        assert!(limits.blocked(None, &alice, t0).is_some());
+        limits.succeeded(&alice);
+        assert_eq!(limits.blocked(Some(ip), &alice, t0), None);
+        // The address alone: 20 failures over many logins block it for every login.
+        for i in 0..(MAX_FAILURES_PER_IP - MAX_FAILURES_PER_LOGIN) {
+            limits.failed(Some(ip), login_key("a.example", &format!("2{i:03}")), t0);
+        }
+        assert!(limits.blocked(Some(ip), &bob, t0).is_some());
+        let other_ip: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(limits.blocked(Some(other_ip), &bob, t0), None);
+    }
+
+    #[test]
+    fn the_limiter_stays_bounded() {
+        let t0 = Instant::now();
+        let mut l = FailureLimiter::new(5, secs(60));
+        for i in 0..MAX_KEYS + 10 {
+            l.fail(i, t0);
+        }
+        assert!(l.len() <= MAX_KEYS);
+        let mut q = FailureLimiter::new(3, secs(60));
+        for _ in 0..100 {
+            q.fail("k", t0);
+        }
+        assert_eq!(q.failures[&"k"].len(), 3);
+    }
+
+    fn record(last_seen: i64, expires: i64) -> SessionRecord {
+        let at = |s| DateTime::<Utc>::from_timestamp(s, 0).unwrap();
+        SessionRecord {
+            id_hash: "h".into(),
+            tenant_id: TenantId::for_test(1),
+            user_id: UserId::for_test(1),
+            csrf_token: "c".into(),
+            created_at: at(0),
+            last_seen_at: at(last_seen),
+            expires_at: at(expires),
+        }
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_at_their_absolute_end() {
+        let at = |s| DateTime::<Utc>::from_timestamp(s, 0).unwrap();
+        let idle = chrono::Duration::seconds(100);
+        assert!(!is_expired(&record(50, 1000), at(149), idle));
+        assert!(is_expired(&record(50, 1000), at(150), idle));
+        assert!(!is_expired(&record(950, 1000), at(999), idle));
+        assert!(is_expired(&record(950, 1000), at(1000), idle));
+    }
+
+    #[test]
+    fn cookies_are_http_only_and_strict() {
+        let c = set_cookie(Some("abc"), secs(60), false);
+        assert_eq!(
+            c.to_str().unwrap(),
+            "tsps_session=abc; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+        );
+        let c = set_cookie(None, secs(60), true);
+        assert_eq!(
+            c.to_str().unwrap(),
+            "tsps_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"
+        );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let mut h = axum::http::HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
+        assert_eq!(cookie_value(&h), None);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; tsps_session=xyz ; c=3"),
+        );
+        assert_eq!(cookie_value(&h), Some("xyz"));
+        let mut empty = axum::http::HeaderMap::new();
+        empty.append(header::COOKIE, HeaderValue::from_static("tsps_session="));
+        assert_eq!(cookie_value(&empty), None);
+    }
+
+    #[test]
+    fn tokens_are_256_bit_and_hashed_ids_are_hex() {
+        let t = random_token();
+        assert_eq!(t.len(), 43);
+        assert_ne!(t, random_token());
+        let h = hash_id(&t);
+        assert_eq!(h.len(), 64);
+        assert!(h
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let r = too_many_attempts(Duration::from_millis(1500));
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = too_many_attempts(Duration::ZERO);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}
