@@ -472,3 +472,33 @@ fn a_user_of_tenant_b_sees_nothing_of_tenant_a() {
         .count();
     assert!(refused >= 5, "{result}");
 }
+
+#[test]
+fn a_call_rings_in_the_browser_within_a_second_and_follows_the_phone() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "ringing",
+        "ringing.mjs",
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
+    );
+    browser.wait_event("ready");
+    let phone = portal.phone(
+        "1002",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "3000"),
+    );
+    browser.call_started();
+    let caller = portal
+        .tsps
+        .spawn_sipp(portal.caller("uac_call.xml", "1001", "1002"));
+    browser.wait_event("ended");
+    let result = browser.finish();
+    caller.join().assert_success("Alice's call to Bob");
+    phone
+        .join()
+        .assert_success("Bob's phone rang, answered, got the BYE");
+    assert!(
+        result["data"]["ring_latency_ms"].as_u64().is_some(),
+        "{result}"
+    );
+    assert_screenshots(&result, 3);
+}

@@ -31,6 +31,7 @@ const app = {
   cleanup: null,
   /** The device the user's commands use; kept per user in localStorage. */
   deviceId: null,
+  directory: new Map(),
 };
 
 /** What page modules get: the session's user, live state and shared choices. */
@@ -38,6 +39,8 @@ function context() {
   return {
     user: app.session.user,
     live: app.live,
+    /** extension → display name of the tenant's users (names callers without a contact). */
+    directory: app.directory,
     getDevice: () => app.deviceId,
     setDevice: (idValue) => {
       app.deviceId = idValue || null;
@@ -82,8 +85,13 @@ function startSession(me) {
   app.live.addEventListener('change', (e) => {
     if (e.detail.type === 'status' || e.detail.type === 'snapshot') showPresence();
   });
+  app.directory = new Map();
   app.incoming = new IncomingCalls(document.getElementById('incoming'), context());
   app.live.start();
+  api('GET', `/tenants/${me.user.tenant_id}/users`).then((users) => {
+    for (const u of users || []) app.directory.set(u.extension, u.display_name);
+    if (app.live) app.live.dispatchEvent(new CustomEvent('change', { detail: { type: 'directory' } }));
+  }).catch(() => { /* names stay numbers */ });
   renderTopbar();
 }
 

@@ -86,3 +86,18 @@ export function targetText(target) {
   if (typeof target === 'string') return target;
   return target.extension || target.number || '';
 }
+
+/** The peer's name: the matched contact's, else the colleague's from the directory. */
+export function peerName(ctx, peer) {
+  if (!peer) return '';
+  if (peer.name) return peer.name;
+  return (ctx.directory && ctx.directory.get(peer.number)) || '';
+}
+
+/** "Bob (1002)", or the number alone when nobody by that number is known. */
+export function peerLabel(ctx, peer) {
+  const name = peerName(ctx, peer);
+  const number = (peer && peer.number) || '';
+  if (name && number) return `${name} (${number})`;
+  return name || number || 'unknown';
+}

@@ -3,7 +3,7 @@
 // form prefilled (from the incoming-call window); `?id=…` opens that contact.
 
 import { api, userPath, ApiError } from './api.js';
-import { h, clear, field, announce, setFieldError, clearFieldErrors } from './dom.js';
+import { h, clear, append, field, announce, setFieldError, clearFieldErrors } from './dom.js';
 
 export function renderContacts(main, ctx) {
   const base = userPath(ctx.user, '/contacts');
@@ -162,11 +162,11 @@ export function renderContacts(main, ctx) {
     const isCsv = /\.csv$/i.test(f.name) || f.type === 'text/csv';
     try {
       const r = await api('POST', `${base}/import`, await f.text(), { contentType: isCsv ? 'text/csv' : 'text/vcard' });
-      clear(importResult).append(
+      append(clear(importResult), [
         h('p', { class: 'ok' }, `${r.created} created, ${r.unchanged} unchanged, ${r.skipped} skipped.`),
         r.errors && r.errors.length
           ? h('ul', { class: 'error' }, r.errors.map((x) => h('li', {}, `line ${x.line}: ${x.message}`)))
-          : null);
+          : null]);
       await load();
     } catch (err) {
       clear(importResult).append(h('p', { class: 'error' }, `Import failed: ${err.message}`));

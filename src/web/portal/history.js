@@ -2,6 +2,7 @@
 // call went where it went (the routing decision).
 
 import { api, userPath } from './api.js';
+import { peerLabel } from './calls.js';
 import { h, clear, field, formatTime, formatDuration, words } from './dom.js';
 
 const DIRECTIONS = [['', 'Any direction'], ['incoming', 'Incoming'], ['outgoing', 'Outgoing']];
@@ -39,7 +40,7 @@ export function renderHistory(main, ctx) {
       if (mine !== generation) return; // a newer search answered first
       const items = Array.isArray(r) ? r : [];
       clear(body);
-      for (const c of items) body.append(row(c, ctx.user.user_id));
+      for (const c of items) body.append(row(c, ctx));
       status.textContent = items.length ? `${items.length} call${items.length === 1 ? '' : 's'}` : 'No calls match.';
     } catch (e) {
       if (mine !== generation) return;
@@ -81,11 +82,11 @@ export function fromUser(c, userId) {
   };
 }
 
-function row(c, userId) {
-  const v = fromUser(c, userId);
+function row(c, ctx) {
+  const v = fromUser(c, ctx.user.user_id);
   return h('tr', { dataset: { callId: v.id || '', direction: v.outgoing ? 'outgoing' : 'incoming', outcome: v.outcome || '' } },
     h('td', {}, v.outgoing ? 'Outgoing' : 'Incoming'),
-    h('td', {}, v.party || 'unknown'),
+    h('td', {}, peerLabel(ctx, { number: v.party })),
     h('td', {}, h('time', { datetime: v.at || '' }, formatTime(v.at))),
     h('td', {}, v.duration === null ? '' : formatDuration(v.duration)),
     h('td', {}, words(v.outcome)),

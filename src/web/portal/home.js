@@ -5,9 +5,9 @@
 // keyboard user's focus stays on the button they were on while events arrive.
 
 import { api, userPath, tenantPath } from './api.js';
-import { h, clear, field, announce, formatDuration, formatTime, since, party, icon, words } from './dom.js';
+import { h, clear, field, announce, formatDuration, formatTime, since, icon, words } from './dom.js';
 import { fromUser } from './history.js';
-import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice } from './calls.js';
+import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel } from './calls.js';
 
 const STATE_LABEL = { dialing: 'Dialing', ringing: 'Ringing', active: 'Connected', held: 'On hold' };
 
@@ -73,7 +73,7 @@ export function renderHome(main, ctx) {
     li.setAttribute('aria-labelledby', headingId);
     li.append(
       h('div', { class: 'peer', id: headingId },
-        `${line.direction === 'in' ? 'From' : 'To'} ${party(line.peer)}`),
+        `${line.direction === 'in' ? 'From' : 'To'} ${peerLabel(ctx, line.peer)}`),
       h('div', { class: 'meta' },
         h('span', { class: 'state' }, STATE_LABEL[line.state] || line.state),
         line.remote_held ? h('span', { class: 'badge', dataset: { remoteHeld: 'true' } }, 'held by other side') : null,
@@ -85,7 +85,7 @@ export function renderHome(main, ctx) {
           type: 'button',
           class: action === 'release' || action === 'reject' ? 'danger' : action === 'answer' ? 'good' : '',
           dataset: { action },
-          'aria-label': `${ACTION_LABEL[action] || action}: ${party(line.peer)}`,
+          'aria-label': `${ACTION_LABEL[action] || action}: ${peerLabel(ctx, line.peer)}`,
           onclick: () => onAction(line, action),
         }, ACTION_LABEL[action] || words(action)))),
     );
@@ -130,7 +130,7 @@ export function renderHome(main, ctx) {
   async function run(line, action, arg) {
     try {
       await command(ctx, line, action, arg);
-      announce(`${ACTION_LABEL[action] || action}: ${party(line.peer)}`);
+      announce(`${ACTION_LABEL[action] || action}: ${peerLabel(ctx, line.peer)}`);
     } catch (e) {
       announce(`${ACTION_LABEL[action] || action} failed: ${e.message}`);
       dialError.textContent = `${ACTION_LABEL[action] || action} failed: ${e.message}`;
@@ -220,7 +220,7 @@ export function renderHome(main, ctx) {
     for (const c of items.slice(0, 5).map((x) => fromUser(x, ctx.user.user_id))) {
       recent.append(h('li', {},
         h('span', { 'aria-label': c.outgoing ? 'outgoing' : 'incoming' }, c.outgoing ? '→ ' : '← '),
-        c.party, ' ', h('span', { class: 'muted' }, formatTime(c.at), ' · ', words(c.outcome))));
+        peerLabel(ctx, { number: c.party }), ' ', h('span', { class: 'muted' }, formatTime(c.at), ' · ', words(c.outcome))));
     }
   }
 
@@ -244,7 +244,12 @@ export function renderHome(main, ctx) {
           recent,
           h('p', {}, h('a', { href: '#/history' }, 'All calls'))))));
 
-  const onChange = () => { renderLines(); renderDevices(); };
+  const onChange = (e) => {
+    // New names for numbers: every card is redrawn.
+    if (e && e.detail && e.detail.type === 'directory') for (const c of cards.values()) c.json = null;
+    renderLines();
+    renderDevices();
+  };
   ctx.live.addEventListener('change', onChange);
   onChange();
   const ticker = setInterval(() => {

@@ -6,8 +6,8 @@
 // card; when the last card goes, focus returns to where it was.
 
 import { api, userPath } from './api.js';
-import { h, clear, announce, party, words, id } from './dom.js';
-import { ACTION_LABEL, command, deviceChoices, chosenDevice, targetText } from './calls.js';
+import { h, clear, append, announce, words, id } from './dom.js';
+import { ACTION_LABEL, command, deviceChoices, chosenDevice, targetText, peerName, peerLabel } from './calls.js';
 
 export class IncomingCalls {
   constructor(region, ctx) {
@@ -55,7 +55,7 @@ export class IncomingCalls {
     let added = null;
     for (const line of ringing) {
       seen.add(line.call_id);
-      const json = JSON.stringify([line, this.presets, deviceChoices(this.ctx)]);
+      const json = JSON.stringify([line, this.presets, deviceChoices(this.ctx), this.ctx.directory.size]);
       const known = this.cards.get(line.call_id);
       if (known && known.json === json) continue;
       const el = known ? known.el : h('section', { class: 'call-window', role: 'group' });
@@ -83,7 +83,7 @@ export class IncomingCalls {
       if (!this.ctx.live.lines.has(callId)) this.dismissed.delete(callId);
     }
     if (added) {
-      announce(`Incoming call from ${party(added.line.peer)}`);
+      announce(`Incoming call from ${peerLabel(this.ctx, added.line.peer)}`);
       const first = added.el.querySelector('[data-action="answer"]') || added.el.querySelector('button');
       if (first) first.focus();
     }
@@ -105,7 +105,7 @@ export class IncomingCalls {
       status.textContent = '';
       try {
         await command(this.ctx, line, action, arg);
-        announce(`${ACTION_LABEL[action]}: ${party(line.peer)}`);
+        announce(`${ACTION_LABEL[action]}: ${peerLabel(this.ctx, line.peer)}`);
       } catch (e) {
         status.textContent = `${ACTION_LABEL[action]} failed: ${e.message}`;
       }
@@ -113,15 +113,17 @@ export class IncomingCalls {
     const decision = line.decision || {};
     const reasons = decision.reasons || [];
 
-    el.append(
+    const name = peerName(this.ctx, line.peer);
+    const number = (line.peer && line.peer.number) || '';
+    append(el, [
       h('h2', { id: titleId }, 'Incoming call'),
-      h('div', { class: 'caller', dataset: { caller: '' } }, line.peer && line.peer.name ? line.peer.name : (line.peer && line.peer.number) || 'Unknown caller'),
-      line.peer && line.peer.name ? h('div', { dataset: { callerNumber: '' } }, line.peer.number) : null,
+      h('div', { class: 'caller', dataset: { caller: '' } }, name || number || 'Unknown caller'),
+      name && number ? h('div', { dataset: { callerNumber: '' } }, number) : null,
       reasons.length || decision.contact
         ? h('ul', { class: 'decision', 'aria-label': 'Why this call rings here' },
           decision.contact ? h('li', {}, `Contact: ${contactName(decision.contact)}`) : null,
           reasons.map((r) => h('li', {}, reasonText(r))))
-        : null);
+        : null]);
 
     if (allowed.has('answer')) {
       const devices = deviceChoices(this.ctx);
@@ -152,7 +154,7 @@ export class IncomingCalls {
           }, `Forward to ${t}`))));
       }
     }
-    el.append(h('div', { class: 'actions' },
+    append(el, [h('div', { class: 'actions' },
       allowed.has('attendant') ? h('button', { type: 'button', class: 'secondary', dataset: { action: 'attendant' }, onclick: () => act('attendant') }, 'To attendant') : null,
       allowed.has('reject') ? h('button', { type: 'button', class: 'danger', dataset: { action: 'reject' }, onclick: () => act('reject') }, 'Reject') : null,
       h('a', { href: contactHref(line), dataset: { action: 'contact' } }, decision.contact ? 'Open contact' : 'Add to contacts'),
@@ -161,7 +163,7 @@ export class IncomingCalls {
         'aria-label': 'Hide this window (the call keeps ringing)',
         onclick: () => { this.dismissed.add(line.call_id); this.render(); },
       }, 'Hide')),
-    status);
+    status]);
   }
 }
 
@@ -177,7 +179,8 @@ function contactHref(line) {
   const params = new URLSearchParams();
   if (contactId) params.set('id', contactId);
   if (number) params.set('number', number);
-  if (line.peer && line.peer.name) params.set('name', line.peer.name);
+  const name = line.decision && line.decision.contact;
+  if (name && !contactId) params.set('name', name);
   return `#/contacts?${params}`;
 }
 
