@@ -620,6 +620,43 @@ async fn without_a_country_code_numbers_must_be_international() {
     assert_eq!(numbers(&c), ["+41445550100"]);
 }
 
+#[tokio::test]
+async fn profile_numbers_and_caller_patterns_are_stored_in_e164() {
+    let (api, _dir) = start().await;
+    let t = api.tenant("a.test").await;
+    api.swiss(&t).await;
+    let u = api.user(&t, "1001").await;
+    api.user(&t, "1002").await;
+    let path = format!("/api/v1/tenants/{t}/users/{u}/profile");
+    let (status, p) = api
+        .put(
+            &path,
+            json!({
+                "forwarding": {
+                    "busy": {"number": "044 555 01 00"},
+                    "selective": [{"when": {"callers": ["079*", "1002"]},
+                        "target": {"number": "0033 1 23 45 67 89"}}]
+                },
+                "caller_rules": {"blocked": ["+41 (0)44 555 02 00"]}
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p}");
+    assert_eq!(p["forwarding"]["busy"], json!({"number": "+41445550100"}));
+    let sel = &p["forwarding"]["selective"][0];
+    assert_eq!(sel["when"]["callers"], json!(["+4179*", "1002"]));
+    assert_eq!(sel["target"], json!({"number": "+33123456789"}));
+    assert_eq!(p["caller_rules"]["blocked"], json!(["+41445550200"]));
+    let (_, stored) = api.get(&path).await;
+    assert_eq!(stored, p, "stored as returned");
+
+    let got = api
+        .put(&path, json!({"forwarding": {"always": {"number": "call me"}}}))
+        .await;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_profile");
+    assert_eq!(details(&got)[0].0, "forwarding.always");
+}
+
 const VCARDS: &str = "BEGIN:VCARD\r
 VERSION:3.0\r
 N:Muster;Anna;;;\r

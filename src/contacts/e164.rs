@@ -92,6 +92,46 @@ pub fn normalize(raw: &str, rules: &DialingRules) -> Result<String, ContactError
     Ok(format!("+{e164_digits}"))
 }
 
+/// A number prefix (of a `prefix*` caller pattern) in international form: `044` →
+/// `+4144`, `0033` → `+33`; `+` prefixes stay. No length check: a prefix is short.
+pub fn normalize_prefix(raw: &str, rules: &DialingRules) -> Result<String, ContactError> {
+    let fail = |reason: &str| ContactError::Number {
+        input: format!("{raw}*"),
+        reason: reason.to_string(),
+    };
+    let trimmed = raw.trim();
+    let plus = trimmed.starts_with('+');
+    let digits: String = trimmed
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '+'))
+        .collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(fail("a pattern is digits followed by '*'"));
+    }
+    let intl = rules.international_prefix.as_str();
+    let national = rules.national_prefix.as_str();
+    if plus {
+        Ok(format!("+{digits}"))
+    } else if !intl.is_empty() && digits.starts_with(intl) {
+        Ok(format!("+{}", &digits[intl.len()..]))
+    } else if !national.is_empty() && digits.starts_with(national) {
+        if rules.country_code.is_empty() {
+            return Err(fail(
+                "is a national prefix, but the tenant has no country code in its dialing rules",
+            ));
+        }
+        Ok(format!(
+            "+{}{}",
+            rules.country_code,
+            &digits[national.len()..]
+        ))
+    } else {
+        Err(fail(
+            "starts with neither '+' nor a national or international prefix",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +226,16 @@ mod tests {
             let once = normalize(raw, &ch).unwrap();
             assert_eq!(normalize(&once, &ch).unwrap(), once);
         }
+    }
+
+    #[test]
+    fn prefixes_of_patterns() {
+        let ch = rules("41", "0", "00");
+        assert_eq!(normalize_prefix("044", &ch).unwrap(), "+4144");
+        assert_eq!(normalize_prefix("0033", &ch).unwrap(), "+33");
+        assert_eq!(normalize_prefix("+41 44", &ch).unwrap(), "+4144");
+        assert!(normalize_prefix("44", &ch).is_err());
+        assert!(normalize_prefix("0x", &ch).is_err());
+        assert!(normalize_prefix("044", &rules("", "0", "00")).is_err());
     }
 }

@@ -9,7 +9,7 @@
 //! the call path can match a caller by plain string equality.
 
 mod csv_file;
-mod e164;
+pub mod e164;
 mod vcard;
 
 pub use csv_file::{read_csv, write_csv};

@@ -11,11 +11,11 @@ use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::profile_schema::ProfileDoc;
 use super::ApiState;
-use crate::contacts::ContactOwner;
+use crate::contacts::{e164, ContactOwner, DialingRules};
 use axum::extract::State;
 use axum::Json;
 use std::collections::{BTreeMap, HashSet};
-use tsps_actors::feature::profile::{validate, Handling, Profile, Target};
+use tsps_actors::feature::profile::{validate, Profile, Target};
 use tsps_actors::{TenantId, UserId};
 
 #[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/profile", tag = "features",
@@ -41,16 +41,9 @@ pub async fn get_profile(
 pub async fn put_profile(
     State(st): State<ApiState>,
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
-    ApiJson(profile): ApiJson<Profile>,
+    ApiJson(mut profile): ApiJson<Profile>,
 ) -> Result<Json<Profile>, ApiError> {
     let user = st.store().get_user(tenant_id, user_id).await?;
-    let mut issues: Vec<FieldIssue> = match validate(&profile, &user.extension) {
-        Ok(()) => Vec::new(),
-        Err(errs) => errs
-            .into_iter()
-            .map(|e| FieldIssue::new(e.field, e.reason))
-            .collect(),
-    };
     let extensions: HashSet<String> = st
         .store()
         .list_users(tenant_id)
@@ -58,9 +51,21 @@ pub async fn put_profile(
         .into_iter()
         .map(|u| u.extension)
         .collect();
+    // Numbers first, so that `validate` checks the stored (E.164) form; a number that
+    // cannot be normalised is reported once, by the normalisation.
+    let rules = st.store().get_tenant_settings(tenant_id).await?.dialing;
+    let mut issues = normalize_numbers(&mut profile, &rules, &extensions);
+    if let Err(errs) = validate(&profile, &user.extension) {
+        let reported: HashSet<String> = issues.iter().map(|i| i.field.clone()).collect();
+        issues.extend(
+            errs.into_iter()
+                .filter(|e| !reported.contains(&e.field))
+                .map(|e| FieldIssue::new(e.field, e.reason)),
+        );
+    }
     for (field, extension) in extension_targets(&profile) {
         // The user's own extension is already reported as a loop.
-        if extension != user.extension && !extensions.contains(extension) {
+        if extension != user.extension && !extensions.contains(&extension) {
             issues.push(FieldIssue::new(
                 field,
                 format!("extension {extension} names no user of the tenant"),
@@ -102,68 +107,54 @@ pub async fn put_profile(
 
 /// Every `Extension` target of the profile, with the path of its field (the paths
 /// `validate` uses).
-fn extension_targets(p: &Profile) -> Vec<(String, &str)> {
-    let mut all: Vec<(String, &Target)> = Vec::new();
-    let handlings = p
-        .handling_codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("handling_codes[{i}].handling"), &c.handling))
-        .chain(std::iter::once((
-            "default_handling".to_string(),
-            &p.default_handling,
-        )));
-    for (field, h) in handlings {
-        match h {
-            Handling::Sequential { steps, fallback } => {
-                for (i, s) in steps.iter().enumerate() {
-                    all.push((format!("{field}.steps[{i}].target"), &s.target));
-                }
-                if let Some(f) = fallback {
-                    all.push((format!("{field}.fallback"), f));
-                }
-            }
-            Handling::Forward { target } => all.push((format!("{field}.target"), target)),
-            Handling::Ring
-            | Handling::Attendant
-            | Handling::RejectBusy
-            | Handling::RejectDeclined => {}
-        }
-    }
-    for (i, t) in p.simultaneous.iter().enumerate() {
-        all.push((format!("simultaneous[{i}]"), t));
-    }
-    let fw = &p.forwarding;
-    for (name, t) in [
-        ("always", &fw.always),
-        ("busy", &fw.busy),
-        ("unreachable", &fw.unreachable),
-    ] {
-        if let Some(t) = t {
-            all.push((format!("forwarding.{name}"), t));
-        }
-    }
-    if let Some(na) = &fw.no_answer {
-        all.push(("forwarding.no_answer.target".into(), &na.target));
-    }
-    for (i, s) in fw.selective.iter().enumerate() {
-        all.push((format!("forwarding.selective[{i}].target"), &s.target));
-    }
-    if let Some(t) = &p.attendant {
-        all.push(("attendant".into(), t));
-    }
-    all.into_iter()
+fn extension_targets(p: &Profile) -> Vec<(String, String)> {
+    let mut p = p.clone();
+    p.targets_mut()
+        .into_iter()
         .filter_map(|(field, t)| match t {
-            Target::Extension(x) => Some((field, x.as_str())),
+            Target::Extension(x) => Some((field, x.clone())),
             _ => None,
         })
         .collect()
 }
 
+/// Writes outside numbers and caller patterns in E.164 with the tenant's dialing rules
+/// (`044 555 01 00` → `+41445550100`, `044*` → `+4144*`), so they match callers as
+/// the trunk presents them. A tenant extension in a caller list stays as it is.
+fn normalize_numbers(
+    p: &mut Profile,
+    rules: &DialingRules,
+    extensions: &HashSet<String>,
+) -> Vec<FieldIssue> {
+    let mut issues = Vec::new();
+    for (field, t) in p.targets_mut() {
+        if let Target::Number(n) = t {
+            match e164::normalize(n, rules) {
+                Ok(e) => *n = e,
+                Err(e) => issues.push(FieldIssue::new(field, e.to_string())),
+            }
+        }
+    }
+    for (field, c) in p.caller_patterns_mut() {
+        if extensions.contains(c.as_str()) {
+            continue;
+        }
+        let normalized = match c.strip_suffix('*') {
+            Some(prefix) => e164::normalize_prefix(prefix, rules).map(|p| format!("{p}*")),
+            None => e164::normalize(c, rules),
+        };
+        match normalized {
+            Ok(e) => *c = e,
+            Err(e) => issues.push(FieldIssue::new(field, e.to_string())),
+        }
+    }
+    issues
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tsps_actors::feature::profile::{HandlingCode, NoAnswerForward, SequentialStep};
+    use tsps_actors::feature::profile::{Handling, HandlingCode, NoAnswerForward, SequentialStep};
 
     #[test]
     fn every_extension_target_is_found_with_its_field() {
@@ -206,7 +197,10 @@ mod tests {
                 target: x("8"),
             });
         let found = extension_targets(&p);
-        let found: Vec<(&str, &str)> = found.iter().map(|(f, x)| (f.as_str(), *x)).collect();
+        let found: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(f, x)| (f.as_str(), x.as_str()))
+            .collect();
         assert_eq!(
             found,
             [
@@ -221,5 +215,31 @@ mod tests {
                 ("attendant", "9"),
             ]
         );
+    }
+
+    #[test]
+    fn numbers_and_patterns_become_e164_and_bad_ones_are_named() {
+        let rules = DialingRules {
+            country_code: "41".into(),
+            national_prefix: "0".into(),
+            international_prefix: "00".into(),
+        };
+        let extensions: HashSet<String> = ["1002".to_string()].into();
+        let mut p = Profile {
+            simultaneous: vec![Target::Number("079 123 45 67".into())],
+            ..Default::default()
+        };
+        p.forwarding.busy = Some(Target::Number("0041 44 555 01 00".into()));
+        p.forwarding.unreachable = Some(Target::Number("call me".into()));
+        p.caller_rules.blocked = vec!["044*".into(), "1002".into(), "+33 1 23 45 67 89".into()];
+        let issues = normalize_numbers(&mut p, &rules, &extensions);
+        assert_eq!(p.simultaneous, [Target::Number("+41791234567".into())]);
+        assert_eq!(
+            p.forwarding.busy,
+            Some(Target::Number("+41445550100".into()))
+        );
+        assert_eq!(p.caller_rules.blocked, ["+4144*", "1002", "+33123456789"]);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].field, "forwarding.unreachable");
     }
 }

@@ -206,6 +206,75 @@ impl Default for Profile {
 }
 
 impl Profile {
+    /// Every target of the profile with the path of its field (the paths `validate`
+    /// uses), for checks and normalization that need the tenant.
+    pub fn targets_mut(&mut self) -> Vec<(String, &mut Target)> {
+        let mut all: Vec<(String, &mut Target)> = Vec::new();
+        let handlings = self
+            .handling_codes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| (format!("handling_codes[{i}].handling"), &mut c.handling))
+            .chain(std::iter::once((
+                "default_handling".to_string(),
+                &mut self.default_handling,
+            )));
+        for (field, h) in handlings {
+            match h {
+                Handling::Sequential { steps, fallback } => {
+                    for (i, s) in steps.iter_mut().enumerate() {
+                        all.push((format!("{field}.steps[{i}].target"), &mut s.target));
+                    }
+                    if let Some(f) = fallback {
+                        all.push((format!("{field}.fallback"), f));
+                    }
+                }
+                Handling::Forward { target } => all.push((format!("{field}.target"), target)),
+                Handling::Ring
+                | Handling::Attendant
+                | Handling::RejectBusy
+                | Handling::RejectDeclined => {}
+            }
+        }
+        for (i, t) in self.simultaneous.iter_mut().enumerate() {
+            all.push((format!("simultaneous[{i}]"), t));
+        }
+        let fw = &mut self.forwarding;
+        for (name, t) in [
+            ("always", &mut fw.always),
+            ("busy", &mut fw.busy),
+            ("unreachable", &mut fw.unreachable),
+        ] {
+            if let Some(t) = t {
+                all.push((format!("forwarding.{name}"), t));
+            }
+        }
+        if let Some(na) = &mut fw.no_answer {
+            all.push(("forwarding.no_answer.target".into(), &mut na.target));
+        }
+        for (i, s) in fw.selective.iter_mut().enumerate() {
+            all.push((format!("forwarding.selective[{i}].target"), &mut s.target));
+        }
+        if let Some(t) = &mut self.attendant {
+            all.push(("attendant".into(), t));
+        }
+        all
+    }
+
+    /// Every caller number or `prefix*` pattern, with the path of its field.
+    pub fn caller_patterns_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut all: Vec<(String, &mut String)> = Vec::new();
+        for (i, s) in self.forwarding.selective.iter_mut().enumerate() {
+            for (k, c) in s.when.callers.iter_mut().enumerate() {
+                all.push((format!("forwarding.selective[{i}].when.callers[{k}]"), c));
+            }
+        }
+        for (k, c) in self.caller_rules.blocked.iter_mut().enumerate() {
+            all.push((format!("caller_rules.blocked[{k}]"), c));
+        }
+        all
+    }
+
     pub fn code(&self, name: &str) -> Option<&HandlingCode> {
         self.handling_codes.iter().find(|c| c.name == name)
     }
