@@ -11,7 +11,10 @@ use tsps::contacts::{
     Contact, ContactId, ContactNumber, ContactOwner, ContactPhone, DialingRules, TenantSettings,
 };
 use tsps::sip::digest::{ha1_md5, ha1_sha256};
-use tsps::store::{self, DynStore, PolicyMode, Store, StoreError, UserPolicy};
+use tsps::store::{
+    self, CallHistoryQuery, CallSide, DynStore, PolicyMode, SessionRecord, Store, StoreError,
+    UserAccount, UserPolicy, UserRole,
+};
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
     Binding, CallDirection, CallOutcome, CallRecord, Device, Did, LegRecord, Party, Tenant,
@@ -117,6 +120,9 @@ contract!(
     contact_lookup_table_is_personal_first_then_shared,
     deleting_a_user_drops_its_feature_data_and_keeps_shared_contacts,
     deleting_a_tenant_drops_its_feature_data,
+    user_accounts_roles_and_password_hashes,
+    sessions_round_trip_touch_end_and_cascade,
+    user_call_history_filters_and_pages,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1242,5 +1248,327 @@ async fn deleting_a_tenant_drops_its_feature_data(s: &dyn Store) {
             .unwrap()
             .len(),
         1
+    );
+}
+
+// ---------------------------------------------------------------- portal accounts
+
+fn session(n: u8, tenant: &Tenant, user: &User, last_seen: i64, expires: i64) -> SessionRecord {
+    SessionRecord {
+        id_hash: format!("{n:064x}"),
+        tenant_id: tenant.id,
+        user_id: user.id,
+        csrf_token: format!("csrf-{n}"),
+        created_at: at(0),
+        last_seen_at: at(last_seen),
+        expires_at: at(expires),
+    }
+}
+
+async fn user_accounts_roles_and_password_hashes(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let mut alice = user(12, &a, "1002");
+    alice.portal_login = Some("alice".into());
+    s.create_user(a.id, &alice).await.unwrap();
+    // Defaults: role user, no password.
+    let account = s.get_user_account(a.id, ua.id).await.unwrap();
+    assert_eq!(
+        account,
+        UserAccount {
+            user: ua.clone(),
+            role: UserRole::User
+        }
+    );
+    assert_eq!(s.get_password_hash(a.id, ua.id).await.unwrap(), None);
+
+    s.set_user_role(a.id, alice.id, UserRole::TenantAdmin)
+        .await
+        .unwrap();
+    s.set_password_hash(a.id, alice.id, Some("$argon2id$fake"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_password_hash(a.id, alice.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("$argon2id$fake")
+    );
+    assert_eq!(
+        s.list_user_accounts(a.id).await.unwrap(),
+        [
+            UserAccount {
+                user: ua.clone(),
+                role: UserRole::User
+            },
+            UserAccount {
+                user: alice.clone(),
+                role: UserRole::TenantAdmin
+            },
+        ]
+    );
+    // Updating the user's fields keeps role and password.
+    let mut renamed = alice.clone();
+    renamed.display_name = "Alice A.".into();
+    s.update_user(a.id, &renamed).await.unwrap();
+    let found = s.find_login(a.id, "alice").await.unwrap().unwrap();
+    assert_eq!(found.account.user, renamed);
+    assert_eq!(found.account.role, UserRole::TenantAdmin);
+    assert_eq!(found.password_hash.as_deref(), Some("$argon2id$fake"));
+    // A login by extension; an extension wins over a portal login spelled the same.
+    assert_eq!(
+        s.find_login(a.id, "1002")
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .user
+            .id,
+        alice.id
+    );
+    let mut tricky = user(13, &a, "1003");
+    tricky.portal_login = Some("1001".into());
+    s.create_user(a.id, &tricky).await.unwrap();
+    assert_eq!(
+        s.find_login(a.id, "1001")
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .user
+            .id,
+        ua.id
+    );
+    assert_eq!(s.find_login(a.id, "nobody").await.unwrap(), None);
+    // Removing the password.
+    s.set_password_hash(a.id, alice.id, None).await.unwrap();
+    assert_eq!(s.get_password_hash(a.id, alice.id).await.unwrap(), None);
+
+    // Tenants are walls.
+    assert_eq!(s.find_login(b.id, "alice").await.unwrap(), None);
+    assert_eq!(
+        s.find_login(b.id, "1001")
+            .await
+            .unwrap()
+            .unwrap()
+            .account
+            .user
+            .id,
+        ub.id
+    );
+    assert_not_found(s.get_user_account(b.id, alice.id).await, "user");
+    assert_not_found(
+        s.set_user_role(b.id, alice.id, UserRole::User).await,
+        "user",
+    );
+    assert_not_found(s.set_password_hash(b.id, alice.id, Some("x")).await, "user");
+    assert_not_found(s.get_password_hash(b.id, alice.id).await, "user");
+    assert_eq!(s.list_user_accounts(b.id).await.unwrap().len(), 1);
+}
+
+async fn sessions_round_trip_touch_end_and_cascade(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let one = session(1, &a, &ua, 0, 1000);
+    s.create_session(&one).await.unwrap();
+    let (got, account) = s.get_session(&one.id_hash).await.unwrap().unwrap();
+    assert_eq!(got, one);
+    assert_eq!(
+        account,
+        UserAccount {
+            user: ua.clone(),
+            role: UserRole::User
+        }
+    );
+    assert_eq!(s.get_session(&format!("{:064x}", 99)).await.unwrap(), None);
+    assert_already_exists(s.create_session(&one).await, "session");
+    // The account is read fresh: a role change shows at once.
+    s.set_user_role(a.id, ua.id, UserRole::TenantAdmin)
+        .await
+        .unwrap();
+    let (_, account) = s.get_session(&one.id_hash).await.unwrap().unwrap();
+    assert_eq!(account.role, UserRole::TenantAdmin);
+    s.touch_session(&one.id_hash, at(60)).await.unwrap();
+    let (got, _) = s.get_session(&one.id_hash).await.unwrap().unwrap();
+    assert_eq!(got.last_seen_at, at(60));
+    // A session names a user of its own tenant.
+    let mut cross = session(2, &a, &ua, 0, 1000);
+    cross.user_id = ub.id;
+    assert_not_found(s.create_session(&cross).await, "user");
+
+    // Deleting: one, idempotently; all of a user but one; expired ones.
+    let two = session(2, &a, &ua, 0, 1000);
+    let three = session(3, &a, &ua, 0, 1000);
+    let other = session(4, &b, &ub, 0, 1000);
+    for x in [&two, &three, &other] {
+        s.create_session(x).await.unwrap();
+    }
+    s.delete_session(&two.id_hash).await.unwrap();
+    s.delete_session(&two.id_hash).await.unwrap();
+    assert_eq!(s.get_session(&two.id_hash).await.unwrap(), None);
+    assert_eq!(
+        s.delete_user_sessions(a.id, ua.id, Some(&three.id_hash))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.get_session(&one.id_hash).await.unwrap(), None);
+    assert!(s.get_session(&three.id_hash).await.unwrap().is_some());
+    assert!(s.get_session(&other.id_hash).await.unwrap().is_some());
+    // Another tenant's id does not reach B's sessions.
+    assert_eq!(s.delete_user_sessions(a.id, ub.id, None).await.unwrap(), 0);
+
+    let idle = session(5, &a, &ua, 10, 1000);
+    let old = session(6, &a, &ua, 500, 400);
+    let fresh = session(7, &a, &ua, 300, 1000);
+    for x in [&idle, &old, &fresh] {
+        s.create_session(x).await.unwrap();
+    }
+    // At 450, idle since 100: `idle` (last seen 10) and `old` (ended at 400) go; `three`
+    // and `other` were last seen at 0 and go too.
+    assert_eq!(
+        s.delete_expired_sessions(at(450), at(100)).await.unwrap(),
+        4
+    );
+    assert!(s.get_session(&fresh.id_hash).await.unwrap().is_some());
+    assert_eq!(s.get_session(&idle.id_hash).await.unwrap(), None);
+
+    // Sessions go with their user.
+    s.delete_user(a.id, ua.id).await.unwrap();
+    assert_eq!(s.get_session(&fresh.id_hash).await.unwrap(), None);
+}
+
+async fn user_call_history_filters_and_pages(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let bob = user(12, &a, "1002");
+    s.create_user(a.id, &bob).await.unwrap();
+    // ua calls bob (answered), bob calls ua (busy), bob calls 100% (no answer, not ua's),
+    // an outside number calls ua (no answer).
+    let mut out = call(1, &a, Some(&ua), 0);
+    out.callee_user_id = Some(bob.id);
+    let mut back = call(2, &a, Some(&bob), 100);
+    back.caller = "1002".into();
+    back.callee = "1001".into();
+    back.callee_user_id = Some(ua.id);
+    back.outcome = CallOutcome::Busy;
+    let mut others = call(3, &a, Some(&bob), 200);
+    others.callee = "100%".into();
+    others.outcome = CallOutcome::NoAnswer;
+    let mut inbound = call(4, &a, None, 300);
+    inbound.direction = CallDirection::Inbound;
+    inbound.caller = "+41445551234".into();
+    inbound.callee = "1001".into();
+    inbound.callee_user_id = Some(ua.id);
+    inbound.outcome = CallOutcome::NoAnswer;
+    let elsewhere = call(5, &b, Some(&ub), 400);
+    for r in [&out, &back, &others, &inbound, &elsewhere] {
+        s.insert_call_record(r).await.unwrap();
+    }
+    let q = CallHistoryQuery::latest;
+    let ids = |v: Vec<CallRecord>| {
+        v.into_iter()
+            .map(|c| c.id.as_uuid().as_u128())
+            .collect::<Vec<_>>()
+    };
+
+    let all = s.list_user_call_records(a.id, ua.id, &q(50)).await.unwrap();
+    assert_eq!(all, [inbound.clone(), back.clone(), out.clone()]);
+    assert_eq!(all[2].legs.len(), 2, "legs come along");
+    assert_eq!(
+        ids(s.list_user_call_records(a.id, ua.id, &q(2)).await.unwrap()),
+        [4, 2]
+    );
+    let page2 = CallHistoryQuery {
+        before: Some(at(100)),
+        ..q(2)
+    };
+    assert_eq!(
+        ids(s.list_user_call_records(a.id, ua.id, &page2).await.unwrap()),
+        [1]
+    );
+    let outgoing = CallHistoryQuery {
+        side: Some(CallSide::Outgoing),
+        ..q(50)
+    };
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &outgoing)
+            .await
+            .unwrap()),
+        [1]
+    );
+    let incoming = CallHistoryQuery {
+        side: Some(CallSide::Incoming),
+        ..q(50)
+    };
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &incoming)
+            .await
+            .unwrap()),
+        [4, 2]
+    );
+    let missed = CallHistoryQuery {
+        outcome: Some(CallOutcome::NoAnswer),
+        ..incoming.clone()
+    };
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &missed)
+            .await
+            .unwrap()),
+        [4]
+    );
+    let search = |text: &str| CallHistoryQuery {
+        search: Some(text.into()),
+        ..q(50)
+    };
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &search("5551"))
+            .await
+            .unwrap()),
+        [4]
+    );
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &search("1002"))
+            .await
+            .unwrap()),
+        [2, 1]
+    );
+    // Wildcards are literal: "100%" matches only a callee that has a percent sign.
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, bob.id, &search("100%"))
+            .await
+            .unwrap()),
+        [3]
+    );
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, bob.id, &search("_"))
+            .await
+            .unwrap()),
+        []
+    );
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, bob.id, &q(50))
+            .await
+            .unwrap()),
+        [3, 2, 1]
+    );
+    // Walls: B's user id under A, A's user under B.
+    assert_eq!(
+        s.list_user_call_records(a.id, ub.id, &q(50)).await.unwrap(),
+        []
+    );
+    assert_eq!(
+        s.list_user_call_records(b.id, ua.id, &q(50)).await.unwrap(),
+        []
+    );
+    assert_eq!(
+        ids(s.list_user_call_records(b.id, ub.id, &q(50)).await.unwrap()),
+        [5]
     );
 }
