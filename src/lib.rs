@@ -11,6 +11,7 @@
 pub mod config;
 pub mod contacts;
 pub mod features;
+pub mod metrics;
 pub mod persistence;
 pub mod provision;
 pub mod push;

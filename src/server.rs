@@ -274,6 +274,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             clock: config.testing.clock_api.then(|| adjustable.clone()),
             dialers: ctx.dialers(),
         }),
+        metrics: Arc::new(crate::metrics::NodeMetrics::new(
+            platform.clone(),
+            push.clone(),
+        )),
         push,
     };
     let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));

@@ -38,6 +38,7 @@ async fn start() -> Api {
         notify: std::sync::Arc::new(tsps::web::NoopNotifier),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
         push: tsps::push::Hub::detached(),
+        metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

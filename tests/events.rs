@@ -212,7 +212,10 @@ fn reconnect_resumes_without_loss() {
 
     let mut bob = s.open(Kind::WebSocket, "1002", Some(&resume));
     let first = bob.next(WAIT);
-    assert_ne!(first["type"], "snapshot", "missed events, not a snapshot: {first}");
+    assert_ne!(
+        first["type"], "snapshot",
+        "missed events, not a snapshot: {first}"
+    );
     assert_eq!(first["seq"].as_u64(), Some(last_seq + 1), "{first}");
     bob.until(WAIT, "the ringing line", |v| is_line(v, "ringing"));
     bob.until(WAIT, "the active line", |v| is_line(v, "active"));
@@ -275,4 +278,64 @@ fn another_tenants_user_has_no_stream_here() {
         None,
     );
     assert_eq!(status, 400, "{body}");
+}
+
+fn metrics(s: &Setup) -> String {
+    let url = format!("{}/api/v1/metrics", s.tsps.http_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(s.tsps.api_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    })
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[test]
+fn metrics_count_sessions_and_messages() {
+    let s = start();
+    let mut bob = s.open(Kind::WebSocket, "1002", None);
+    bob.next(WAIT);
+    let port = free_port(IpAddr::V4(DEVICE_IP), false);
+    register(&s.tsps, "a.test", "1002", "secret1002", port);
+    bob.until(WAIT, "the device registered", |v| v["type"] == "device");
+    let text = metrics(&s);
+    assert_eq!(metric(&text, "tsps_push_sessions"), 1.0, "{text}");
+    assert_eq!(metric(&text, "tsps_push_streams"), 1.0, "{text}");
+    assert!(
+        metric(&text, "tsps_push_total{what=\"messages\"}") >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "tsps_push_total{what=\"resyncs_lagged\"}"),
+        0.0
+    );
+    assert!(metric(&text, "tsps_users") >= 3.0, "{text}");
+    assert!(
+        !text.contains("a.test"),
+        "no tenant in metric labels: {text}"
+    );
+    drop(bob);
+    // The session is gone once its socket is closed (polled: the server notices async).
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric(&metrics(&s), "tsps_push_sessions") != 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -54,6 +54,7 @@ async fn serve(store: DynStore) -> Api {
         notify: notes.clone(),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
         push: tsps::push::Hub::detached(),
+        metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -651,7 +652,10 @@ async fn profile_numbers_and_caller_patterns_are_stored_in_e164() {
     assert_eq!(stored, p, "stored as returned");
 
     let got = api
-        .put(&path, json!({"forwarding": {"always": {"number": "call me"}}}))
+        .put(
+            &path,
+            json!({"forwarding": {"always": {"number": "call me"}}}),
+        )
         .await;
     assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_profile");
     assert_eq!(details(&got)[0].0, "forwarding.always");

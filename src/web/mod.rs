@@ -64,6 +64,8 @@ pub struct ApiState {
     pub live: Arc<dyn live::LiveCalls>,
     /// Users' live event streams (WebSocket, SSE).
     pub push: Arc<crate::push::Hub>,
+    /// What `/api/v1/metrics` shows.
+    pub metrics: Arc<dyn crate::metrics::MetricsSource>,
 }
 
 /// How the API tells the running system that stored feature-server data changed.
@@ -214,7 +216,8 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(control::answer))
         .routes(routes!(live::set_clock))
         .routes(routes!(events::events_ws))
-        .routes(routes!(events::events_sse));
+        .routes(routes!(events::events_sse))
+        .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(healthz))
@@ -235,6 +238,16 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The node's metrics in the Prometheus text format (operator only).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
+async fn metrics(State(st): State<ApiState>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }
 
 #[derive(Serialize, ToSchema)]

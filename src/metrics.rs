@@ -1,0 +1,102 @@
+//! Prometheus metrics of a running node, rendered at scrape time from the live
+//! counters (no tenant labels: tenants are walls, and the endpoint is the operator's).
+
+use crate::push::Hub;
+use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tsps_actors::platform::Platform;
+
+/// What `/api/v1/metrics` renders (Prometheus text format).
+pub trait MetricsSource: Send + Sync + 'static {
+    fn render(&self) -> String;
+}
+
+/// Nothing to report (an API without a running platform, in tests).
+pub struct NoMetrics;
+
+impl MetricsSource for NoMetrics {
+    fn render(&self) -> String {
+        String::new()
+    }
+}
+
+pub struct NodeMetrics {
+    platform: Arc<Platform>,
+    push: Arc<Hub>,
+    registry: Registry,
+    live_calls: IntGauge,
+    users: IntGauge,
+    sessions: IntGauge,
+    streams: IntGauge,
+    push_total: IntCounterVec,
+}
+
+impl NodeMetrics {
+    pub fn new(platform: Arc<Platform>, push: Arc<Hub>) -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let live_calls = gauge("tsps_live_calls", "Calls in progress on this node.");
+        let users = gauge("tsps_users", "User actors running on this node.");
+        let sessions = gauge(
+            "tsps_push_sessions",
+            "Open event sessions (WebSocket and SSE).",
+        );
+        let streams = gauge("tsps_push_streams", "Users with a live event stream.");
+        let push_total = IntCounterVec::new(
+            Opts::new(
+                "tsps_push_total",
+                "Event push counters: messages sent to streams, replays after a reconnect, \
+                 resyncs (a session that fell behind, or resumed from too far back), and \
+                 times the hub itself fell behind the bus.",
+            ),
+            &["what"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(push_total.clone()))
+            .expect("unique metric");
+        Self {
+            platform,
+            push,
+            registry,
+            live_calls,
+            users,
+            sessions,
+            streams,
+            push_total,
+        }
+    }
+}
+
+impl MetricsSource for NodeMetrics {
+    fn render(&self) -> String {
+        self.live_calls.set(self.platform.live_calls() as i64);
+        self.users.set(self.platform.user_count() as i64);
+        let stats = &self.push.stats;
+        self.sessions.set(stats.sessions.load(Relaxed));
+        self.streams.set(self.push.streams() as i64);
+        for (what, value) in [
+            ("messages", stats.messages.load(Relaxed)),
+            ("replays", stats.replays.load(Relaxed)),
+            ("resyncs_lagged", stats.resyncs_lagged.load(Relaxed)),
+            ("resyncs_stale", stats.resyncs_stale.load(Relaxed)),
+            ("bus_lagged", stats.bus_lagged.load(Relaxed)),
+        ] {
+            let c = self.push_total.with_label_values(&[what]);
+            // Counters only go up: add what happened since the last scrape.
+            c.inc_by(value.saturating_sub(c.get()));
+        }
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
