@@ -148,7 +148,9 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         config.sip.workers
     };
     let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-    let bus = EventBus::default();
+    // Room for about a second of events at full call rate: the push hub must never
+    // fall behind in normal operation (it resyncs every session when it does).
+    let bus = EventBus::new(65_536);
     let adjustable = Arc::new(crate::features::AdjustableClock::default());
     let clock: Arc<dyn tsps_actors::ports::Clock> = if config.testing.clock_api {
         tracing::warn!("testing.clock_api is on: the API can move the clock (tests only)");
