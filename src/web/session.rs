@@ -487,15 +487,21 @@ pub async fn login(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> Response {
-    let key = login_key(&input.domain, &input.login);
+    let given = login_key(&input.domain, &input.login);
+    let candidate = match find_candidate(auth.store(), &given).await {
+        Ok(c) => c,
+        Err(e) => return internal("login lookup failed", &e).into_response(),
+    };
+    // A known user is counted under its extension, whichever name it was tried by
+    // (extension or portal login), so the two do not make two budgets of guesses.
+    let key = match &candidate {
+        Some(c) => login_key(&given.0, &c.account.user.extension),
+        None => given,
+    };
     let blocked = auth.limits().blocked(ip, &key, Instant::now());
     if let Some(wait) = blocked {
         return too_many_attempts(wait);
     }
-    let candidate = match find_candidate(auth.store(), &key).await {
-        Ok(c) => c,
-        Err(e) => return internal("login lookup failed", &e).into_response(),
-    };
     let hash = candidate.as_ref().and_then(|c| c.password_hash.as_deref());
     let ok = match super::password::verify(&input.password, hash).await {
         Ok(ok) => ok,
