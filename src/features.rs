@@ -2,20 +2,27 @@
 //! contacts and tenant policies from the store, and API writes tell the live actors
 //! to load them again.
 
+use crate::sip::shard::PlaceCall;
 use crate::store::{DynStore, PolicyMode, SharedDirectory};
 use crate::web::live::{LiveCall, LiveCallError, LiveCalls};
 use crate::web::ChangeNotifier;
+use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tsps_actors::call::{OverrideAction, OverrideError};
+use tsps_actors::call::{Control, ControlAction, ControlError, OverrideAction, OverrideError};
 use tsps_actors::platform::Platform;
 use tsps_actors::ports::Clock;
+use tsps_actors::ports::PartyInfo;
 use tsps_actors::ports::{BoxFuture, FeatureSource, TenantPolicy, UserFeatures};
+use tsps_actors::routing::{route_dialled, Route};
+use tsps_actors::tenant::CallOrigin;
 use tsps_actors::tenant::ReloadPolicies;
+use tsps_actors::user::GetBindings;
 use tsps_actors::user::ReloadFeatures;
 use tsps_actors::CallId;
+use tsps_actors::DeviceId;
 use tsps_actors::{TenantId, UserId};
 
 pub struct StoreFeatures(pub DynStore);
@@ -122,6 +129,8 @@ pub struct PlatformCalls {
     pub platform: Arc<Platform>,
     /// Present only when the test clock is enabled.
     pub clock: Option<Arc<AdjustableClock>>,
+    /// The SIP shards that start calls tsps places itself (click-to-dial).
+    pub dialers: Vec<Recipient<PlaceCall>>,
 }
 
 impl LiveCalls for PlatformCalls {
@@ -155,6 +164,99 @@ impl LiveCalls for PlatformCalls {
                 // The call ended meanwhile.
                 Err(_) => Err(LiveCallError::NotFound),
             }
+        })
+    }
+
+    fn place_call(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        device: DeviceId,
+        destination: String,
+    ) -> BoxFuture<Result<CallId, ControlError>> {
+        let dir = self.platform.directory.current();
+        let checked = (|| {
+            let u = dir
+                .user(user)
+                .filter(|u| u.tenant_id == tenant)
+                .ok_or(ControlError::NotFound)?;
+            let t = dir.tenant(tenant).ok_or(ControlError::NotFound)?;
+            if dir.device(device).is_none_or(|d| d.user_id != user) {
+                return Err(ControlError::UnknownDevice);
+            }
+            match route_dialled(&dir, tenant, &destination) {
+                Route::User(_) | Route::Outside { .. } => {}
+                Route::NotFound | Route::NoTrunk => {
+                    return Err(ControlError::BadTarget(destination.clone()))
+                }
+            }
+            let caller = PartyInfo {
+                user: u.extension.clone(),
+                display_name: Some(u.display_name.clone()),
+                domain: t.domain.clone(),
+            };
+            let addr = self.platform.user(user).ok_or(ControlError::NotFound)?;
+            Ok((caller, addr))
+        })();
+        let call = CallId::new();
+        // Spread over the shards; the call's legs all live on the chosen one.
+        let dialer = match self.dialers.len() {
+            0 => None,
+            n => Some(self.dialers[call.as_uuid().as_u128() as usize % n].clone()),
+        };
+        Box::pin(async move {
+            let (caller, addr) = checked?;
+            let dialer = dialer.ok_or(ControlError::WrongState("sip is not running"))?;
+            let bindings: Vec<_> = addr
+                .send(GetBindings)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|b| b.device_id == device)
+                .collect();
+            if bindings.is_empty() {
+                return Err(ControlError::WrongState("the device is not registered"));
+            }
+            dialer
+                .send(PlaceCall {
+                    call,
+                    tenant,
+                    origin: CallOrigin::User {
+                        user,
+                        dialled: destination.clone(),
+                    },
+                    caller,
+                    dialled: destination,
+                    device,
+                    bindings,
+                })
+                .await
+                .map_err(|_| ControlError::WrongState("sip is not running"))?;
+            Ok(call)
+        })
+    }
+
+    fn control(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        call: CallId,
+        action: ControlAction,
+    ) -> BoxFuture<Result<(), ControlError>> {
+        let member = self
+            .platform
+            .directory
+            .current()
+            .user(user)
+            .is_some_and(|u| u.tenant_id == tenant);
+        // Tenants are walls: another tenant's call is not found.
+        let addr = self.platform.call(tenant, call).filter(|_| member);
+        Box::pin(async move {
+            let addr = addr.ok_or(ControlError::NotFound)?;
+            // A call that ended meanwhile is not found either.
+            addr.send(Control { user, action })
+                .await
+                .unwrap_or(Err(ControlError::NotFound))
         })
     }
 

@@ -196,6 +196,8 @@ struct Leg {
     reinvite_in: Option<TxKey>,
     /// CSeq of the INVITE whose 2xx we must ACK (outgoing initial or re-INVITE).
     ack_cseq: Option<u32>,
+    /// Via of our last re-INVITE on this leg (the ACK for its non-2xx answer reuses it).
+    reinvite_via: String,
     last_ack: Option<Bytes>,
     answered: bool,
     // Outgoing initial INVITE only:
@@ -933,6 +935,7 @@ impl Shard {
                 awaiting_ack: None,
                 reinvite_in: None,
                 ack_cseq: None,
+                reinvite_via: String::new(),
                 last_ack: None,
                 answered: false,
                 request_uri: ruri,
@@ -976,8 +979,8 @@ impl Shard {
         let owner = entry.owner;
         let ack = || {
             owner
-                .and_then(|(leg, _)| self.legs.get(&leg))
-                .map(|l| non2xx_ack(l, &resp, cseq))
+                .and_then(|(leg, purpose)| Some((self.legs.get(&leg)?, purpose)))
+                .map(|(l, purpose)| non2xx_ack(l, purpose, &resp, cseq))
                 .unwrap_or_default()
         };
         let actions = entry.tx.on_response(code, ack);
@@ -1232,6 +1235,7 @@ impl Shard {
             awaiting_ack: None,
             reinvite_in: None,
             ack_cseq: None,
+            reinvite_via: String::new(),
             last_ack: None,
             answered: false,
             request_uri,
@@ -1420,6 +1424,9 @@ impl Shard {
         } else {
             Kind::NonInviteClient
         };
+        if m == Method::Invite {
+            leg.reinvite_via = via.clone();
+        }
         let peer = leg.peer;
         self.start_client(
             TxKey {
@@ -1527,19 +1534,25 @@ fn contact_peer(
     contact_addr.map(Peer::udp).or(received)
 }
 
-fn non2xx_ack(leg: &Leg, resp: &Response, cseq: u32) -> Bytes {
+/// The ACK of a non-2xx final response: same Request-URI, top Via and Route set as the
+/// INVITE it answers (RFC 3261 §17.1.1.3), the initial one or a re-INVITE.
+fn non2xx_ack(leg: &Leg, purpose: Purpose, resp: &Response, cseq: u32) -> Bytes {
     let to = h::first(&resp.headers, "To").unwrap_or(&leg.remote_party);
+    let (uri, via, routes) = match purpose {
+        Purpose::ReInvite => (&leg.remote_target, &leg.reinvite_via, &leg.route_set[..]),
+        _ => (&leg.request_uri, &leg.invite_via, &[][..]),
+    };
     Bytes::from(build::request(&RequestSpec {
         method: "ACK",
-        uri: &leg.request_uri,
-        via: &leg.invite_via,
+        uri,
+        via,
         from: &leg.local_value(),
         to,
         call_id: &leg.call_id,
         cseq,
         max_forwards: 70,
         contact: None,
-        routes: &[],
+        routes,
         extra: &[],
         body: None,
     }))
@@ -1646,6 +1659,56 @@ impl Handler<Inbound> for Shard {
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
         self.inbound(msg.msg, msg.peer, ctx);
+    }
+}
+
+/// A call that tsps places itself (click-to-dial): its call actor runs on this shard's
+/// Arbiter, and the shard dials its legs.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PlaceCall {
+    pub call: CallId,
+    pub tenant: tsps_actors::TenantId,
+    /// The user the call is for, and what they dial.
+    pub origin: CallOrigin,
+    /// The user as the destination sees them.
+    pub caller: PartyInfo,
+    pub dialled: String,
+    pub device: tsps_actors::DeviceId,
+    /// The device's contacts, rung first.
+    pub bindings: Vec<tsps_actors::model::Binding>,
+}
+
+impl Handler<PlaceCall> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: PlaceCall, _: &mut Self::Context) {
+        let Some(me) = self.me.clone() else { return };
+        let setup = CallSetup {
+            call: msg.call,
+            tenant: msg.tenant,
+            start: CallStart::ClickToDial {
+                device: msg.device,
+                bindings: msg.bindings,
+            },
+            origin: msg.origin,
+            caller: msg.caller,
+            dialled: msg.dialled,
+            sip: me,
+        };
+        CallActor::new(setup, self.ctx.platform.clone()).start();
+        debug!(call = %msg.call, "click-to-dial call started");
+    }
+}
+
+impl SipContext {
+    /// Where calls that tsps places itself start: one entry per shard (empty until the
+    /// shards have started).
+    pub fn dialers(&self) -> Vec<Recipient<PlaceCall>> {
+        self.shards
+            .get()
+            .map(|s| s.iter().map(|a| a.clone().recipient()).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Live calls: list a tenant's calls in progress and override a ringing call (answer
-//! on one device, forward, reject, send to the attendant). Also the test clock, which
-//! exists only when `testing.clock_api` is enabled.
+//! on one device, forward, reject, send to the attendant); the [`LiveCalls`] port also
+//! carries a user's call control (see `control.rs`). Also the test clock, which exists
+//! only when `testing.clock_api` is enabled.
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
@@ -11,10 +12,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tsps_actors::call::OverrideAction;
+use tsps_actors::call::{ControlAction, ControlError, OverrideAction};
 use tsps_actors::feature::Target;
 use tsps_actors::ports::BoxFuture;
-use tsps_actors::{CallId, DeviceId, TenantId};
+use tsps_actors::{CallId, DeviceId, TenantId, UserId};
 use utoipa::ToSchema;
 
 /// What the API may do with live calls (the running platform; a stand-in in tests).
@@ -28,6 +29,26 @@ pub trait LiveCalls: Send + Sync + 'static {
     ) -> BoxFuture<Result<(), LiveCallError>>;
     /// Moves the platform's wall clock; false when the test clock is not enabled.
     fn set_clock(&self, now: DateTime<Utc>) -> bool;
+    /// Click-to-dial: `user` of `tenant` calls `destination` from `device`.
+    fn place_call(
+        &self,
+        _tenant: TenantId,
+        _user: UserId,
+        _device: DeviceId,
+        _destination: String,
+    ) -> BoxFuture<Result<CallId, ControlError>> {
+        Box::pin(async { Err(ControlError::NotFound) })
+    }
+    /// A call-control command of `user` on one of their live calls.
+    fn control(
+        &self,
+        _tenant: TenantId,
+        _user: UserId,
+        _call: CallId,
+        _action: ControlAction,
+    ) -> BoxFuture<Result<(), ControlError>> {
+        Box::pin(async { Err(ControlError::NotFound) })
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,0 +1,202 @@
+//! A user's call control: `/tenants/{tenant_id}/users/{user_id}/calls/...`. Click-to-dial,
+//! hold, resume, release, blind transfer and answer on one device, always on behalf of
+//! the user in the path (the portal calls these for the logged-in user). Tenants are
+//! walls and so are calls: another tenant's call, or a call the user takes no part in,
+//! is `404`.
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath};
+use super::ApiState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tsps_actors::call::{ControlAction, ControlError};
+use tsps_actors::{CallId, DeviceId, TenantId, UserId};
+use utoipa::ToSchema;
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        match e {
+            ControlError::NotFound => ApiError::not_found(message),
+            ControlError::WrongState(_) => {
+                ApiError::new(StatusCode::CONFLICT, "wrong_state", message)
+            }
+            ControlError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "refused", message),
+            ControlError::UnknownDevice => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device", message)
+            }
+            ControlError::BadTarget(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", message)
+            }
+        }
+    }
+}
+
+/// Click-to-dial: which of the user's devices rings first, and whom it then calls.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceCallBody {
+    #[schema(value_type = uuid::Uuid)]
+    pub device_id: DeviceId,
+    /// An extension of the tenant or an outside number, as the user would dial it.
+    #[schema(example = "1002")]
+    pub destination: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlacedCall {
+    #[schema(value_type = uuid::Uuid)]
+    pub call_id: CallId,
+}
+
+/// Blind transfer: where the other party goes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    /// An extension or an outside number, routed like a forward.
+    #[schema(example = "1003")]
+    pub target: Option<String>,
+    /// Consultative transfer (join with the other party of this call): not supported
+    /// yet, answered `501`.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub replaces_call: Option<CallId>,
+}
+
+/// Answer on one device: keep ringing only it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    #[schema(value_type = uuid::Uuid)]
+    pub device_id: DeviceId,
+}
+
+type CallPath = ApiPath<(TenantId, UserId, CallId)>;
+
+async fn run(
+    st: &ApiState,
+    (tenant, user, call): (TenantId, UserId, CallId),
+    action: ControlAction,
+) -> Result<StatusCode, ApiError> {
+    st.live.control(tenant, user, call, action).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls", tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = PlaceCallBody,
+    responses((status = 201, body = PlacedCall,
+            description = "the device is being rung; the destination follows once it answers"),
+        (status = 404, body = ErrorBody, description = "no such user in this tenant"),
+        (status = 409, body = ErrorBody, description = "the device is not registered"),
+        (status = 422, body = ErrorBody,
+            description = "not a device of the user, or no such extension or number")))]
+pub async fn place_call(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
+    ApiJson(body): ApiJson<PlaceCallBody>,
+) -> Result<(StatusCode, Json<PlacedCall>), ApiError> {
+    let destination = body.destination.trim().to_string();
+    let call_id = st
+        .live
+        .place_call(tenant_id, user_id, body.device_id, destination)
+        .await?;
+    Ok((StatusCode::CREATED, Json(PlacedCall { call_id })))
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/hold",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    responses((status = 204, description = "the other party accepted the hold"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody,
+            description = "not answered, already held, a re-INVITE in progress, or refused")))]
+pub async fn hold(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Hold).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/resume",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    responses((status = 204, description = "the other party accepted the resume"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody,
+            description = "not held by the user, a re-INVITE in progress, or refused")))]
+pub async fn resume(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Resume).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/release",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    responses((status = 204, description = "hung up (BYE), cancelled, or declined (603)"),
+        (status = 404, body = ErrorBody, description = "no such call of this user")))]
+pub async fn release(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Release).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/transfer",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    request_body = TransferBody,
+    responses((status = 204,
+            description = "the user's leg is released and the target is being dialled"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody,
+            description = "not answered, or a re-INVITE in progress"),
+        (status = 422, body = ErrorBody, description = "no such extension or number"),
+        (status = 501, body = ErrorBody, description = "consultative transfer")))]
+pub async fn transfer(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+    ApiJson(body): ApiJson<TransferBody>,
+) -> Result<StatusCode, ApiError> {
+    let target = match body {
+        TransferBody {
+            replaces_call: Some(_),
+            ..
+        } => {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "consultative transfer (replaces_call) is not supported yet",
+            ))
+        }
+        TransferBody {
+            target: Some(t), ..
+        } if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_target",
+                "target: an extension or a number is required",
+            ))
+        }
+    };
+    run(&st, p, ControlAction::Transfer { target }).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/answer",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    request_body = AnswerBody,
+    responses((status = 204, description = "only this device rings now"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody, description = "the call is not ringing to the user"),
+        (status = 422, body = ErrorBody, description = "the device is not registered")))]
+pub async fn answer(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+    ApiJson(body): ApiJson<AnswerBody>,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::AnswerOn(body.device_id)).await
+}

@@ -1,0 +1,340 @@
+//! Third-party call control end to end: real SIPp phones registered as devices of users,
+//! and the REST API that controls their calls on a user's behalf (hold, resume, release,
+//! blind transfer, click-to-dial).
+//!
+//! Each test checks what the phones saw (every SIPp scenario ran to its end, with the
+//! SDP checks in the scenarios: a held phone that got no `a=sendonly`, or a phone of a
+//! delayed-offer INVITE whose ACK carried no answer, fails its scenario) and the call
+//! record tsps wrote.
+//!
+//! The tenant `a.test` has 1001, 1002 and 1003, one device each.
+
+mod common;
+
+use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use tsps_actors::model::{CallOutcome, CallRecord, Party};
+
+const DOMAIN: &str = "a.test";
+const CDR_WAIT: Duration = Duration::from_secs(10);
+const SIP_WAIT: Duration = Duration::from_secs(8);
+
+const PROVISIONING: &str = r#"tenants:
+  - domain: a.test
+    name: Tenant A
+    time_zone: Europe/Zurich
+    users:
+      - extension: "1001"
+        display_name: Alice
+        devices:
+          - sip_username: "1001"
+            password: secret1001
+      - extension: "1002"
+        display_name: Bob
+        devices:
+          - sip_username: "1002"
+            password: secret1002
+      - extension: "1003"
+        display_name: Carol
+        devices:
+          - sip_username: "1003"
+            password: secret1003
+"#;
+
+struct Pbx {
+    tsps: Tsps,
+    tenant: String,
+    /// Extension → user id.
+    users: BTreeMap<String, String>,
+}
+
+impl Pbx {
+    fn start() -> Pbx {
+        let tsps = Tsps::start(PROVISIONING, &[]);
+        let tenants = tsps.api_ok(Method::GET, "/tenants", None);
+        let tenant = tenants
+            .as_array()
+            .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
+            .to_string();
+        let listed = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
+        let users = listed
+            .as_array()
+            .unwrap_or_else(|| panic!("a list of users: {listed}"))
+            .iter()
+            .map(|u| {
+                let ext = u["extension"].as_str().expect("extension").to_string();
+                (ext, u["id"].as_str().expect("user id").to_string())
+            })
+            .collect();
+        Pbx {
+            tsps,
+            tenant,
+            users,
+        }
+    }
+
+    fn user_path(&self, extension: &str) -> String {
+        format!("/tenants/{}/users/{}", self.tenant, self.users[extension])
+    }
+
+    fn device_id(&self, extension: &str) -> String {
+        let path = format!("{}/devices", self.user_path(extension));
+        let devices = self.tsps.api_ok(Method::GET, &path, None);
+        devices[0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a device of {extension}: {devices}"))
+            .to_string()
+    }
+
+    /// The device of `extension`, registered from a fresh port, playing `uas`.
+    fn device(&self, extension: &str, uas: Sipp) -> SippHandle {
+        let port = free_port(IpAddr::V4(DEVICE_IP), false);
+        register(
+            &self.tsps,
+            DOMAIN,
+            extension,
+            &format!("secret{extension}"),
+            port,
+        );
+        self.tsps.spawn_sipp(uas.port(port))
+    }
+
+    /// 1001 dials `callee` with `scenario`.
+    fn caller(&self, scenario: &str, callee: &str) -> SippHandle {
+        self.tsps.spawn_sipp(
+            Sipp::new(scenario)
+                .device(DOMAIN, "1001", "secret1001")
+                .calling(callee),
+        )
+    }
+
+    /// A control command of `extension` on `call_id`: `.../calls/{call_id}/{what}`.
+    fn control(
+        &self,
+        extension: &str,
+        call_id: &str,
+        what: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let path = format!("{}/calls/{call_id}/{what}", self.user_path(extension));
+        self.tsps.api(Method::POST, &path, body.as_ref())
+    }
+
+    /// Polls the live calls until exactly one is there; returns its id.
+    fn live_call(&self) -> String {
+        let path = format!("/tenants/{}/calls/live", self.tenant);
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let calls = self.tsps.api_ok(Method::GET, &path, None);
+            match calls.as_array().map(Vec::as_slice) {
+                Some([one]) => return one["id"].as_str().expect("call id").to_string(),
+                _ if Instant::now() >= until => panic!("expected one live call: {calls}"),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn record(&mut self) -> CallRecord {
+        let records = self.tsps.wait_for_call_records(DOMAIN, 1, CDR_WAIT);
+        assert_eq!(records.len(), 1, "exactly one call was made: {records:#?}");
+        records.into_iter().next().expect("one record")
+    }
+}
+
+fn wait_for(device: &mut SippHandle, needle: &str, what: &str) {
+    assert!(
+        device.wait_for_message(needle, SIP_WAIT),
+        "{what}: no {needle:?} within {SIP_WAIT:?}:\n{}",
+        device.messages_so_far()
+    );
+}
+
+/// The first INVITE `device` received, as SIPp logged it.
+fn first_invite(device: &SippHandle) -> String {
+    let log = device.messages_so_far();
+    let start = log
+        .find("INVITE sip:")
+        .unwrap_or_else(|| panic!("no INVITE received:\n{log}"));
+    let rest = &log[start..];
+    let end = rest.find("\n\n\n").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+fn assert_no_offer(invite: &str, what: &str) {
+    let length = common::header(invite, "Content-Length")
+        .or_else(|| common::header(invite, "l"))
+        .unwrap_or_else(|| panic!("{what}: no Content-Length:\n{invite}"));
+    assert_eq!(length, "0", "{what}: an INVITE without SDP:\n{invite}");
+}
+
+#[test]
+fn hold_resume_and_release_from_the_api() {
+    let mut pbx = Pbx::start();
+    let mut bob = pbx.device("1002", Sipp::uas("control_uas_held.xml"));
+    let alice = pbx.caller("control_uac_call.xml", "1002");
+    wait_for(&mut bob, "ACK sip:", "1002 answers the call");
+    let call = pbx.live_call();
+
+    // Only the users on the call may control it, and only inside their tenant.
+    let (status, body) = pbx.control("1003", &call, "hold", None);
+    assert_eq!(status, 404, "a user not on the call: {body}");
+    let foreign = format!(
+        "/tenants/{}/users/{}/calls/{call}/hold",
+        uuid::Uuid::new_v4(),
+        pbx.users["1001"]
+    );
+    let (status, body) = pbx.tsps.api(Method::POST, &foreign, None);
+    assert_eq!(status, 404, "another tenant's path: {body}");
+    let (status, body) = pbx.control("1001", &call, "resume", None);
+    assert_eq!(status, 409, "resume of a call not on hold: {body}");
+    assert_eq!(body["error"]["code"], "wrong_state", "{body}");
+
+    // Hold answers once 1002 accepted the re-INVITE (its scenario checks a=sendonly).
+    let (status, body) = pbx.control("1001", &call, "hold", None);
+    assert_eq!(status, 204, "hold: {body}");
+    assert!(
+        bob.messages_so_far().contains("a=sendonly"),
+        "1002 received the hold re-INVITE before the API answered"
+    );
+    let (status, body) = pbx.control("1001", &call, "hold", None);
+    assert_eq!(status, 409, "hold of a held call: {body}");
+    let (status, body) = pbx.control("1001", &call, "resume", None);
+    assert_eq!(status, 204, "resume: {body}");
+
+    let (status, body) = pbx.control("1001", &call, "release", None);
+    assert_eq!(status, 204, "release: {body}");
+    let (alice, bob) = (alice.join(), bob.join());
+    alice.assert_success("1001: call placed, then BYE from tsps and nothing else");
+    bob.assert_success("1002: answered, held (sendonly), resumed (sendrecv), BYE");
+
+    let r = pbx.record();
+    assert_eq!(r.outcome, CallOutcome::Answered, "{r:#?}");
+    assert_eq!(r.hangup_by, Some(Party::Caller), "{r:#?}");
+    let (status, body) = pbx.control("1001", &call, "release", None);
+    assert_eq!(status, 404, "an ended call: {body}");
+}
+
+#[test]
+fn blind_transfer_connects_the_caller_to_the_target() {
+    let mut pbx = Pbx::start();
+    let mut bob = pbx.device("1002", Sipp::uas("uas_answer.xml"));
+    let mut carol = pbx.device(
+        "1003",
+        Sipp::uas("control_uas_delayed_offer.xml").key("answer_after_ms", "300"),
+    );
+    let alice = pbx.caller("control_uac_transferred.xml", "1002");
+    wait_for(&mut bob, "ACK sip:", "1002 answers the call");
+    let call = pbx.live_call();
+
+    let (status, body) = pbx.control("1002", &call, "transfer", Some(json!({ "target": "4711" })));
+    assert_eq!(status, 422, "no such extension: {body}");
+    let (status, body) = pbx.control(
+        "1002",
+        &call,
+        "transfer",
+        Some(json!({ "replaces_call": call })),
+    );
+    assert_eq!(status, 501, "consultative transfer: {body}");
+    let (status, body) = pbx.control("1002", &call, "transfer", Some(json!({ "target": "1003" })));
+    assert_eq!(status, 204, "transfer: {body}");
+    wait_for(&mut bob, "BYE sip:", "1002 is released by the transfer");
+    wait_for(&mut carol, "INVITE sip:", "1003 rings");
+    assert_no_offer(&first_invite(&carol), "the transfer target");
+    let (status, body) = pbx.control("1002", &call, "release", None);
+    assert_eq!(status, 404, "1002 left the call: {body}");
+
+    let (alice, bob, carol) = (alice.join(), bob.join(), carol.join());
+    bob.assert_success("1002: answered, then BYE on the transfer");
+    carol.assert_success("1003: INVITE without SDP, answers with its offer, answer in the ACK");
+    alice.assert_success("1001: re-INVITE with 1003's offer, answers, hangs up");
+
+    let r = pbx.record();
+    assert_eq!(r.outcome, CallOutcome::Answered, "{r:#?}");
+    assert_eq!(r.legs.len(), 3, "caller, 1002 and 1003: {r:#?}");
+    assert!(r.legs.iter().all(|l| l.answered_at.is_some()), "{r:#?}");
+    assert!(
+        r.decision.iter().any(|d| d == "1002: transferred to 1003"),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn click_to_dial_rings_the_users_device_first() {
+    let mut pbx = Pbx::start();
+    let mut phone = pbx.device(
+        "1001",
+        Sipp::uas("control_uas_delayed_offer.xml").key("answer_after_ms", "1000"),
+    );
+    let mut bob = pbx.device("1002", Sipp::uas("uas_answer.xml"));
+    let device = pbx.device_id("1001");
+    let path = format!("{}/calls", pbx.user_path("1001"));
+
+    let (status, body) = pbx.tsps.api(
+        Method::POST,
+        &path,
+        Some(&json!({ "device_id": device, "destination": "4711" })),
+    );
+    assert_eq!(status, 422, "no such destination: {body}");
+    let (status, body) = pbx.tsps.api(
+        Method::POST,
+        &path,
+        Some(&json!({ "device_id": pbx.device_id("1002"), "destination": "1002" })),
+    );
+    assert_eq!(status, 422, "another user's device: {body}");
+
+    let (status, body) = pbx.tsps.api(
+        Method::POST,
+        &path,
+        Some(&json!({ "device_id": device, "destination": "1002" })),
+    );
+    assert_eq!(status, 201, "click-to-dial: {body}");
+    let call = body["call_id"].as_str().expect("call_id").to_string();
+
+    // 1001's own device rings first, without an offer, showing whom it calls.
+    wait_for(&mut phone, "SIP/2.0 180 Ringing", "1001's device rings");
+    let invite = first_invite(&phone);
+    assert_no_offer(&invite, "the user's device");
+    let from = common::header(&invite, "From").unwrap_or_default();
+    assert!(
+        from.contains("sip:1002@"),
+        "From shows the destination: {from}"
+    );
+    assert!(
+        !bob.messages_so_far().contains("INVITE sip:"),
+        "1002 must not ring before 1001's device answers"
+    );
+
+    // After the device answers, 1002 rings and answers; then 1001 hangs up.
+    wait_for(&mut bob, "ACK sip:", "1002 answers");
+    let (status, body) = pbx.control("1001", &call, "release", None);
+    assert_eq!(status, 204, "release: {body}");
+    let (phone, bob) = (phone.join(), bob.join());
+    phone.assert_success("1001's device: INVITE without SDP, answer in the ACK, BYE");
+    bob.assert_success("1002: INVITE with the device's offer, answers, BYE");
+
+    let r = pbx.record();
+    assert_eq!(r.id.to_string(), call, "{r:#?}");
+    assert_eq!(r.outcome, CallOutcome::Answered, "{r:#?}");
+    assert_eq!(r.hangup_by, Some(Party::Caller), "{r:#?}");
+    assert_eq!(r.caller, "1001", "{r:#?}");
+    assert_eq!(r.callee, "1002", "{r:#?}");
+    let [dev, dest] = r.legs.as_slice() else {
+        panic!("two legs: {r:#?}")
+    };
+    assert_eq!(
+        (dev.role, dest.role),
+        (Party::Caller, Party::Callee),
+        "{r:#?}"
+    );
+    let dev_answered = dev.answered_at.expect("the device answered");
+    assert!(
+        dest.started_at >= dev_answered,
+        "the destination was dialled only after the device answered: {r:#?}"
+    );
+}
