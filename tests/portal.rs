@@ -534,3 +534,193 @@ fn a_ringing_call_is_forwarded_from_the_incoming_window() {
         .join()
         .assert_success("Carol's phone rings and answers");
 }
+
+/// Waits until `phone` has seen `needle` in its SIP messages.
+fn saw(phone: &mut SippHandle, needle: &str, what: &str) {
+    assert!(
+        phone.wait_for_message(needle, Duration::from_secs(5)),
+        "{what}: no {needle:?} within 5 s:\n{}",
+        phone.messages_so_far()
+    );
+}
+
+/// Waits until `phone` has received `n` INVITEs (the first and its re-INVITEs).
+fn saw_invites(phone: &mut SippHandle, n: usize, what: &str) {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = phone.messages_so_far();
+        if log.matches("INVITE sip:").count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{what}: fewer than {n} INVITEs within 5 s:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn answer_on_the_chosen_phone_from_the_incoming_window() {
+    let portal = Portal::start();
+    let mut env = portal.env(DOMAIN, "bob", "portal-bob-1");
+    env.push(("PORTAL_ANSWER_DEVICE".into(), "1002".into()));
+    let mut browser = Browser::start("answer", "answer.mjs", env);
+    browser.wait_event("ready");
+    // 1002 rings 3 s before it answers; 1002b would ring until cancelled.
+    let chosen = portal.phone(
+        "1002",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "3000"),
+    );
+    let mut other = portal.phone("1002b", Sipp::uas("uas_no_answer.xml"));
+    browser.call_started();
+    let caller = portal
+        .tsps
+        .spawn_sipp(portal.caller("uac_call_routed.xml", "1001", "1002"));
+    browser.wait_event("answer_clicked");
+    saw(&mut other, "CANCEL sip:", "1002b once 1002 was chosen");
+    browser.wait_event("ended");
+    browser.finish();
+    caller
+        .join()
+        .assert_success("Alice's call, answered on 1002");
+    chosen
+        .join()
+        .assert_success("1002 keeps ringing, answers, gets the BYE");
+    other.join().assert_success("1002b is cancelled");
+}
+
+#[test]
+fn hold_resume_and_hang_up_from_the_browser() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "hold",
+        "hold.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    );
+    browser.wait_event("ready");
+    let mut bob = portal.phone("1002", Sipp::uas("control_uas_held.xml"));
+    browser.call_started();
+    let alice = portal
+        .tsps
+        .spawn_sipp(portal.caller("control_uac_call.xml", "1001", "1002"));
+    browser.wait_event("held");
+    saw(
+        &mut bob,
+        "a=sendonly",
+        "Bob's phone after Hold in Alice's browser",
+    );
+    browser.send(json!({"cmd": "resume"}));
+    browser.wait_event("resumed");
+    // The scenario itself checks the third INVITE says a=sendrecv.
+    saw_invites(&mut bob, 3, "Bob's phone after Resume");
+    browser.send(json!({"cmd": "release"}));
+    browser.wait_event("released");
+    browser.finish();
+    alice
+        .join()
+        .assert_success("Alice's phone: no re-INVITE, then the BYE of the hang-up");
+    bob.join()
+        .assert_success("Bob's phone: held, resumed, then the BYE");
+}
+
+#[test]
+fn click_to_dial_from_the_directory_rings_the_own_phone_then_the_colleague() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "dial",
+        "dial.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    );
+    browser.wait_event("ready");
+    let own = portal.phone(
+        "1001",
+        Sipp::uas("control_uas_delayed_offer.xml").key("answer_after_ms", "300"),
+    );
+    let bob = portal.phone("1002", Sipp::uas("uas_answer.xml"));
+    browser.send(json!({"cmd": "phones_ready"}));
+    browser.wait_event("connected");
+    browser.send(json!({"cmd": "release"}));
+    browser.wait_event("released");
+    browser.finish();
+    own.join()
+        .assert_success("Alice's phone: rung first without an offer, answered, BYE");
+    bob.join()
+        .assert_success("Bob's phone: rung, answered, BYE");
+}
+
+#[test]
+fn blind_transfer_from_the_browser() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "transfer",
+        "transfer.mjs",
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
+    );
+    browser.wait_event("ready");
+    let bob = portal.phone(
+        "1002",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "500"),
+    );
+    let carol = portal.phone(
+        "1003",
+        Sipp::uas("control_uas_delayed_offer.xml").key("answer_after_ms", "300"),
+    );
+    browser.call_started();
+    let alice =
+        portal
+            .tsps
+            .spawn_sipp(portal.caller("control_uac_transferred.xml", "1001", "1002"));
+    browser.wait_event("transferred");
+    browser.finish();
+    alice
+        .join()
+        .assert_success("Alice: re-INVITEd to Carol, answers, hangs up");
+    bob.join()
+        .assert_success("Bob's phone: answered, released by the transfer");
+    carol
+        .join()
+        .assert_success("Carol's phone: rung without an offer, answered, BYE");
+}
+
+#[test]
+fn after_a_dropped_stream_and_a_reload_the_browser_shows_the_call_as_it_is() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "reconnect",
+        "reconnect.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    );
+    browser.wait_event("ready");
+    let mut bob = portal.phone("1002", Sipp::uas("control_uas_held.xml"));
+    browser.call_started();
+    let alice = portal
+        .tsps
+        .spawn_sipp(portal.caller("control_uac_call.xml", "1001", "1002"));
+    let offline = browser.wait_event("offline");
+    let call = offline["call_id"].as_str().expect("call id").to_string();
+    let path = format!(
+        "/tenants/{}/users/{}/calls/{call}",
+        portal.tenant(DOMAIN),
+        portal.user(DOMAIN, "1001")
+    );
+    // Held while the browser was not listening.
+    portal
+        .tsps
+        .api_ok(Method::POST, &format!("{path}/hold"), Some(&json!({})));
+    saw(&mut bob, "a=sendonly", "Bob's phone after the hold");
+    browser.send(json!({"cmd": "changed"}));
+    browser.wait_event("checked");
+    portal
+        .tsps
+        .api_ok(Method::POST, &format!("{path}/resume"), Some(&json!({})));
+    portal
+        .tsps
+        .api_ok(Method::POST, &format!("{path}/release"), Some(&json!({})));
+    browser.send(json!({"cmd": "done"}));
+    browser.finish();
+    alice
+        .join()
+        .assert_success("Alice's phone: BYE at the release");
+    bob.join().assert_success("Bob's phone: held, resumed, BYE");
+}

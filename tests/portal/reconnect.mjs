@@ -10,9 +10,8 @@ await scenario('reconnect', async (t) => {
   await waitLive(page);
   emit({ event: 'ready' });
   await waitForCommand('call_started');
-  const card = await page.waitForSelector('#incoming [data-call-id]', { timeout: WAIT_MS });
-  const callId = await card.getAttribute('data-call-id');
-  await page.click(`#incoming [data-call-id="${callId}"] [data-action="answer"]`);
+  const line = await page.waitForSelector('#lines li[data-direction="out"]', { timeout: WAIT_MS });
+  const callId = await line.getAttribute('data-call-id');
   await lineIn(page, callId, 'active', 20000);
 
   // Offline: the stream stops; the test changes the call meanwhile.

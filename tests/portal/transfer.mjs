@@ -12,6 +12,7 @@ await scenario('transfer', async (t) => {
   await waitForCommand('call_started');
   const card = await page.waitForSelector('#incoming [data-call-id]', { timeout: WAIT_MS });
   const callId = await card.getAttribute('data-call-id');
+  await page.waitForSelector(`#incoming [data-call-id="${callId}"] select[data-answer-device] option`, { state: "attached" });
   await page.click(`#incoming [data-call-id="${callId}"] [data-action="answer"]`);
   await lineIn(page, callId, 'active', 20000);
   emit({ event: 'answered', call_id: callId });

@@ -25,6 +25,9 @@ export function command(ctx, line, action, arg) {
     case 'answer':
       return api('POST', userPath(u, `/calls/${id}/answer`), { device_id: arg || chosenDevice(ctx) });
     case 'reject':
+      // Releasing a call that rings to the user declines it (603): the user's own
+      // endpoint, which a plain user may use (the tenant override is the admin's).
+      return api('POST', userPath(u, `/calls/${id}/release`), {});
     case 'attendant':
       return api('POST', tenantPath(u, `/calls/${id}/override`), { action });
     case 'forward':

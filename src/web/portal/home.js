@@ -9,6 +9,7 @@ import { h, clear, field, announce, formatDuration, formatTime, since, icon, wor
 import { fromUser } from './history.js';
 import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel } from './calls.js';
 
+const COUNTERPART = { hold: 'resume', resume: 'hold', answer: 'hold' };
 const STATE_LABEL = { dialing: 'Dialing', ringing: 'Ringing', active: 'Connected', held: 'On hold' };
 
 export function renderHome(main, ctx) {
@@ -46,7 +47,10 @@ export function renderHome(main, ctx) {
       cards.set(line.call_id, { li, json });
       if (!known) linesList.append(li);
       if (focused) {
-        const again = li.querySelector(`[data-action="${focused}"]`);
+        // The same button, else its counterpart (Hold becomes Resume), else the first.
+        const again = li.querySelector(`[data-action="${focused}"]`)
+          || li.querySelector(`[data-action="${COUNTERPART[focused]}"]`)
+          || li.querySelector('button');
         if (again) again.focus();
       }
     }

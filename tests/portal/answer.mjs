@@ -1,0 +1,43 @@
+// "Answer on" a chosen phone from the incoming-call window: the user picks one of two
+// ringing phones; the other stops ringing (the test checks its CANCEL), the chosen one
+// answers, the line turns active; the caller hangs up and the line goes.
+
+import { scenario, credentials, login, waitLive, waitForCommand, emit, lineIn, WAIT_MS } from './lib.mjs';
+
+await scenario('answer', async (t) => {
+  const page = await t.newPage({ label: 'callee' });
+  await login(page, credentials());
+  await waitLive(page);
+  emit({ event: 'ready' });
+  await waitForCommand('call_started');
+
+  const card = await page.waitForSelector('#incoming [data-call-id]', { timeout: WAIT_MS });
+  const callId = await card.getAttribute('data-call-id');
+  const device = env('PORTAL_ANSWER_DEVICE');
+  const picker = `#incoming [data-call-id="${callId}"] select[data-answer-device]`;
+  // Both phones registered: wait until the picker offers the chosen one.
+  await page.waitForFunction(([sel, name]) => {
+    const s = document.querySelector(sel);
+    return s && [...s.options].some((o) => o.textContent === name);
+  }, [picker, device], { timeout: WAIT_MS });
+  const value = await page.$eval(picker, (s, name) => [...s.options].find((o) => o.textContent === name).value, device);
+  await page.selectOption(picker, value);
+  await t.shot(page, 'choose-device');
+  await page.click(`#incoming [data-call-id="${callId}"] [data-action="answer"]`);
+  emit({ event: 'answer_clicked' });
+
+  await lineIn(page, callId, 'active', 20000);
+  await page.waitForSelector(`#incoming [data-call-id="${callId}"]`, { state: 'detached' });
+  const line = await page.$eval(`#lines li[data-call-id="${callId}"]`, (li) => li.textContent);
+  t.check(`the line says it is on ${device}`, line.includes(`on ${device}`), line);
+  await t.shot(page, 'answered');
+  await page.waitForSelector(`#lines li[data-call-id="${callId}"]`, { state: 'detached', timeout: 20000 });
+  t.check('the caller hung up: the line is gone', true);
+  emit({ event: 'ended' });
+});
+
+function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+}
