@@ -1078,3 +1078,95 @@ async fn answer_on_is_the_override_for_the_ringing_user_only() {
     ));
     h.ended().await;
 }
+
+#[actix::test]
+async fn caller_transfers_the_callee_who_then_anchors_the_call() {
+    let (mut h, b) = Harness::connected(&[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)]).await;
+    assert_eq!(
+        h.control_now(
+            ALICE,
+            ControlAction::Transfer {
+                target: "1003".into()
+            }
+        )
+        .await,
+        Ok(())
+    );
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == h.a));
+    // Carol takes Alice's place on the caller side; she sees Bob calling.
+    let carol = match h.next().await {
+        LegCommand::Dial(d) => {
+            assert_eq!(d.body, None);
+            assert_eq!(d.caller.user, "1002");
+            assert_eq!(d.callee.user, "1003");
+            d.leg
+        }
+        other => panic!("expected a dial to Carol, got {other:?}"),
+    };
+    // Alice's old leg may send its BYE late: it no longer matters.
+    h.event(h.a, LegEventKind::Hangup);
+    h.event(
+        carol,
+        LegEventKind::Answered {
+            body: Some(sdp("v=0\r\n")),
+        },
+    );
+    assert!(matches!(h.next().await, LegCommand::ReOffer { leg, .. } if leg == b));
+    h.event(
+        b,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: Some(sdp("v=0\r\n")),
+        },
+    );
+    assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
+    assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == carol));
+    // Carol may hold Bob now: she is on the caller side.
+    let hold = h.control(testkit::CAROL, ControlAction::Hold);
+    assert!(matches!(h.next().await, LegCommand::ReOffer { leg, .. } if leg == b));
+    h.event(
+        b,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: None,
+        },
+    );
+    assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
+    assert_eq!(hold.await.unwrap(), Ok(()));
+    h.event(b, LegEventKind::Hangup);
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == carol));
+    let (record, kinds) = h.ended().await;
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(record.hangup_by, Some(Party::Callee));
+    assert!(kinds
+        .iter()
+        .any(|k| matches!(k, K::LegDialing { leg, side: Party::Caller, .. } if *leg == carol)));
+    assert!(kinds.iter().any(|k| matches!(
+        k,
+        K::MediaChanged {
+            by: Party::Caller,
+            held: true
+        }
+    )));
+}
+
+#[actix::test]
+async fn transfer_target_not_answering_hangs_up_the_remaining_party() {
+    let (mut h, b) = Harness::connected(&[(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)]).await;
+    let transfer = ControlAction::Transfer {
+        target: "1003".into(),
+    };
+    assert_eq!(h.control_now(BOB, transfer).await, Ok(()));
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == b));
+    let carol = expect_dial_to(&mut h, CAROL_PHONE).await;
+    h.event(carol, LegEventKind::Failed { code: 486 });
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == h.a));
+    let (record, _) = h.ended().await;
+    assert_eq!(
+        record.outcome,
+        CallOutcome::Answered,
+        "it was answered before"
+    );
+    assert_eq!(record.hangup_by, Some(Party::System));
+    assert_eq!(record.legs[2].status_code, Some(486));
+}
