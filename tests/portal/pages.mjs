@@ -4,7 +4,7 @@
 // shown beside the field it names, then a good save), history (filters), admin (add
 // and delete a user), and the home page on a phone-sized screen.
 
-import { scenario, login, credentials, unlabelledControls, settled } from './lib.mjs';
+import { scenario, login, credentials, unlabelledControls, settled, WAIT_MS, BASE } from './lib.mjs';
 
 async function visit(t, page, name) {
   await page.click(`#nav a[data-page="${name}"]`);
@@ -24,6 +24,20 @@ await scenario('pages', async (t) => {
   const tag = await page.evaluate(() => document.activeElement.tagName);
   t.check('home: Tab from the heading reaches a control', ['BUTTON', 'A', 'INPUT', 'SELECT'].includes(tag), tag);
   await t.shot(page, 'home');
+
+  // ---- presence, from the top bar ----
+  await page.selectOption('#presence', 'away');
+  const statusUrl = await page.evaluate(() => {
+    const u = window.tspsPortal.session.user;
+    return `/api/v1/tenants/${u.tenant_id}/users/${u.user_id}/status`;
+  });
+  let presence = null;
+  for (const until = Date.now() + WAIT_MS; Date.now() < until;) {
+    presence = (await (await page.request.get(`${BASE()}${statusUrl}`)).json()).presence;
+    if (presence === 'away') break;
+    await page.waitForTimeout(100);
+  }
+  t.check('presence set from the top bar', presence === 'away', presence);
 
   // ---- history ----
   await visit(t, page, 'history');
