@@ -476,7 +476,9 @@ mod tests {
             (user, M::DELETE, format!("{me}/contacts/x"), "allow"),
             (user, M::PUT, format!("{me}/password"), "allow"),
             (user, M::GET, format!("{me}/calls/history"), "allow"),
-            (user, M::GET, format!("{me}/events"), "allow"),
+            (user, M::GET, format!("{me}/events/ws"), "allow"),
+            (user, M::POST, format!("{me}/calls"), "allow"),
+            (user, M::POST, format!("{me}/calls/c1/hold"), "allow"),
             (user, M::GET, format!("{me}/devices"), "allow"),
             (user, M::POST, format!("{me}/devices"), "403"),
             (user, M::PUT, format!("{me}/devices/d"), "403"),
@@ -504,6 +506,7 @@ mod tests {
             // ... not another user's, not another tenant's: 404, as if absent ...
             (user, M::GET, peer.clone(), "404"),
             (user, M::GET, format!("{peer}/profile"), "404"),
+            (user, M::POST, format!("{peer}/calls/c1/release"), "404"),
             (user, M::PUT, format!("{peer}/password"), "404"),
             (user, M::GET, format!("{t}/users/not-a-uuid/profile"), "404"),
             (user, M::GET, other.clone(), "404"),
@@ -516,6 +519,8 @@ mod tests {
             (user, M::PUT, "/api/v1/provision".into(), "403"),
             (user, M::PUT, "/api/v1/testing/clock".into(), "403"),
             (user, M::GET, "/api/v1/openapi.json".into(), "403"),
+            (user, M::GET, "/api/v1/metrics".into(), "403"),
+            (admin, M::GET, "/api/v1/metrics".into(), "403"),
             (user, M::GET, "/api/v1".into(), "403"),
             // A tenant admin: all of its tenant, nothing of another's or the platform's.
             (admin, M::GET, format!("{t}/users"), "allow"),
