@@ -25,7 +25,7 @@ fn provisioning() -> &'static str {
         password: alice-secret-1
       - extension: "1002"
         display_name: Bob
-        portal_login: bob
+        portal_login: Bob.B
         password: bob-secret-2
       - extension: "1009"
         display_name: Ada Admin
@@ -210,9 +210,9 @@ fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_limited() {
     let me = alice.get("/auth/me");
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.body, ok.body);
-    // The portal login name works too; the domain is not case sensitive.
+    // The portal login name works too (as written); the domain in any case.
     let mut bob = Browser::new(&tsps);
-    bob.logged_in("A.TEST", "bob", "bob-secret-2");
+    bob.logged_in("A.TEST", "Bob.B", "bob-secret-2");
 
     // Wrong password, unknown login, unknown domain, a user without a password: one
     // and the same 401.
@@ -246,7 +246,10 @@ fn login_sets_a_strict_http_only_cookie_and_wrong_passwords_are_limited() {
         .parse()
         .unwrap();
     assert!((1..=300).contains(&retry), "Retry-After {retry}");
-    assert_eq!(stranger.login("a.test", "bob ", "bob-secret-2").status, 429);
+    assert_eq!(
+        stranger.login("a.test", " Bob.B ", "bob-secret-2").status,
+        429
+    );
     // Other logins are not held up; Bob's open session still works.
     alice.logged_in("a.test", "1001", "alice-secret-1");
     assert_eq!(bob.get("/auth/me").status, 200);

@@ -488,7 +488,9 @@ pub async fn login(
     ApiJson(input): ApiJson<LoginInput>,
 ) -> Response {
     let given = login_key(&input.domain, &input.login);
-    let candidate = match find_candidate(auth.store(), &given).await {
+    // The limiter's key is lower case; the lookup takes the login as typed (a portal
+    // login may have capitals).
+    let candidate = match find_candidate(auth.store(), &given.0, input.login.trim()).await {
         Ok(c) => c,
         Err(e) => return internal("login lookup failed", &e).into_response(),
     };
@@ -539,7 +541,8 @@ pub async fn login(
 
 async fn find_candidate(
     store: &DynStore,
-    (domain, login): &LoginKey,
+    domain: &str,
+    login: &str,
 ) -> Result<Option<crate::store::LoginCandidate>, StoreError> {
     let Some(tenant) = store.find_tenant_by_domain(domain).await? else {
         return Ok(None);
