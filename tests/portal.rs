@@ -475,12 +475,20 @@ fn a_user_of_tenant_b_sees_nothing_of_tenant_a() {
 
 #[test]
 fn a_call_rings_in_the_browser_within_a_second_and_follows_the_phone() {
+    ringing_follows_the_phone("ringing", "ws");
+}
+
+#[test]
+fn the_portal_follows_calls_over_server_sent_events_too() {
+    ringing_follows_the_phone("ringing_sse", "sse");
+}
+
+/// A call to Bob, answered and ended on his phone, seen in his browser over `transport`.
+fn ringing_follows_the_phone(test: &str, transport: &str) {
     let portal = Portal::start();
-    let mut browser = Browser::start(
-        "ringing",
-        "ringing.mjs",
-        portal.env(DOMAIN, "bob", "portal-bob-1"),
-    );
+    let mut env = portal.env(DOMAIN, "bob", "portal-bob-1");
+    env.push(("PORTAL_EVENTS".into(), transport.into()));
+    let mut browser = Browser::start(test, "ringing.mjs", env);
     browser.wait_event("ready");
     let phone = portal.phone(
         "1002",

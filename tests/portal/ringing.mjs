@@ -9,8 +9,12 @@ const RING_WITHIN_MS = Number(process.env.PORTAL_RING_WITHIN_MS || '1000');
 
 await scenario('ringing', async (t) => {
   const page = await t.newPage({ label: 'callee' });
+  const transport = process.env.PORTAL_EVENTS || 'ws';
+  if (transport === 'sse') await page.addInitScript(() => localStorage.setItem('tsps.events', 'sse'));
   await login(page, credentials());
   await waitLive(page);
+  const used = await page.evaluate(() => (window.tspsPortal.live.useSse ? 'sse' : 'ws'));
+  t.check(`the stream runs over ${transport}`, used === transport, used);
   emit({ event: 'ready' });
   const started = await waitForCommand('call_started');
 

@@ -9,6 +9,14 @@ const BACKOFF_MAX_MS = 15000;
 /** WebSocket attempts that never opened before the stream tries SSE instead. */
 const WS_FAILURES_BEFORE_SSE = 3;
 
+function preferSse() {
+  try {
+    return localStorage.getItem('tsps.events') === 'sse';
+  } catch (_) {
+    return false;
+  }
+}
+
 export class LiveState extends EventTarget {
   constructor(user) {
     super();
@@ -24,7 +32,8 @@ export class LiveState extends EventTarget {
     this.snapshotSeen = false;
     this.socket = null;
     this.source = null;
-    this.useSse = typeof WebSocket === 'undefined';
+    // SSE by choice where a proxy blocks WebSockets: localStorage `tsps.events` = "sse".
+    this.useSse = typeof WebSocket === 'undefined' || preferSse();
     this.wsFailures = 0;
     this.attempt = 0;
     this.timer = null;
