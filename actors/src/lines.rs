@@ -110,6 +110,9 @@ struct LegView {
     device: Option<DeviceId>,
     answered: bool,
     ended: bool,
+    /// The user placed the call on this leg: the caller's own INVITE, or the device a
+    /// click-to-dial rings first. (A transfer target on the caller's side is called.)
+    outgoing: bool,
 }
 
 #[derive(Debug)]
@@ -119,11 +122,10 @@ struct CallView {
     caller: String,
     callee: String,
     caller_user: Option<UserId>,
-    caller_leg: Option<LegId>,
     legs: HashMap<LegId, LegView>,
-    /// The callee-side leg that answered: the call is connected.
-    connected: Option<LegId>,
     held_by: Option<Party>,
+    /// Users who talked on this call and left it (hung up their side, transferred).
+    left: HashSet<UserId>,
     /// The user whose feature server decided last (the callee side's owner).
     owner: Option<UserId>,
     decision: Option<(LineDecision, bool)>,
@@ -153,6 +155,21 @@ impl LineBook {
             ..
         } = &ev.kind
         {
+            // The caller's incoming INVITE is a leg of the caller's side from the start.
+            let legs = caller_leg
+                .iter()
+                .map(|leg| {
+                    let view = LegView {
+                        side: Party::Caller,
+                        user: *caller_user,
+                        device: None,
+                        answered: false,
+                        ended: false,
+                        outgoing: true,
+                    };
+                    (*leg, view)
+                })
+                .collect();
             self.calls.insert(
                 ev.call,
                 CallView {
@@ -161,10 +178,9 @@ impl LineBook {
                     caller: caller.clone(),
                     callee: callee.clone(),
                     caller_user: *caller_user,
-                    caller_leg: *caller_leg,
-                    legs: HashMap::new(),
-                    connected: None,
+                    legs,
                     held_by: None,
+                    left: HashSet::new(),
                     owner: None,
                     decision: None,
                     shown: HashMap::new(),
@@ -202,6 +218,12 @@ impl LineBook {
                 device,
                 ..
             } => {
+                // A caller-side leg toward the caller's own device is a click-to-dial
+                // (no incoming leg); any other caller-side leg is a transfer target.
+                let outgoing = *side == Party::Caller
+                    && user.is_some()
+                    && *user == call.caller_user
+                    && !call.legs.values().any(|l| l.outgoing);
                 call.legs.insert(
                     *leg,
                     LegView {
@@ -210,6 +232,7 @@ impl LineBook {
                         device: *device,
                         answered: false,
                         ended: false,
+                        outgoing,
                     },
                 );
             }
@@ -218,7 +241,12 @@ impl LineBook {
                 if let Some(l) = call.legs.get_mut(leg) {
                     l.answered = true;
                     if l.side == Party::Callee {
-                        call.connected = Some(*leg);
+                        // tsps answers the caller's INVITE when the callee answers.
+                        for l in call.legs.values_mut() {
+                            if l.side == Party::Caller && l.outgoing && !l.ended {
+                                l.answered = true;
+                            }
+                        }
                     }
                 }
             }
@@ -228,11 +256,11 @@ impl LineBook {
             CallEventKind::LegEnded { leg, .. } => {
                 if let Some(l) = call.legs.get_mut(leg) {
                     l.ended = true;
-                }
-                if call.connected == Some(*leg) {
-                    // The connected party left (transfer): ringing the next one.
-                    call.connected = None;
-                    call.held_by = None;
+                    if l.answered {
+                        // A party left (transfer): whoever held it, hold is over.
+                        call.held_by = None;
+                        call.left.extend(l.user);
+                    }
                 }
             }
             CallEventKind::Ended { outcome, .. } => {
@@ -319,7 +347,6 @@ impl CallView {
     /// Users who may have a line in this call now.
     fn involved(&self) -> HashSet<UserId> {
         let mut users = HashSet::new();
-        users.extend(self.caller_user);
         users.extend(self.owner);
         users.extend(
             self.legs
@@ -330,74 +357,84 @@ impl CallView {
         users
     }
 
+    fn live(&self) -> impl Iterator<Item = &LegView> {
+        self.legs.values().filter(|l| !l.ended)
+    }
+
+    /// The answered live leg of `side`, if that side is talking.
+    fn answered_on(&self, side: Party) -> Option<&LegView> {
+        self.live().find(|l| l.side == side && l.answered)
+    }
+
     fn line_for(&self, user: UserId, now: DateTime<Utc>, prev: Option<&Line>) -> Option<Line> {
-        let live = |side: Party| {
-            self.legs
-                .values()
-                .filter(move |l| !l.ended && l.side == side && l.user == Some(user))
+        let owner = self.owner == Some(user) && !self.left.contains(&user);
+        // The user's leg: an answered one first (the phone that took the call).
+        let mine = self
+            .live()
+            .filter(|l| l.user == Some(user))
+            .max_by_key(|l| (l.answered, l.outgoing));
+        let leg = match mine {
+            Some(l) => Some(l),
+            // The owner's call may ring only numbers on their behalf (a mobile).
+            None if owner => None,
+            None => return None,
         };
-        let caller_side = self.caller_user == Some(user)
-            && (self.caller_leg.is_some() || live(Party::Caller).next().is_some());
-        let (state, direction, peer, device, allowed, remote_held, decision);
-        if caller_side {
-            direction = LineDirection::Out;
-            peer = Peer {
-                number: self.callee.clone(),
-                name: None,
-            };
-            device = live(Party::Caller).find_map(|l| l.device);
-            decision = None;
-            (state, allowed, remote_held) = match self.connected {
-                None => (LineState::Dialing, vec![Action::Release], false),
-                Some(_) => self.talking(Party::Caller),
-            };
+        let side = leg.map(|l| l.side).unwrap_or(Party::Callee);
+        let other = match side {
+            Party::Caller => Party::Callee,
+            _ => Party::Caller,
+        };
+        let outgoing = leg.is_some_and(|l| l.outgoing);
+        let answered = match leg {
+            Some(l) => l.answered,
+            // Owner without a leg: answered on their behalf by a number they ring.
+            None => match self.answered_on(side) {
+                Some(a) if a.user.is_none() => true,
+                Some(_) => return None, // answered by someone else's phone
+                None => false,
+            },
+        };
+        let connected = answered && self.answered_on(other).is_some();
+        let (state, allowed, remote_held) = if connected {
+            match self.held_by {
+                Some(by) if by == side => (
+                    LineState::Held,
+                    vec![Action::Resume, Action::Transfer, Action::Release],
+                    false,
+                ),
+                by => (
+                    LineState::Active,
+                    vec![Action::Hold, Action::Transfer, Action::Release],
+                    by.is_some(),
+                ),
+            }
+        } else if outgoing {
+            (LineState::Dialing, vec![Action::Release], false)
+        } else if answered {
+            // Talking, and the other side is being replaced (a transfer in progress).
+            (LineState::Active, vec![Action::Release], false)
+        } else if owner {
+            let mut a = vec![Action::Answer, Action::Reject, Action::Forward];
+            if self.decision.as_ref().is_some_and(|(_, att)| *att) {
+                a.push(Action::Attendant);
+            }
+            (LineState::Ringing, a, false)
         } else {
-            let owner = self.owner == Some(user);
-            let mine: Vec<&LegView> = live(Party::Callee).collect();
-            if !owner && mine.is_empty() {
-                return None;
-            }
-            direction = LineDirection::In;
-            peer = Peer {
-                number: self.caller.clone(),
-                name: self
-                    .decision
-                    .as_ref()
-                    .filter(|_| owner)
-                    .and_then(|(d, _)| d.contact.clone()),
-            };
-            decision = self
-                .decision
-                .as_ref()
-                .filter(|_| owner)
-                .map(|(d, _)| d.clone());
-            match self.connected.and_then(|leg| self.legs.get(&leg)) {
-                Some(answered) => {
-                    // Answered by one of the user's devices, or by a number rung on the
-                    // owner's behalf (a mobile through the trunk).
-                    let by_user = answered.user == Some(user) || (owner && answered.user.is_none());
-                    if !by_user {
-                        return None;
-                    }
-                    device = answered.device;
-                    (state, allowed, remote_held) = self.talking(Party::Callee);
-                }
-                None => {
-                    device = mine.iter().find_map(|l| l.device);
-                    state = LineState::Ringing;
-                    remote_held = false;
-                    allowed = if owner {
-                        let mut a = vec![Action::Answer, Action::Reject, Action::Forward];
-                        if self.decision.as_ref().is_some_and(|(_, att)| *att) {
-                            a.push(Action::Attendant);
-                        }
-                        a
-                    } else {
-                        Vec::new()
-                    };
-                }
-            }
-        }
+            // A colleague's phone rung in parallel: it may be picked up, not redirected.
+            (LineState::Ringing, Vec::new(), false)
+        };
+        let decision = self
+            .decision
+            .as_ref()
+            .filter(|_| owner && !outgoing)
+            .map(|(d, _)| d.clone());
+        let peer = Peer {
+            number: match side {
+                Party::Caller => self.callee.clone(),
+                _ => self.caller.clone(),
+            },
+            name: decision.as_ref().and_then(|d| d.contact.clone()),
+        };
         let since = match prev {
             Some(p) if p.state == state => p.since,
             _ => now,
@@ -405,30 +442,18 @@ impl CallView {
         Some(Line {
             call_id: self.id,
             state,
-            direction,
+            direction: if outgoing {
+                LineDirection::Out
+            } else {
+                LineDirection::In
+            },
             peer,
-            device_id: device,
+            device_id: leg.and_then(|l| l.device),
             since,
             remote_held,
             allowed,
             decision,
         })
-    }
-
-    /// State, allowed actions and remote hold for a connected call seen from `side`.
-    fn talking(&self, side: Party) -> (LineState, Vec<Action>, bool) {
-        match self.held_by {
-            Some(by) if by == side => (
-                LineState::Held,
-                vec![Action::Resume, Action::Transfer, Action::Release],
-                false,
-            ),
-            other => (
-                LineState::Active,
-                vec![Action::Hold, Action::Transfer, Action::Release],
-                other.is_some(),
-            ),
-        }
     }
 }
 
@@ -696,5 +721,92 @@ mod tests {
         foreign.tenant = TenantId::for_test(2);
         assert!(book.apply(&foreign).is_empty());
         assert!(book.lines_of(B).is_empty());
+    }
+
+    #[test]
+    fn callee_transfers_the_caller_to_a_third_user() {
+        let mut book = LineBook::new();
+        let (a_leg, b_leg, c_leg) = (LegId::for_test(1), LegId::for_test(2), LegId::for_test(3));
+        book.apply(&ev(0, started(Some(a_leg))));
+        book.apply(&ev(0, decided(B, false)));
+        book.apply(&ev(0, dialing(b_leg, Party::Callee, Some(B), 2)));
+        book.apply(&ev(1, CallEventKind::Answered { leg: b_leg }));
+        let u = book.apply(&ev(
+            2,
+            CallEventKind::LegEnded {
+                leg: b_leg,
+                code: None,
+            },
+        ));
+        assert_eq!(
+            summary(&u),
+            [(A, Some(Dialing), vec![Release]), (B, None, vec![])],
+            "the caller hears the transfer target ring"
+        );
+        let u = book.apply(&ev(2, decided(C, false)));
+        assert_eq!(
+            summary(&u),
+            [(C, Some(Ringing), vec![Answer, Reject, Forward])]
+        );
+        book.apply(&ev(2, dialing(c_leg, Party::Callee, Some(C), 3)));
+        let u = book.apply(&ev(3, CallEventKind::Answered { leg: c_leg }));
+        assert_eq!(
+            summary(&u),
+            [
+                (A, Some(Active), vec![Hold, Transfer, Release]),
+                (C, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+    }
+
+    #[test]
+    fn caller_transfers_the_callee_to_a_third_user() {
+        let mut book = LineBook::new();
+        let (a_leg, b_leg, c_leg) = (LegId::for_test(1), LegId::for_test(2), LegId::for_test(3));
+        book.apply(&ev(0, started(Some(a_leg))));
+        book.apply(&ev(0, decided(B, false)));
+        book.apply(&ev(0, dialing(b_leg, Party::Callee, Some(B), 2)));
+        book.apply(&ev(1, CallEventKind::Answered { leg: b_leg }));
+        book.apply(&ev(
+            1,
+            CallEventKind::MediaChanged {
+                by: Party::Caller,
+                held: true,
+            },
+        ));
+        let u = book.apply(&ev(
+            2,
+            CallEventKind::LegEnded {
+                leg: a_leg,
+                code: None,
+            },
+        ));
+        assert_eq!(
+            summary(&u),
+            [(A, None, vec![]), (B, Some(Active), vec![Release])],
+            "the callee waits for the transfer target, no longer held"
+        );
+        let LineUpdate::Line { line, .. } = &u[1] else {
+            panic!()
+        };
+        assert!(!line.remote_held);
+        book.apply(&ev(2, decided(C, false)));
+        let u = book.apply(&ev(2, dialing(c_leg, Party::Caller, Some(C), 3)));
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(
+            (line.state, line.direction, line.peer.number.as_str()),
+            (Ringing, LineDirection::In, "1002"),
+            "the target is called by the remaining party"
+        );
+        let u = book.apply(&ev(3, CallEventKind::Answered { leg: c_leg }));
+        assert_eq!(
+            summary(&u),
+            [
+                (B, Some(Active), vec![Hold, Transfer, Release]),
+                (C, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
     }
 }
