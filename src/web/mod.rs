@@ -245,7 +245,10 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(st): State<ApiState>) -> impl axum::response::IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         st.metrics.render(),
     )
 }
