@@ -517,27 +517,28 @@ fn a_ringing_call_is_forwarded_from_the_incoming_window() {
     let mut browser = Browser::start(
         "forward",
         "forward.mjs",
-        portal.env(DOMAIN, "alice", "portal-alice-1"),
+        // A plain user (not a tenant admin) redirects the calls ringing to them.
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
     );
     browser.wait_event("ready");
-    let mut own = portal.phone("1001", Sipp::uas("uas_no_answer.xml"));
+    let mut own = portal.phone("1002", Sipp::uas("uas_no_answer.xml"));
     let carol = portal.phone("1003", Sipp::uas("uas_answer.xml"));
     browser.call_started();
     let caller = portal
         .tsps
-        .spawn_sipp(portal.caller("uac_call_routed.xml", "1002", "1001"));
+        .spawn_sipp(portal.caller("uac_call_routed.xml", "1001", "1002"));
     assert!(
         own.wait_for_message("SIP/2.0 180 Ringing", Duration::from_secs(5)),
-        "Alice's phone did not ring:\n{}",
+        "Bob's phone did not ring:\n{}",
         own.messages_so_far()
     );
     browser.wait_event("forwarded");
     browser.finish();
     caller
         .join()
-        .assert_success("Bob's call: Alice rings, the call moves to Carol, answered");
+        .assert_success("Alice's call: Bob rings, the call moves to Carol, answered");
     own.join()
-        .assert_success("Alice's phone is cancelled by the forward");
+        .assert_success("Bob's phone is cancelled by the forward");
     carol
         .join()
         .assert_success("Carol's phone rings and answers");

@@ -72,6 +72,14 @@ pub struct AnswerBody {
     pub device_id: DeviceId,
 }
 
+/// Where to send a call ringing to the user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardBody {
+    #[schema(value_type = super::profile_schema::TargetDoc)]
+    pub target: tsps_actors::feature::Target,
+}
+
 type CallPath = ApiPath<(TenantId, UserId, CallId)>;
 
 async fn run(
@@ -199,4 +207,33 @@ pub async fn answer(
     ApiJson(body): ApiJson<AnswerBody>,
 ) -> Result<StatusCode, ApiError> {
     run(&st, p, ControlAction::AnswerOn(body.device_id)).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/forward",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    request_body = ForwardBody,
+    responses((status = 204, description = "the call rings at the target instead"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody, description = "the call is not ringing to the user")))]
+pub async fn forward(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+    ApiJson(body): ApiJson<ForwardBody>,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Forward(body.target)).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/attendant",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    responses((status = 204, description = "the call rings at the user's attendant"),
+        (status = 404, body = ErrorBody, description = "no such call of this user"),
+        (status = 409, body = ErrorBody,
+            description = "the call is not ringing to the user, or the user has no attendant")))]
+pub async fn attendant(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Attendant).await
 }

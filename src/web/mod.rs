@@ -214,6 +214,8 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(control::release))
         .routes(routes!(control::transfer))
         .routes(routes!(control::answer))
+        .routes(routes!(control::forward))
+        .routes(routes!(control::attendant))
         .routes(routes!(live::set_clock))
         .routes(routes!(events::events_ws))
         .routes(routes!(events::events_sse))

@@ -41,6 +41,10 @@ pub enum ControlAction {
     },
     /// Keep ringing only this device of the user (the per-call override).
     AnswerOn(DeviceId),
+    /// Send the call ringing to the user elsewhere (the per-call override).
+    Forward(crate::feature::Target),
+    /// Send the call ringing to the user to the user's attendant.
+    Attendant,
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -135,18 +139,33 @@ impl CallActor {
                 self.transfer(msg.user, role, &target, ctx)?;
                 Ok(None)
             }
-            ControlAction::AnswerOn(device) => match role {
-                Role::Ringing => self
-                    .apply_override(super::OverrideAction::AnswerOn(device), ctx)
+            action @ (ControlAction::AnswerOn(_)
+            | ControlAction::Forward(_)
+            | ControlAction::Attendant) => {
+                // Only the user the call rings to may redirect it (not a colleague whose
+                // phone rings in parallel).
+                if !matches!(role, Role::Ringing) || self.target_user != Some(msg.user) {
+                    return Err(ControlError::WrongState(
+                        "the call is not ringing to the user",
+                    ));
+                }
+                let action = match action {
+                    ControlAction::AnswerOn(d) => super::OverrideAction::AnswerOn(d),
+                    ControlAction::Forward(t) => super::OverrideAction::Forward(t),
+                    _ => super::OverrideAction::Attendant,
+                };
+                self.apply_override(action, ctx)
                     .map(|()| None)
                     .map_err(|e| match e {
                         super::OverrideError::UnknownDevice => ControlError::UnknownDevice,
-                        _ => ControlError::WrongState("the call is not ringing"),
-                    }),
-                _ => Err(ControlError::WrongState(
-                    "the call is not ringing to the user",
-                )),
-            },
+                        super::OverrideError::NoAttendant => {
+                            ControlError::WrongState("the user has no attendant")
+                        }
+                        super::OverrideError::NotRinging => {
+                            ControlError::WrongState("the call is not ringing")
+                        }
+                    })
+            }
         }
     }
 

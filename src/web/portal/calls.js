@@ -29,9 +29,9 @@ export function command(ctx, line, action, arg) {
       // endpoint, which a plain user may use (the tenant override is the admin's).
       return api('POST', userPath(u, `/calls/${id}/release`), {});
     case 'attendant':
-      return api('POST', tenantPath(u, `/calls/${id}/override`), { action });
+      return api('POST', userPath(u, `/calls/${id}/attendant`), {});
     case 'forward':
-      return api('POST', tenantPath(u, `/calls/${id}/override`), { action: 'forward', target: toTarget(arg) });
+      return api('POST', userPath(u, `/calls/${id}/forward`), { target: toTarget(arg) });
     case 'transfer':
       return api('POST', userPath(u, `/calls/${id}/transfer`), { target: String(arg || '').trim() });
     case 'hold':
