@@ -22,6 +22,12 @@
 #   mem      tsps memory: RSS with 0 vs N registered users; with M live calls held vs none;
 #            RSS before and after many short calls (memory kept per ended call)
 #   udppps   raw UDP loopback packets/s (C, gcc), for scale
+#   ws       live event push (docs/events.md): WS_TENANTS x WS_USERS users registered to
+#            tsps, WS_SESSIONS WebSocket sessions (load-tests/ws/client.mjs, Node) while
+#            SIPp places calls at WS_CALL_RATES; delay SIP event -> client, loss, tsps
+#            RSS and CPU per session; a plain Node WebSocket server (ws/floor.mjs) at the
+#            same message rate as the floor. Not in the default list; see load-tests/ws/phase.sh.
+#            PHASES=ws alone writes to results/<UTC date>-ws/.
 # Each rate phase ramps the offered rate until a step fails, bisects BISECT_STEPS times,
 # then confirms the best passing rate with a run twice as long (backing off 10% when the
 # confirm fails). A step PASSES when failed calls < 0.1% of attempted, all attempted calls
@@ -43,7 +49,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)}
+OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)$([ "${PHASES:-}" = ws ] && echo -ws)}
 RUNDIR=${RUNDIR:-/tmp/tsps-load}
 STEP_SECONDS=${STEP_SECONDS:-10}
 COOLDOWN=${COOLDOWN:-3}
@@ -97,6 +103,20 @@ HOST_WAIT_MAX=${HOST_WAIT_MAX:-120}
 # tsps: release binary (built here unless TS_BIN is given), extra TSPS_* settings
 TS_BIN=${TS_BIN:-}
 TS_ENV=${TS_ENV:-}               # e.g. "TSPS_SIP__WORKERS=2"
+# ws phase (load-tests/ws/phase.sh): tenants t0.ws.test.., users 1000.. in each (user i
+# calls user i + WS_USERS/2 of its tenant); session counts measured in turn (0 = tsps
+# alone, the baseline; each count must divide WS_TENANTS*WS_USERS into a stride that
+# divides WS_USERS/2); at each count: WS_IDLE_S s idle, then WS_CALL_SECONDS s of calls
+# at each of WS_CALL_RATES (calls/s, each held WS_HOLD_MS); sessions open at WS_OPEN_RATE/s
+WS_TENANTS=${WS_TENANTS:-10}
+WS_USERS=${WS_USERS:-1000}
+WS_SESSIONS=${WS_SESSIONS:-"0 100 1000 10000"}
+WS_CALL_RATES=${WS_CALL_RATES:-"50 200"}
+WS_CALL_SECONDS=${WS_CALL_SECONDS:-30}
+WS_HOLD_MS=${WS_HOLD_MS:-2000}
+WS_IDLE_S=${WS_IDLE_S:-35}
+WS_OPEN_RATE=${WS_OPEN_RATE:-500}
+WS_FLOOR=${WS_FLOOR:-1}          # 1 = measure the Node WebSocket floor after tsps
 SIPP_BUF=${SIPP_BUF:-4194304}
 SIPP_BEHAV="${SIPP_BEHAV:--default_behaviors all,-abortunexp} -buff_size $SIPP_BUF"
 
@@ -148,7 +168,9 @@ time_left() { [ $(( $(date +%s) - T_START )) -lt "$RUN_MAX_SECONDS" ]; }
 need() {
   local pkgs=""
   command -v sipp >/dev/null || pkgs="$pkgs sip-tester"
-  command -v kamailio >/dev/null || pkgs="$pkgs kamailio"
+  local kam=0 t; echo "$PHASES" | grep -qwE 'kam|kamauth|regkam' && kam=1
+  [ "$kam" = 1 ] && { command -v kamailio >/dev/null || pkgs="$pkgs kamailio"; }
+  echo "$PHASES" | grep -qw ws && { command -v jq >/dev/null || pkgs="$pkgs jq"; }
   [ -x /usr/bin/time ] || pkgs="$pkgs time"
   command -v gcc >/dev/null || pkgs="$pkgs gcc"
   command -v curl >/dev/null || pkgs="$pkgs curl"
@@ -156,17 +178,17 @@ need() {
     echo "installing Debian packages:$pkgs"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs
   fi
-  local t
-  for t in sipp kamailio kamcmd /usr/bin/time awk sort ss curl gcc timeout; do
+  for t in sipp /usr/bin/time awk sort ss curl gcc timeout $([ "$kam" = 1 ] && echo kamailio kamcmd); do
     command -v "$t" >/dev/null || { echo "missing $t"; exit 1; }
   done
+  echo "$PHASES" | grep -qw ws && ws_need
   local p
   for p in "$UAC_PORT" "$KAM_PORT" "$UAS_PORT" "$TS_PORT"; do
     if ss -Hlun | awk '{print $4}' | grep -qE "^(127\.0\.0\.1|0\.0\.0\.0|\*):$p\$"; then
       echo "UDP port $p is busy on loopback; aborting"; exit 1
     fi
   done
-  if echo "$PHASES" | grep -qwE 'tsps|regtsps|mem'; then build_tsps; fi
+  if echo "$PHASES" | grep -qwE 'tsps|regtsps|mem|ws'; then build_tsps; fi
 }
 
 build_tsps() {
@@ -189,7 +211,7 @@ machine_notes() {
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $NCPU (lscpu: $(lscpu | awk -F: '/^Hypervisor vendor/{gsub(/ /,"",$2);print "hypervisor="$2}'))"
     echo "mem: $(free -m | awk '/^Mem:/{print $2" MiB"}')"
     echo "sipp: $(sipp -v 2>&1 | grep -m1 SIPp | sed 's/^ *//')"
-    echo "kamailio: $(kamailio -v 2>&1 | head -1)"
+    echo "kamailio: $(command -v kamailio >/dev/null && kamailio -v 2>&1 | head -1)"
     [ -n "$TS_BIN" ] && echo "tsps: $("$TS_BIN" --version 2>&1 | head -1), git $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+dirty')"
     echo "net.core.rmem_max=$(cat /proc/sys/net/core/rmem_max) net.core.rmem_default=$(cat /proc/sys/net/core/rmem_default)"
     echo "PHASES=$PHASES ROUNDS=$ROUNDS STEP_SECONDS=$STEP_SECONDS BISECT_STEPS=$BISECT_STEPS NUSERS=$NUSERS"
@@ -298,9 +320,9 @@ tsps_yaml() {  # provisioning document: one tenant, NUSERS users with one device
       for (i = 0; i < n; i++) { u = 1000 + i;
         printf "      - extension: \"%d\"\n        display_name: User %d\n        devices:\n          - sip_username: \"%d\"\n            password: loadpw%d\n", u, u, u, u } }'
 }
-start_tsps() {  # start_tsps NAME: fresh database, provisioned, serving
+start_tsps() {  # start_tsps NAME [YAML_FN]: fresh database, provisioned (tsps_yaml), serving
   stop_server
-  local name=$1 dir="$RUNDIR/tsps-$1"
+  local name=$1 yaml_fn=${2:-tsps_yaml} dir="$RUNDIR/tsps-$1"
   rm -rf "$dir"; mkdir -p "$dir"
   cat > "$dir/tsps.toml" <<EOF
 [sip]
@@ -316,7 +338,7 @@ url = "sqlite://$dir/tsps.db"
 [log]
 level = "warn"
 EOF
-  tsps_yaml > "$dir/provision.yaml"
+  "$yaml_fn" > "$dir/provision.yaml"
   # tsps reads every TSPS_* variable as configuration: pass only TS_ENV's
   local env_args=() kv
   for kv in $(env | awk -F= '/^TSPS_/{print $1}'); do env_args+=(-u "$kv"); done
@@ -342,6 +364,8 @@ EOF
 #        acall: uac_auth.xml  -> $SRV (kam in WITH_AUTH mode, or tsps); SIPp uas answers
 #        areg : register_auth.xml -> $SRV, or reg_uas_auth.xml directly
 STEP_PASS=0; STEP_FOREIGN=0; STEP_SUCC=0
+# scenarios and users of acall/areg steps (the ws phase swaps in its multi-tenant ones)
+ACALL_SF=$HERE/uac_auth.xml; AREG_SF=$HERE/register_auth.xml; USERS_CSV=$RUNDIR/users.csv
 SKIPPED=0
 COLS="label,kind,target,rate,secs,calls,success,failed,retrans,wall_s,sipp_elapsed_s,eff_rate,n_180,p50_180_ms,p90_180_ms,p99_180_ms,p999_180_ms,max_180_ms,n_final,p50_final_ms,p90_final_ms,p99_final_ms,p999_final_ms,max_final_ms,uac_cpu_pct,uas_cpu_pct,srv_cpu_pct,uac_us_per_call,uas_us_per_call,srv_us_per_call,srv_rss_kb,srv_hwm_kb,sys_user_pct,sys_system_pct,sys_irq_softirq_pct,sys_idle_pct,foreign_cpu_pct,unexp_uac,unexp_uas,udp_rcvbuf_errors,probe_alu_mops,probe_mem_ns,post_alu_mops,post_mem_ns,uac_rc,pass"
 step() {
@@ -406,8 +430,8 @@ step_once() {
   local scen=()
   case $kind in
     call)  scen=(-sf "$HERE/uac.xml" -s service) ;;
-    acall) scen=(-sf "$HERE/uac_auth.xml" -inf "$RUNDIR/users.csv" -key domain "$DOMAIN") ;;
-    areg)  scen=(-sf "$HERE/register_auth.xml" -inf "$RUNDIR/users.csv" -key domain "$DOMAIN" -key expires 3600 -auth_uri "$DOMAIN") ;;
+    acall) scen=(-sf "$ACALL_SF" -inf "$USERS_CSV" -key domain "$DOMAIN") ;;
+    areg)  scen=(-sf "$AREG_SF" -inf "$USERS_CSV" -key domain "$DOMAIN" -key expires 3600 -auth_uri "$DOMAIN") ;;
   esac
   ( cd "$d" && exec nice -n "$NICE_LVL" /usr/bin/time -f '%e %U %S' -o "$d/uac.time" \
       timeout -k 5 "$((tmo + 25))" sipp "$target" "${scen[@]}" -i $IP -p "$UAC_PORT" -r "$rate" -rp 1000 -m "$calls" -d "$hold_ms" $SIPP_BEHAV \
@@ -658,10 +682,15 @@ run_phase() {
       mem_phase ;;
     udppps)
       udp_pps ;;
+    ws)
+      ws_phase ;;
     *)
       echo "unknown phase $ph"; exit 1 ;;
   esac
 }
+
+# the ws phase's functions (they use the helpers above)
+. "$HERE/ws/phase.sh"
 
 # ---------------- main ----------------
 need
