@@ -837,6 +837,7 @@ async fn tenant_settings_default_and_round_trip(s: &dyn Store) {
             national_prefix: "0".into(),
             international_prefix: "00".into(),
         },
+        notice: Some("Closed on Friday afternoon.".into()),
     };
     s.put_tenant_settings(a.id, &swiss).await.unwrap();
     assert_eq!(s.get_tenant_settings(a.id).await.unwrap(), swiss);
@@ -1211,6 +1212,7 @@ async fn deleting_a_tenant_drops_its_feature_data(s: &dyn Store) {
             national_prefix: "0".into(),
             international_prefix: "00".into(),
         },
+        notice: None,
     };
     for (t, u) in [(&a, &ua), (&b, &ub)] {
         s.put_tenant_settings(t.id, &swiss).await.unwrap();

@@ -1788,10 +1788,11 @@ macro_rules! sql_store {
                 }
 
                 async fn get_tenant_settings(&self, tenant: TenantId) -> StoreResult<TenantSettings> {
-                    let row: Option<(Option<String>, Option<String>, Option<String>)> =
+                    type Row = (Option<String>, Option<String>, Option<String>, Option<String>);
+                    let row: Option<Row> =
                         sqlx::query_as(
-                            "SELECT s.country_code, s.national_prefix, s.international_prefix \
-                             FROM tenants t LEFT JOIN tenant_settings s ON s.tenant_id = t.id \
+                            "SELECT s.country_code, s.national_prefix, s.international_prefix, \
+                             s.notice FROM tenants t LEFT JOIN tenant_settings s ON s.tenant_id = t.id \
                              WHERE t.id = $1",
                         )
                         .bind(enc_id(tenant.0))
@@ -1799,13 +1800,14 @@ macro_rules! sql_store {
                         .await
                         .map_err(read_err)?;
                     match row.ok_or_else(|| not_found("tenant", tenant))? {
-                        (Some(country_code), Some(national_prefix), Some(international_prefix)) => {
+                        (Some(country_code), Some(national_prefix), Some(international_prefix), notice) => {
                             Ok(TenantSettings {
                                 dialing: DialingRules {
                                     country_code,
                                     national_prefix,
                                     international_prefix,
                                 },
+                                notice,
                             })
                         }
                         _ => Ok(TenantSettings::default()),
@@ -1821,17 +1823,19 @@ macro_rules! sql_store {
                     let d = &settings.dialing;
                     sqlx::query(
                         "INSERT INTO tenant_settings (tenant_id, country_code, national_prefix, \
-                         international_prefix, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                         international_prefix, notice, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
                          ON CONFLICT (tenant_id) DO UPDATE SET \
                          country_code = excluded.country_code, \
                          national_prefix = excluded.national_prefix, \
                          international_prefix = excluded.international_prefix, \
+                         notice = excluded.notice, \
                          updated_at = excluded.updated_at",
                     )
                     .bind(enc_id(tenant.0))
                     .bind(&d.country_code)
                     .bind(&d.national_prefix)
                     .bind(&d.international_prefix)
+                    .bind(&settings.notice)
                     .bind(enc_ts(Utc::now()))
                     .execute(&self.pool)
                     .await

@@ -1,6 +1,6 @@
-//! `/tenants/{tenant_id}/settings`: the tenant's feature-server settings, for now its
-//! dialing rules (how numbers written without `+` become E.164). A change applies to
-//! numbers written from then on; stored numbers are E.164 already.
+//! `/tenants/{tenant_id}/settings`: the tenant's settings: its dialing rules (how
+//! numbers written without `+` become E.164; a change applies to numbers written from
+//! then on, stored numbers are E.164 already) and a notice for the users' home pages.
 
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
@@ -9,6 +9,9 @@ use crate::contacts::TenantSettings;
 use axum::extract::State;
 use axum::Json;
 use tsps_actors::TenantId;
+
+/// Long enough for a paragraph; the home page is not a bulletin board.
+const MAX_NOTICE: usize = 1000;
 
 #[utoipa::path(get, path = "/tenants/{tenant_id}/settings", tag = "settings",
     params(("tenant_id" = Uuid, Path)),
@@ -31,13 +34,32 @@ pub async fn get_settings(
 pub async fn put_settings(
     State(st): State<ApiState>,
     ApiPath(tenant_id): ApiPath<TenantId>,
-    ApiJson(settings): ApiJson<TenantSettings>,
+    ApiJson(mut settings): ApiJson<TenantSettings>,
 ) -> Result<Json<TenantSettings>, ApiError> {
-    if let Err(problems) = settings.dialing.check() {
-        let details = problems
-            .into_iter()
-            .map(|(field, reason)| FieldIssue::new(format!("dialing.{field}"), reason))
-            .collect();
+    // A blank notice is no notice.
+    settings.notice = settings
+        .notice
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let mut details: Vec<FieldIssue> = settings
+        .dialing
+        .check()
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(field, reason)| FieldIssue::new(format!("dialing.{field}"), reason))
+        .collect();
+    if settings
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTICE)
+    {
+        details.push(FieldIssue::new(
+            "notice",
+            format!("at most {MAX_NOTICE} characters"),
+        ));
+    }
+    if !details.is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_settings",
             "invalid settings",

@@ -112,6 +112,17 @@ await scenario('pages', async (t) => {
     await t.shot(page, `admin-${tab}`);
   }
 
+  // ---- the tenant's notice: saved by the admin, shown on the home page ----
+  await page.click('#nav a[data-page="admin"]');
+  await page.waitForSelector('#notice-save:not([disabled])');
+  await page.fill('#admin-notice', 'Office closed on Friday afternoon.');
+  await page.click('#notice-save');
+  await page.waitForSelector('#notice-form [role="status"]:has-text("Notice saved")');
+  await page.click('#nav a[data-page="home"]');
+  await page.waitForSelector('#notice:not([hidden]) >> text=Office closed on Friday afternoon.');
+  t.check('home: the tenant notice is shown', true);
+  await t.shot(page, 'home-notice');
+
   // ---- a phone-sized screen ----
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('#nav a[data-page="home"]');

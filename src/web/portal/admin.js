@@ -109,8 +109,38 @@ export function renderAdmin(main, ctx) {
     showKind(panel, kind);
   }
 
-  main.append(h('h1', {}, 'Administration'), tabs, h('section', { class: 'panel' }, panel));
+  main.append(h('h1', {}, 'Administration'), noticeForm(t), tabs, h('section', { class: 'panel' }, panel));
   select(kinds[0]);
+}
+
+/** The tenant's notice to its users (shown on every home page), kept in the settings. */
+function noticeForm(t) {
+  const box = h('textarea', { name: 'notice', id: 'admin-notice', rows: 3, maxlength: 1000 });
+  const status = h('p', { class: 'muted', role: 'status' });
+  const save = h('button', { type: 'submit', id: 'notice-save', disabled: true }, 'Save notice');
+  const form = h('form', { id: 'notice-form', class: 'panel', novalidate: true },
+    h('h2', {}, 'Notice to users'), field('Shown on every user\'s home page (empty: none)', box), save, status);
+  let settings = null;
+  api('GET', t('/settings')).then((s) => {
+    settings = s || {};
+    box.value = settings.notice || '';
+    save.disabled = false;
+  }).catch((err) => { status.textContent = `Not available: ${err.message}`; });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!settings) return;
+    clearFieldErrors(form);
+    try {
+      settings = await api('PUT', t('/settings'), { ...settings, notice: box.value.trim() || null });
+      status.textContent = settings.notice ? 'Notice saved' : 'Notice removed';
+      announce(status.textContent);
+    } catch (err) {
+      const issues = err instanceof ApiError ? err.issues() : [];
+      for (const i of issues) if (i.field === 'notice') setFieldError(box, i.reason);
+      status.textContent = `Not saved: ${err.message}`;
+    }
+  });
+  return form;
 }
 
 async function showKind(panel, kind) {

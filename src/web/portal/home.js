@@ -265,12 +265,12 @@ export function renderHome(main, ctx) {
   api('GET', userPath(ctx.user, '/calls/history?limit=5'))
     .then((r) => renderRecent(Array.isArray(r) ? r : []))
     .catch(() => renderRecent([]));
-  api('GET', tenantPath(ctx.user)).then((t) => {
-    if (t && t.notice) {
-      clear(notice).append(h('p', { class: 'notice' }, t.notice));
+  api('GET', tenantPath(ctx.user, '/settings')).then((s) => {
+    if (s && s.notice) {
+      clear(notice).append(h('h2', {}, 'Notice'), h('p', { class: 'notice' }, s.notice));
       notice.hidden = false;
     }
-  }).catch(() => { /* a user may not read the tenant: no notice then */ });
+  }).catch(() => { /* no notice then */ });
 
   return () => {
     ctx.live.removeEventListener('change', onChange);
