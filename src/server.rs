@@ -289,6 +289,13 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             let shutdown = async move { cancel.cancelled().await };
             // Connect info: the login limiter counts failures per client address.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            // Pushed events are small writes: without TCP_NODELAY, Nagle's algorithm
+            // meets the browser's delayed ACK and each one waits about 40 ms.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

@@ -81,8 +81,10 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            replay: 128,
-            buffer: 64,
+            // A reconnect after a few seconds away finds its gap here; each kept
+            // message costs its JSON (a few hundred bytes) per watched user.
+            replay: 64,
+            buffer: 32,
             idle_stream: Duration::from_secs(600),
         }
     }

@@ -19,6 +19,8 @@ use utoipa::IntoParams;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pings keep idle connections alive through proxies and reveal dead ones.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// What a client may send in one message (it has nothing to say but pings).
+const READ_BUFFER: usize = 4096;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -64,7 +66,13 @@ pub async fn events_ws(
     let since = resume(q.since.as_deref())?;
     let session = open(&st, tenant, user, since).await?;
     let ws = ws.map_err(|r| ApiError::new(r.status(), "not_websocket", r.body_text()))?;
-    Ok(ws.on_upgrade(move |socket| pump(socket, session)))
+    Ok(ws
+        // The library's defaults (a 128 KiB read buffer per socket) would cost far
+        // more than a session needs: clients send nothing but control frames.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(READ_BUFFER)
+        .on_upgrade(move |socket| pump(socket, session)))
 }
 
 async fn pump(mut socket: WebSocket, mut session: Session) {
