@@ -44,6 +44,48 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub testing: TestingConfig,
+    #[serde(default)]
+    pub presence: PresenceConfig,
+}
+
+/// SIP presence (SUBSCRIBE/NOTIFY): subscription limits. See docs/presence.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Shortest subscription interval accepted (423 Interval Too Brief below it).
+    #[serde(default = "default_presence_min_expires")]
+    pub min_expires: u32,
+    /// Longest subscription interval granted (longer requests are shortened).
+    #[serde(default = "default_presence_max_expires")]
+    pub max_expires: u32,
+    /// Interval granted to a SUBSCRIBE without Expires (kept within min and max).
+    #[serde(default = "default_presence_max_expires")]
+    pub default_expires: u32,
+    /// Subscriptions one device may hold at once (403 beyond).
+    #[serde(default = "default_presence_per_device")]
+    pub max_subscriptions_per_device: usize,
+}
+
+fn default_presence_min_expires() -> u32 {
+    60
+}
+fn default_presence_max_expires() -> u32 {
+    3600
+}
+fn default_presence_per_device() -> usize {
+    // A desk phone with expansion modules shows about a hundred busy lamps.
+    100
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: default_presence_min_expires(),
+            max_expires: default_presence_max_expires(),
+            default_expires: default_presence_max_expires(),
+            max_subscriptions_per_device: default_presence_per_device(),
+        }
+    }
 }
 
 /// Switches for end-to-end tests. Never enable them in production.
@@ -268,6 +310,19 @@ impl Default for Config {
             redis: RedisConfig::default(),
             log: LogConfig::default(),
             testing: TestingConfig::default(),
+            presence: PresenceConfig::default(),
+        }
+    }
+}
+
+impl PresenceConfig {
+    /// The limits the SIP shards apply.
+    pub fn settings(&self) -> crate::sip::presence::PresenceSettings {
+        crate::sip::presence::PresenceSettings {
+            min_expires: self.min_expires,
+            max_expires: self.max_expires,
+            default_expires: self.default_expires,
+            max_per_device: self.max_subscriptions_per_device,
         }
     }
 }
@@ -339,6 +394,19 @@ impl Config {
             return Err(invalid(
                 "sip.min_expires",
                 "must be at least 1 and at most sip.max_expires",
+            ));
+        }
+        if self.presence.min_expires == 0 || self.presence.min_expires > self.presence.max_expires
+        {
+            return Err(invalid(
+                "presence.min_expires",
+                "must be at least 1 and at most presence.max_expires",
+            ));
+        }
+        if self.presence.max_subscriptions_per_device == 0 {
+            return Err(invalid(
+                "presence.max_subscriptions_per_device",
+                "must be at least 1",
             ));
         }
         if self.sip.nonce_ttl_secs < 1 {
@@ -503,6 +571,21 @@ mod tests {
         assert!(e.to_string().contains("http.session_lifetime_secs"), "{e}");
         let c = Config::load(None, &env(&[("TSPS_HTTP__SECURE_COOKIES", "true")])).unwrap();
         assert!(c.http.secure_cookies);
+    }
+
+    #[test]
+    fn presence_limits_are_checked() {
+        let c = Config::load(None, &env(&[("TSPS_PRESENCE__MIN_EXPIRES", "1")])).unwrap();
+        assert_eq!(c.presence.min_expires, 1);
+        assert_eq!(c.presence.max_subscriptions_per_device, 100);
+        let e = Config::load(None, &env(&[("TSPS_PRESENCE__MIN_EXPIRES", "0")])).unwrap_err();
+        assert!(e.to_string().contains("presence.min_expires"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[("TSPS_PRESENCE__MAX_SUBSCRIPTIONS_PER_DEVICE", "0")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_subscriptions_per_device"), "{e}");
     }
 
     #[test]

@@ -218,6 +218,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         nonces: NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
+            presence: config.presence.settings(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
@@ -286,6 +287,16 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     {
         let cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
+    // SIP presence: the tenants' presence actors follow the bus.
+    {
+        let (rx, platform, cancel) = (bus.subscribe(), platform.clone(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tsps_actors::presence::route_bus(platform, rx) => {}
+            }
+        }));
+    }
             let shutdown = async move { cancel.cancelled().await };
             // Connect info: the login limiter counts failures per client address.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -16,6 +16,7 @@ pub mod lines;
 pub mod model;
 pub mod platform;
 pub mod ports;
+pub mod presence;
 pub mod routing;
 pub mod tenant;
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::events::EventBus;
 use crate::ids::{CallId, TenantId, UserId};
 use crate::model::Binding;
 use crate::ports::{Clock, FeatureSource, Persistence};
+use crate::presence::PresenceActor;
 use crate::tenant::{DirectorySource, TenantActor};
 use crate::user::UserActor;
 use actix::prelude::*;
@@ -56,6 +57,9 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// One presence actor per tenant, started on the tenant's first event or watch.
+    presence: ArcSwap<HashMap<TenantId, Addr<PresenceActor>>>,
+    presence_lock: Mutex<()>,
     pub fn new(
         arbiters: Vec<ArbiterHandle>,
         directory: Arc<dyn DirectorySource>,
@@ -82,6 +86,8 @@ impl Platform {
         })
     }
 
+            presence: ArcSwap::from_pointee(HashMap::new()),
+            presence_lock: Mutex::new(()),
     fn next_arbiter(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         &self.arbiters[i]
@@ -189,3 +195,22 @@ impl Platform {
         self.users.load().len()
     }
 }
+
+    /// The presence actor of `tenant`, started on first use (lookups never lock).
+    pub fn presence(&self, tenant: TenantId) -> Addr<PresenceActor> {
+        if let Some(a) = self.presence.load().get(&tenant).filter(|a| a.connected()) {
+            return a.clone();
+        }
+        let _guard = self.presence_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.presence.load_full();
+        if let Some(a) = current.get(&tenant).filter(|a| a.connected()) {
+            return a.clone();
+        }
+        let addr = PresenceActor::start_in_arbiter(self.next_arbiter(), move |_| {
+            PresenceActor::new(tenant)
+        });
+        let mut map = (*current).clone();
+        map.insert(tenant, addr.clone());
+        self.presence.store(Arc::new(map));
+        addr
+    }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 pub const SERVER: &str = "tsps/0.1";
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE";
 
 pub fn reason(code: u16) -> String {
     let text = StatusCode::from(code).text().to_string();
@@ -16,6 +16,7 @@ pub fn reason(code: u16) -> String {
             423 => "Interval Too Brief".into(),
             482 => "Loop Detected".into(),
             483 => "Too Many Hops".into(),
+            489 => "Bad Event".into(),
             491 => "Request Pending".into(),
             _ => "Status".into(),
         }
@@ -127,10 +128,14 @@ pub fn stamp_via(via: &str, source: SocketAddr) -> String {
 }
 
 /// Appends Content-Type (for a body), Content-Length, the blank line and the body.
-fn finish(mut s: String, body: Option<&[u8]>) -> Vec<u8> {
+fn finish(s: String, body: Option<&[u8]>) -> Vec<u8> {
+    finish_typed(s, body, "application/sdp")
+}
+
+fn finish_typed(mut s: String, body: Option<&[u8]>, content_type: &str) -> Vec<u8> {
     let len = body.map(|b| b.len()).unwrap_or(0);
     if len > 0 {
-        s.push_str("Content-Type: application/sdp\r\n");
+        let _ = write!(s, "Content-Type: {content_type}\r\n");
     }
     let _ = write!(s, "Content-Length: {len}\r\n\r\n");
     let mut out = s.into_bytes();
@@ -159,6 +164,11 @@ pub struct RequestSpec<'a> {
 }
 
 pub fn request(spec: &RequestSpec<'_>) -> Vec<u8> {
+    request_typed(spec, "application/sdp")
+}
+
+/// A request whose body is of `content_type` (NOTIFY bodies, MESSAGE text).
+pub fn request_typed(spec: &RequestSpec<'_>, content_type: &str) -> Vec<u8> {
     let mut s = String::with_capacity(640);
     let _ = write!(
         s,
@@ -186,7 +196,7 @@ pub fn request(spec: &RequestSpec<'_>) -> Vec<u8> {
         let _ = write!(s, "Allow: {ALLOW}\r\n");
     }
     let _ = write!(s, "User-Agent: {SERVER}\r\n");
-    finish(s, spec.body)
+    finish_typed(s, spec.body, content_type)
 }
 
 /// Removes the `tag` parameter from a From/To value (kept separately in a dialog).
@@ -235,6 +245,36 @@ mod tests {
             stamp_via("SIP/2.0/UDP h:1;branch=a, SIP/2.0/UDP p:2;rport", src),
             "SIP/2.0/UDP h:1;branch=a;received=127.0.0.1, SIP/2.0/UDP p:2;rport"
         );
+    }
+
+    #[test]
+    fn typed_requests_carry_their_content_type() {
+        let routes = vec!["<sip:p.example;lr>".to_string()];
+        let extra = [("Event", "dialog".to_string())];
+        let bytes = request_typed(
+            &RequestSpec {
+                method: "NOTIFY",
+                uri: "sip:1003@127.0.0.1:5070",
+                via: "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-tsps-1;rport",
+                from: "<sip:1002@a.test>;tag=a",
+                to: "<sip:1003@a.test>;tag=b",
+                call_id: "c1",
+                cseq: 2,
+                max_forwards: 70,
+                contact: Some("<sip:tsps@127.0.0.1:5060>"),
+                routes: &routes,
+                extra: &extra,
+                body: Some(b"<x/>"),
+            },
+            "application/dialog-info+xml",
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("NOTIFY sip:1003@127.0.0.1:5070 SIP/2.0\r\n"));
+        assert!(text.contains("CSeq: 2 NOTIFY\r\nRoute: <sip:p.example;lr>\r\n"));
+        assert!(text.contains("Event: dialog\r\n"));
+        assert!(text.contains("Content-Type: application/dialog-info+xml\r\n"));
+        assert!(text.ends_with("Content-Length: 4\r\n\r\n<x/>"));
+        assert!(!text.contains("application/sdp"));
     }
 
     #[test]

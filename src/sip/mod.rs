@@ -3,6 +3,7 @@ pub mod digest;
 pub mod headers;
 pub mod message;
 pub mod peer;
+pub mod presence;
 pub mod timer;
 pub mod transaction;
 pub use peer::{Peer, Proto};

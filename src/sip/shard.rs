@@ -28,6 +28,8 @@ use tsps_actors::tenant::CallOrigin;
 use tsps_actors::user::{ContactUpdate, Register, RegisterError, RegisterUpdate};
 use tsps_actors::{CallId, LegId, TrunkId};
 
+mod subscribe;
+
 /// Settings the shards share, fixed at start.
 pub struct SipSettings {
     pub public_host: String,
@@ -38,6 +40,8 @@ pub struct SipSettings {
     pub shards: usize,
     /// Digest algorithms to offer, most preferred first.
     pub digest_algorithms: Vec<Algorithm>,
+    /// Subscription limits (SUBSCRIBE/NOTIFY).
+    pub presence: super::presence::PresenceSettings,
 }
 
 /// What every shard shares (immutable or internally synchronised).
@@ -275,6 +279,8 @@ impl Shard {
     // ----- transaction plumbing -------------------------------------------------
 
     fn add_tx(
+    /// Subscriptions whose dialogs this shard owns (see `subscribe.rs`).
+    subscriptions: super::presence::ShardSubscriptions,
         &mut self,
         key: TxKey,
         tx: Transaction,
@@ -292,6 +298,7 @@ impl Shard {
                 gen,
                 owner,
                 request,
+            subscriptions: Default::default(),
             },
         );
         gen
@@ -395,6 +402,7 @@ impl Shard {
                 }
             }
         }
+        self.subscriptions_tick();
     }
 
     fn notify(&self, leg: LegId, kind: LegEventKind) {
@@ -406,6 +414,7 @@ impl Shard {
     fn drop_leg(&mut self, leg: LegId) {
         if let Some(l) = self.legs.remove(&leg) {
             self.dialogs.remove(&(l.call_id, l.local_tag));
+                    Action::Timeout if owner.is_none() => self.on_uac_timeout(&t.key),
             if l.uas {
                 self.calls.remove(&l.call);
             }
@@ -500,7 +509,11 @@ impl Shard {
                     &key,
                     200,
                     Some(&tag),
-                    &[("Allow", build::ALLOW), ("Accept", "application/sdp")],
+                    &[
+                        ("Allow", build::ALLOW),
+                        ("Accept", "application/sdp"),
+                        ("Allow-Events", super::presence::ALLOW_EVENTS),
+                    ],
                     None,
                 );
             }
@@ -509,6 +522,10 @@ impl Shard {
                 let tag = build::token();
                 self.respond(&key, 405, Some(&tag), &[("Allow", build::ALLOW)], None);
             }
+        if method == Method::Subscribe {
+            self.on_subscribe(&req, peer, key, ctx);
+            return;
+        }
         }
     }
 
@@ -1012,6 +1029,9 @@ impl Shard {
     fn on_client_response(
         &mut self,
         owner: Option<(LegId, Purpose)>,
+                if owner.is_none() {
+                    self.on_uac_response(&key, code);
+                }
         resp: &Response,
         code: u16,
         cseq: u32,

@@ -1,0 +1,446 @@
+//! The shard's notifier: SUBSCRIBE in and NOTIFY/MESSAGE out (RFC 6665, RFC 4235,
+//! RFC 3856, RFC 3428). A subscription's dialog and its NOTIFY transactions belong to
+//! the shard that received the SUBSCRIBE (by Call-ID, like every dialog); the tenant's
+//! presence actor says when the watched user's state changed ([`WatcherUpdate`]).
+//! The decisions are sans-IO (`sip::presence`); this file only executes them.
+
+use super::*;
+use crate::sip::presence::subscription::{Input, Output, Phase, SubState};
+use crate::sip::presence::{
+    accepts, authorize, body, content_type, grant, package_of, wants_im, SubDialog, SubEntry,
+    Subscription, ALLOW_EVENTS,
+};
+use tsps_actors::presence::{
+    Package, SubscriptionId, Unwatch, Watch, WatchError, WatchedState, WatcherUpdate,
+};
+
+/// `Event` or its compact form `o` (RFC 6665 §8.2.1).
+fn event_header(req: &Request) -> Option<&str> {
+    h::first(&req.headers, "Event").or_else(|| h::first(&req.headers, "o"))
+}
+
+impl Shard {
+    /// A SUBSCRIBE: out of dialog it creates a subscription, in dialog it refreshes or
+    /// ends one.
+    pub(super) fn on_subscribe(
+        &mut self,
+        req: &Arc<Request>,
+        peer: Peer,
+        key: TxKey,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some((package, _)) = event_header(req).and_then(package_of) else {
+            let tag = build::token();
+            self.respond(
+                &key,
+                489,
+                Some(&tag),
+                &[("Allow-Events", ALLOW_EVENTS)],
+                None,
+            );
+            return;
+        };
+        let to_tag = h::first(&req.headers, "To").and_then(|t| h::param(t, "tag"));
+        if to_tag.is_some() {
+            self.on_resubscribe(req, key, package);
+        } else {
+            self.on_new_subscribe(req, peer, key, package, ctx);
+        }
+    }
+
+    fn requested_expires(req: &Request) -> Option<u32> {
+        h::first(&req.headers, "Expires").and_then(|v| v.trim().parse::<u32>().ok())
+    }
+
+    fn on_new_subscribe(
+        &mut self,
+        req: &Arc<Request>,
+        peer: Peer,
+        key: TxKey,
+        package: Package,
+        ctx: &mut Context<Self>,
+    ) {
+        let accept = h::all(&req.headers, "Accept");
+        if !accepts(&accept, package) {
+            let tag = build::token();
+            self.respond(&key, 406, Some(&tag), &[("Accept", content_type(package))], None);
+            return;
+        }
+        let granted = match grant(Self::requested_expires(req), &self.ctx.settings.presence) {
+            Ok(g) => g,
+            Err(min) => {
+                let (tag, min) = (build::token(), min.to_string());
+                self.respond(&key, 423, Some(&tag), &[("Min-Expires", &min)], None);
+                return;
+            }
+        };
+        let from = h::first(&req.headers, "From").unwrap_or("").to_string();
+        let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
+        let dir = self.ctx.directory.get();
+        let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
+            self.refuse(&key, 403);
+            return;
+        };
+        let Some(device) = self.authenticate(req, &key, &tenant.domain, tenant.id, true) else {
+            return;
+        };
+        let Some(watcher) = dir.user(device.user_id).cloned() else {
+            self.refuse(&key, 403);
+            return;
+        };
+        let target = req.uri.to_string();
+        let watched = match authorize(&dir, &tenant, &watcher, &target) {
+            Ok(u) => u.clone(),
+            Err(r) => {
+                debug!(watcher = %watcher.id, %target, code = r.code(), "subscription refused");
+                self.refuse(&key, r.code());
+                return;
+            }
+        };
+        let (Some(contact), Some(remote_tag)) = (
+            h::first(&req.headers, "Contact"),
+            h::param(&from, "tag").map(str::to_string),
+        ) else {
+            self.refuse(&key, 400);
+            return;
+        };
+        let event = match package_of(event_header(req).unwrap_or("")) {
+            Some((Package::Dialog, id)) => with_id("dialog", id),
+            Some((Package::Presence, id)) => with_id("presence", id),
+            None => return,
+        };
+        let dialog = SubDialog {
+            call_id: h::first(&req.headers, "Call-ID").unwrap_or("").to_string(),
+            local_tag: build::token(),
+            remote_tag,
+            local_party: build::strip_tag(h::first(&req.headers, "To").unwrap_or("")),
+            remote_party: build::strip_tag(&from),
+            local_cseq: 0,
+            remote_cseq: h::first(&req.headers, "CSeq")
+                .and_then(h::cseq)
+                .map(|c| c.0)
+                .unwrap_or(0),
+            remote_target: h::uri(contact).to_string(),
+            route_set: h::all(&req.headers, "Record-Route")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            peer,
+            event,
+            entity: format!("sip:{}@{}", watched.extension, tenant.domain),
+            domain: tenant.domain.clone(),
+            watched_name: watched.display_name.clone(),
+            watched_extension: watched.extension.clone(),
+        };
+        let id = SubscriptionId::next();
+        self.subscriptions.insert(
+            id,
+            SubEntry {
+                dialog,
+                machine: Subscription::new(package),
+                tenant: tenant.id,
+            },
+        );
+        let watch = Watch {
+            sub: id,
+            watched: watched.id,
+            watcher_device: device.id,
+            package,
+            im: wants_im(&target),
+            per_device_limit: self.ctx.settings.presence.max_per_device,
+            user_actor: self.ctx.platform.user(watched.id),
+            updates: ctx.address().recipient(),
+        };
+        debug!(sub = %id, watcher = %watcher.id, watched = %watched.id, ?package, "subscribe");
+        self.ctx
+            .platform
+            .presence(tenant.id)
+            .send(watch)
+            .into_actor(self)
+            .map(move |res, act, _| act.on_watch_answer(id, key, granted, res))
+            .spawn(ctx);
+    }
+
+    fn on_watch_answer(
+        &mut self,
+        id: SubscriptionId,
+        key: TxKey,
+        granted: u32,
+        res: Result<Result<Arc<WatchedState>, WatchError>, MailboxError>,
+    ) {
+        let Some(entry) = self.subscriptions.subs.get(&id) else {
+            return;
+        };
+        match res {
+            Ok(Ok(state)) => {
+                let tag = entry.dialog.local_tag.clone();
+                let contact = self.ctx.contact(entry.dialog.peer.proto);
+                let expires = granted.to_string();
+                self.respond(
+                    &key,
+                    200,
+                    Some(&tag),
+                    &[("Expires", &expires), ("Contact", &contact)],
+                    None,
+                );
+                let expires = Duration::from_secs(granted.into());
+                self.sub_input(id, Input::Accepted { state, expires });
+            }
+            Ok(Err(e)) => {
+                info!(sub = %id, error = %e, "subscription refused");
+                self.refuse(&key, 403);
+                self.sub_input(id, Input::Refused);
+            }
+            Err(e) => {
+                warn!(sub = %id, error = %e, "presence actor unavailable for SUBSCRIBE");
+                let tag = build::token();
+                self.respond(&key, 500, Some(&tag), &[("Retry-After", "5")], None);
+                self.sub_input(id, Input::Refused);
+            }
+        }
+    }
+
+    /// A SUBSCRIBE in an existing subscription's dialog: refresh or unsubscribe.
+    fn on_resubscribe(&mut self, req: &Arc<Request>, key: TxKey, package: Package) {
+        let call_id = h::first(&req.headers, "Call-ID").unwrap_or("");
+        let to_tag = h::first(&req.headers, "To")
+            .and_then(|t| h::param(t, "tag"))
+            .unwrap_or("");
+        let Some(id) = self.subscriptions.of_dialog(call_id, to_tag) else {
+            self.respond(&key, 481, None, &[], None);
+            return;
+        };
+        let cseq = h::first(&req.headers, "CSeq")
+            .and_then(h::cseq)
+            .map(|c| c.0)
+            .unwrap_or(0);
+        let granted = grant(Self::requested_expires(req), &self.ctx.settings.presence);
+        let Some(entry) = self.subscriptions.subs.get_mut(&id) else {
+            return;
+        };
+        if entry.machine.phase != Phase::Active {
+            self.respond(&key, 481, None, &[], None);
+            return;
+        }
+        if cseq <= entry.dialog.remote_cseq {
+            self.respond(&key, 500, None, &[("Retry-After", "1")], None);
+            return;
+        }
+        entry.dialog.remote_cseq = cseq;
+        if entry.machine.package != package {
+            self.respond(&key, 489, None, &[("Allow-Events", ALLOW_EVENTS)], None);
+            return;
+        }
+        let granted = match granted {
+            Ok(g) => g,
+            Err(min) => {
+                let min = min.to_string();
+                self.respond(&key, 423, None, &[("Min-Expires", &min)], None);
+                return;
+            }
+        };
+        if let Some(c) = h::first(&req.headers, "Contact") {
+            entry.dialog.remote_target = h::uri(c).to_string();
+        }
+        let contact = self.ctx.contact(entry.dialog.peer.proto);
+        let expires = granted.to_string();
+        self.respond(
+            &key,
+            200,
+            None,
+            &[("Expires", &expires), ("Contact", &contact)],
+            None,
+        );
+        let input = if granted == 0 {
+            Input::Unsubscribe
+        } else {
+            Input::Refresh {
+                expires: Duration::from_secs(granted.into()),
+            }
+        };
+        self.sub_input(id, input);
+    }
+
+    /// Feeds the subscription's state machine and executes what it says.
+    fn sub_input(&mut self, id: SubscriptionId, input: Input) {
+        let Some(entry) = self.subscriptions.subs.get_mut(&id) else {
+            return;
+        };
+        let outputs = entry.machine.handle(Instant::now(), input);
+        for out in outputs {
+            match out {
+                Output::Notify {
+                    state,
+                    version,
+                    sub_state,
+                } => self.send_notify(id, &state, version, sub_state),
+                Output::Im(state) => self.send_im(id, &state),
+                Output::Timer(at) => self.subscriptions.timers.schedule(at, id),
+                Output::Unwatch => {
+                    if let Some(e) = self.subscriptions.subs.get(&id) {
+                        self.ctx
+                            .platform
+                            .presence(e.tenant)
+                            .do_send(Unwatch { sub: id });
+                    }
+                }
+                Output::Remove => {
+                    debug!(sub = %id, "subscription over");
+                    self.subscriptions.remove(id);
+                }
+            }
+        }
+    }
+
+    fn send_notify(
+        &mut self,
+        id: SubscriptionId,
+        state: &WatchedState,
+        version: u32,
+        sub_state: SubState,
+    ) {
+        let Some(entry) = self.subscriptions.subs.get_mut(&id) else {
+            return;
+        };
+        let package = entry.machine.package;
+        let d = &mut entry.dialog;
+        d.local_cseq += 1;
+        let body = match package {
+            Package::Dialog => body::dialog_info(&d.entity, &d.domain, version, state),
+            Package::Presence => body::pidf(&d.entity, state),
+        };
+        let branch = build::branch();
+        let via = self.ctx.via(d.peer.proto, &branch);
+        let contact = self.ctx.contact(d.peer.proto);
+        let from = format!("{};tag={}", d.local_party, d.local_tag);
+        let to = format!("{};tag={}", d.remote_party, d.remote_tag);
+        let extra = [
+            ("Event", d.event.clone()),
+            ("Subscription-State", sub_state.header()),
+        ];
+        let bytes = build::request_typed(
+            &RequestSpec {
+                method: "NOTIFY",
+                uri: &d.remote_target,
+                via: &via,
+                from: &from,
+                to: &to,
+                call_id: &d.call_id,
+                cseq: d.local_cseq,
+                max_forwards: 70,
+                contact: Some(&contact),
+                routes: &d.route_set,
+                extra: &extra,
+                body: Some(body.as_bytes()),
+            },
+            content_type(package),
+        );
+        let peer = d.peer;
+        self.subscriptions.notifies.insert(branch.clone(), id);
+        let key = TxKey {
+            branch,
+            method: Method::Notify,
+            server: false,
+        };
+        self.start_client(key, Kind::NonInviteClient, bytes, peer, None);
+    }
+
+    /// An out-of-dialog MESSAGE (RFC 3428) to the watcher: the watched user's new hook
+    /// state in plain text, from the watched user's address.
+    fn send_im(&mut self, id: SubscriptionId, state: &WatchedState) {
+        let Some(entry) = self.subscriptions.subs.get(&id) else {
+            return;
+        };
+        let d = &entry.dialog;
+        let text = body::im_text(&d.watched_name, &d.watched_extension, state.hook);
+        let name: String = d
+            .watched_name
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .collect();
+        let from = format!("\"{name}\" <{}>;tag={}", d.entity, build::token());
+        let call_id = format!("tsps{}.{}", self.idx, uuid::Uuid::new_v4().simple());
+        let branch = build::branch();
+        let via = self.ctx.via(d.peer.proto, &branch);
+        let bytes = build::request_typed(
+            &RequestSpec {
+                method: "MESSAGE",
+                uri: &d.remote_target,
+                via: &via,
+                from: &from,
+                to: &d.remote_party,
+                call_id: &call_id,
+                cseq: 1,
+                max_forwards: 70,
+                contact: None,
+                routes: &[],
+                extra: &[],
+                body: Some(text.as_bytes()),
+            },
+            "text/plain;charset=UTF-8",
+        );
+        let peer = d.peer;
+        let key = TxKey {
+            branch,
+            method: Method::Message,
+            server: false,
+        };
+        self.start_client(key, Kind::NonInviteClient, bytes, peer, None);
+    }
+
+    /// A final response to a request of ours that belongs to no leg.
+    pub(super) fn on_uac_response(&mut self, key: &TxKey, code: u16) {
+        match key.method {
+            Method::Notify => {
+                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                    self.sub_input(id, Input::NotifyAnswered { code });
+                }
+            }
+            Method::Message if code >= 300 => {
+                debug!(code, "instant message refused by the watcher");
+            }
+            _ => {}
+        }
+    }
+
+    /// A request of ours that belongs to no leg got no final response (Timer F).
+    pub(super) fn on_uac_timeout(&mut self, key: &TxKey) {
+        if key.method == Method::Notify {
+            if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                self.sub_input(id, Input::NotifyTimedOut);
+            }
+        }
+    }
+
+    /// Expiry timers of the subscriptions (run from the shard's tick).
+    pub(super) fn subscriptions_tick(&mut self) {
+        if self.subscriptions.timers.is_empty() {
+            return;
+        }
+        for id in self.subscriptions.timers.expired(Instant::now()) {
+            self.sub_input(id, Input::Timer);
+        }
+    }
+}
+
+fn with_id(package: &str, id: Option<&str>) -> String {
+    match id {
+        Some(id) => format!("{package};id={id}"),
+        None => package.to_string(),
+    }
+}
+
+impl Handler<WatcherUpdate> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatcherUpdate, _: &mut Self::Context) {
+        self.sub_input(
+            msg.sub,
+            Input::Update {
+                state: msg.state,
+                notify: msg.notify,
+                im: msg.im,
+            },
+        );
+    }
+}
