@@ -46,6 +46,9 @@ pub struct Config {
     pub testing: TestingConfig,
     #[serde(default)]
     pub presence: PresenceConfig,
+    /// Personal mode: absent on a platform (the usual case).
+    #[serde(default)]
+    pub personal: Option<PersonalConfig>,
 }
 
 /// SIP presence (SUBSCRIBE/NOTIFY): subscription limits. See docs/presence.md.
@@ -191,6 +194,94 @@ pub enum LogFormat {
     Json,
 }
 
+/// Personal mode (`[personal]`): this tsps serves one user at home (their devices
+/// register here, their feature server decides) and is itself a device of that user
+/// at an upstream tenant, which it registers to. See docs/configuration.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonalConfig {
+    /// The local user's extension in the tenant `upstream.domain` (both are created
+    /// at start when missing).
+    pub extension: String,
+    /// The user's name when tsps creates the user (default: the extension).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub upstream: UpstreamConfig,
+}
+
+/// The tenant above the personal user, and this tsps's device there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The upstream registrar, `host:port` (UDP). Requests from this address are the
+    /// upstream's calls for the user; calls out go to it.
+    pub registrar: String,
+    /// The upstream tenant's SIP domain (its digest realm); the local tenant has it too.
+    pub domain: String,
+    /// Digest user name of the device this tsps is at the upstream tenant.
+    pub username: String,
+    pub password: Secret,
+    /// Registration interval asked for (the registrar may shorten it or ask for more).
+    #[serde(default = "default_upstream_expires")]
+    pub expires: u32,
+    /// Wait after the first failed registration; doubled per failure (with jitter).
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    /// Longest wait between registration attempts.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+}
+
+fn default_upstream_expires() -> u32 {
+    600
+}
+fn default_retry_base() -> u64 {
+    // RFC 5626 §4.5: base time 30 s when no flow works.
+    30
+}
+fn default_retry_max() -> u64 {
+    1800
+}
+
+impl PersonalConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ext = &self.extension;
+        if ext.is_empty() || !ext.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("personal.extension", "digits only"));
+        }
+        let up = &self.upstream;
+        match up.registrar.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => {
+                return Err(invalid(
+                    "personal.upstream.registrar",
+                    format!("not a host:port address: {:?}", up.registrar),
+                ))
+            }
+        }
+        if up.domain.trim().is_empty() {
+            return Err(invalid("personal.upstream.domain", "must not be empty"));
+        }
+        if up.username.trim().is_empty() || up.password.expose().is_empty() {
+            return Err(invalid(
+                "personal.upstream.username",
+                "a user name and a password are needed",
+            ));
+        }
+        // Below this the refresh margin (a tenth, at least 5 s) leaves no interval.
+        if up.expires < 10 {
+            return Err(invalid("personal.upstream.expires", "must be at least 10"));
+        }
+        if up.retry_base_secs == 0 || up.retry_max_secs < up.retry_base_secs {
+            return Err(invalid(
+                "personal.upstream.retry_base_secs",
+                "must be at least 1 and at most retry_max_secs",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A string that never shows in logs or `Debug` output.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -311,6 +402,7 @@ impl Default for Config {
             log: LogConfig::default(),
             testing: TestingConfig::default(),
             presence: PresenceConfig::default(),
+            personal: None,
         }
     }
 }
@@ -445,6 +537,9 @@ impl Config {
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty"));
         }
+        if let Some(p) = &self.personal {
+            p.validate()?;
+        }
         Ok(self)
     }
 
@@ -571,6 +666,40 @@ mod tests {
         assert!(e.to_string().contains("http.session_lifetime_secs"), "{e}");
         let c = Config::load(None, &env(&[("TSPS_HTTP__SECURE_COOKIES", "true")])).unwrap();
         assert!(c.http.secure_cookies);
+    }
+
+    #[test]
+    fn personal_mode_from_the_environment() {
+        let base = [
+            ("TSPS_PERSONAL__EXTENSION", "1002"),
+            ("TSPS_PERSONAL__UPSTREAM__REGISTRAR", "127.0.0.1:5070"),
+            ("TSPS_PERSONAL__UPSTREAM__DOMAIN", "a.test"),
+            ("TSPS_PERSONAL__UPSTREAM__USERNAME", "1002"),
+            ("TSPS_PERSONAL__UPSTREAM__PASSWORD", "secret"),
+        ];
+        let c = Config::load(None, &env(&base)).unwrap();
+        let p = c.personal.expect("personal mode is on");
+        // Digits read from the environment stay strings.
+        assert_eq!(p.extension, "1002");
+        assert_eq!(p.upstream.username, "1002");
+        assert_eq!(p.upstream.expires, 600);
+        assert_eq!(format!("{:?}", p.upstream.password), "[redacted]");
+        assert!(Config::load(None, &env(&[])).unwrap().personal.is_none());
+
+        let with = |k: &str, v: &str| {
+            let mut e = env(&base);
+            e.insert(k.to_string(), v.to_string());
+            Config::load(None, &e).unwrap_err().to_string()
+        };
+        let e = with("TSPS_PERSONAL__UPSTREAM__REGISTRAR", "registrar.example");
+        assert!(e.contains("personal.upstream.registrar"), "{e}");
+        let e = with("TSPS_PERSONAL__EXTENSION", "bob");
+        assert!(e.contains("personal.extension"), "{e}");
+        let e = with("TSPS_PERSONAL__UPSTREAM__EXPIRES", "5");
+        assert!(e.contains("personal.upstream.expires"), "{e}");
+        let mut e = env(&base);
+        e.remove("TSPS_PERSONAL__UPSTREAM__PASSWORD");
+        assert!(Config::load(None, &e).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`contacts`]: contacts of the feature server: E.164 normalization, vCard and CSV.
 //! - [`store`]: sqlx repositories (PostgreSQL and the embedded SQLite default).
 //! - [`web`]: axum REST API under `/api/v1`.
+//! - [`personal`]: personal mode, a tsps that registers upstream as its user's device.
 //! - [`server`]: starts everything for `tsps serve`.
 
 pub mod config;
@@ -13,6 +14,7 @@ pub mod contacts;
 pub mod features;
 pub mod metrics;
 pub mod persistence;
+pub mod personal;
 pub mod provision;
 pub mod push;
 pub mod server;

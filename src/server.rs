@@ -135,6 +135,11 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         let summary = crate::provision::apply(&*store, &crate::provision::demo_document()).await?;
         info!(%summary, "demo tenant ready");
     }
+    // Personal mode: the local tenant, user and upstream trunk exist before the snapshot.
+    let personal = match &config.personal {
+        Some(p) => Some(crate::personal::prepare(&*store, p).await?),
+        None => None,
+    };
     let directory = SharedDirectory::load(store.clone()).await?;
     let restored = store.load_bindings(chrono::Utc::now()).await?;
     info!(bindings = restored.len(), "registrations restored");
@@ -167,6 +172,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
+            upstream_tenant: personal.as_ref().map(|p| p.tenant),
         },
     );
     platform.sync(&directory.get(), restored);
@@ -218,6 +224,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         nonces: NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
+        upstream: personal.as_ref().map(|p| p.upstream()),
             presence: config.presence.settings(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
@@ -233,6 +240,21 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     transports.start(Arc::new(ShardPool { shards }));
 
     let mut tasks = Vec::new();
+    if let (Some(cfg), Some(prepared)) = (&config.personal, &personal) {
+        let udp = transports
+            .udp_local()
+            .context("personal mode registers upstream over UDP: set sip.udp_listen")?;
+        let (task, _status) = crate::personal::start(
+            cfg,
+            prepared,
+            &ctx.settings.public_host,
+            udp.port(),
+            udp.ip(),
+            cancel.clone(),
+        )
+        .await?;
+        tasks.push(task);
+    }
     // Keep the actors in line with the directory after provisioning changes.
     {
         let (directory, platform, cancel) = (directory.clone(), platform.clone(), cancel.clone());

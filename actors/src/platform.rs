@@ -38,6 +38,9 @@ pub struct LiveCallInfo {
 pub struct PlatformConfig {
     /// How long callee legs may ring before the call fails.
     pub ring_timeout: Duration,
+    /// Personal mode (`tsps serve` with `[personal]`): the one tenant whose trunk is
+    /// the upstream tenant; see [`TenantActor::with_upstream`]. None otherwise.
+    pub upstream_tenant: Option<TenantId>,
 }
 
 pub struct Platform {
@@ -118,8 +121,9 @@ impl Platform {
                 _ => {
                     let (id, source) = (t.id, self.directory.clone());
                     let features = self.features.clone();
+                    let upstream = self.config.upstream_tenant == Some(t.id);
                     TenantActor::start_in_arbiter(self.next_arbiter(), move |_| {
-                        TenantActor::new(id, source, features)
+                        TenantActor::new(id, source, features).with_upstream(upstream)
                     })
                 }
             };

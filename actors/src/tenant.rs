@@ -24,6 +24,8 @@ pub struct TenantActor {
     features: Arc<dyn FeatureSource>,
     policies: HashMap<UserId, TenantPolicy>,
     live_calls: HashSet<CallId>,
+    /// Personal mode: this tenant's trunk is the upstream tenant, above its one user.
+    upstream: bool,
 }
 
 impl TenantActor {
@@ -38,7 +40,16 @@ impl TenantActor {
             features,
             policies: HashMap::new(),
             live_calls: HashSet::new(),
+            upstream: false,
         }
+    }
+
+    /// Personal mode (a tsps that is itself a device at an upstream tenant): whatever
+    /// a user dials that is not local goes out through the trunk (the upstream decides,
+    /// extensions included), and the trunk's calls name the user by extension.
+    pub fn with_upstream(mut self, upstream: bool) -> Self {
+        self.upstream = upstream;
+        self
     }
 
     /// Loads the per-user policies (the first load holds the mailbox, within a budget).
@@ -157,6 +168,18 @@ impl Handler<AdmitCall> for TenantActor {
                         None => reject(404, CallOutcome::Unavailable),
                     },
                     Route::Outside { trunk, number } => Admission::Outside { trunk, number },
+                    Route::NotFound if self.upstream => {
+                        match dir
+                            .trunks_of_tenant(self.tenant)
+                            .min_by(|a, b| a.name.cmp(&b.name))
+                        {
+                            Some(t) => Admission::Outside {
+                                trunk: t.id,
+                                number: dialled.trim().to_string(),
+                            },
+                            None => reject(404, CallOutcome::Unavailable),
+                        }
+                    }
                     Route::NotFound => reject(404, CallOutcome::Unavailable),
                     Route::NoTrunk => reject(403, CallOutcome::Rejected),
                 }
@@ -166,20 +189,20 @@ impl Handler<AdmitCall> for TenantActor {
                     Some(t) if t.tenant_id == self.tenant => {}
                     _ => return MessageResult(reject(403, CallOutcome::Rejected)),
                 }
-                match dir.did(&did) {
-                    Some(d) if d.tenant_id == self.tenant => {
-                        let u = dir.user(d.user_id);
-                        match u {
-                            Some(u) => Admission::ToUser {
-                                user: u.id,
-                                direction: CallDirection::Inbound,
-                                extension: u.extension.clone(),
-                                display_name: u.display_name.clone(),
-                            },
-                            None => reject(404, CallOutcome::Unavailable),
-                        }
-                    }
-                    _ => reject(404, CallOutcome::Unavailable),
+                let callee = match dir.did(&did) {
+                    Some(d) if d.tenant_id == self.tenant => dir.user(d.user_id),
+                    // Personal mode: the upstream's calls are for the user by extension.
+                    _ if self.upstream => dir.user_by_extension(self.tenant, &did),
+                    _ => None,
+                };
+                match callee {
+                    Some(u) => Admission::ToUser {
+                        user: u.id,
+                        direction: CallDirection::Inbound,
+                        extension: u.extension.clone(),
+                        display_name: u.display_name.clone(),
+                    },
+                    None => reject(404, CallOutcome::Unavailable),
                 }
             }
         };

@@ -118,6 +118,7 @@ pub fn platform_with(
         bus.clone(),
         PlatformConfig {
             ring_timeout: Duration::from_secs(60),
+            upstream_tenant: None,
         },
     );
     let restored = bindings

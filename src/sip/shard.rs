@@ -53,6 +53,8 @@ pub struct SipContext {
     pub transports: Arc<Transports>,
     /// Every shard, by index (set once at start).
     pub shards: std::sync::OnceLock<Vec<Addr<Shard>>>,
+    /// Personal mode: the upstream tenant's registrar (None on a platform).
+    pub upstream: Option<Upstream>,
 }
 
 impl SipContext {
@@ -90,6 +92,25 @@ impl SipContext {
         let port = h::uri_port(sent_by).unwrap_or(5060);
         host == self.settings.public_host
             && (Some(port) == self.settings.udp_port || Some(port) == self.settings.tcp_port)
+    }
+}
+
+/// Personal mode (src/personal): the registrar of the upstream tenant, where this tsps
+/// is a device of its user. An INVITE from that address is the upstream's call for the
+/// user, whatever its Request-URI (the registered contact, or the URI of a tenant
+/// policy `external`), and enters through the `upstream` trunk.
+pub struct Upstream {
+    pub addr: std::net::SocketAddr,
+    pub trunk: TrunkId,
+    /// The personal user's extension: the dialled string of the upstream's calls.
+    pub extension: String,
+}
+
+impl Shard {
+    /// The upstream trunk and the user's extension when `peer` is the upstream.
+    fn upstream_call(&self, peer: Peer) -> Option<(TrunkId, String)> {
+        let up = self.ctx.upstream.as_ref().filter(|u| u.addr == peer.addr)?;
+        Some((up.trunk, up.extension.clone()))
     }
 }
 
@@ -833,9 +854,12 @@ impl Shard {
             .or_else(|| h::uri_user(h::uri(&to)))
             .unwrap_or("")
             .to_string();
+        let upstream = self.upstream_call(peer);
+        let dialled = upstream.as_ref().map_or(dialled, |(_, x)| x.clone());
+        let trunk = upstream.and_then(|(t, _)| dir.trunk(t));
 
         let (tenant, origin, caller, caller_target) = if let Some(trunk) =
-            dir.trunk_by_source(peer.addr.ip())
+            trunk.or_else(|| dir.trunk_by_source(peer.addr.ip()))
         {
             let Some(tenant) = dir.tenant(trunk.tenant_id).cloned() else {
                 self.refuse(&key, 403);
