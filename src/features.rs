@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use tsps_actors::call::{Control, ControlAction, ControlError, OverrideAction, OverrideError};
+use tsps_actors::call::{
+    Control, ControlAction, ControlError, DeviceReach, OverrideAction, OverrideError,
+};
 use tsps_actors::platform::Platform;
 use tsps_actors::ports::Clock;
 use tsps_actors::ports::PartyInfo;
@@ -181,8 +183,18 @@ impl LiveCalls for PlatformCalls {
                 .filter(|u| u.tenant_id == tenant)
                 .ok_or(ControlError::NotFound)?;
             let t = dir.tenant(tenant).ok_or(ControlError::NotFound)?;
-            if dir.device(device).is_none_or(|d| d.user_id != user) {
+            // A SIP device of the user, or one of the user's external phones.
+            let phone = dir
+                .external_phone(device)
+                .filter(|p| p.user_id == user)
+                .map(|p| p.number.clone());
+            if phone.is_none() && dir.device(device).is_none_or(|d| d.user_id != user) {
                 return Err(ControlError::UnknownDevice);
+            }
+            if phone.is_some() && dir.trunks_of_tenant(tenant).next().is_none() {
+                return Err(ControlError::WrongState(
+                    "the tenant has no trunk to reach the external phone",
+                ));
             }
             match route_dialled(&dir, tenant, &destination) {
                 Route::User(_) | Route::Outside { .. } => {}
@@ -196,7 +208,7 @@ impl LiveCalls for PlatformCalls {
                 domain: t.domain.clone(),
             };
             let addr = self.platform.user(user).ok_or(ControlError::NotFound)?;
-            Ok((caller, addr))
+            Ok((caller, addr, phone))
         })();
         let call = CallId::new();
         // Spread over the shards; the call's legs all live on the chosen one.
@@ -205,18 +217,24 @@ impl LiveCalls for PlatformCalls {
             n => Some(self.dialers[call.as_uuid().as_u128() as usize % n].clone()),
         };
         Box::pin(async move {
-            let (caller, addr) = checked?;
+            let (caller, addr, phone) = checked?;
             let dialer = dialer.ok_or(ControlError::WrongState("sip is not running"))?;
-            let bindings: Vec<_> = addr
-                .send(GetBindings)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|b| b.device_id == device)
-                .collect();
-            if bindings.is_empty() {
-                return Err(ControlError::WrongState("the device is not registered"));
-            }
+            let reach = match phone {
+                Some(number) => DeviceReach::Number(number),
+                None => {
+                    let bindings: Vec<_> = addr
+                        .send(GetBindings)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|b| b.device_id == device)
+                        .collect();
+                    if bindings.is_empty() {
+                        return Err(ControlError::WrongState("the device is not registered"));
+                    }
+                    DeviceReach::Contacts(bindings)
+                }
+            };
             dialer
                 .send(PlaceCall {
                     call,
@@ -228,7 +246,7 @@ impl LiveCalls for PlatformCalls {
                     caller,
                     dialled: destination,
                     device,
-                    bindings,
+                    reach,
                 })
                 .await
                 .map_err(|_| ControlError::WrongState("sip is not running"))?;

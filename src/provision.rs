@@ -837,6 +837,8 @@ async fn apply_device(
         sip_username: spec.sip_username.clone(),
         ha1_md5,
         ha1_sha256,
+        // Not in the document: set through the devices API, kept by an apply.
+        remote_answer: existing.as_ref().is_some_and(|d| d.remote_answer),
     };
     match existing {
         None => {

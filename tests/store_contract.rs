@@ -160,6 +160,7 @@ fn device(n: u128, tenant: &Tenant, user: &User, username: &str) -> Device {
         sip_username: username.into(),
         ha1_md5: ha1_md5(username, &tenant.domain, "pw"),
         ha1_sha256: ha1_sha256(username, &tenant.domain, "pw"),
+        remote_answer: false,
     }
 }
 

@@ -3,7 +3,7 @@
 //! snapshot they started with, so a lookup never waits for a writer.
 
 use crate::ids::{DeviceId, TenantId, TrunkId, UserId};
-use crate::model::{Device, Did, Tenant, Trunk, User};
+use crate::model::{Device, Did, ExternalPhone, Tenant, Trunk, User};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -19,6 +19,8 @@ pub struct Directory {
     dids: HashMap<String, Did>,
     trunks: HashMap<TrunkId, Trunk>,
     trunks_of_tenant: HashMap<TenantId, Vec<TrunkId>>,
+    external_phones: HashMap<DeviceId, ExternalPhone>,
+    external_phones_of_user: HashMap<UserId, Vec<DeviceId>>,
 }
 
 impl Directory {
@@ -62,6 +64,18 @@ impl Directory {
         d
     }
 
+    /// The users' external phones (mobiles used as devices), added to a snapshot.
+    pub fn with_external_phones(mut self, phones: Vec<ExternalPhone>) -> Self {
+        for p in phones {
+            self.external_phones_of_user
+                .entry(p.user_id)
+                .or_default()
+                .push(p.id);
+            self.external_phones.insert(p.id, p);
+        }
+        self
+    }
+
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {
         self.tenants.get(&id)
     }
@@ -99,6 +113,16 @@ impl Directory {
             .into_iter()
             .flatten()
             .filter_map(|id| self.devices.get(id))
+    }
+    pub fn external_phone(&self, id: DeviceId) -> Option<&ExternalPhone> {
+        self.external_phones.get(&id)
+    }
+    pub fn external_phones_of_user(&self, user: UserId) -> impl Iterator<Item = &ExternalPhone> {
+        self.external_phones_of_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.external_phones.get(id))
     }
     /// The DID for an E.164 number (with or without the leading `+`).
     pub fn did(&self, number: &str) -> Option<&Did> {

@@ -59,6 +59,16 @@ pub enum CallEventKind {
         leg: LegId,
         code: Option<u16>,
     },
+    /// An answered leg of another call joined this one (consultative transfer): it
+    /// takes `side`, whose party is now `number`.
+    LegJoined {
+        leg: LegId,
+        side: Party,
+        user: Option<UserId>,
+        device: Option<DeviceId>,
+        number: String,
+        from_call: CallId,
+    },
     /// A callee leg is ringing (180/183).
     Ringing {
         leg: LegId,

@@ -236,6 +236,37 @@ impl LineBook {
                     },
                 );
             }
+            CallEventKind::LegJoined {
+                leg,
+                side,
+                user,
+                device,
+                number,
+                ..
+            } => {
+                // Consultative transfer: the other call's party takes the side of the
+                // user who left; the other side now talks to it, not on hold.
+                call.legs.insert(
+                    *leg,
+                    LegView {
+                        side: *side,
+                        user: *user,
+                        device: *device,
+                        answered: true,
+                        ended: false,
+                        outgoing: false,
+                    },
+                );
+                match side {
+                    Party::Caller => call.caller = number.clone(),
+                    _ => call.callee = number.clone(),
+                }
+                call.held_by = None;
+                // The contact that named the old party names someone else now.
+                if let Some((d, _)) = call.decision.as_mut() {
+                    d.contact = None;
+                }
+            }
             CallEventKind::Ringing { .. } => {}
             CallEventKind::Answered { leg } => {
                 if let Some(l) = call.legs.get_mut(leg) {
@@ -807,6 +838,121 @@ mod tests {
                 (B, Some(Active), vec![Hold, Transfer, Release]),
                 (C, Some(Active), vec![Hold, Transfer, Release])
             ]
+        );
+    }
+
+    #[test]
+    fn consultative_transfer_shows_both_lines_then_joins_the_other_parties() {
+        let mut book = LineBook::new();
+        let second = CallId::for_test(8);
+        let on = |call: CallId, s: i64, kind: CallEventKind| CallEvent {
+            call,
+            tenant: T,
+            at: at(s),
+            kind,
+        };
+        // Call 1: Alice calls Bob, who answers; Alice holds him.
+        let (a1, b) = (LegId::for_test(1), LegId::for_test(2));
+        book.apply(&ev(0, started(Some(a1))));
+        book.apply(&ev(0, decided(B, false)));
+        book.apply(&ev(0, dialing(b, Party::Callee, Some(B), 2)));
+        book.apply(&ev(1, CallEventKind::Answered { leg: b }));
+        book.apply(&ev(
+            2,
+            CallEventKind::MediaChanged {
+                by: Party::Caller,
+                held: true,
+            },
+        ));
+        // Call 2: Alice calls Carol, who answers.
+        let (a2, c) = (LegId::for_test(3), LegId::for_test(4));
+        let started2 = CallEventKind::Started {
+            direction: CallDirection::Internal,
+            caller: "1001".into(),
+            callee: "1003".into(),
+            caller_user: Some(A),
+            callee_user: Some(C),
+            caller_leg: Some(a2),
+        };
+        book.apply(&on(second, 3, started2));
+        book.apply(&on(second, 3, decided(C, false)));
+        book.apply(&on(second, 3, dialing(c, Party::Callee, Some(C), 3)));
+        book.apply(&on(second, 4, CallEventKind::Answered { leg: c }));
+        let states: Vec<_> = book.lines_of(A).iter().map(|l| l.state).collect();
+        assert_eq!(states, [Held, Active], "Alice has both lines, oldest first");
+
+        // Alice joins them: call 1 ends, Bob's leg joins call 2 on Alice's side.
+        let u = book.apply(&ev(
+            5,
+            CallEventKind::Ended {
+                outcome: CallOutcome::Answered,
+                hangup_by: Some(Party::Caller),
+            },
+        ));
+        assert_eq!(summary(&u), [(A, None, vec![]), (B, None, vec![])]);
+        let u = book.apply(&on(
+            second,
+            5,
+            CallEventKind::LegEnded {
+                leg: a2,
+                code: None,
+            },
+        ));
+        assert_eq!(
+            summary(&u),
+            [(A, None, vec![]), (C, Some(Active), vec![Release])],
+            "Carol waits for the party that joins"
+        );
+        let u = book.apply(&on(
+            second,
+            5,
+            CallEventKind::LegJoined {
+                leg: b,
+                side: Party::Caller,
+                user: Some(B),
+                device: Some(DeviceId::for_test(2)),
+                number: "1002".into(),
+                from_call: CALL,
+            },
+        ));
+        assert_eq!(
+            summary(&u),
+            [
+                (B, Some(Active), vec![Hold, Transfer, Release]),
+                (C, Some(Active), vec![Hold, Transfer, Release])
+            ]
+        );
+        let peer = |u: &LineUpdate| match u {
+            LineUpdate::Line { line, .. } => (line.peer.number.clone(), line.device_id),
+            LineUpdate::Ended { .. } => panic!("{u:?}"),
+        };
+        assert_eq!(peer(&u[0]), ("1003".into(), Some(DeviceId::for_test(2))));
+        assert_eq!(peer(&u[1]).0, "1002", "Carol talks to Bob now");
+        assert!(book.lines_of(A).is_empty());
+        assert_eq!(book.calls(), 1);
+    }
+
+    #[test]
+    fn click_to_dial_from_an_external_phone_shows_it_as_the_device() {
+        let mut book = LineBook::new();
+        let mobile = LegId::for_test(1);
+        book.apply(&ev(0, started(None)));
+        let u = book.apply(&ev(
+            0,
+            CallEventKind::LegDialing {
+                leg: mobile,
+                target: "trunk:+41790000001".into(),
+                side: Party::Caller,
+                user: Some(A),
+                device: Some(DeviceId::for_test(50)),
+            },
+        ));
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(
+            (line.state, line.direction, line.device_id),
+            (Dialing, LineDirection::Out, Some(DeviceId::for_test(50)))
         );
     }
 }

@@ -38,6 +38,10 @@ pub struct Device {
     pub sip_username: String,
     pub ha1_md5: String,
     pub ha1_sha256: String,
+    /// The phone answers a ringing call by itself when told to (a NOTIFY with
+    /// `Event: talk`, as BroadWorks, Polycom and Yealink phones do).
+    #[serde(default)]
+    pub remote_answer: bool,
 }
 
 impl fmt::Debug for Device {
@@ -48,8 +52,23 @@ impl fmt::Debug for Device {
             .field("user_id", &self.user_id)
             .field("sip_username", &self.sip_username)
             .field("ha1", &"[redacted]")
+            .field("remote_answer", &self.remote_answer)
             .finish()
     }
+}
+
+/// A phone outside tsps that a user may use as one of their devices (a mobile): rung
+/// through the tenant's trunk for click-to-dial and to answer a ringing call on it.
+/// Its id shares the device id space, so the API takes it wherever a device goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalPhone {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// E.164 with leading `+`, normalised by the tenant's dialing rules.
+    pub number: String,
+    /// What the user calls it (`Mobile`); may be empty.
+    pub label: String,
 }
 
 /// A direct inward dialling number routed to a user.

@@ -126,6 +126,15 @@ pub enum LegCommand {
         code: u16,
         body: Option<Body>,
     },
+    /// Ask the device ringing on this outgoing leg to answer by itself (a NOTIFY with
+    /// `Event: talk` in the leg's early dialog).
+    RemoteAnswer { leg: LegId },
+    /// From now on this leg's events go to another call actor, which also sends its
+    /// commands (a consultative transfer moves the leg into another call).
+    HandOver {
+        leg: LegId,
+        events: Recipient<LegEvent>,
+    },
 }
 
 impl LegCommand {
@@ -139,7 +148,9 @@ impl LegCommand {
             | LegCommand::Hangup { leg }
             | LegCommand::Ack { leg, .. }
             | LegCommand::ReOffer { leg, .. }
-            | LegCommand::ReAnswer { leg, .. } => *leg,
+            | LegCommand::ReAnswer { leg, .. }
+            | LegCommand::RemoteAnswer { leg }
+            | LegCommand::HandOver { leg, .. } => *leg,
         }
     }
 }

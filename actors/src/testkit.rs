@@ -83,6 +83,25 @@ pub fn platform_with(
     features: MapFeatures,
     bindings: &[(UserId, &str)],
 ) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
+    platform_with_extras(features, bindings, Extras::default())
+}
+
+/// More of the directory than the three users: device records (the registered
+/// contacts' devices are `DeviceId::for_test(1..)` in their order), trunks and
+/// external phones.
+#[derive(Default)]
+pub struct Extras {
+    pub devices: Vec<crate::model::Device>,
+    pub trunks: Vec<crate::model::Trunk>,
+    pub phones: Vec<crate::model::ExternalPhone>,
+}
+
+/// As [`platform_with`], with `extras` in the directory.
+pub fn platform_with_extras(
+    features: MapFeatures,
+    bindings: &[(UserId, &str)],
+    extras: Extras,
+) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
     let tenant = Tenant {
         id: TENANT,
         domain: "a.test".into(),
@@ -96,17 +115,20 @@ pub fn platform_with(
         display_name: name.into(),
         portal_login: None,
     };
-    let dir = Arc::new(Directory::new(
-        vec![tenant],
-        vec![
-            user(ALICE, "1001", "Alice"),
-            user(BOB, "1002", "Bob"),
-            user(CAROL, "1003", "Carol"),
-        ],
-        vec![],
-        vec![],
-        vec![],
-    ));
+    let dir = Arc::new(
+        Directory::new(
+            vec![tenant],
+            vec![
+                user(ALICE, "1001", "Alice"),
+                user(BOB, "1002", "Bob"),
+                user(CAROL, "1003", "Carol"),
+            ],
+            extras.devices,
+            vec![],
+            extras.trunks,
+        )
+        .with_external_phones(extras.phones),
+    );
     let persistence = Arc::new(MemoryPersistence::default());
     let bus = EventBus::new(256);
     let platform = Platform::new(

@@ -1,4 +1,6 @@
-//! Snapshots' devices and status, from the directory and the live user actor.
+//! Snapshots' devices and status, from the directory and the live user actor. The
+//! devices are the user's SIP devices, then the user's external phones (mobiles rung
+//! through the trunk, always reachable: `registered`).
 
 use super::{DeviceView, StatusView, UserState, UserStateSource};
 use crate::store::SharedDirectory;
@@ -21,6 +23,15 @@ impl UserStateSource for PlatformSource {
             .devices_of_user(user)
             .map(|d| (d.id, d.sip_username.clone()))
             .collect();
+        let phones: Vec<DeviceView> = dir
+            .external_phones_of_user(user)
+            .map(|p| DeviceView {
+                device_id: p.id,
+                name: phone_name(p),
+                registered: true,
+                contacts: 0,
+            })
+            .collect();
         let addr = self.platform.user(user);
         Box::pin(async move {
             if !known {
@@ -38,6 +49,7 @@ impl UserStateSource for PlatformSource {
                         contacts,
                     }
                 })
+                .chain(phones)
                 .collect();
             Some(UserState {
                 devices,
@@ -50,9 +62,14 @@ impl UserStateSource for PlatformSource {
     }
 
     fn device_name(&self, device: DeviceId) -> Option<String> {
-        self.directory
-            .get()
-            .device(device)
+        let dir = self.directory.get();
+        dir.device(device)
             .map(|d| d.sip_username.clone())
+            .or_else(|| dir.external_phone(device).map(phone_name))
     }
+}
+
+/// `Mobile +41791234567`, or the number alone without a label.
+fn phone_name(p: &tsps_actors::model::ExternalPhone) -> String {
+    format!("{} {}", p.label, p.number).trim().to_string()
 }

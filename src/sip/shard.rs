@@ -178,6 +178,8 @@ enum Purpose {
     ReInvite,
     Bye,
     Cancel,
+    /// NOTIFY `Event: talk` in a ringing leg's early dialog (remote answer).
+    Talk,
 }
 
 struct TxEntry {
@@ -1160,6 +1162,12 @@ impl Shard {
                     self.drop_leg(leg_id);
                 }
             }
+            Purpose::Talk => {
+                if code >= 300 {
+                    // The phone will not answer by itself; it keeps ringing.
+                    info!(leg = %leg_id, code, "the device refused the remote answer");
+                }
+            }
             Purpose::Cancel => {}
         }
     }
@@ -1179,7 +1187,7 @@ impl Shard {
                 },
             ),
             Purpose::Bye => self.drop_leg(leg),
-            Purpose::Cancel => {}
+            Purpose::Cancel | Purpose::Talk => {}
         }
     }
 
@@ -1424,11 +1432,12 @@ impl Shard {
         );
     }
 
-    /// Sends an in-dialog request (BYE, re-INVITE) on a leg.
+    /// Sends an in-dialog request (BYE, re-INVITE, NOTIFY) on a leg.
     fn send_in_dialog(
         &mut self,
         leg_id: LegId,
         method: &str,
+        extra: &[(&str, String)],
         body: Option<&[u8]>,
         purpose: Purpose,
     ) {
@@ -1453,15 +1462,15 @@ impl Shard {
             call_id: &leg.call_id,
             cseq: leg.local_cseq,
             max_forwards: 70,
-            contact: (method == "INVITE").then_some(contact.as_str()),
+            contact: (method != "BYE").then_some(contact.as_str()),
             routes: &leg.route_set,
-            extra: &[],
+            extra,
             body,
         });
-        let m = if method == "INVITE" {
-            Method::Invite
-        } else {
-            Method::Bye
+        let m = match method {
+            "INVITE" => Method::Invite,
+            "NOTIFY" => Method::Notify,
+            _ => Method::Bye,
         };
         let kind = if m == Method::Invite {
             Kind::InviteClient
@@ -1493,7 +1502,7 @@ impl Shard {
             self.drop_leg(leg_id);
             return;
         }
-        self.send_in_dialog(leg_id, "BYE", None, Purpose::Bye);
+        self.send_in_dialog(leg_id, "BYE", &[], None, Purpose::Bye);
     }
 
     fn send_ack(&mut self, leg_id: LegId, body: Option<Body>) {
@@ -1525,6 +1534,48 @@ impl Shard {
         }));
         leg.last_ack = Some(bytes.clone());
         self.ctx.transports.send(leg.peer, bytes);
+    }
+
+    /// Remote answer (the BroadWorks `talk` event that Polycom, Yealink and other
+    /// phones act on): a NOTIFY with `Event: talk` to the ringing device's contact, in
+    /// the early dialog of our INVITE (its Call-ID, our From tag, the To tag of the
+    /// device's 180), so that a phone which matches it to the ringing call finds it
+    /// and one that takes it out of dialog still sees the event. Only for an outgoing
+    /// leg that has not been answered.
+    fn send_talk(&mut self, leg_id: LegId) {
+        match self.legs.get(&leg_id) {
+            Some(l) if !l.uas && !l.answered => {}
+            _ => return,
+        }
+        let extra = [
+            ("Event", "talk".to_string()),
+            ("Subscription-State", "terminated".to_string()),
+        ];
+        self.send_in_dialog(leg_id, "NOTIFY", &extra, None, Purpose::Talk);
+    }
+
+    /// A consultative transfer moved the leg into another call: its events go to that
+    /// call's actor from now on. A re-INVITE the old owner never answered is refused
+    /// (the peer may retry); a leg that ended meanwhile is reported ended to the new
+    /// owner, and a new owner that is already gone gets the leg ended.
+    fn hand_over(&mut self, leg_id: LegId, events: Recipient<LegEvent>) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            events.do_send(LegEvent {
+                leg: leg_id,
+                kind: LegEventKind::Hangup,
+            });
+            return;
+        };
+        leg.events = events;
+        let alive = leg.events.connected();
+        let pending = leg.reinvite_in.take();
+        if let Some(key) = pending {
+            let tag = leg.local_tag.clone();
+            self.respond(&key, 491, Some(&tag), &[], None);
+        }
+        if !alive {
+            self.send_bye(leg_id);
+        }
     }
 
     /// A response on the initial INVITE of the incoming leg.
@@ -1719,8 +1770,9 @@ pub struct PlaceCall {
     pub caller: PartyInfo,
     pub dialled: String,
     pub device: tsps_actors::DeviceId,
-    /// The device's contacts, rung first.
-    pub bindings: Vec<tsps_actors::model::Binding>,
+    /// How the device is reached (its contacts, or an external phone's number); it is
+    /// rung first.
+    pub reach: tsps_actors::call::DeviceReach,
 }
 
 impl Handler<PlaceCall> for Shard {
@@ -1733,7 +1785,7 @@ impl Handler<PlaceCall> for Shard {
             tenant: msg.tenant,
             start: CallStart::ClickToDial {
                 device: msg.device,
-                bindings: msg.bindings,
+                reach: msg.reach,
             },
             origin: msg.origin,
             caller: msg.caller,
@@ -1783,8 +1835,10 @@ impl Handler<LegCommand> for Shard {
             LegCommand::Hangup { leg } => self.send_bye(leg),
             LegCommand::Ack { leg, body } => self.send_ack(leg, body),
             LegCommand::ReOffer { leg, body } => {
-                self.send_in_dialog(leg, "INVITE", body.as_deref(), Purpose::ReInvite)
+                self.send_in_dialog(leg, "INVITE", &[], body.as_deref(), Purpose::ReInvite)
             }
+            LegCommand::RemoteAnswer { leg } => self.send_talk(leg),
+            LegCommand::HandOver { leg, events } => self.hand_over(leg, events),
             LegCommand::ReAnswer { leg, code, body } => {
                 let Some(l) = self.legs.get_mut(&leg) else {
                     return;

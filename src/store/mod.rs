@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tsps_actors::feature::{Presence, Profile};
-use tsps_actors::model::{Binding, CallRecord, Device, Did, Tenant, Trunk, User};
+use tsps_actors::model::{Binding, CallRecord, Device, Did, ExternalPhone, Tenant, Trunk, User};
 use tsps_actors::{DeviceId, Directory, TenantId, TrunkId, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything tsps keeps durably. Tenant-scoped calls take the `TenantId` first.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The whole provisioned directory (tenants, users, devices, DIDs, trunks).
+    /// The whole provisioned directory (tenants, users, devices, external phones, DIDs,
+    /// trunks).
     async fn load_directory(&self) -> StoreResult<Directory>;
 
     /// Inserts or refreshes one registration binding, keyed by (tenant, device, contact).
@@ -175,9 +176,35 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         user: Option<UserId>,
     ) -> StoreResult<Vec<Device>>;
-    /// Changes owner, SIP user name and HA1s.
+    /// Changes owner, SIP user name, HA1s and the remote answer flag.
     async fn update_device(&self, tenant: TenantId, device: &Device) -> StoreResult<()>;
     async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<()>;
+
+    // External phones of a user (numbers already E.164), unique per user and number. One
+    // asked for under another user (or tenant) is `NotFound` ("external phone").
+    async fn create_external_phone(
+        &self,
+        tenant: TenantId,
+        phone: &ExternalPhone,
+    ) -> StoreResult<()>;
+    /// By number.
+    async fn list_external_phones(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> StoreResult<Vec<ExternalPhone>>;
+    /// Changes number and label of the phone `phone.id` of `phone.user_id`.
+    async fn update_external_phone(
+        &self,
+        tenant: TenantId,
+        phone: &ExternalPhone,
+    ) -> StoreResult<()>;
+    async fn delete_external_phone(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        id: DeviceId,
+    ) -> StoreResult<()>;
 
     // DIDs, keyed by E.164 number (unique across tenants).
     async fn create_did(&self, tenant: TenantId, did: &Did) -> StoreResult<()>;

@@ -210,7 +210,7 @@ macro_rules! sql_store {
             use chrono::{DateTime, Utc};
             use std::collections::HashMap;
             use tsps_actors::model::{
-                Binding, CallRecord, Device, Did, LegRecord, Tenant, Trunk, User,
+                Binding, CallRecord, Device, Did, ExternalPhone, LegRecord, Tenant, Trunk, User,
             };
             use tsps_actors::{CallId, DeviceId, Directory, LegId, TenantId, TrunkId, UserId};
 
@@ -334,6 +334,7 @@ macro_rules! sql_store {
                 sip_username: String,
                 ha1_md5: String,
                 ha1_sha256: String,
+                remote_answer: bool,
             }
 
             impl TryFrom<DeviceRow> for Device {
@@ -346,6 +347,29 @@ macro_rules! sql_store {
                         sip_username: r.sip_username,
                         ha1_md5: r.ha1_md5,
                         ha1_sha256: r.ha1_sha256,
+                        remote_answer: r.remote_answer,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct ExternalPhoneRow {
+                id: DbId,
+                tenant_id: DbId,
+                user_id: DbId,
+                number: String,
+                label: String,
+            }
+
+            impl TryFrom<ExternalPhoneRow> for ExternalPhone {
+                type Error = StoreError;
+                fn try_from(r: ExternalPhoneRow) -> StoreResult<ExternalPhone> {
+                    Ok(ExternalPhone {
+                        id: DeviceId(dec_id(r.id)?),
+                        tenant_id: TenantId(dec_id(r.tenant_id)?),
+                        user_id: UserId(dec_id(r.user_id)?),
+                        number: r.number,
+                        label: r.label,
                     })
                 }
             }
@@ -658,8 +682,14 @@ macro_rules! sql_store {
                     .await
                     .map_err(read_err)?;
                     let devices: Vec<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
                          FROM devices",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(read_err)?;
+                    let phones: Vec<ExternalPhoneRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, number, label FROM external_phones",
                     )
                     .fetch_all(&mut *tx)
                     .await
@@ -683,7 +713,8 @@ macro_rules! sql_store {
                         rows(devices)?,
                         rows(dids)?,
                         rows(trunks)?,
-                    ))
+                    )
+                    .with_external_phones(rows(phones)?))
                 }
 
                 async fn save_binding(&self, b: &Binding) -> StoreResult<()> {
@@ -1128,7 +1159,8 @@ macro_rules! sql_store {
                     let user = d.user_id.to_string();
                     sqlx::query(
                         "INSERT INTO devices (id, tenant_id, user_id, sip_username, ha1_md5, \
-                         ha1_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         ha1_sha256, created_at, remote_answer) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(enc_id(d.id.0))
                     .bind(enc_id(tenant.0))
@@ -1137,6 +1169,7 @@ macro_rules! sql_store {
                     .bind(&d.ha1_md5)
                     .bind(&d.ha1_sha256)
                     .bind(enc_ts(Utc::now()))
+                    .bind(d.remote_answer)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
@@ -1157,7 +1190,7 @@ macro_rules! sql_store {
 
                 async fn get_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<Device> {
                     let row: Option<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
                          FROM devices WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(enc_id(tenant.0))
@@ -1174,7 +1207,7 @@ macro_rules! sql_store {
                     sip_username: &str,
                 ) -> StoreResult<Option<Device>> {
                     let row: Option<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
                          FROM devices WHERE tenant_id = $1 AND sip_username = $2",
                     )
                     .bind(enc_id(tenant.0))
@@ -1191,7 +1224,7 @@ macro_rules! sql_store {
                     user: Option<UserId>,
                 ) -> StoreResult<Vec<Device>> {
                     let found: Vec<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256 \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
                          FROM devices WHERE tenant_id = $1 AND ($2 IS NULL OR user_id = $2) \
                          ORDER BY sip_username",
                     )
@@ -1208,7 +1241,7 @@ macro_rules! sql_store {
                     let user = d.user_id.to_string();
                     let done = sqlx::query(
                         "UPDATE devices SET user_id = $3, sip_username = $4, ha1_md5 = $5, \
-                         ha1_sha256 = $6 WHERE tenant_id = $1 AND id = $2",
+                         ha1_sha256 = $6, remote_answer = $7 WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(enc_id(tenant.0))
                     .bind(enc_id(d.id.0))
@@ -1216,6 +1249,7 @@ macro_rules! sql_store {
                     .bind(&d.sip_username)
                     .bind(&d.ha1_md5)
                     .bind(&d.ha1_sha256)
+                    .bind(d.remote_answer)
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
@@ -1242,6 +1276,113 @@ macro_rules! sql_store {
                         .map_err(read_err)?;
                     if done.rows_affected() == 0 {
                         return Err(not_found("device", id));
+                    }
+                    Ok(())
+                }
+
+                async fn create_external_phone(
+                    &self,
+                    tenant: TenantId,
+                    p: &ExternalPhone,
+                ) -> StoreResult<()> {
+                    same_tenant(tenant, p.tenant_id, "external phone")?;
+                    let id = p.id.to_string();
+                    let user = p.user_id.to_string();
+                    sqlx::query(
+                        "INSERT INTO external_phones (id, tenant_id, user_id, number, label, \
+                         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(enc_id(p.id.0))
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(p.user_id.0))
+                    .bind(&p.number)
+                    .bind(&p.label)
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[
+                                    ("number", "external phone", &p.number),
+                                    ("id", "external phone", &id),
+                                ],
+                                // The key is (tenant, user): a user of another tenant is missing here.
+                                parent: Some(("user", &user)),
+                            },
+                        )
+                    })?;
+                    Ok(())
+                }
+
+                async fn list_external_phones(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                ) -> StoreResult<Vec<ExternalPhone>> {
+                    let found: Vec<ExternalPhoneRow> = sqlx::query_as(
+                        "SELECT id, tenant_id, user_id, number, label FROM external_phones \
+                         WHERE tenant_id = $1 AND user_id = $2 ORDER BY number",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    rows(found)
+                }
+
+                async fn update_external_phone(
+                    &self,
+                    tenant: TenantId,
+                    p: &ExternalPhone,
+                ) -> StoreResult<()> {
+                    same_tenant(tenant, p.tenant_id, "external phone")?;
+                    let done = sqlx::query(
+                        "UPDATE external_phones SET number = $4, label = $5 \
+                         WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(p.user_id.0))
+                    .bind(enc_id(p.id.0))
+                    .bind(&p.number)
+                    .bind(&p.label)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        translate(
+                            e,
+                            &Ctx {
+                                unique: &[("number", "external phone", &p.number)],
+                                parent: None,
+                            },
+                        )
+                    })?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("external phone", p.id));
+                    }
+                    Ok(())
+                }
+
+                async fn delete_external_phone(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    id: DeviceId,
+                ) -> StoreResult<()> {
+                    let done = sqlx::query(
+                        "DELETE FROM external_phones \
+                         WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(enc_id(id.0))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("external phone", id));
                     }
                     Ok(())
                 }

@@ -1,5 +1,6 @@
 //! A user's call control: `/tenants/{tenant_id}/users/{user_id}/calls/...`. Click-to-dial,
-//! hold, resume, release, blind transfer and answer on one device, always on behalf of
+//! hold, resume, release, blind and consultative transfer and answer on one device (a
+//! SIP device or an external phone), always on behalf of
 //! the user in the path (the portal calls these for the logged-in user). Tenants are
 //! walls and so are calls: another tenant's call, or a call the user takes no part in,
 //! is `404`.
@@ -38,6 +39,8 @@ impl From<ControlError> for ApiError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceCallBody {
+    /// A registered SIP device of the user, or one of the user's external phones (rung
+    /// through the tenant's trunk).
     #[schema(value_type = uuid::Uuid)]
     pub device_id: DeviceId,
     /// An extension of the tenant or an outside number, as the user would dial it.
@@ -51,23 +54,25 @@ pub struct PlacedCall {
     pub call_id: CallId,
 }
 
-/// Blind transfer: where the other party goes.
+/// Transfer: exactly one of `target` (blind) and `replaces_call` (consultative).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
-    /// An extension or an outside number, routed like a forward.
+    /// Blind transfer: an extension or an outside number, routed like a forward.
     #[schema(example = "1003")]
     pub target: Option<String>,
-    /// Consultative transfer (join with the other party of this call): not supported
-    /// yet, answered `501`.
+    /// Consultative transfer: the user's other answered call. Its other party is
+    /// joined with this call's other party; the user's legs of both calls are released.
     #[schema(value_type = Option<uuid::Uuid>)]
     pub replaces_call: Option<CallId>,
 }
 
-/// Answer on one device: keep ringing only it.
+/// Answer on one device: keep ringing only it (a device with remote answer is also
+/// told to answer by itself).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
+    /// A registered SIP device of the user, or one of the user's external phones.
     #[schema(value_type = uuid::Uuid)]
     pub device_id: DeviceId,
 }
@@ -157,47 +162,47 @@ pub async fn release(
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
     request_body = TransferBody,
     responses((status = 204,
-            description = "the user's leg is released and the target is being dialled"),
-        (status = 404, body = ErrorBody, description = "no such call of this user"),
+            description = "blind: the user's leg is released and the target is being \
+                dialled; consultative: the two other parties are joined and the user's \
+                two legs released"),
+        (status = 404, body = ErrorBody,
+            description = "no such call of this user (either call, when consultative)"),
         (status = 409, body = ErrorBody,
-            description = "not answered, or a re-INVITE in progress"),
-        (status = 422, body = ErrorBody, description = "no such extension or number"),
-        (status = 501, body = ErrorBody, description = "consultative transfer")))]
+            description = "a call is not answered, or a re-INVITE or transfer is in progress"),
+        (status = 422, body = ErrorBody,
+            description = "no such extension or number, or not exactly one of target and \
+                replaces_call")))]
 pub async fn transfer(
     State(st): State<ApiState>,
     ApiPath(p): CallPath,
     ApiJson(body): ApiJson<TransferBody>,
 ) -> Result<StatusCode, ApiError> {
-    let target = match body {
-        TransferBody {
-            replaces_call: Some(_),
-            ..
-        } => {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                "consultative transfer (replaces_call) is not supported yet",
-            ))
-        }
-        TransferBody {
-            target: Some(t), ..
-        } if !t.trim().is_empty() => t.trim().to_string(),
-        _ => {
-            return Err(ApiError::new(
+    let target = body
+        .target
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let action =
+        match (target, body.replaces_call) {
+            (Some(t), None) => ControlAction::Transfer {
+                target: t.to_string(),
+            },
+            (None, Some(with)) => ControlAction::Join { with },
+            _ => return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_target",
-                "target: an extension or a number is required",
-            ))
-        }
-    };
-    run(&st, p, ControlAction::Transfer { target }).await
+                "exactly one of target (an extension or a number) and replaces_call is required",
+            )),
+        };
+    run(&st, p, action).await
 }
 
 #[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/answer",
     tag = "calls",
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
     request_body = AnswerBody,
-    responses((status = 204, description = "only this device rings now"),
+    responses((status = 204,
+            description = "only this device rings now (told to answer, with remote answer)"),
         (status = 404, body = ErrorBody, description = "no such call of this user"),
         (status = 409, body = ErrorBody, description = "the call is not ringing to the user"),
         (status = 422, body = ErrorBody, description = "the device is not registered")))]

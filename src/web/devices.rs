@@ -1,11 +1,16 @@
-//! `/tenants/{tenant_id}/users/{user_id}/devices`: SIP devices of a user.
+//! `/tenants/{tenant_id}/users/{user_id}/devices`: SIP devices of a user, and
+//! `/tenants/{tenant_id}/users/{user_id}/external-phones`: the user's phones outside
+//! tsps (mobiles), which click-to-dial and answer take wherever a device goes.
 //!
 //! A device is created or changed with its password; the store keeps only the digest
 //! HA1s over the tenant's domain, and no response ever carries a password or an HA1.
+//! An external phone's number is stored in E.164, normalised by the tenant's dialing
+//! rules as contacts' numbers are.
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::{field, reloaded, ApiState};
+use crate::contacts::e164;
 use crate::provision::rules;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
 use axum::extract::State;
@@ -13,7 +18,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tsps_actors::model::Device;
+use tsps_actors::model::{Device, ExternalPhone};
 use tsps_actors::{DeviceId, TenantId, UserId};
 use utoipa::ToSchema;
 
@@ -25,6 +30,8 @@ pub struct DeviceView {
     pub user_id: UserId,
     #[schema(example = "1001")]
     pub sip_username: String,
+    /// The phone answers a ringing call when told to (NOTIFY `Event: talk`).
+    pub remote_answer: bool,
 }
 
 impl From<Device> for DeviceView {
@@ -33,6 +40,7 @@ impl From<Device> for DeviceView {
             id: d.id,
             user_id: d.user_id,
             sip_username: d.sip_username,
+            remote_answer: d.remote_answer,
         }
     }
 }
@@ -45,6 +53,11 @@ pub struct DeviceInput {
     pub sip_username: String,
     /// At least 8 characters; only its HA1s are stored.
     pub password: String,
+    /// The phone supports remote answer (BroadWorks `talk` event): `answer` on a call
+    /// ringing on it makes it answer by itself. Default false; a PUT without it keeps
+    /// the current value.
+    #[serde(default)]
+    pub remote_answer: Option<bool>,
 }
 
 impl fmt::Debug for DeviceInput {
@@ -52,6 +65,7 @@ impl fmt::Debug for DeviceInput {
         f.debug_struct("DeviceInput")
             .field("sip_username", &self.sip_username)
             .field("password", &"[redacted]")
+            .field("remote_answer", &self.remote_answer)
             .finish()
     }
 }
@@ -63,6 +77,7 @@ impl DeviceInput {
         tenant_id: TenantId,
         user_id: UserId,
         id: DeviceId,
+        remote_answer_now: bool,
     ) -> Result<Device, ApiError> {
         let sip_username = field("sip_username", rules::sip_username(&self.sip_username))?;
         let password = field("password", rules::device_password(&self.password))?;
@@ -76,6 +91,7 @@ impl DeviceInput {
             ha1_md5: ha1_md5(&sip_username, &realm, &password),
             ha1_sha256: ha1_sha256(&sip_username, &realm, &password),
             sip_username,
+            remote_answer: self.remote_answer.unwrap_or(remote_answer_now),
         })
     }
 }
@@ -118,7 +134,7 @@ pub async fn create_device(
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
     let device = input
-        .into_device(&st, tenant_id, user_id, DeviceId::new())
+        .into_device(&st, tenant_id, user_id, DeviceId::new(), false)
         .await?;
     st.store().create_device(tenant_id, &device).await?;
     reloaded(&st).await?;
@@ -149,9 +165,9 @@ pub async fn update_device(
     ApiPath((tenant_id, user_id, device_id)): ApiPath<(TenantId, UserId, DeviceId)>,
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    device_of(&st, tenant_id, user_id, device_id).await?;
+    let current = device_of(&st, tenant_id, user_id, device_id).await?;
     let device = input
-        .into_device(&st, tenant_id, user_id, device_id)
+        .into_device(&st, tenant_id, user_id, device_id, current.remote_answer)
         .await?;
     st.store().update_device(tenant_id, &device).await?;
     reloaded(&st).await?;
@@ -169,6 +185,179 @@ pub async fn delete_device(
 ) -> Result<StatusCode, ApiError> {
     device_of(&st, tenant_id, user_id, device_id).await?;
     st.store().delete_device(tenant_id, device_id).await?;
+    reloaded(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- external phones -------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalPhoneView {
+    /// Taken as `device_id` by click-to-dial and answer.
+    #[schema(value_type = Uuid)]
+    pub id: DeviceId,
+    #[schema(value_type = Uuid)]
+    pub user_id: UserId,
+    /// E.164.
+    #[schema(example = "+41791234567")]
+    pub number: String,
+    #[schema(example = "Mobile")]
+    pub label: String,
+}
+
+impl From<ExternalPhone> for ExternalPhoneView {
+    fn from(p: ExternalPhone) -> Self {
+        Self {
+            id: p.id,
+            user_id: p.user_id,
+            number: p.number,
+            label: p.label,
+        }
+    }
+}
+
+/// Body of POST and PUT.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalPhoneInput {
+    /// As the user writes it (`079 123 45 67`); stored in E.164 by the tenant's dialing
+    /// rules.
+    #[schema(example = "+41 79 123 45 67")]
+    pub number: String,
+    #[serde(default)]
+    #[schema(example = "Mobile")]
+    pub label: String,
+}
+
+/// Longest label kept.
+const MAX_LABEL: usize = 64;
+
+impl ExternalPhoneInput {
+    async fn into_phone(
+        self,
+        st: &ApiState,
+        tenant_id: TenantId,
+        user_id: UserId,
+        id: DeviceId,
+    ) -> Result<ExternalPhone, ApiError> {
+        st.store().get_user(tenant_id, user_id).await?;
+        let rules = st.store().get_tenant_settings(tenant_id).await?.dialing;
+        let mut issues = Vec::new();
+        let number = e164::normalize(&self.number, &rules)
+            .map_err(|e| issues.push(FieldIssue::new("number", e.to_string())))
+            .unwrap_or_default();
+        let label = self.label.trim().to_string();
+        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            issues.push(FieldIssue::new(
+                "label",
+                format!("at most {MAX_LABEL} characters, no control characters"),
+            ));
+        }
+        if !issues.is_empty() {
+            return Err(ApiError::unprocessable(
+                "invalid_external_phone",
+                "invalid external phone",
+                issues,
+            ));
+        }
+        Ok(ExternalPhone {
+            id,
+            tenant_id,
+            user_id,
+            number,
+            label,
+        })
+    }
+}
+
+/// The external phone, if it is this user's in this tenant; 404 otherwise.
+async fn phone_of(
+    st: &ApiState,
+    tenant_id: TenantId,
+    user_id: UserId,
+    id: DeviceId,
+) -> Result<ExternalPhone, ApiError> {
+    st.store()
+        .list_external_phones(tenant_id, user_id)
+        .await?
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("external phone not found: {id}")))
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/external-phones",
+    tag = "devices",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 200, body = [ExternalPhoneView]), (status = 404, body = ErrorBody)))]
+pub async fn list_external_phones(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
+) -> Result<Json<Vec<ExternalPhoneView>>, ApiError> {
+    st.store().get_user(tenant_id, user_id).await?;
+    let phones = st.store().list_external_phones(tenant_id, user_id).await?;
+    Ok(Json(phones.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/external-phones",
+    tag = "devices",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    request_body = ExternalPhoneInput,
+    responses((status = 201, body = ExternalPhoneView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the user has this number already"),
+        (status = 422, body = ErrorBody, description = "not a number, or a bad label")))]
+pub async fn create_external_phone(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
+    ApiJson(input): ApiJson<ExternalPhoneInput>,
+) -> Result<(StatusCode, Json<ExternalPhoneView>), ApiError> {
+    let phone = input
+        .into_phone(&st, tenant_id, user_id, DeviceId::new())
+        .await?;
+    st.store().create_external_phone(tenant_id, &phone).await?;
+    reloaded(&st).await?;
+    Ok((StatusCode::CREATED, Json(phone.into())))
+}
+
+#[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/external-phones/{phone_id}",
+    tag = "devices",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("phone_id" = Uuid, Path)),
+    responses((status = 200, body = ExternalPhoneView), (status = 404, body = ErrorBody)))]
+pub async fn get_external_phone(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id, id)): ApiPath<(TenantId, UserId, DeviceId)>,
+) -> Result<Json<ExternalPhoneView>, ApiError> {
+    Ok(Json(phone_of(&st, tenant_id, user_id, id).await?.into()))
+}
+
+#[utoipa::path(put, path = "/tenants/{tenant_id}/users/{user_id}/external-phones/{phone_id}",
+    tag = "devices",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("phone_id" = Uuid, Path)),
+    request_body = ExternalPhoneInput,
+    responses((status = 200, body = ExternalPhoneView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_external_phone(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id, id)): ApiPath<(TenantId, UserId, DeviceId)>,
+    ApiJson(input): ApiJson<ExternalPhoneInput>,
+) -> Result<Json<ExternalPhoneView>, ApiError> {
+    phone_of(&st, tenant_id, user_id, id).await?;
+    let phone = input.into_phone(&st, tenant_id, user_id, id).await?;
+    st.store().update_external_phone(tenant_id, &phone).await?;
+    reloaded(&st).await?;
+    Ok(Json(phone.into()))
+}
+
+#[utoipa::path(delete, path = "/tenants/{tenant_id}/users/{user_id}/external-phones/{phone_id}",
+    tag = "devices",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("phone_id" = Uuid, Path)),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete_external_phone(
+    State(st): State<ApiState>,
+    ApiPath((tenant_id, user_id, id)): ApiPath<(TenantId, UserId, DeviceId)>,
+) -> Result<StatusCode, ApiError> {
+    st.store()
+        .delete_external_phone(tenant_id, user_id, id)
+        .await?;
     reloaded(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -173,6 +173,15 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
             devices::update_device,
             devices::delete_device
         ))
+        .routes(routes!(
+            devices::list_external_phones,
+            devices::create_external_phone
+        ))
+        .routes(routes!(
+            devices::get_external_phone,
+            devices::update_external_phone,
+            devices::delete_external_phone
+        ))
         .routes(routes!(dids::list_dids, dids::create_did))
         .routes(routes!(dids::get_did, dids::update_did, dids::delete_did))
         .routes(routes!(trunks::list_trunks, trunks::create_trunk))

@@ -1,18 +1,31 @@
 //! Third-party call control: what a user does from the portal with a call they take
 //! part in. Hold and resume (tsps itself re-INVITEs the other party), release, blind
-//! transfer, and answer on one device of a ringing call (the per-call override).
+//! and consultative transfer, and answer on one device of a ringing call (the per-call
+//! override).
+//!
+//! Consultative transfer joins the other parties of two answered calls of the user.
+//! The call the request names keeps running and takes over the remaining leg of the
+//! other call, which ends: one call actor then owns both remaining legs, so hold,
+//! release, another transfer and the hangups work on the joined call as on any other.
+//! The alternative, two actors each keeping its leg and relaying every in-dialog
+//! request to the other for the rest of the call, spreads one call over two owners.
+//! The adopted leg stays on its own SIP shard (its dialog lives there): the shard is
+//! told to send the leg's events to the new owner ([`LegCommand::HandOver`]) and the
+//! new owner sends the leg's commands there. The media are joined as in RFC 3725
+//! flow I: the adopted party gets a re-INVITE without an offer, its offer goes to the
+//! remaining party in a re-INVITE, and that party's answer back in the ACK.
 //!
 //! A user's role in the call decides what is allowed: their leg is connected, their
 //! leg anchors a call that is still ringing elsewhere, their own device is being rung
 //! for a click-to-dial, or the call rings to them. A user with no role (another user,
 //! or one who transferred the call away) gets [`ControlError::NotFound`].
 
-use super::{sdp, AnchorKind, CallActor, LegState, OwnReInvite, Phase};
+use super::{sdp, AnchorKind, CallActor, Leg, LegState, OwnReInvite, Phase};
 use crate::events::CallEventKind;
 use crate::feature::Target;
-use crate::ids::{DeviceId, LegId, UserId};
-use crate::model::{CallOutcome, Party};
-use crate::ports::{Body, LegCommand, PartyInfo};
+use crate::ids::{CallId, DeviceId, LegId, UserId};
+use crate::model::{CallOutcome, LegRecord, Party};
+use crate::ports::{Body, LegCommand, LegEvent, PartyInfo};
 use crate::routing::{route_dialled, Route};
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -45,6 +58,11 @@ pub enum ControlAction {
     Forward(crate::feature::Target),
     /// Send the call ringing to the user to the user's attendant.
     Attendant,
+    /// Consultative transfer: the other party of this call and the other party of the
+    /// user's call `with` are connected; the user's two legs leave.
+    Join {
+        with: CallId,
+    },
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,7 +82,7 @@ pub enum ControlError {
 
 /// What the user is to the call right now.
 #[derive(Clone, Copy, Debug)]
-enum Role {
+pub(super) enum Role {
     /// The user's leg is connected to the other party.
     Connected(LegId),
     /// The user's leg anchors the call while the other side rings.
@@ -93,7 +111,7 @@ impl Handler<Control> for CallActor {
 }
 
 impl CallActor {
-    fn role_of(&self, user: UserId) -> Option<Role> {
+    pub(super) fn role_of(&self, user: UserId) -> Option<Role> {
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
         if let Some(a) = self.anchor.filter(|a| mine(a.leg)) {
             return Some(if self.phase == Phase::Answered {
@@ -128,6 +146,9 @@ impl CallActor {
             return Err(ControlError::NotFound);
         }
         let role = self.role_of(msg.user).ok_or(ControlError::NotFound)?;
+        if self.joining.is_some() {
+            return Err(ControlError::WrongState("a transfer is in progress"));
+        }
         match msg.action {
             ControlAction::Hold => self.change_media(role, true).map(Some),
             ControlAction::Resume => self.change_media(role, false).map(Some),
@@ -139,6 +160,7 @@ impl CallActor {
                 self.transfer(msg.user, role, &target, ctx)?;
                 Ok(None)
             }
+            ControlAction::Join { with } => self.join(msg.user, role, with, ctx).map(Some),
             action @ (ControlAction::AnswerOn(_)
             | ControlAction::Forward(_)
             | ControlAction::Attendant) => {
@@ -240,6 +262,24 @@ impl CallActor {
                     let _ = reply.send(Err(ControlError::Refused(code)));
                 }
             }
+            Some(OwnReInvite::Fetch { leg, then }) => match body.filter(|_| ok) {
+                Some(offer) => {
+                    self.own_reinvite = Some(OwnReInvite::Connect {
+                        anchor: then,
+                        new: leg,
+                    });
+                    self.send(LegCommand::ReOffer {
+                        leg: then,
+                        body: Some(offer),
+                    });
+                }
+                None => {
+                    warn!(call = %self.setup.call, code, "the joined party gave no offer");
+                    self.hang_up(leg);
+                    self.hang_up(then);
+                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                }
+            },
             Some(OwnReInvite::Connect { anchor, new }) => {
                 if ok {
                     self.ack(anchor, None);
@@ -362,8 +402,13 @@ impl CallActor {
         // The remaining party anchors the call while the target rings.
         let side = self.side_of(other);
         self.shown_caller = match side {
-            Party::Caller => self.setup.caller.clone(),
-            _ => self.callee_party_or_dialled(),
+            Party::Caller => self.caller_party.clone(),
+            _ => {
+                // The target takes the caller side.
+                let remaining = self.callee_party_or_dialled();
+                self.caller_party = party.clone();
+                remaining
+            }
         };
         self.callee_party = Some(party);
         self.anchor = Some(super::Anchor {
@@ -384,6 +429,279 @@ impl CallActor {
         self.attendant = None;
         self.redirects = 0;
         self.forward_to(to, ctx);
+        Ok(())
+    }
+}
+
+/// Consultative transfer, asked of the other call: hand over the user's other party.
+/// On success this call has hung up the user's leg and ended; the returned leg's
+/// events already go to `events`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<HandedLeg, ControlError>")]
+pub struct HandOver {
+    pub user: UserId,
+    /// The call the leg joins.
+    pub into: CallId,
+    pub events: actix::Recipient<LegEvent>,
+}
+
+/// What the joining call needs to own a leg handed over by another call.
+#[derive(Debug)]
+pub struct HandedLeg {
+    leg: LegId,
+    sip: actix::Recipient<LegCommand>,
+    incoming: bool,
+    user: Option<UserId>,
+    device: Option<DeviceId>,
+    sdp: Option<Body>,
+    record: LegRecord,
+    /// Who the party on the leg is, as shown to others.
+    party: PartyInfo,
+}
+
+impl Handler<HandOver> for CallActor {
+    type Result = Result<HandedLeg, ControlError>;
+
+    fn handle(&mut self, msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
+        self.hand_over(msg, ctx)
+    }
+}
+
+/// A connected call's legs are free for a transfer: no re-INVITE of either side or of
+/// tsps is under way and no 2xx waits for its ACK.
+fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlError> {
+    let busy = act.own_reinvite.is_some()
+        || act.reoffer_from.is_some()
+        || act.joining.is_some()
+        || legs
+            .iter()
+            .any(|l| act.leg(*l).is_some_and(|l| l.needs_ack));
+    if busy {
+        Err(ControlError::WrongState("a re-INVITE is in progress"))
+    } else {
+        Ok(())
+    }
+}
+
+impl CallActor {
+    /// Consultative transfer, on the call that stays: asks the call `with` for its leg
+    /// of the user's other party. Answered once that leg has joined this call.
+    fn join(
+        &mut self,
+        user: UserId,
+        role: Role,
+        with: CallId,
+        ctx: &mut Context<Self>,
+    ) -> Result<Reply, ControlError> {
+        let Role::Connected(mine) = role else {
+            return Err(ControlError::WrongState("the call is not answered"));
+        };
+        if with == self.setup.call {
+            return Err(ControlError::WrongState(
+                "a call cannot be joined with itself",
+            ));
+        }
+        let other = self
+            .peer_of(mine)
+            .ok_or(ControlError::WrongState("the call is not answered"))?;
+        settled(self, [mine, other])?;
+        let addr = self
+            .platform
+            .call(self.setup.tenant, with)
+            .ok_or(ControlError::NotFound)?;
+        let (reply, rx) = oneshot::channel();
+        self.joining = Some(with);
+        let ask = HandOver {
+            user,
+            into: self.setup.call,
+            events: ctx.address().recipient(),
+        };
+        // Spawned, not awaited in the mailbox: the other call may be asking us at the
+        // same moment, and both must still answer.
+        addr.send(ask)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let res = res.unwrap_or(Err(ControlError::NotFound));
+                let _ = reply.send(act.adopt(user, mine, with, res, ctx));
+            })
+            .spawn(ctx);
+        Ok(rx)
+    }
+
+    /// Consultative transfer, on the call that ends: the user's leg is hung up and the
+    /// other party's leg moves to the call `into`.
+    fn hand_over(
+        &mut self,
+        msg: HandOver,
+        ctx: &mut Context<Self>,
+    ) -> Result<HandedLeg, ControlError> {
+        if self.phase == Phase::Ended {
+            return Err(ControlError::NotFound);
+        }
+        let Some(Role::Connected(mine)) = self.role_of(msg.user) else {
+            return Err(match self.role_of(msg.user) {
+                None => ControlError::NotFound,
+                Some(_) => ControlError::WrongState("the other call is not answered"),
+            });
+        };
+        let other = self
+            .peer_of(mine)
+            .ok_or(ControlError::WrongState("the other call is not answered"))?;
+        settled(self, [mine, other])?;
+        let side = self.side_of(other);
+        let dir = self.platform.directory.current();
+        let l = self.leg(other).ok_or(ControlError::NotFound)?;
+        let party = match l.user.and_then(|u| dir.user(u)) {
+            Some(u) => PartyInfo {
+                user: u.extension.clone(),
+                display_name: Some(u.display_name.clone()),
+                domain: self.setup.caller.domain.clone(),
+            },
+            None if side == Party::Caller => self.caller_party.clone(),
+            None => self.callee_party_or_dialled(),
+        };
+        let handed = HandedLeg {
+            leg: other,
+            sip: l.sip.clone().unwrap_or_else(|| self.setup.sip.clone()),
+            incoming: l.incoming,
+            user: l.user,
+            device: l.device,
+            sdp: l.sdp.clone(),
+            record: l.record.clone(),
+            party,
+        };
+        // The shard sends the leg's events to the joining call from now on; the command
+        // goes out before this call ends, so no event of the leg is lost in between.
+        self.send(LegCommand::HandOver {
+            leg: other,
+            events: msg.events,
+        });
+        let now = self.platform.clock.now();
+        if let Some(l) = self.leg_mut(other) {
+            // Not ours any more: nothing here may end it.
+            l.state = LegState::Done;
+            l.record.ended_at = Some(now);
+        }
+        let ext = dir
+            .user(msg.user)
+            .map(|u| u.extension.clone())
+            .unwrap_or_default();
+        self.decision.push(format!(
+            "{ext}: joined {} with call {} (consultative transfer)",
+            handed.party.user, msg.into
+        ));
+        let by = self.side_of(mine);
+        self.hang_up(mine);
+        self.finish(CallOutcome::Answered, Some(by), ctx);
+        Ok(handed)
+    }
+
+    /// Consultative transfer, on the call that stays, once the other call answered:
+    /// the user's leg leaves, the handed-over leg takes its side, and the media of the
+    /// two remaining parties are joined (see the module docs).
+    fn adopt(
+        &mut self,
+        user: UserId,
+        mine: LegId,
+        with: CallId,
+        res: Result<HandedLeg, ControlError>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ControlError> {
+        self.joining = None;
+        let stashed = std::mem::take(&mut self.stashed);
+        let h = match res {
+            Ok(h) => h,
+            Err(e) => {
+                if self.phase == Phase::Ended {
+                    ctx.stop();
+                }
+                for ev in stashed {
+                    ctx.notify(ev);
+                }
+                return Err(e);
+            }
+        };
+        let remaining = self.peer_of(mine).filter(|_| self.phase == Phase::Answered);
+        let Some(remaining) = remaining else {
+            // This call ended while the other one handed over (its `finish` waited for
+            // this answer): the handed-over party has no one to talk to.
+            h.sip.do_send(LegCommand::Hangup { leg: h.leg });
+            ctx.stop();
+            return Err(ControlError::NotFound);
+        };
+        let now = self.platform.clock.now();
+        let side = self.side_of(mine);
+
+        // The user's leg leaves the call.
+        self.hang_up(mine);
+        if let Some(l) = self.leg_mut(mine) {
+            l.record.ended_at = Some(now);
+        }
+        self.publish(CallEventKind::LegEnded {
+            leg: mine,
+            code: None,
+        });
+        self.set_user_phase(Some(user), None);
+
+        // The other call's party takes the user's side.
+        let dir = self.platform.directory.current();
+        let ext = dir
+            .user(user)
+            .map(|u| u.extension.clone())
+            .unwrap_or_default();
+        self.decision.push(format!(
+            "{ext}: joined with {} of call {with} (consultative transfer)",
+            h.party.user
+        ));
+        let mut record = h.record;
+        record.role = side;
+        record.ended_at = None;
+        self.legs.push(Leg {
+            state: LegState::Answered,
+            record,
+            incoming: h.incoming,
+            ringing_published: true,
+            user: h.user,
+            step: self.step,
+            sdp: h.sdp,
+            needs_ack: false,
+            sip: Some(h.sip),
+            device: h.device,
+            talk: false,
+        });
+        match side {
+            Party::Caller => self.caller_party = h.party.clone(),
+            _ => self.callee_party = Some(h.party.clone()),
+        }
+        self.anchor = Some(super::Anchor {
+            leg: remaining,
+            side: self.side_of(remaining),
+            kind: AnchorKind::Established,
+        });
+        self.answered = Some(h.leg);
+        self.held_by = None;
+        self.publish(CallEventKind::LegJoined {
+            leg: h.leg,
+            side,
+            user: h.user,
+            device: h.device,
+            number: h.party.user,
+            from_call: with,
+        });
+        self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+
+        // The joined party makes a fresh offer; it goes to the remaining party.
+        self.own_reinvite = Some(OwnReInvite::Fetch {
+            leg: h.leg,
+            then: remaining,
+        });
+        self.send(LegCommand::ReOffer {
+            leg: h.leg,
+            body: None,
+        });
+        for ev in stashed {
+            ctx.notify(ev);
+        }
         Ok(())
     }
 }

@@ -23,7 +23,7 @@
 mod control;
 mod sdp;
 
-pub use control::{Control, ControlAction, ControlError};
+pub use control::{Control, ControlAction, ControlError, HandOver, HandedLeg};
 pub use sdp::sdp_is_hold;
 
 use crate::events::{CallEvent, CallEventKind, Event};
@@ -69,12 +69,21 @@ pub enum CallStart {
         target: String,
         offer: Option<Body>,
     },
-    /// Click-to-dial (RFC 3725 flow I): tsps first calls the user's device at these
-    /// contacts without an offer; the origin says whom the call is for.
+    /// Click-to-dial (RFC 3725 flow I): tsps first calls the user's device without an
+    /// offer; the origin says whom the call is for.
     ClickToDial {
         device: DeviceId,
-        bindings: Vec<Binding>,
+        reach: DeviceReach,
     },
+}
+
+/// How tsps reaches one of a user's devices.
+#[derive(Clone, Debug)]
+pub enum DeviceReach {
+    /// A SIP device, at its registered contacts.
+    Contacts(Vec<Binding>),
+    /// An external phone (a mobile): this E.164 number, through the tenant's trunk.
+    Number(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +137,35 @@ struct Leg {
     sdp: Option<Body>,
     /// A 2xx from this leg waits for our ACK.
     needs_ack: bool,
+    /// Where this leg's commands go when not to the call's own SIP shard: a leg that
+    /// joined from another call stays on that call's shard.
+    sip: Option<Recipient<LegCommand>>,
+    /// The user's device (or external phone) the leg rings, when known.
+    device: Option<DeviceId>,
+    /// Remote answer: once the device rings, tell it to answer (NOTIFY `Event: talk`).
+    talk: bool,
+}
+
+/// One leg to start on the dialled side.
+struct Ring {
+    target: DialTarget,
+    user: Option<UserId>,
+    device: Option<DeviceId>,
+}
+
+impl Ring {
+    /// The device a contact belongs to is known from its binding.
+    fn to(target: DialTarget, user: Option<UserId>) -> Self {
+        let device = match &target {
+            DialTarget::Contact(b) => Some(b.device_id),
+            _ => None,
+        };
+        Ring {
+            target,
+            user,
+            device,
+        }
+    }
 }
 
 /// A re-INVITE that tsps itself sent, waiting for its answer.
@@ -143,12 +181,15 @@ enum OwnReInvite {
     /// The remaining party of a transfer gets the new party's offer; the answer goes to
     /// the new party in our ACK (RFC 3725 §5, flow I applied to a re-INVITE).
     Connect { anchor: LegId, new: LegId },
+    /// Consultative transfer: the party that joined from another call gets a re-INVITE
+    /// without an offer; its offer then goes to `then` as in `Connect` (RFC 3725 §5).
+    Fetch { leg: LegId, then: LegId },
 }
 
 impl OwnReInvite {
     fn leg(&self) -> LegId {
         match self {
-            OwnReInvite::Media { leg, .. } => *leg,
+            OwnReInvite::Media { leg, .. } | OwnReInvite::Fetch { leg, .. } => *leg,
             OwnReInvite::Connect { anchor, .. } => *anchor,
         }
     }
@@ -177,6 +218,12 @@ pub struct CallActor {
     /// Whom dialled legs show as the caller: the caller, or after a transfer the party
     /// that stays.
     shown_caller: PartyInfo,
+    /// The party on the caller side now (the caller, or who joined in its place).
+    caller_party: PartyInfo,
+    /// A consultative transfer waits for the other call to hand over its leg; events
+    /// of legs not known yet (the handed-over one) wait here meanwhile.
+    joining: Option<CallId>,
+    stashed: Vec<LegEvent>,
     failures: Vec<u16>,
     /// The leg whose re-INVITE is being relayed to the other side.
     reoffer_from: Option<LegId>,
@@ -237,6 +284,9 @@ impl CallActor {
                     step: 0,
                     sdp: offer.clone(),
                     needs_ack: false,
+                    sip: None,
+                    device: None,
+                    talk: false,
                 });
                 let anchor = Anchor {
                     leg: *leg,
@@ -250,6 +300,9 @@ impl CallActor {
         Self {
             callee_shown: setup.dialled.clone(),
             shown_caller: setup.caller.clone(),
+            caller_party: setup.caller.clone(),
+            joining: None,
+            stashed: Vec::new(),
             setup,
             platform,
             phase: Phase::Routing,
@@ -294,8 +347,12 @@ impl CallActor {
         }));
     }
 
+    /// A leg's command goes to the SIP shard that owns the leg.
     fn send(&self, cmd: LegCommand) {
-        self.setup.sip.do_send(cmd);
+        match self.leg(cmd.leg()).and_then(|l| l.sip.as_ref()) {
+            Some(sip) => sip.do_send(cmd),
+            None => self.setup.sip.do_send(cmd),
+        }
     }
 
     fn set_user_phase(&self, user: Option<UserId>, phase: Option<CallPhase>) {
@@ -423,7 +480,7 @@ impl CallActor {
                 let seconds = self.platform.config.ring_timeout;
                 self.step += 1;
                 self.arm_step_timer(seconds, ctx);
-                self.dial(vec![(DialTarget::Uri(uri), None)], &callee, ctx);
+                self.dial(vec![Ring::to(DialTarget::Uri(uri), None)], &callee, ctx);
             }
             Admission::Outside { number, .. } => {
                 self.direction = CallDirection::Outbound;
@@ -465,18 +522,26 @@ impl CallActor {
     }
 
     /// Click-to-dial, first half: ring the user's device, showing the destination as
-    /// the caller so that the phone displays whom it is calling.
-    fn start_click_to_dial(&mut self, bindings: Vec<Binding>, ctx: &mut Context<Self>) {
+    /// the caller so that the phone displays whom it is calling. An external phone is
+    /// rung through the tenant's trunk, and shown the destination's number.
+    fn start_click_to_dial(
+        &mut self,
+        device: DeviceId,
+        reach: DeviceReach,
+        ctx: &mut Context<Self>,
+    ) {
         let dir = self.platform.directory.current();
-        if let crate::routing::Route::User(u) =
-            crate::routing::route_dialled(&dir, self.setup.tenant, &self.setup.dialled)
-        {
-            self.callee_user = Some(u);
-        } else {
-            self.direction = CallDirection::Outbound;
+        let mut shown = self.setup.dialled.clone();
+        match crate::routing::route_dialled(&dir, self.setup.tenant, &self.setup.dialled) {
+            crate::routing::Route::User(u) => self.callee_user = Some(u),
+            crate::routing::Route::Outside { number, .. } => {
+                self.direction = CallDirection::Outbound;
+                shown = number;
+            }
+            _ => self.direction = CallDirection::Outbound,
         }
         let destination = PartyInfo {
-            user: self.setup.dialled.clone(),
+            user: shown,
             display_name: self
                 .callee_user
                 .and_then(|u| dir.user(u))
@@ -486,20 +551,44 @@ impl CallActor {
         self.publish_started();
         self.phase = Phase::Ringing;
         self.set_user_phase(self.caller_user, Some(CallPhase::Active));
-        if bindings.is_empty() {
+        let user = self.caller_user;
+        let targets: Vec<Ring> = match reach {
+            DeviceReach::Contacts(bindings) => bindings
+                .into_iter()
+                .map(|b| Ring::to(DialTarget::Contact(b), user))
+                .collect(),
+            DeviceReach::Number(number) => self
+                .trunk_target(number)
+                .map(|target| Ring {
+                    target,
+                    user,
+                    device: Some(device),
+                })
+                .into_iter()
+                .collect(),
+        };
+        if targets.is_empty() {
             self.reject_all(480, CallOutcome::Unavailable, ctx);
             return;
         }
         self.step += 1;
         let seconds = self.platform.config.ring_timeout;
         self.arm_step_timer(seconds, ctx);
-        let user = self.caller_user;
-        let targets = bindings
-            .into_iter()
-            .map(|b| (DialTarget::Contact(b), user))
-            .collect();
         let me = self.setup.caller.clone();
         self.dial_with(targets, &destination, &me, ctx);
+    }
+
+    /// An outside number through the tenant's trunk (the first by name); None when the
+    /// tenant has none.
+    fn trunk_target(&self, number: String) -> Option<DialTarget> {
+        let dir = self.platform.directory.current();
+        let trunk = dir
+            .trunks_of_tenant(self.setup.tenant)
+            .min_by(|a, b| a.name.cmp(&b.name))?;
+        Some(DialTarget::Trunk {
+            trunk_id: trunk.id,
+            number,
+        })
     }
 
     /// Ends the current ringing step after `after`: its legs are cancelled and the plan
@@ -549,7 +638,7 @@ impl CallActor {
         self.step += 1;
         let seconds = self.platform.config.ring_timeout;
         self.arm_step_timer(seconds, ctx);
-        self.dial(vec![(DialTarget::Uri(t.uri), None)], &callee, ctx);
+        self.dial(vec![Ring::to(DialTarget::Uri(t.uri), None)], &callee, ctx);
     }
 
     fn callee_party_or_dialled(&self) -> PartyInfo {
@@ -704,30 +793,19 @@ impl CallActor {
         self.step += 1;
         let callee = self.callee_party_or_dialled();
         let dir = self.platform.directory.current();
-        let mut dials: Vec<(DialTarget, Option<UserId>)> = Vec::new();
+        let mut dials: Vec<Ring> = Vec::new();
         for t in &step.targets {
             match t {
                 Target::Devices => dials.extend(
                     self.target_bindings
                         .iter()
                         .cloned()
-                        .map(|b| (DialTarget::Contact(b), self.target_user)),
+                        .map(|b| Ring::to(DialTarget::Contact(b), self.target_user)),
                 ),
-                Target::Number(n) => {
-                    match dir
-                        .trunks_of_tenant(self.setup.tenant)
-                        .min_by(|a, b| a.name.cmp(&b.name))
-                    {
-                        Some(trunk) => dials.push((
-                            DialTarget::Trunk {
-                                trunk_id: trunk.id,
-                                number: n.clone(),
-                            },
-                            None,
-                        )),
-                        None => self.failures.push(403),
-                    }
-                }
+                Target::Number(n) => match self.trunk_target(n.clone()) {
+                    Some(target) => dials.push(Ring::to(target, None)),
+                    None => self.failures.push(403),
+                },
                 Target::Extension(x) => match dir
                     .user_by_extension(self.setup.tenant, x)
                     .and_then(|u| self.platform.user(u.id).map(|a| (u.id, a)))
@@ -746,7 +824,7 @@ impl CallActor {
                                 let targets: Vec<_> = res
                                     .unwrap_or_default()
                                     .into_iter()
-                                    .map(|b| (DialTarget::Contact(b), Some(uid)))
+                                    .map(|b| Ring::to(DialTarget::Contact(b), Some(uid)))
                                     .collect();
                                 if targets.is_empty() {
                                     act.failures.push(480);
@@ -770,12 +848,7 @@ impl CallActor {
         self.check_step_done(ctx);
     }
 
-    fn dial(
-        &mut self,
-        targets: Vec<(DialTarget, Option<UserId>)>,
-        callee: &PartyInfo,
-        ctx: &mut Context<Self>,
-    ) {
+    fn dial(&mut self, targets: Vec<Ring>, callee: &PartyInfo, ctx: &mut Context<Self>) {
         let caller = self.shown_caller.clone();
         self.dial_with(targets, &caller, callee, ctx);
     }
@@ -784,7 +857,7 @@ impl CallActor {
     /// `callee` in To.
     fn dial_with(
         &mut self,
-        targets: Vec<(DialTarget, Option<UserId>)>,
+        targets: Vec<Ring>,
         caller: &PartyInfo,
         callee: &PartyInfo,
         ctx: &mut Context<Self>,
@@ -793,13 +866,14 @@ impl CallActor {
         let me = ctx.address().recipient();
         let side = self.dialled_side();
         let body = self.dial_offer();
-        for (target, user) in targets {
+        for Ring {
+            target,
+            user,
+            device,
+        } in targets
+        {
             let leg = LegId::new();
             let description = target.describe();
-            let device = match &target {
-                DialTarget::Contact(b) => Some(b.device_id),
-                _ => None,
-            };
             self.legs.push(Leg {
                 state: LegState::Dialing,
                 record: LegRecord {
@@ -817,6 +891,9 @@ impl CallActor {
                 step: self.step,
                 sdp: None,
                 needs_ack: false,
+                sip: None,
+                device,
+                talk: false,
             });
             self.publish(CallEventKind::LegDialing {
                 leg,
@@ -993,8 +1070,12 @@ impl CallActor {
                 }
                 let first = !l.ringing_published;
                 l.ringing_published = true;
+                let talk = std::mem::take(&mut l.talk);
                 if first {
                     self.publish(CallEventKind::Ringing { leg });
+                }
+                if talk {
+                    self.send(LegCommand::RemoteAnswer { leg });
                 }
                 // Only an unanswered INVITE can hear it ring; a dialog cannot.
                 if let Some(a) = self.anchor.filter(|a| a.kind == AnchorKind::Incoming) {
@@ -1176,7 +1257,11 @@ impl CallActor {
                 }
             }
             LegEventKind::ReOffer { body } => match to {
-                Some(to) if self.reoffer_from.is_none() && self.own_reinvite.is_none() => {
+                Some(to)
+                    if self.reoffer_from.is_none()
+                        && self.own_reinvite.is_none()
+                        && self.joining.is_none() =>
+                {
                     let by = self.side_of(from);
                     let held = body.as_deref().map(sdp_is_hold).unwrap_or(false);
                     self.held_by = held.then_some(by);
@@ -1264,7 +1349,11 @@ impl CallActor {
         for user in users {
             self.set_user_phase(Some(user), None);
         }
-        ctx.stop();
+        // A consultative transfer waiting for the other call's leg stops once that
+        // answer is in (see `control::adopt`): the leg must not be left without owner.
+        if self.joining.is_none() {
+            ctx.stop();
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -1308,9 +1397,10 @@ impl Actor for CallActor {
                 started_at: self.started_at,
             },
         );
-        if let CallStart::ClickToDial { bindings, .. } = &mut self.setup.start {
-            let bindings = std::mem::take(bindings);
-            self.start_click_to_dial(bindings, ctx);
+        if let CallStart::ClickToDial { device, reach } = &mut self.setup.start {
+            let device = *device;
+            let reach = std::mem::replace(reach, DeviceReach::Contacts(Vec::new()));
+            self.start_click_to_dial(device, reach, ctx);
             return;
         }
         self.admit(ctx);
@@ -1399,21 +1489,42 @@ impl CallActor {
                 self.forward_to(target, ctx);
             }
             OverrideAction::AnswerOn(device) => {
-                let Some(binding) = self
+                let dir = self.platform.directory.current();
+                let binding = self
                     .target_bindings
                     .iter()
                     .find(|b| b.device_id == device)
-                    .cloned()
-                else {
-                    return Err(OverrideError::UnknownDevice);
+                    .cloned();
+                let (ring, talk) = match binding {
+                    Some(b) => {
+                        let talk = dir.device(device).is_some_and(|d| d.remote_answer);
+                        (Ring::to(DialTarget::Contact(b), self.target_user), talk)
+                    }
+                    None => {
+                        // An external phone of the user: rung through the trunk.
+                        let phone = dir
+                            .external_phone(device)
+                            .filter(|p| Some(p.user_id) == self.target_user)
+                            .ok_or(OverrideError::UnknownDevice)?;
+                        let target = self
+                            .trunk_target(phone.number.clone())
+                            .ok_or(OverrideError::UnknownDevice)?;
+                        let ring = Ring {
+                            target,
+                            user: self.target_user,
+                            device: Some(device),
+                        };
+                        (ring, false)
+                    }
                 };
+                let wanted = ring.target.describe();
                 let keep: Vec<LegId> = self
                     .legs
                     .iter()
                     .filter(|l| {
                         !l.incoming
                             && matches!(l.state, LegState::Dialing | LegState::Early)
-                            && l.record.target == binding.contact
+                            && l.record.target == wanted
                     })
                     .map(|l| l.record.id)
                     .collect();
@@ -1448,15 +1559,28 @@ impl CallActor {
                 }
                 self.step += 1;
                 let step_no = self.step;
+                // Remote answer: a device that rings already is told now, one still to
+                // ring once it does (the NOTIFY needs the dialog its 180 opened).
+                let mut tell = Vec::new();
                 for l in self.legs.iter_mut().filter(|l| keep.contains(&l.record.id)) {
                     l.step = step_no;
+                    if talk && l.state == LegState::Early {
+                        tell.push(l.record.id);
+                    } else {
+                        l.talk = talk;
+                    }
+                }
+                for leg in tell {
+                    self.send(LegCommand::RemoteAnswer { leg });
                 }
                 let seconds = self.platform.config.ring_timeout;
                 self.arm_step_timer(seconds, ctx);
                 if keep.is_empty() {
                     let callee = self.callee_party_or_dialled();
-                    let user = self.target_user;
-                    self.dial(vec![(DialTarget::Contact(binding), user)], &callee, ctx);
+                    self.dial(vec![ring], &callee, ctx);
+                    if let Some(l) = self.legs.last_mut() {
+                        l.talk = talk;
+                    }
                 }
             }
         }
@@ -1469,6 +1593,12 @@ impl Handler<LegEvent> for CallActor {
 
     fn handle(&mut self, msg: LegEvent, ctx: &mut Self::Context) {
         if self.phase == Phase::Ended {
+            return;
+        }
+        if self.joining.is_some() && self.leg(msg.leg).is_none() {
+            // The leg being handed over by the other call may speak before its hand-over
+            // reaches us: its events wait for it.
+            self.stashed.push(msg);
             return;
         }
         match self.anchor {

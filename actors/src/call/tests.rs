@@ -56,7 +56,7 @@ impl Harness {
         contacts.truncate(1);
         let start = CallStart::ClickToDial {
             device: contacts[0].device_id,
-            bindings: contacts,
+            reach: DeviceReach::Contacts(contacts),
         };
         // No incoming leg: `a` names none of the call's legs.
         Self::with_start(platform, persistence, bus, LegId::new(), start, dialled)
@@ -169,6 +169,7 @@ fn names(kinds: &[K]) -> Vec<&'static str> {
             K::Answered { .. } => "answered",
             K::MediaChanged { .. } => "media",
             K::LegEnded { .. } => "leg_ended",
+            K::LegJoined { .. } => "joined",
             K::Ended { .. } => "ended",
         })
         .collect()
@@ -1169,4 +1170,540 @@ async fn transfer_target_not_answering_hangs_up_the_remaining_party() {
     );
     assert_eq!(record.hangup_by, Some(Party::System));
     assert_eq!(record.legs[2].status_code, Some(486));
+}
+
+// ----- consultative transfer ---------------------------------------------------------
+
+impl Harness {
+    /// Another call on the same platform, with a SIP side of its own (another shard):
+    /// Alice calls `dialled` from a second incoming leg.
+    fn second_call(&self, dialled: &str) -> Harness {
+        let a = LegId::new();
+        let start = CallStart::Incoming {
+            leg: a,
+            target: "device:1001".into(),
+            offer: Some(sdp("v=0\r\no=alice 2 2 IN IP4 127.0.0.1\r\n")),
+        };
+        Harness::with_start(
+            self.platform.clone(),
+            self.persistence.clone(),
+            self.platform.bus.clone(),
+            a,
+            start,
+            dialled,
+        )
+    }
+
+    /// Alice's call to `contact` (dialled `dialled`) is answered by it and ACKed.
+    async fn answered_by(&mut self, contact: &str) -> LegId {
+        let leg = expect_dial_to(self, contact).await;
+        self.event(
+            leg,
+            LegEventKind::Answered {
+                body: Some(sdp(
+                    "v=0\r\no=callee 1 1 IN IP4 127.0.0.1\r\na=sendrecv\r\n",
+                )),
+            },
+        );
+        assert!(matches!(self.next().await, LegCommand::Answer { leg, .. } if leg == self.a));
+        self.event(self.a, LegEventKind::Acked { body: None });
+        assert!(matches!(self.next().await, LegCommand::Ack { leg: l, .. } if l == leg));
+        leg
+    }
+
+    /// The record of this call once it has ended (other calls' records stay).
+    async fn record_of(&mut self) -> (CallRecord, Vec<K>) {
+        let mut kinds = Vec::new();
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(120), self.events.recv())
+                .await
+                .expect("an event")
+                .expect("bus open");
+            let Event::Call(e) = e.as_ref() else { continue };
+            if e.call != self.call_id {
+                continue;
+            }
+            let done = matches!(e.kind, K::Ended { .. });
+            kinds.push(e.kind.clone());
+            if done {
+                break;
+            }
+        }
+        let records = self.persistence.records.lock().unwrap().clone();
+        let record = records
+            .into_iter()
+            .find(|r| r.id == self.call_id)
+            .expect("this call's record");
+        (record, kinds)
+    }
+}
+
+#[actix::test]
+async fn consultative_transfer_joins_the_held_party_with_the_active_one() {
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected(&bindings).await;
+    // Alice holds Bob, then calls Carol: two lines at once.
+    let hold = first.control(ALICE, ControlAction::Hold);
+    assert!(matches!(first.next().await, LegCommand::ReOffer { leg, .. } if leg == bob));
+    first.event(
+        bob,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: Some(sdp("v=0\r\no=bob 1 2 IN IP4 127.0.0.1\r\na=recvonly\r\n")),
+        },
+    );
+    assert!(matches!(first.next().await, LegCommand::Ack { leg, .. } if leg == bob));
+    assert_eq!(hold.await.unwrap(), Ok(()));
+    let mut second = first.second_call("1003");
+    let carol = second.answered_by(CAROL_PHONE).await;
+    assert_eq!(first.status_of(ALICE).await, crate::user::UserStatus::Busy);
+
+    // Only Alice's answered calls can be joined, and only hers.
+    let join = |with| ControlAction::Join { with };
+    assert_eq!(
+        second.control_now(BOB, join(first.call_id())).await,
+        Err(ControlError::NotFound),
+        "Bob takes no part in the second call"
+    );
+    assert_eq!(
+        second.control_now(ALICE, join(CallId::new())).await,
+        Err(ControlError::NotFound),
+        "no such call"
+    );
+    assert_eq!(
+        second.control_now(ALICE, join(second.call_id())).await,
+        Err(ControlError::WrongState(
+            "a call cannot be joined with itself"
+        ))
+    );
+
+    let joined = second.control(ALICE, join(first.call_id()));
+    // The first call hands Bob's leg over and releases Alice's leg there.
+    let to = match first.next().await {
+        LegCommand::HandOver { leg, events } if leg == bob => events,
+        other => panic!("expected the hand-over of Bob's leg, got {other:?}"),
+    };
+    assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
+    // The second call releases Alice's leg there and asks Bob for a fresh offer; Bob's
+    // leg stays on the first call's SIP side, so the re-INVITE goes out there.
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == second.a));
+    assert!(matches!(first.next().await, LegCommand::ReOffer { leg, body: None } if leg == bob));
+    assert_eq!(joined.await.unwrap(), Ok(()));
+    // Alice is on neither call any more.
+    assert_eq!(
+        second.control_now(ALICE, ControlAction::Release).await,
+        Err(ControlError::NotFound)
+    );
+
+    // Bob's offer (sent where the shard now sends his leg's events) goes to Carol, and
+    // Carol's answer back to Bob in the ACK.
+    let bob_offer = sdp("v=0\r\no=bob 1 3 IN IP4 127.0.0.1\r\na=sendrecv\r\n");
+    to.do_send(LegEvent {
+        leg: bob,
+        kind: LegEventKind::ReAnswer {
+            code: 200,
+            body: Some(bob_offer.clone()),
+        },
+    });
+    assert!(
+        matches!(second.next().await, LegCommand::ReOffer { leg, body: Some(x) } if leg == carol && x == bob_offer)
+    );
+    let carol_answer = sdp("v=0\r\no=carol 1 2 IN IP4 127.0.0.1\r\na=sendrecv\r\n");
+    second.event(
+        carol,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: Some(carol_answer.clone()),
+        },
+    );
+    assert!(matches!(second.next().await, LegCommand::Ack { leg, body: None } if leg == carol));
+    assert!(
+        matches!(first.next().await, LegCommand::Ack { leg, body: Some(x) } if leg == bob && x == carol_answer)
+    );
+    assert_eq!(second.status_of(ALICE).await, crate::user::UserStatus::Idle);
+    assert_eq!(second.status_of(BOB).await, crate::user::UserStatus::Busy);
+
+    // The joined call is an ordinary call: Bob may hold Carol, on his own side.
+    let hold = second.control(BOB, ControlAction::Hold);
+    assert!(matches!(second.next().await, LegCommand::ReOffer { leg, .. } if leg == carol));
+    second.event(
+        carol,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: None,
+        },
+    );
+    assert!(matches!(second.next().await, LegCommand::Ack { leg, .. } if leg == carol));
+    assert_eq!(hold.await.unwrap(), Ok(()));
+    // Bob hangs up (his leg's events reach the second call): Carol gets the BYE.
+    to.do_send(LegEvent {
+        leg: bob,
+        kind: LegEventKind::Hangup,
+    });
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == carol));
+
+    let (r1, k1) = first.record_of().await;
+    assert_eq!(r1.outcome, CallOutcome::Answered);
+    assert_eq!(r1.hangup_by, Some(Party::Caller), "Alice left");
+    let want = format!(
+        "1001: joined 1002 with call {} (consultative transfer)",
+        second.call_id()
+    );
+    assert!(r1.decision.contains(&want), "{:?}", r1.decision);
+    assert!(r1.legs.iter().all(|l| l.ended_at.is_some()));
+    assert_eq!(names(&k1).last(), Some(&"ended"));
+
+    let (r2, k2) = second.record_of().await;
+    assert_eq!(r2.outcome, CallOutcome::Answered);
+    assert_eq!(r2.hangup_by, Some(Party::Caller), "Bob took Alice's side");
+    let want = format!(
+        "1001: joined with 1002 of call {} (consultative transfer)",
+        first.call_id()
+    );
+    assert!(r2.decision.contains(&want), "{:?}", r2.decision);
+    assert_eq!(r2.legs.len(), 3, "Alice, Carol and Bob: {:?}", r2.legs);
+    assert_eq!((r2.legs[2].id, r2.legs[2].role), (bob, Party::Caller));
+    assert!(r2.legs[2].answered_at.is_some());
+    assert!(k2.iter().any(|k| matches!(
+        k,
+        K::LegJoined { leg, side: Party::Caller, user: Some(u), number, from_call, .. }
+            if *leg == bob && *u == BOB && number == "1002" && *from_call == first.call_id()
+    )));
+    assert_eq!(second.status_of(BOB).await, crate::user::UserStatus::Idle);
+}
+
+#[actix::test]
+async fn consultative_transfer_needs_two_answered_calls() {
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected(&bindings).await;
+    let mut second = first.second_call("1003");
+    let carol = expect_dial_to(&mut second, CAROL_PHONE).await;
+    // The second call still rings: neither may be joined with the other.
+    let join = |with| ControlAction::Join { with };
+    assert_eq!(
+        first.control_now(ALICE, join(second.call_id())).await,
+        Err(ControlError::WrongState("the other call is not answered"))
+    );
+    assert_eq!(
+        second.control_now(ALICE, join(first.call_id())).await,
+        Err(ControlError::WrongState("the call is not answered"))
+    );
+    // Nothing was touched: both calls go on.
+    second.event(carol, LegEventKind::Failed { code: 486 });
+    assert!(matches!(
+        second.next().await,
+        LegCommand::Reject { code: 486, .. }
+    ));
+    first.event(bob, LegEventKind::Hangup);
+    assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
+    assert_eq!(first.record_of().await.0.outcome, CallOutcome::Answered);
+    assert_eq!(second.record_of().await.0.outcome, CallOutcome::Busy);
+}
+
+#[actix::test]
+async fn a_leg_that_hangs_up_during_the_hand_over_ends_the_joined_call() {
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected(&bindings).await;
+    let mut second = first.second_call("1003");
+    let carol = second.answered_by(CAROL_PHONE).await;
+    let joined = second.control(
+        ALICE,
+        ControlAction::Join {
+            with: first.call_id(),
+        },
+    );
+    let to = match first.next().await {
+        LegCommand::HandOver { leg, events } if leg == bob => events,
+        other => panic!("expected the hand-over, got {other:?}"),
+    };
+    assert!(matches!(first.next().await, LegCommand::Hangup { .. }));
+    // Bob's BYE reaches the second call at once (before or after it took the leg
+    // over, it is not lost).
+    to.do_send(LegEvent {
+        leg: bob,
+        kind: LegEventKind::Hangup,
+    });
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == second.a));
+    assert_eq!(joined.await.unwrap(), Ok(()));
+    assert!(matches!(first.next().await, LegCommand::ReOffer { leg, .. } if leg == bob));
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == carol));
+    let (r2, _) = second.record_of().await;
+    assert_eq!(r2.outcome, CallOutcome::Answered);
+    assert_eq!(r2.hangup_by, Some(Party::Caller));
+}
+
+// ----- external phones and remote answer ---------------------------------------------
+
+const TRUNK: crate::ids::TrunkId = crate::ids::TrunkId::for_test(1);
+const ALICE_MOBILE: DeviceId = DeviceId::for_test(50);
+const BOB_MOBILE: DeviceId = DeviceId::for_test(51);
+
+fn extras() -> testkit::Extras {
+    let phone = |id, user, number: &str| crate::model::ExternalPhone {
+        id,
+        tenant_id: TENANT,
+        user_id: user,
+        number: number.into(),
+        label: "Mobile".into(),
+    };
+    testkit::Extras {
+        trunks: vec![crate::model::Trunk {
+            id: TRUNK,
+            tenant_id: TENANT,
+            name: "carrier".into(),
+            peer_host: "127.0.0.2".into(),
+            peer_port: 5060,
+            transport: crate::model::TransportKind::Udp,
+            username: None,
+            password: None,
+            inbound_sources: vec![],
+        }],
+        phones: vec![
+            phone(ALICE_MOBILE, ALICE, "+41790000001"),
+            phone(BOB_MOBILE, BOB, "+41790000002"),
+        ],
+        ..Default::default()
+    }
+}
+
+fn expect_trunk_dial(cmd: LegCommand, number: &str) -> Box<Dial> {
+    match cmd {
+        LegCommand::Dial(d)
+            if d.target
+                == (DialTarget::Trunk {
+                    trunk_id: TRUNK,
+                    number: number.into(),
+                }) =>
+        {
+            d
+        }
+        other => panic!("expected a dial to {number} through the trunk, got {other:?}"),
+    }
+}
+
+#[actix::test]
+async fn click_to_dial_on_an_external_phone_rings_it_through_the_trunk_first() {
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE)],
+        extras(),
+    );
+    let start = CallStart::ClickToDial {
+        device: ALICE_MOBILE,
+        reach: DeviceReach::Number("+41790000001".into()),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, LegId::new(), start, "1002");
+    // The mobile first, without an offer, shown the destination.
+    let d = expect_trunk_dial(h.next().await, "+41790000001");
+    assert_eq!(d.body, None);
+    assert_eq!(d.caller.user, "1002");
+    let mobile = d.leg;
+    let offer = sdp("v=0\r\no=mobile 1 1 IN IP4 127.0.0.2\r\n");
+    h.event(
+        mobile,
+        LegEventKind::Answered {
+            body: Some(offer.clone()),
+        },
+    );
+    let bob = match h.next().await {
+        LegCommand::Dial(d) => {
+            assert!(matches!(&d.target, DialTarget::Contact(c) if c.contact == BOB_PHONE));
+            assert_eq!(d.body, Some(offer));
+            assert_eq!(d.caller.user, "1001");
+            d.leg
+        }
+        other => panic!("expected a dial to Bob, got {other:?}"),
+    };
+    let answer = sdp("v=0\r\no=bob 1 1 IN IP4 127.0.0.1\r\n");
+    h.event(
+        bob,
+        LegEventKind::Answered {
+            body: Some(answer.clone()),
+        },
+    );
+    assert!(
+        matches!(h.next().await, LegCommand::Ack { leg, body: Some(x) } if leg == mobile && x == answer)
+    );
+    assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == bob));
+    h.event(mobile, LegEventKind::Hangup);
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == bob));
+    let (record, kinds) = h.ended().await;
+    assert_eq!(record.outcome, CallOutcome::Answered);
+    assert_eq!(record.legs[0].target, "trunk:+41790000001");
+    assert!(kinds.iter().any(|k| matches!(
+        k,
+        K::LegDialing {
+            side: Party::Caller,
+            user: Some(ALICE),
+            device: Some(ALICE_MOBILE),
+            ..
+        }
+    )));
+}
+
+#[actix::test]
+async fn answer_on_an_external_phone_moves_the_ringing_call_to_it() {
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE)],
+        extras(),
+    );
+    let a = LegId::new();
+    let offer = sdp("v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\n");
+    let start = CallStart::Incoming {
+        leg: a,
+        target: "device:1001".into(),
+        offer: Some(offer.clone()),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+    let phone = expect_dial_to(&mut h, BOB_PHONE).await;
+    // Only Bob's own phones count.
+    assert_eq!(
+        h.control_now(BOB, ControlAction::AnswerOn(ALICE_MOBILE))
+            .await,
+        Err(ControlError::UnknownDevice)
+    );
+    assert_eq!(
+        h.control_now(BOB, ControlAction::AnswerOn(BOB_MOBILE))
+            .await,
+        Ok(())
+    );
+    assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == phone));
+    let d = expect_trunk_dial(h.next().await, "+41790000002");
+    assert_eq!(d.body, Some(offer), "the caller's offer");
+    assert_eq!(d.caller.user, "1001");
+    h.event(d.leg, LegEventKind::Answered { body: None });
+    assert!(matches!(h.next().await, LegCommand::Answer { leg, .. } if leg == a));
+    h.event(a, LegEventKind::Hangup);
+    assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == d.leg));
+    assert!(matches!(h.next().await, LegCommand::Hangup { leg } if leg == d.leg));
+    let (_, kinds) = h.ended().await;
+    assert!(kinds.iter().any(|k| matches!(
+        k,
+        K::LegDialing { leg, user: Some(BOB), device: Some(BOB_MOBILE), .. } if *leg == d.leg
+    )));
+}
+
+/// Bob's two phones: device 1 answers by itself when told to, device 2 cannot.
+fn remote_answer_extras() -> testkit::Extras {
+    let device = |n: u128, remote_answer| crate::model::Device {
+        id: DeviceId::for_test(n),
+        tenant_id: TENANT,
+        user_id: BOB,
+        sip_username: format!("bob{n}"),
+        ha1_md5: String::new(),
+        ha1_sha256: String::new(),
+        remote_answer,
+    };
+    testkit::Extras {
+        devices: vec![device(1, true), device(2, false)],
+        ..Default::default()
+    }
+}
+
+const BOB_DESK: &str = "sip:1002@127.0.0.1:5064";
+
+#[actix::test]
+async fn answer_on_a_remote_answer_device_tells_it_to_answer() {
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE), (BOB, BOB_DESK)],
+        remote_answer_extras(),
+    );
+    let a = LegId::new();
+    let start = CallStart::Incoming {
+        leg: a,
+        target: "device:1001".into(),
+        offer: Some(sdp("v=0\r\n")),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+    let legs = h.dialled_legs(2).await;
+    let (phone, desk) = (legs[0], legs[1]);
+    h.event(
+        phone,
+        LegEventKind::Progress {
+            code: 180,
+            body: None,
+        },
+    );
+    assert!(matches!(h.next().await, LegCommand::Progress { .. }));
+    let answer_on = ControlAction::AnswerOn(DeviceId::for_test(1));
+    assert_eq!(h.control_now(BOB, answer_on).await, Ok(()));
+    assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == desk));
+    // It rings already: told at once.
+    assert!(matches!(h.next().await, LegCommand::RemoteAnswer { leg } if leg == phone));
+    h.event(phone, LegEventKind::Answered { body: None });
+    assert!(matches!(h.next().await, LegCommand::Answer { leg, .. } if leg == a));
+    h.event(a, LegEventKind::Cancelled);
+    h.ended().await;
+}
+
+#[actix::test]
+async fn remote_answer_waits_for_the_device_to_ring_and_needs_the_flag() {
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE), (BOB, BOB_DESK)],
+        remote_answer_extras(),
+    );
+    let a = LegId::new();
+    let start = CallStart::Incoming {
+        leg: a,
+        target: "device:1001".into(),
+        offer: Some(sdp("v=0\r\n")),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+    let legs = h.dialled_legs(2).await;
+    let (phone, desk) = (legs[0], legs[1]);
+    // The desk phone has no remote answer: it only keeps ringing.
+    let answer_on = ControlAction::AnswerOn(DeviceId::for_test(2));
+    assert_eq!(h.control_now(BOB, answer_on).await, Ok(()));
+    assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == phone));
+    h.event(
+        desk,
+        LegEventKind::Progress {
+            code: 180,
+            body: None,
+        },
+    );
+    assert!(matches!(h.next().await, LegCommand::Progress { .. }));
+    h.event(desk, LegEventKind::Failed { code: 486 });
+    assert!(matches!(
+        h.next().await,
+        LegCommand::Reject { code: 486, .. }
+    ));
+    h.ended().await;
+
+    // Device 1 does; before it rings it is told once it does, once.
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE), (BOB, BOB_DESK)],
+        remote_answer_extras(),
+    );
+    let a = LegId::new();
+    let start = CallStart::Incoming {
+        leg: a,
+        target: "device:1001".into(),
+        offer: Some(sdp("v=0\r\n")),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+    let legs = h.dialled_legs(2).await;
+    let (phone, desk) = (legs[0], legs[1]);
+    let answer_on = ControlAction::AnswerOn(DeviceId::for_test(1));
+    assert_eq!(h.control_now(BOB, answer_on).await, Ok(()));
+    assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == desk));
+    for code in [180, 183] {
+        h.event(phone, LegEventKind::Progress { code, body: None });
+    }
+    assert!(matches!(h.next().await, LegCommand::RemoteAnswer { leg } if leg == phone));
+    assert!(matches!(
+        h.next().await,
+        LegCommand::Progress { code: 180, .. }
+    ));
+    assert!(matches!(
+        h.next().await,
+        LegCommand::Progress { code: 183, .. }
+    ));
+    h.event(a, LegEventKind::Cancelled);
+    assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == phone));
+    h.ended().await;
 }
