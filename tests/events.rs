@@ -339,3 +339,72 @@ fn metrics_count_sessions_and_messages() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_watcher_sees_colleagues_status_and_an_attendant_their_incoming_calls() {
+    let s = start();
+    let (t, bob) = s.users["1002"].clone();
+    let (_, alice) = s.users["1001"].clone();
+    let (_, zoe) = s.users["2001"].clone();
+    // Bob is Alice's attendant.
+    s.tsps.api_ok(
+        Method::PUT,
+        &format!("/tenants/{t}/users/{alice}/profile"),
+        Some(&serde_json::json!({"attendant": {"extension": "1002"}})),
+    );
+    let watch = format!("/tenants/{t}/users/{bob}/watch");
+    let (status, body) = s.tsps.api(
+        Method::PUT,
+        &watch,
+        Some(&serde_json::json!({"users": [alice, zoe]})),
+    );
+    assert_eq!(
+        status, 422,
+        "another tenant's user cannot be watched: {body}"
+    );
+    assert_eq!(body["error"]["details"][0]["field"], "users[1]", "{body}");
+
+    let mut events = s.open(Kind::WebSocket, "1002", None);
+    events.next(WAIT);
+    let got = s.tsps.api_ok(
+        Method::PUT,
+        &watch,
+        Some(&serde_json::json!({"users": [alice]})),
+    );
+    assert_eq!(got["watched"][0]["attendant"], true, "{got}");
+    assert_eq!(got["watched"][0]["hook"], "idle", "{got}");
+    events.until(WAIT, "the watched list", |v| v["type"] == "watched");
+
+    // Bob's own phone calls Alice: as her attendant he sees her side of it too.
+    let port = free_port(IpAddr::V4(DEVICE_IP), false);
+    register(&s.tsps, "a.test", "1001", "secret1001", port);
+    let uas = s.tsps.spawn_sipp(Sipp::uas("uas_answer.xml").port(port));
+    s.tsps
+        .sipp(
+            Sipp::new("uac_call.xml")
+                .device("a.test", "1002", "secret1002")
+                .calling("1001"),
+        )
+        .assert_success("1002 calls 1001");
+    uas.join().assert_success("1001 answers");
+    let ringing = events.until(WAIT, "Alice's incoming line", |v| {
+        v["type"] == "watched_line" && v["data"]["line"]["state"] == "ringing"
+    });
+    assert_eq!(ringing["data"]["user_id"], alice.as_str(), "{ringing}");
+    assert_eq!(
+        ringing["data"]["line"]["peer"]["number"], "1002",
+        "{ringing}"
+    );
+    events.until(WAIT, "Alice on the phone", |v| {
+        v["type"] == "presence"
+            && v["data"]["user_id"] == alice.as_str()
+            && v["data"]["hook"] == "busy"
+    });
+    events.until(WAIT, "Alice's line gone", |v| {
+        v["type"] == "watched_line_ended"
+    });
+    events.until(WAIT, "Alice idle again", |v| {
+        v["type"] == "presence" && v["data"]["hook"] == "idle"
+    });
+    seqs_increase(&events.close());
+}

@@ -512,6 +512,41 @@ fn ringing_follows_the_phone(test: &str, transport: &str) {
 }
 
 #[test]
+fn colleagues_status_lights_and_the_attendants_view_follow_a_call() {
+    let portal = Portal::start();
+    // Bob is Alice's attendant: he sees her incoming calls, not only her light.
+    let alice = format!(
+        "/tenants/{}/users/{}/profile",
+        portal.tenant(DOMAIN),
+        portal.user(DOMAIN, "1001")
+    );
+    portal.tsps.api_ok(
+        Method::PUT,
+        &alice,
+        Some(&json!({"attendant": {"extension": "1002"}})),
+    );
+    let mut browser = Browser::start(
+        "presence",
+        "presence.mjs",
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
+    );
+    browser.wait_event("ready");
+    let phone = portal.phone(
+        "1001",
+        Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "2000"),
+    );
+    let caller = portal
+        .tsps
+        .spawn_sipp(portal.caller("uac_call.xml", "1003", "1001"));
+    browser.wait_event("ended");
+    browser.finish();
+    caller.join().assert_success("Carol's call to Alice");
+    phone
+        .join()
+        .assert_success("Alice's phone rang and answered");
+}
+
+#[test]
 fn a_ringing_call_is_forwarded_from_the_incoming_window() {
     let portal = Portal::start();
     let mut browser = Browser::start(

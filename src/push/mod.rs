@@ -46,6 +46,43 @@ pub trait UserStateSource: Send + Sync + 'static {
     /// None when the user does not exist in that tenant.
     fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>>;
     fn device_name(&self, device: DeviceId) -> Option<String>;
+    /// The user of the tenant who is `user`'s attendant (per the user's profile).
+    fn attendant_of(&self, _tenant: TenantId, _user: UserId) -> BoxFuture<Option<UserId>> {
+        Box::pin(async { None })
+    }
+}
+
+/// How many colleagues one user may watch.
+pub const MAX_WATCHED: usize = 500;
+
+/// A colleague a user watches: their status, and, for the colleague's attendant, the
+/// colleague's incoming lines.
+#[derive(Clone, Debug, Serialize)]
+pub struct WatchedView {
+    pub user_id: UserId,
+    pub presence: tsps_actors::feature::Presence,
+    pub hook: tsps_actors::user::UserStatus,
+    /// The watcher is this user's attendant: it sees the user's incoming calls.
+    pub attendant: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<tsps_actors::lines::Line>>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WatchError {
+    #[error("users[{0}]: no such user in this tenant")]
+    UnknownUser(usize),
+    #[error("users: at most {MAX_WATCHED} users may be watched")]
+    TooMany,
+    #[error("no such user in this tenant")]
+    NoSuchWatcher,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Watcher {
+    user: UserId,
+    /// The watcher is the watched user's attendant.
+    lines: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -118,6 +155,10 @@ struct Stream {
 struct State {
     book: LineBook,
     streams: HashMap<UserId, Stream>,
+    /// Watched user → who watches them.
+    watchers: HashMap<UserId, Vec<Watcher>>,
+    /// Watcher → whom they watch (to replace a watch list).
+    watching: HashMap<UserId, Vec<UserId>>,
 }
 
 /// Counters of the hub, exported as Prometheus metrics.
@@ -151,6 +192,8 @@ impl Hub {
             state: Mutex::new(State {
                 book: LineBook::new(),
                 streams: HashMap::new(),
+                watchers: HashMap::new(),
+                watching: HashMap::new(),
             }),
             epoch: rand::random::<u64>() >> 1,
             config,
@@ -229,7 +272,30 @@ impl Hub {
                             *user,
                         ),
                     };
-                    self.push(&mut st, tenant, user, kind, ce.at, data);
+                    self.push(&mut st, tenant, user, kind, ce.at, data.clone());
+                    // The user's attendant follows the user's incoming calls.
+                    let incoming = match &u {
+                        LineUpdate::Line { line, .. } => {
+                            line.direction == tsps_actors::lines::LineDirection::In
+                        }
+                        LineUpdate::Ended { .. } => true,
+                    };
+                    let attendants: Vec<UserId> = st
+                        .watchers
+                        .get(&user)
+                        .into_iter()
+                        .flatten()
+                        .filter(|w| w.lines && incoming)
+                        .map(|w| w.user)
+                        .collect();
+                    for a in attendants {
+                        let data = json!({ "user_id": user, "line": data });
+                        let kind = match kind {
+                            "line" => "watched_line",
+                            _ => "watched_line_ended",
+                        };
+                        self.push(&mut st, tenant, a, kind, ce.at, data);
+                    }
                 }
             }
             Event::Device(DeviceEvent {
@@ -263,6 +329,17 @@ impl Hub {
                     hook: *hook,
                 });
                 self.push(&mut st, *tenant, *user, "status", *at, data);
+                let watchers: Vec<UserId> = st
+                    .watchers
+                    .get(user)
+                    .into_iter()
+                    .flatten()
+                    .map(|w| w.user)
+                    .collect();
+                for w in watchers {
+                    let data = json!({ "user_id": user, "presence": presence, "hook": hook });
+                    self.push(&mut st, *tenant, w, "presence", *at, data);
+                }
             }
         }
     }
@@ -315,17 +392,7 @@ impl Hub {
         self.source.user_state(tenant, user).await?;
         let (rx, start) = {
             let mut st = self.lock();
-            let buffer = self.config.buffer;
-            let stream = st.streams.entry(user).or_insert_with(|| Stream {
-                tenant,
-                seq: 0,
-                ring: VecDeque::new(),
-                tx: broadcast::channel(buffer).0,
-                last_seen: Instant::now(),
-            });
-            if stream.tenant != tenant {
-                return None;
-            }
+            let stream = self.stream_of(&mut st, tenant, user)?;
             stream.last_seen = Instant::now();
             let rx = stream.tx.subscribe();
             let start = match since {
@@ -375,17 +442,40 @@ impl Hub {
         Some(session)
     }
 
+    /// The user's stream, created when missing; None if it belongs to another tenant.
+    fn stream_of<'s>(
+        &self,
+        st: &'s mut State,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Option<&'s mut Stream> {
+        let buffer = self.config.buffer;
+        let stream = st.streams.entry(user).or_insert_with(|| Stream {
+            tenant,
+            seq: 0,
+            ring: VecDeque::new(),
+            tx: broadcast::channel(buffer).0,
+            last_seen: Instant::now(),
+        });
+        (stream.tenant == tenant).then_some(stream)
+    }
+
     /// A snapshot of the user's lines, devices and status, as of the returned seq.
     async fn snapshot(&self, tenant: TenantId, user: UserId) -> Option<Msg> {
+        // The seq first: anything after it reaches the client after the snapshot, and
+        // applying a device or status change twice is harmless.
+        let (seq, lines, watched) = {
+            let st = self.lock();
+            let seq = st.streams.get(&user).map(|s| s.seq).unwrap_or(0);
+            (seq, st.book.lines_of(user), self.watched_lines(&st, user))
+        };
         let state = self.source.user_state(tenant, user).await?;
-        let st = self.lock();
-        let seq = st.streams.get(&user).map(|s| s.seq).unwrap_or(0);
-        let lines = st.book.lines_of(user);
-        drop(st);
+        let watched = self.watched_views(tenant, watched).await;
         let data = json!({
             "lines": lines,
             "devices": state.devices,
             "status": state.status,
+            "watched": watched,
         });
         let json = envelope(seq, &self.resume_token(seq), "snapshot", Utc::now(), data);
         Some(Msg {
@@ -393,6 +483,126 @@ impl Hub {
             json: json.into(),
             resync: false,
         })
+    }
+
+    /// Whom `watcher` watches, with the incoming lines of those it is attendant of.
+    fn watched_lines(
+        &self,
+        st: &State,
+        watcher: UserId,
+    ) -> Vec<(UserId, Option<Vec<tsps_actors::lines::Line>>)> {
+        st.watching
+            .get(&watcher)
+            .into_iter()
+            .flatten()
+            .map(|u| {
+                let attendant = st
+                    .watchers
+                    .get(u)
+                    .is_some_and(|ws| ws.iter().any(|w| w.user == watcher && w.lines));
+                let lines = attendant.then(|| {
+                    st.book
+                        .lines_of(*u)
+                        .into_iter()
+                        .filter(|l| l.direction == tsps_actors::lines::LineDirection::In)
+                        .collect()
+                });
+                (*u, lines)
+            })
+            .collect()
+    }
+
+    async fn watched_views(
+        &self,
+        tenant: TenantId,
+        watched: Vec<(UserId, Option<Vec<tsps_actors::lines::Line>>)>,
+    ) -> Vec<WatchedView> {
+        let states = futures::future::join_all(
+            watched
+                .iter()
+                .map(|(u, _)| self.source.user_state(tenant, *u)),
+        )
+        .await;
+        watched
+            .into_iter()
+            .zip(states)
+            .filter_map(|((user_id, lines), state)| {
+                let status = state?.status;
+                Some(WatchedView {
+                    user_id,
+                    presence: status.presence,
+                    hook: status.hook,
+                    attendant: lines.is_some(),
+                    lines,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets whom `watcher` watches (replacing the previous list): their status reaches
+    /// the watcher's stream as `presence` messages, and, where the watcher is the
+    /// user's attendant, the user's incoming lines as `watched_line` messages. Returns
+    /// the current state of each; the stream also gets it as a `watched` message.
+    pub async fn watch(
+        &self,
+        tenant: TenantId,
+        watcher: UserId,
+        users: Vec<UserId>,
+    ) -> Result<Vec<WatchedView>, WatchError> {
+        if users.len() > MAX_WATCHED {
+            return Err(WatchError::TooMany);
+        }
+        let mut list: Vec<UserId> = Vec::with_capacity(users.len());
+        for u in users {
+            if !list.contains(&u) && u != watcher {
+                list.push(u);
+            }
+        }
+        let checks = futures::future::join_all(list.iter().map(|u| async move {
+            let known = self.source.user_state(tenant, *u).await.is_some();
+            let attendant = self.source.attendant_of(tenant, *u).await == Some(watcher);
+            (known, attendant)
+        }))
+        .await;
+        if let Some(i) = checks.iter().position(|(known, _)| !known) {
+            return Err(WatchError::UnknownUser(i));
+        }
+        let watched = {
+            let mut st = self.lock();
+            // The list lives with the watcher's stream (dropped with it when idle).
+            if self.stream_of(&mut st, tenant, watcher).is_none() {
+                return Err(WatchError::NoSuchWatcher);
+            }
+            for old in st.watching.remove(&watcher).unwrap_or_default() {
+                if let Some(ws) = st.watchers.get_mut(&old) {
+                    ws.retain(|w| w.user != watcher);
+                    if ws.is_empty() {
+                        st.watchers.remove(&old);
+                    }
+                }
+            }
+            for (u, (_, lines)) in list.iter().zip(&checks) {
+                st.watchers.entry(*u).or_default().push(Watcher {
+                    user: watcher,
+                    lines: *lines,
+                });
+            }
+            if !list.is_empty() {
+                st.watching.insert(watcher, list);
+            }
+            self.watched_lines(&st, watcher)
+        };
+        let views = self.watched_views(tenant, watched).await;
+        let mut st = self.lock();
+        self.push(
+            &mut st,
+            tenant,
+            watcher,
+            "watched",
+            Utc::now(),
+            json!(views),
+        );
+        Ok(views)
     }
 
     /// After the hub itself missed bus events: a resync message in every stream makes
@@ -417,6 +627,18 @@ impl Hub {
             } else {
                 s.last_seen.elapsed() < idle
             }
+        });
+        // A watcher without a stream watches nothing (its next session sets it again).
+        let State {
+            streams,
+            watchers,
+            watching,
+            ..
+        } = &mut *st;
+        watching.retain(|w, _| streams.contains_key(w));
+        watchers.retain(|_, ws| {
+            ws.retain(|w| streams.contains_key(&w.user));
+            !ws.is_empty()
         });
     }
 
@@ -524,12 +746,17 @@ mod tests {
     const OTHER: TenantId = TenantId::for_test(2);
     const A: UserId = UserId::for_test(1);
     const B: UserId = UserId::for_test(2);
+    const C: UserId = UserId::for_test(3);
 
     struct Fake;
 
     impl UserStateSource for Fake {
+        fn attendant_of(&self, _: TenantId, user: UserId) -> BoxFuture<Option<UserId>> {
+            // B answers for A.
+            Box::pin(async move { (user == A).then_some(B) })
+        }
         fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>> {
-            let known = tenant == T && (user == A || user == B);
+            let known = tenant == T && (user == A || user == B || user == C);
             Box::pin(async move {
                 known.then(|| UserState {
                     devices: vec![],
@@ -767,5 +994,86 @@ mod tests {
         let m = next(&mut s).await;
         assert_eq!(m["data"]["hook"], "ringing");
         assert_eq!(m["seq"], 1);
+    }
+
+    #[tokio::test]
+    async fn watchers_get_status_and_the_attendant_gets_incoming_lines() {
+        let hub = hub(64, 128);
+        let mut b = hub.open(T, B, None).await.unwrap();
+        assert_eq!(next(&mut b).await["data"]["watched"], json!([]));
+        let mut c = hub.open(T, C, None).await.unwrap();
+        next(&mut c).await;
+        let views = hub.watch(T, B, vec![A, C]).await.unwrap();
+        assert_eq!(views.len(), 2);
+        assert!(
+            views[0].attendant && !views[1].attendant,
+            "B is A's attendant only"
+        );
+        let m = next(&mut b).await;
+        assert_eq!(m["type"], "watched");
+        assert_eq!(m["data"][0]["lines"], json!([]));
+        hub.watch(T, C, vec![A]).await.unwrap();
+        assert_eq!(next(&mut c).await["type"], "watched");
+        assert_eq!(
+            hub.watch(T, C, vec![A, UserId::for_test(9)]).await.err(),
+            Some(WatchError::UnknownUser(1))
+        );
+        assert!(hub.watch(T, C, vec![B; MAX_WATCHED + 1]).await.is_err());
+
+        // A call for A: B (attendant) sees the ringing line, C only A's status.
+        let call = CallId::for_test(5);
+        let ev = |kind| {
+            Event::Call(CallEvent {
+                call,
+                tenant: T,
+                at: Utc::now(),
+                kind,
+            })
+        };
+        hub.handle(&ev(CallEventKind::Started {
+            direction: CallDirection::Inbound,
+            caller: "+41790000001".into(),
+            callee: "1001".into(),
+            caller_user: None,
+            callee_user: Some(A),
+            caller_leg: Some(tsps_actors::LegId::for_test(1)),
+        }));
+        hub.handle(&ev(CallEventKind::Decided {
+            user: A,
+            contact: None,
+            reasons: vec!["ring devices".into()],
+            attendant: true,
+        }));
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: T,
+            user: A,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Ringing,
+            at: Utc::now(),
+        }));
+        let m = next(&mut b).await;
+        assert_eq!(m["type"], "watched_line");
+        assert_eq!(m["data"]["user_id"], json!(A));
+        assert_eq!(m["data"]["line"]["state"], "ringing");
+        assert_eq!(m["data"]["line"]["peer"]["number"], "+41790000001");
+        let m = next(&mut b).await;
+        assert_eq!(
+            (m["type"].as_str(), m["data"]["hook"].as_str()),
+            (Some("presence"), Some("ringing"))
+        );
+        let m = next(&mut c).await;
+        assert_eq!(m["type"], "presence", "no lines for a mere colleague: {m}");
+        assert_eq!(m["data"]["user_id"], json!(A));
+
+        // A reconnecting attendant finds the ringing line in its snapshot.
+        drop(b);
+        let mut b = hub.open(T, B, None).await.unwrap();
+        let snap = next(&mut b).await;
+        let watched = &snap["data"]["watched"];
+        assert_eq!(watched[0]["user_id"], json!(A));
+        assert_eq!(watched[0]["lines"][0]["state"], "ringing");
+        assert_eq!(watched[1]["lines"], json!(null));
+        end(&hub, call);
+        assert_eq!(next(&mut b).await["type"], "watched_line_ended");
     }
 }

@@ -5,6 +5,7 @@
 use super::{DeviceView, StatusView, UserState, UserStateSource};
 use crate::store::SharedDirectory;
 use std::sync::Arc;
+use tsps_actors::feature::Target;
 use tsps_actors::platform::Platform;
 use tsps_actors::ports::BoxFuture;
 use tsps_actors::user::GetUserSnapshot;
@@ -58,6 +59,20 @@ impl UserStateSource for PlatformSource {
                     hook: snap.status,
                 },
             })
+        })
+    }
+
+    fn attendant_of(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserId>> {
+        let directory = self.directory.clone();
+        Box::pin(async move {
+            let (profile, _) = directory.store().get_profile(tenant, user).await.ok()?;
+            match profile.attendant? {
+                Target::Extension(ext) => directory
+                    .get()
+                    .user_by_extension(tenant, &ext)
+                    .map(|u| u.id),
+                _ => None,
+            }
         })
     }
 

@@ -1,19 +1,20 @@
 //! A user's live events: the same messages over a WebSocket (browsers) or
 //! Server-Sent Events (simple integrations). See `docs/events.md`.
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, ApiQuery};
+use super::error::{ApiError, ErrorBody, FieldIssue};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::ApiState;
-use crate::push::{Resume, Session};
+use crate::push::{Resume, Session, WatchError};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tsps_actors::{TenantId, UserId};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 /// A socket that accepts nothing for this long is closed (the client reconnects).
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -137,4 +138,55 @@ pub async fn events_sse(
         .insert("x-accel-buffering", "no".parse().expect("static header"));
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
+}
+
+/// Whom the user watches: colleagues' status (and, for those whose attendant the user
+/// is, their incoming calls) then reach the user's event stream.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatchBody {
+    /// Users of the same tenant (at most 500); an empty list watches nobody.
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub users: Vec<UserId>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WatchedList {
+    /// Each watched user's status now; `lines` only where the user is their attendant.
+    #[schema(value_type = Vec<Object>)]
+    pub watched: Vec<crate::push::WatchedView>,
+}
+
+/// Sets whom the user watches (replacing the previous list). Changes then arrive on the
+/// user's event stream as `presence` (and `watched_line`) messages: see docs/events.md.
+#[utoipa::path(put, path = "/tenants/{tenant_id}/users/{user_id}/watch", tag = "events",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = WatchBody,
+    responses((status = 200, body = WatchedList),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a user not of this tenant, or too many")))]
+pub async fn put_watch(
+    State(st): State<ApiState>,
+    ApiPath((tenant, user)): ApiPath<(TenantId, UserId)>,
+    ApiJson(body): ApiJson<WatchBody>,
+) -> Result<Json<WatchedList>, ApiError> {
+    match st.push.watch(tenant, user, body.users).await {
+        Ok(watched) => Ok(Json(WatchedList { watched })),
+        Err(WatchError::NoSuchWatcher) => Err(ApiError::not_found("no such user in this tenant")),
+        Err(WatchError::UnknownUser(i)) => Err(ApiError::unprocessable(
+            "invalid_watch",
+            "invalid watch list",
+            vec![FieldIssue::new(
+                format!("users[{i}]"),
+                "no such user in this tenant",
+            )],
+        )),
+        Err(WatchError::TooMany) => Err(ApiError::unprocessable(
+            "invalid_watch",
+            "invalid watch list",
+            vec![FieldIssue::new(
+                "users",
+                format!("at most {} users", crate::push::MAX_WATCHED),
+            )],
+        )),
+    }
 }

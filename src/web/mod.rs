@@ -228,6 +228,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(live::set_clock))
         .routes(routes!(events::events_ws))
         .routes(routes!(events::events_sse))
+        .routes(routes!(events::put_watch))
         .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

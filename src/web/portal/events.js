@@ -26,6 +26,8 @@ export class LiveState extends EventTarget {
     /** device_id → Device */
     this.devices = new Map();
     this.status = null;
+    /** user_id → {user_id, presence, hook, attendant, lines: Map call_id → Line} */
+    this.watched = new Map();
     /** "connecting" | "live" | "reconnecting" | "stopped" */
     this.connection = 'connecting';
     this.resume = null;
@@ -144,6 +146,13 @@ export class LiveState extends EventTarget {
     this.apply(msg.type, msg.data || {});
   }
 
+  /** Colleagues watched (`PUT .../watch`), from a snapshot or a `watched` message. */
+  setWatched(list) {
+    this.watched = new Map((Array.isArray(list) ? list : []).map((w) => [w.user_id, {
+      ...w, lines: new Map((w.lines || []).map((l) => [l.call_id, l])),
+    }]));
+  }
+
   /** A replayed message this client already applied (same epoch, seq not newer). */
   isStale(resume) {
     if (!resume || !this.resume) return false;
@@ -158,8 +167,27 @@ export class LiveState extends EventTarget {
         this.lines = new Map((data.lines || []).map((l) => [l.call_id, l]));
         this.devices = new Map((data.devices || []).map((d) => [d.device_id, d]));
         this.status = data.status || null;
+        this.setWatched(data.watched);
         this.snapshotSeen = true;
         break;
+      case 'watched':
+        this.setWatched(data);
+        break;
+      case 'presence': {
+        const w = this.watched.get(data.user_id);
+        if (w) Object.assign(w, { presence: data.presence, hook: data.hook });
+        break;
+      }
+      case 'watched_line': {
+        const w = this.watched.get(data.user_id);
+        if (w && data.line && data.line.call_id) w.lines.set(data.line.call_id, data.line);
+        break;
+      }
+      case 'watched_line_ended': {
+        const w = this.watched.get(data.user_id);
+        if (w && data.line) w.lines.delete(data.line.call_id);
+        break;
+      }
       case 'line':
         if (data.call_id) this.lines.set(data.call_id, data);
         break;

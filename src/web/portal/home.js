@@ -27,6 +27,10 @@ export function renderHome(main, ctx) {
   const filter = h('input', { id: 'directory-filter', type: 'search', placeholder: 'Name or extension' });
   const recent = h('ul', { class: 'recent', id: 'recent' }, h('li', { class: 'muted' }, 'Loading…'));
   const notice = h('div', { id: 'notice', hidden: true });
+  const covered = h('section', { class: 'panel', id: 'covered', hidden: true, 'aria-labelledby': 'covered-title' },
+    h('h2', { id: 'covered-title' }, 'Calls for people you cover'));
+  const coveredList = h('ul', { class: 'lines', 'aria-live': 'polite' });
+  covered.append(coveredList);
 
   const cards = new Map(); // call_id → {li, json}
   let openForm = null; // {callId, action}: the forward/transfer entry a user opened
@@ -203,8 +207,10 @@ export function renderHome(main, ctx) {
       .filter((u) => !q || u.display_name.toLowerCase().includes(q) || u.extension.includes(q));
     if (shown.length === 0) directoryList.append(h('li', { class: 'muted' }, q ? 'Nobody matches.' : 'Nobody else here yet.'));
     for (const u of shown) {
-      directoryList.append(h('li', { dataset: { extension: u.extension } },
-        h('span', {}, u.display_name, ' ', h('span', { class: 'muted' }, u.extension)),
+      const [state, label] = presenceOf(ctx.live.watched.get(u.id));
+      directoryList.append(h('li', { dataset: { extension: u.extension, presence: state } },
+        h('span', { class: `dot ${state}`, role: 'img', 'aria-label': label, title: label }),
+        h('span', { class: 'who' }, u.display_name, ' ', h('span', { class: 'muted' }, u.extension)),
         h('button', {
           type: 'button', class: 'icon secondary', dataset: { dial: u.extension },
           'aria-label': `Call ${u.display_name} (${u.extension})`,
@@ -213,6 +219,22 @@ export function renderHome(main, ctx) {
     }
   }
   filter.addEventListener('input', renderDirectory);
+
+  // ---- calls of the colleagues whose attendant this user is ----
+  function renderCovered() {
+    clear(coveredList);
+    let n = 0;
+    for (const w of ctx.live.watched.values()) {
+      const who = users.find((u) => u.id === w.user_id);
+      for (const line of w.lines ? w.lines.values() : []) {
+        n += 1;
+        coveredList.append(h('li', { class: 'line', dataset: { watchedCallId: line.call_id, state: line.state } },
+          h('span', {}, h('strong', {}, who ? `${who.display_name} (${who.extension})` : 'A colleague'), ': ',
+            STATE_LABEL[line.state] || words(line.state), ' — ', peerLabel(ctx, line.peer))));
+      }
+    }
+    covered.hidden = n === 0;
+  }
 
   // ---- information ----
   function renderRecent(items) {
@@ -239,8 +261,10 @@ export function renderHome(main, ctx) {
       h('div', {},
         h('section', { class: 'panel', 'aria-labelledby': 'directory-title' },
           h('h2', { id: 'directory-title' }, 'Directory'),
+          h('p', { class: 'muted legend' }, 'Dots: green available, orange ringing, red on the phone or busy, grey away or unknown.'),
           field('Search the directory', filter),
           directoryList),
+        covered,
         h('section', { class: 'panel', 'aria-labelledby': 'info-title' },
           h('h2', { id: 'info-title' }, 'Information'),
           notice,
@@ -253,6 +277,9 @@ export function renderHome(main, ctx) {
     if (e && e.detail && e.detail.type === 'directory') for (const c of cards.values()) c.json = null;
     renderLines();
     renderDevices();
+    const type = e && e.detail && e.detail.type;
+    if (!type || ['snapshot', 'watched', 'presence'].includes(type)) renderDirectory();
+    if (!type || ['snapshot', 'watched', 'watched_line', 'watched_line_ended'].includes(type)) renderCovered();
   };
   ctx.live.addEventListener('change', onChange);
   onChange();
@@ -260,7 +287,17 @@ export function renderHome(main, ctx) {
     for (const el of linesList.querySelectorAll('.elapsed')) el.textContent = formatDuration(since(el.dataset.since));
   }, 1000);
 
-  api('GET', tenantPath(ctx.user, '/users')).then((list) => { users = list || []; renderDirectory(); })
+  api('GET', tenantPath(ctx.user, '/users')).then((list) => {
+    users = list || [];
+    renderDirectory();
+    // Status lights: watch the colleagues (the server caps the list at 500).
+    const ids = users.filter((u) => u.id !== ctx.user.user_id).map((u) => u.id).slice(0, 500);
+    return api('PUT', userPath(ctx.user, '/watch'), { users: ids }).then((r) => {
+      if (r && Array.isArray(r.watched)) ctx.live.setWatched(r.watched);
+      renderDirectory();
+      renderCovered();
+    });
+  })
     .catch((e) => { clear(directoryList).append(h('li', { class: 'error' }, `Directory unavailable: ${e.message}`)); });
   api('GET', userPath(ctx.user, '/calls/history?limit=5'))
     .then((r) => renderRecent(Array.isArray(r) ? r : []))
@@ -276,4 +313,18 @@ export function renderHome(main, ctx) {
     ctx.live.removeEventListener('change', onChange);
     clearInterval(ticker);
   };
+}
+
+/** A colleague's status light: [css state, spoken label]. */
+function presenceOf(w) {
+  if (!w) return ['unknown', 'status unknown'];
+  if (w.hook === 'busy') return ['busy', 'on the phone'];
+  if (w.hook === 'ringing') return ['ringing', 'ringing'];
+  switch (w.presence) {
+    case 'available': return ['available', 'available'];
+    case 'do_not_disturb': return ['busy', 'do not disturb'];
+    case 'busy': return ['busy', 'busy'];
+    case 'in_meeting': return ['away', 'in a meeting'];
+    default: return ['away', 'away'];
+  }
 }
