@@ -12,8 +12,8 @@ use tsps::contacts::{
 };
 use tsps::sip::digest::{ha1_md5, ha1_sha256};
 use tsps::store::{
-    self, CallHistoryQuery, CallSide, DynStore, PolicyMode, SessionRecord, Store, StoreError,
-    UserAccount, UserPolicy, UserRole,
+    self, ApiToken, ApiTokenId, CallHistoryQuery, CallSide, DynStore, PolicyMode, SessionRecord,
+    Store, StoreError, UserAccount, UserPolicy, UserRole,
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
@@ -123,6 +123,7 @@ contract!(
     user_accounts_roles_and_password_hashes,
     sessions_round_trip_touch_end_and_cascade,
     user_call_history_filters_and_pages,
+    api_tokens_round_trip_stay_in_their_tenant_and_cascade,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1438,6 +1439,82 @@ async fn sessions_round_trip_touch_end_and_cascade(s: &dyn Store) {
     // Sessions go with their user.
     s.delete_user(a.id, ua.id).await.unwrap();
     assert_eq!(s.get_session(&fresh.id_hash).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------- API tokens
+
+fn api_token(n: u8, tenant: &Tenant, name: &str, users: Option<Vec<UserId>>) -> ApiToken {
+    ApiToken {
+        id: ApiTokenId::for_test(u128::from(n)),
+        tenant_id: tenant.id,
+        name: name.into(),
+        secret_hash: format!("{n:064x}"),
+        users,
+        created_at: at(0),
+        expires_at: None,
+    }
+}
+
+async fn api_tokens_round_trip_stay_in_their_tenant_and_cascade(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    let bob = user(12, &a, "1002");
+    s.create_user(a.id, &bob).await.unwrap();
+    let mut crm = api_token(1, &a, "crm", Some(vec![ua.id, bob.id]));
+    crm.expires_at = Some(at(3600));
+    let console = api_token(2, &a, "console", None);
+    let theirs = api_token(3, &b, "crm", Some(vec![ub.id]));
+    for t in [&crm, &console, &theirs] {
+        s.create_api_token(t.tenant_id, t).await.unwrap();
+    }
+    // Found by the hash of the secret, with the user list in its order; listed by name.
+    assert_eq!(
+        s.find_api_token(&crm.secret_hash).await.unwrap(),
+        Some(crm.clone())
+    );
+    assert_eq!(
+        s.find_api_token(&console.secret_hash).await.unwrap(),
+        Some(console.clone())
+    );
+    assert_eq!(
+        s.find_api_token(&format!("{:064x}", 99)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.list_api_tokens(a.id).await.unwrap(),
+        [console.clone(), crm.clone()]
+    );
+    assert!(!crm.is_expired(at(3599)) && crm.is_expired(at(3600)));
+    assert!(!console.is_expired(at(1_000_000)));
+
+    // Names are unique per tenant, secrets everywhere.
+    let mut again = api_token(4, &a, "crm", None);
+    assert_already_exists(s.create_api_token(a.id, &again).await, "api token");
+    again.name = "other".into();
+    again.secret_hash = theirs.secret_hash.clone();
+    assert_already_exists(s.create_api_token(a.id, &again).await, "api token");
+    // Written under another tenant than it names; a tenant that does not exist.
+    assert!(matches!(
+        s.create_api_token(b.id, &api_token(5, &a, "x", None)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let ghost = tenant(9, "ghost.test");
+    assert_not_found(
+        s.create_api_token(ghost.id, &api_token(6, &ghost, "x", None))
+            .await,
+        "tenant",
+    );
+
+    // Revoking: only inside its tenant, once.
+    assert_not_found(s.delete_api_token(b.id, crm.id).await, "api token");
+    s.delete_api_token(a.id, crm.id).await.unwrap();
+    assert_not_found(s.delete_api_token(a.id, crm.id).await, "api token");
+    assert_eq!(s.find_api_token(&crm.secret_hash).await.unwrap(), None);
+    assert_eq!(s.list_api_tokens(a.id).await.unwrap(), [console.clone()]);
+
+    // Tokens go with their tenant.
+    s.delete_tenant(a.id).await.unwrap();
+    assert_eq!(s.find_api_token(&console.secret_hash).await.unwrap(), None);
+    assert_eq!(s.list_api_tokens(b.id).await.unwrap(), [theirs]);
 }
 
 async fn user_call_history_filters_and_pages(s: &dyn Store) {

@@ -13,6 +13,7 @@ mod policy;
 mod postgres;
 mod sql;
 mod sqlite;
+mod token;
 
 pub use account::{
     CallHistoryQuery, CallSide, LoginCandidate, SessionRecord, UserAccount, UserRole,
@@ -20,6 +21,7 @@ pub use account::{
 pub use policy::{PolicyMode, UserPolicy};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use token::{ApiToken, ApiTokenId};
 
 use crate::contacts::{Contact, ContactId, ContactNumber, ContactOwner, TenantSettings};
 
@@ -161,6 +163,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         idle_since: DateTime<Utc>,
     ) -> StoreResult<u64>;
+
+    // API tokens of integrations, keyed by the SHA-256 of the secret. They go with their
+    // tenant.
+    /// `AlreadyExists` ("api token") for a name taken in the tenant; `token.tenant_id`
+    /// must equal `tenant` (else `Invalid`).
+    async fn create_api_token(&self, tenant: TenantId, token: &ApiToken) -> StoreResult<()>;
+    /// By name.
+    async fn list_api_tokens(&self, tenant: TenantId) -> StoreResult<Vec<ApiToken>>;
+    /// The token whose secret hashes to `secret_hash`, of any tenant, expired or not.
+    async fn find_api_token(&self, secret_hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// `NotFound` ("api token") for none of this id in `tenant`.
+    async fn delete_api_token(&self, tenant: TenantId, id: ApiTokenId) -> StoreResult<()>;
 
     // Devices. The store only sees HA1s, never passwords.
     async fn create_device(&self, tenant: TenantId, device: &Device) -> StoreResult<()>;
