@@ -228,7 +228,18 @@ impl PresenceActor {
                 });
             }
         }
-        w.last = new;
+        // Ended calls are reported once: the next comparison is with the calls left.
+        w.last = if new
+            .dialogs
+            .iter()
+            .any(|d| d.state == DialogState::Terminated)
+        {
+            let mut rest = (*new).clone();
+            rest.dialogs.retain(|d| d.state != DialogState::Terminated);
+            Arc::new(rest)
+        } else {
+            new
+        };
     }
 
     fn on_event(&mut self, ev: &Event) {
@@ -365,7 +376,10 @@ impl Handler<Watch> for PresenceActor {
                 &[],
             );
             for l in &lines {
-                self.call_users.entry(l.call_id).or_default().insert(watched);
+                self.call_users
+                    .entry(l.call_id)
+                    .or_default()
+                    .insert(watched);
             }
             self.users.insert(
                 watched,

@@ -115,6 +115,14 @@ async fn a_call_is_notified_early_confirmed_terminated_to_the_callees_watchers()
         outcome: CallOutcome::Answered,
         hangup_by: Some(Party::Caller),
     }));
+    // The call's end makes Bob's hook idle: no NOTIFY just to drop the ended call.
+    actor.do_send(BusEvent(Arc::new(Event::Status(StatusEvent {
+        tenant: T,
+        user: BOB,
+        presence: Presence::Available,
+        hook: UserStatus::Idle,
+        at: Utc::now(),
+    }))));
     let snap = settle(&actor).await;
     assert_eq!(snap.calls, 0);
     tokio::task::yield_now().await;

@@ -107,7 +107,11 @@ pub fn dialog_of(line: &Line, far_end_ringing: bool) -> DialogView {
 
 /// The hook state of a set of dialogs (terminated ones do not count).
 pub fn hook_of(dialogs: &[DialogView]) -> Hook {
-    let live = || dialogs.iter().filter(|d| d.state != DialogState::Terminated);
+    let live = || {
+        dialogs
+            .iter()
+            .filter(|d| d.state != DialogState::Terminated)
+    };
     if live().any(|d| d.state == DialogState::Confirmed && !d.held) {
         Hook::OnCall
     } else if live().any(|d| d.held) {
@@ -247,7 +251,10 @@ mod tests {
         assert_eq!(on_call.activity, Some(Activity::OnThePhone));
         assert!(on_call.open);
         let idle = presence_of(&f, Hook::Idle);
-        assert_eq!((idle.activity, idle.note), (Some(Activity::Meeting), "In a meeting"));
+        assert_eq!(
+            (idle.activity, idle.note),
+            (Some(Activity::Meeting), "In a meeting")
+        );
         let avail = presence_of(&facts(Presence::Available), Hook::Idle);
         assert_eq!((avail.open, avail.activity), (true, None));
         let dnd = presence_of(&facts(Presence::DoNotDisturb), Hook::Idle);

@@ -147,8 +147,11 @@ pub fn may_watch(watcher: &User, watched: &User) -> bool {
 /// Whether the SUBSCRIBE asks for instant messages on hook changes: `im=1` (or
 /// `yes`, `true`) as a parameter of the Request-URI, e.g. `sip:1002@a.test;im=1`.
 pub fn wants_im(target: &str) -> bool {
-    super::headers::uri_param(target, "im")
-        .is_some_and(|v| ["1", "yes", "true"].iter().any(|t| v.eq_ignore_ascii_case(t)))
+    super::headers::uri_param(target, "im").is_some_and(|v| {
+        ["1", "yes", "true"]
+            .iter()
+            .any(|t| v.eq_ignore_ascii_case(t))
+    })
 }
 
 /// The SIP dialog of a subscription (tsps is the notifier: the UAS of the SUBSCRIBE).
@@ -175,6 +178,10 @@ pub struct SubDialog {
     pub domain: String,
     pub watched_name: String,
     pub watched_extension: String,
+    /// The watcher: instant messages go to this user's registered devices.
+    pub watcher: tsps_actors::UserId,
+    /// The watcher's address of record (the To of instant messages).
+    pub watcher_aor: String,
 }
 
 pub struct SubEntry {
@@ -193,6 +200,11 @@ pub struct ShardSubscriptions {
     /// Branch of each NOTIFY in flight → its subscription.
     pub notifies: HashMap<String, SubscriptionId>,
     pub timers: TimerQueue<SubscriptionId>,
+    /// Instant messages decided but not sent yet (their recipients are looked up).
+    pub pending_im: Vec<(
+        SubscriptionId,
+        std::sync::Arc<tsps_actors::presence::WatchedState>,
+    )>,
 }
 
 impl ShardSubscriptions {
@@ -245,10 +257,7 @@ mod tests {
     #[test]
     fn accept_must_include_the_package_type_when_present() {
         assert!(accepts(&[], Package::Dialog));
-        assert!(accepts(
-            &["application/dialog-info+xml"],
-            Package::Dialog
-        ));
+        assert!(accepts(&["application/dialog-info+xml"], Package::Dialog));
         assert!(!accepts(&["application/pidf+xml"], Package::Dialog));
         assert!(accepts(
             &["application/xpidf+xml", "application/pidf+xml;q=0.5"],

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tsps_actors::presence::{Package, WatchedState};
+use tsps_actors::presence::{DialogState, Package, WatchedState};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -30,7 +30,9 @@ pub enum Phase {
 /// The `Subscription-State` of a NOTIFY (RFC 6665 §8.2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubState {
-    Active { expires: u32 },
+    Active {
+        expires: u32,
+    },
     /// `terminated;reason=timeout`: expired, or ended by the subscriber (Expires: 0).
     Timeout,
 }
@@ -141,6 +143,16 @@ impl Subscription {
         let Some(state) = self.latest.clone() else {
             return;
         };
+        if state
+            .dialogs
+            .iter()
+            .any(|d| d.state == DialogState::Terminated)
+        {
+            // Ended calls are reported once: later NOTIFYs (a refresh) omit them.
+            let mut rest = (*state).clone();
+            rest.dialogs.retain(|d| d.state != DialogState::Terminated);
+            self.latest = Some(Arc::new(rest));
+        }
         out.push(Output::Notify {
             state,
             version: self.version,
@@ -284,10 +296,7 @@ mod tests {
     async fn initial_notify_then_one_in_flight_with_changes_folded() {
         let mut sub = Subscription::new(Package::Dialog);
         let out = accepted(&mut sub, 1, 60);
-        assert_eq!(
-            notifies(&out),
-            [(1, 0, SubState::Active { expires: 60 })]
-        );
+        assert_eq!(notifies(&out), [(1, 0, SubState::Active { expires: 60 })]);
         assert_eq!(
             out.last(),
             Some(&Output::Timer(Instant::now() + Duration::from_secs(60)))
@@ -382,6 +391,49 @@ mod tests {
         let out = sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
         assert_eq!(out, [Output::Remove]);
         assert_eq!(sub.phase, Phase::Done);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_terminated_dialog_is_not_repeated_by_a_refresh() {
+        use tsps_actors::lines::Peer;
+        use tsps_actors::presence::DialogView;
+        let mut sub = Subscription::new(Package::Dialog);
+        accepted(&mut sub, 1, 60);
+        sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
+        let mut ended = (*st(2)).clone();
+        ended.dialogs.push(DialogView {
+            call: tsps_actors::CallId::for_test(1),
+            state: DialogState::Terminated,
+            initiator: false,
+            remote: Peer {
+                number: "1001".into(),
+                name: None,
+            },
+            held: false,
+        });
+        let out = sub.handle(
+            Instant::now(),
+            Input::Update {
+                state: Arc::new(ended),
+                notify: true,
+                im: false,
+            },
+        );
+        let Output::Notify { state, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(state.dialogs.len(), 1);
+        sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
+        let out = sub.handle(
+            Instant::now(),
+            Input::Refresh {
+                expires: Duration::from_secs(60),
+            },
+        );
+        let Output::Notify { state, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert!(state.dialogs.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,6 +13,7 @@ use crate::sip::presence::{
 use tsps_actors::presence::{
     Package, SubscriptionId, Unwatch, Watch, WatchError, WatchedState, WatcherUpdate,
 };
+use tsps_actors::user::GetBindings;
 
 /// `Event` or its compact form `o` (RFC 6665 §8.2.1).
 fn event_header(req: &Request) -> Option<&str> {
@@ -63,7 +64,13 @@ impl Shard {
         let accept = h::all(&req.headers, "Accept");
         if !accepts(&accept, package) {
             let tag = build::token();
-            self.respond(&key, 406, Some(&tag), &[("Accept", content_type(package))], None);
+            self.respond(
+                &key,
+                406,
+                Some(&tag),
+                &[("Accept", content_type(package))],
+                None,
+            );
             return;
         }
         let granted = match grant(Self::requested_expires(req), &self.ctx.settings.presence) {
@@ -131,6 +138,8 @@ impl Shard {
             domain: tenant.domain.clone(),
             watched_name: watched.display_name.clone(),
             watched_extension: watched.extension.clone(),
+            watcher: watcher.id,
+            watcher_aor: format!("<sip:{}@{}>", watcher.extension, tenant.domain),
         };
         let id = SubscriptionId::next();
         self.subscriptions.insert(
@@ -274,7 +283,7 @@ impl Shard {
                     version,
                     sub_state,
                 } => self.send_notify(id, &state, version, sub_state),
-                Output::Im(state) => self.send_im(id, &state),
+                Output::Im(state) => self.subscriptions.pending_im.push((id, state)),
                 Output::Timer(at) => self.subscriptions.timers.schedule(at, id),
                 Output::Unwatch => {
                     if let Some(e) = self.subscriptions.subs.get(&id) {
@@ -345,41 +354,73 @@ impl Shard {
         self.start_client(key, Kind::NonInviteClient, bytes, peer, None);
     }
 
-    /// An out-of-dialog MESSAGE (RFC 3428) to the watcher: the watched user's new hook
-    /// state in plain text, from the watched user's address.
-    fn send_im(&mut self, id: SubscriptionId, state: &WatchedState) {
-        let Some(entry) = self.subscriptions.subs.get(&id) else {
+    /// Sends the instant messages decided so far: looks up the watcher's registered
+    /// contacts (the user actor owns them), then sends one MESSAGE to each.
+    fn flush_im(&mut self, ctx: &mut Context<Self>) {
+        for (id, state) in std::mem::take(&mut self.subscriptions.pending_im) {
+            let Some(entry) = self.subscriptions.subs.get(&id) else {
+                continue;
+            };
+            let d = &entry.dialog;
+            let Some(user) = self.ctx.platform.user(d.watcher) else {
+                continue;
+            };
+            let im = Im {
+                text: body::im_text(&d.watched_name, &d.watched_extension, state.hook),
+                from_name: d.watched_name.clone(),
+                from: d.entity.clone(),
+                to: d.watcher_aor.clone(),
+            };
+            user.send(GetBindings)
+                .into_actor(self)
+                .map(move |res, act, _| match res {
+                    Ok(bindings) => {
+                        for b in bindings {
+                            act.send_im(&im, &b);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "user actor unavailable for an instant message"),
+                })
+                .spawn(ctx);
+        }
+    }
+
+    /// An out-of-dialog MESSAGE (RFC 3428) to one registered contact of the watcher:
+    /// the watched user's new hook state in plain text, from the watched user's address.
+    fn send_im(&mut self, im: &Im, b: &tsps_actors::model::Binding) {
+        let peer = contact_peer(&b.contact, b.received.parse().ok(), |addr| {
+            self.ctx.transports.is_connected(addr)
+        });
+        let Some(peer) = peer else {
+            debug!(contact = %b.contact, "cannot reach the watcher's contact");
             return;
         };
-        let d = &entry.dialog;
-        let text = body::im_text(&d.watched_name, &d.watched_extension, state.hook);
-        let name: String = d
-            .watched_name
+        let name: String = im
+            .from_name
             .chars()
             .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
             .collect();
-        let from = format!("\"{name}\" <{}>;tag={}", d.entity, build::token());
+        let from = format!("\"{name}\" <{}>;tag={}", im.from, build::token());
         let call_id = format!("tsps{}.{}", self.idx, uuid::Uuid::new_v4().simple());
         let branch = build::branch();
-        let via = self.ctx.via(d.peer.proto, &branch);
+        let via = self.ctx.via(peer.proto, &branch);
         let bytes = build::request_typed(
             &RequestSpec {
                 method: "MESSAGE",
-                uri: &d.remote_target,
+                uri: &b.contact,
                 via: &via,
                 from: &from,
-                to: &d.remote_party,
+                to: &im.to,
                 call_id: &call_id,
                 cseq: 1,
                 max_forwards: 70,
                 contact: None,
                 routes: &[],
                 extra: &[],
-                body: Some(text.as_bytes()),
+                body: Some(im.text.as_bytes()),
             },
             "text/plain;charset=UTF-8",
         );
-        let peer = d.peer;
         let key = TxKey {
             branch,
             method: Method::Message,
@@ -423,6 +464,15 @@ impl Shard {
     }
 }
 
+/// An instant message about to be sent to each of the watcher's contacts.
+struct Im {
+    text: String,
+    from_name: String,
+    /// The watched user's address of record.
+    from: String,
+    to: String,
+}
+
 fn with_id(package: &str, id: Option<&str>) -> String {
     match id {
         Some(id) => format!("{package};id={id}"),
@@ -433,7 +483,7 @@ fn with_id(package: &str, id: Option<&str>) -> String {
 impl Handler<WatcherUpdate> for Shard {
     type Result = ();
 
-    fn handle(&mut self, msg: WatcherUpdate, _: &mut Self::Context) {
+    fn handle(&mut self, msg: WatcherUpdate, ctx: &mut Self::Context) {
         self.sub_input(
             msg.sub,
             Input::Update {
@@ -442,5 +492,6 @@ impl Handler<WatcherUpdate> for Shard {
                 im: msg.im,
             },
         );
+        self.flush_im(ctx);
     }
 }
