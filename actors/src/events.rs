@@ -1,15 +1,19 @@
 //! The in-process event bus. Every call state change, device registration change and
 //! user status change is published here; the portal, presence and CTI subscribe.
-//! Across nodes the bus is bridged to Redis (later).
+//!
+//! Across nodes the bus is bridged to Redis (`src/cluster`): what happens on this node
+//! also goes to an outbound channel the bridge reads; what another node reports is
+//! published here only ([`EventBus::publish_here`]), so it is never sent back. The
+//! serde shape of the events is the wire format between nodes.
 
 use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
 use crate::model::{CallDirection, CallOutcome, Party};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
     pub call: CallId,
     pub tenant: TenantId,
@@ -18,7 +22,7 @@ pub struct CallEvent {
     pub kind: CallEventKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum CallEventKind {
     Started {
@@ -88,7 +92,7 @@ pub enum CallEventKind {
 }
 
 /// A device's registration state changed (registered, refreshed contacts, expired).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceEvent {
     pub tenant: TenantId,
     pub user: UserId,
@@ -100,7 +104,7 @@ pub struct DeviceEvent {
 
 /// A user's status changed: set by the user, or the automatic hook state (idle,
 /// ringing, busy on a call).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusEvent {
     pub tenant: TenantId,
     pub user: UserId,
@@ -111,8 +115,10 @@ pub struct StatusEvent {
     pub at: DateTime<Utc>,
 }
 
-/// Everything the bus carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything the bus carries. Serialized (between nodes) with a `type` tag:
+/// `{"type":"call","call":…,"event":"ringing",…}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Call(CallEvent),
     Device(DeviceEvent),
@@ -131,30 +137,99 @@ impl Event {
 
 /// Broadcast bus. Slow subscribers lose the oldest events (and are told so by
 /// `RecvError::Lagged`) rather than slowing calls down.
+///
+/// Two channels: the bus proper, which every consumer on this node follows, and the
+/// outbound channel toward the other nodes (followed by the cluster bridge only, when
+/// there is one). Without a bridge the outbound channel has no receiver and costs
+/// nothing.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Arc<Event>>,
+    outbound: broadcast::Sender<Arc<Event>>,
 }
 
 impl EventBus {
     /// `capacity` bounds how far a subscriber may fall behind.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity);
-        Self { tx }
+        let (outbound, _) = broadcast::channel(capacity);
+        Self { tx, outbound }
     }
 
+    /// Something happened on this node: for the consumers here and the other nodes.
     pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
         // No subscribers is normal (nothing is watching): not an error.
+        if self.outbound.receiver_count() > 0 {
+            let _ = self.outbound.send(event.clone());
+        }
+        let _ = self.tx.send(event);
+    }
+
+    /// For the consumers on this node only: an event another node reported, or a
+    /// state this node derived from other nodes' reports (not to be sent back).
+    pub fn publish_here(&self, event: Event) {
         let _ = self.tx.send(Arc::new(event));
+    }
+
+    /// For the other nodes only: this node's own part of a state whose combined value
+    /// the consumers here get by [`EventBus::publish_here`] (a user's hook state).
+    pub fn announce(&self, event: Event) {
+        if self.outbound.receiver_count() > 0 {
+            let _ = self.outbound.send(Arc::new(event));
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    /// What this node publishes for the other nodes (the cluster bridge reads it).
+    pub fn subscribe_outbound(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.outbound.subscribe()
     }
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         Self::new(4096)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feature::Presence;
+    use crate::user::UserStatus;
+
+    fn status(hook: UserStatus) -> Event {
+        Event::Status(StatusEvent {
+            tenant: TenantId::for_test(1),
+            user: UserId::for_test(2),
+            presence: Presence::Available,
+            hook,
+            at: Utc::now(),
+        })
+    }
+
+    #[test]
+    fn outbound_carries_this_nodes_events_only() {
+        let bus = EventBus::new(16);
+        let mut here = bus.subscribe();
+        let mut out = bus.subscribe_outbound();
+        bus.publish(status(UserStatus::Ringing));
+        bus.publish_here(status(UserStatus::Busy));
+        bus.announce(status(UserStatus::Idle));
+        let hooks = |rx: &mut broadcast::Receiver<Arc<Event>>| {
+            let mut v = Vec::new();
+            while let Ok(e) = rx.try_recv() {
+                if let Event::Status(s) = &*e {
+                    v.push(s.hook);
+                }
+            }
+            v
+        };
+        assert_eq!(hooks(&mut here), [UserStatus::Ringing, UserStatus::Busy]);
+        assert_eq!(hooks(&mut out), [UserStatus::Ringing, UserStatus::Idle]);
     }
 }

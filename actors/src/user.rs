@@ -1,5 +1,11 @@
 //! The user actor: one per user. Owns the user's registrations (bindings), the calls
 //! it takes part in, and its status. Lower tier under the tenant actor.
+//!
+//! With several nodes (`src/cluster`), every node runs an actor for every user: the
+//! bindings made on other nodes are merged in ([`RemoteBindings`]), and the user's
+//! hook state on other nodes ([`RemoteHook`]) counts for the status shown here and for
+//! the busy decision. The actor announces its own part (its calls only) to the other
+//! nodes and shows the combined state here.
 
 use crate::events::{DeviceEvent, Event, EventBus, StatusEvent};
 use crate::feature::{decide, CallContext, Caller, ContactMatch, Decision, Plan, Presence, Target};
@@ -9,13 +15,14 @@ use crate::ports::{Clock, FeatureSource, Persistence, UserFeatures};
 use actix::prelude::*;
 use chrono::Duration;
 use chrono::NaiveDateTime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tracing::warn;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Ordered: a user busy on one node and ringing on another is busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     Idle,
@@ -42,8 +49,12 @@ pub struct UserActor {
     contacts: HashMap<String, ContactMatch>,
     /// Where device and status changes are published (None in unit tests of logic).
     bus: Option<EventBus>,
-    /// The status last published, so only changes go out.
+    /// The status last published here (combined with other nodes), so only changes go out.
     published: Option<(Presence, UserStatus)>,
+    /// The status (this node's calls only) last announced to other nodes.
+    announced: Option<(Presence, UserStatus)>,
+    /// The user's hook state on the other nodes (the highest of them).
+    remote_hook: UserStatus,
     /// Wakes the actor when the next binding expires (to publish the device's change).
     expiry_timer: Option<SpawnHandle>,
 }
@@ -72,6 +83,8 @@ impl UserActor {
             contacts: HashMap::new(),
             bus: None,
             published: None,
+            announced: None,
+            remote_hook: UserStatus::Idle,
             expiry_timer: None,
         }
     }
@@ -101,20 +114,37 @@ impl UserActor {
         }
     }
 
+    /// Publishes the status when it changed: the combined one for the consumers here,
+    /// this node's own part for the other nodes (one event when they are the same,
+    /// as on a single node).
     fn publish_status(&mut self) {
-        let now = (self.features.presence, self.status());
-        if self.published == Some(now) {
+        let shown = (self.features.presence, self.status());
+        let own = (self.features.presence, self.local_status());
+        let (show, tell) = (self.published != Some(shown), self.announced != Some(own));
+        self.published = Some(shown);
+        self.announced = Some(own);
+        let Some(bus) = &self.bus else {
             return;
-        }
-        self.published = Some(now);
-        if let Some(bus) = &self.bus {
-            bus.publish(Event::Status(StatusEvent {
+        };
+        let at = self.clock.now();
+        let event = |(presence, hook): (Presence, UserStatus)| {
+            Event::Status(StatusEvent {
                 tenant: self.tenant,
                 user: self.user,
-                presence: now.0,
-                hook: now.1,
-                at: self.clock.now(),
-            }));
+                presence,
+                hook,
+                at,
+            })
+        };
+        if show && tell && shown == own {
+            bus.publish(event(shown));
+            return;
+        }
+        if show {
+            bus.publish_here(event(shown));
+        }
+        if tell {
+            bus.announce(event(own));
         }
     }
 
@@ -229,7 +259,13 @@ impl UserActor {
         self.bindings.retain(|b| b.expires_at > now);
     }
 
+    /// The hook state over every node.
     fn status(&self) -> UserStatus {
+        self.local_status().max(self.remote_hook)
+    }
+
+    /// The hook state from this node's calls.
+    fn local_status(&self) -> UserStatus {
         if self.calls.values().any(|p| *p == CallPhase::Active) {
             UserStatus::Busy
         } else if self.calls.is_empty() {
@@ -388,7 +424,9 @@ impl Handler<OfferCall> for UserActor {
 
     fn handle(&mut self, msg: OfferCall, _: &mut Self::Context) -> Self::Result {
         self.prune_expired();
-        let on_call = self.calls.values().any(|p| *p == CallPhase::Active);
+        // A call answered on another node counts; one ringing there does not, as here.
+        let on_call = self.calls.values().any(|p| *p == CallPhase::Active)
+            || self.remote_hook == UserStatus::Busy;
         let contact = msg
             .caller
             .number
@@ -467,6 +505,92 @@ impl Handler<CallPhaseChanged> for UserActor {
                 self.calls.remove(&msg.call);
             }
         }
+        self.publish_status();
+    }
+}
+
+/// A registration change made on another node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "binding", rename_all = "snake_case")]
+pub enum BindingChange {
+    Saved(Binding),
+    Removed(Binding),
+}
+
+/// Applies one change from another node to `bindings`; true when they changed.
+/// Bindings are keyed by device and contact. Of two versions from one REGISTER dialog
+/// (same Call-ID) the higher CSeq wins, so a late copy never undoes a newer
+/// registration; across dialogs the last one to arrive wins.
+pub fn apply_binding_change(
+    bindings: &mut Vec<Binding>,
+    change: &BindingChange,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let (BindingChange::Saved(b) | BindingChange::Removed(b)) = change;
+    let pos = bindings
+        .iter()
+        .position(|x| x.device_id == b.device_id && x.contact == b.contact);
+    let older = |x: &Binding| x.call_id != b.call_id || x.cseq <= b.cseq;
+    match (change, pos) {
+        (BindingChange::Saved(_), _) if b.expires_at <= now => false,
+        (BindingChange::Saved(_), None) => {
+            bindings.push(b.clone());
+            true
+        }
+        (BindingChange::Saved(_), Some(i)) => {
+            if bindings[i] == *b || !older(&bindings[i]) {
+                return false;
+            }
+            bindings[i] = b.clone();
+            true
+        }
+        (BindingChange::Removed(_), Some(i)) if older(&bindings[i]) => {
+            bindings.remove(i);
+            true
+        }
+        (BindingChange::Removed(_), _) => false,
+    }
+}
+
+/// Registration changes made on other nodes (through the cluster bridge). Not
+/// persisted here: the node that took the REGISTER did that.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteBindings {
+    pub changes: Vec<BindingChange>,
+}
+
+impl Handler<RemoteBindings> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteBindings, ctx: &mut Self::Context) {
+        self.prune_expired();
+        let before = self.bindings.clone();
+        let now = self.clock.now();
+        let mut changed = false;
+        for c in &msg.changes {
+            changed |= apply_binding_change(&mut self.bindings, c, now);
+        }
+        if changed {
+            self.publish_changed_devices(&before);
+            self.arm_expiry(ctx);
+        }
+    }
+}
+
+/// The user's hook state on the other nodes: the highest of them (the cluster bridge
+/// keeps one per node and forgets a node that falls silent).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct RemoteHook {
+    pub hook: UserStatus,
+}
+
+impl Handler<RemoteHook> for UserActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteHook, _: &mut Self::Context) {
+        self.remote_hook = msg.hook;
         self.publish_status();
     }
 }
@@ -588,5 +712,240 @@ mod tests {
         assert_eq!(offered.decision.plan, Plan::Reject { code: 480 });
         let snap = user.send(GetUserSnapshot).await.unwrap();
         assert_eq!(snap.status, UserStatus::Idle);
+    }
+
+    fn binding(contact: &str, call_id: &str, cseq: u32, expires_at: DateTime<Utc>) -> Binding {
+        Binding {
+            tenant_id: TenantId::for_test(1),
+            user_id: UserId::for_test(1),
+            device_id: DeviceId::for_test(1),
+            contact: contact.into(),
+            received: "udp:127.0.0.1:5062".into(),
+            expires_at,
+            call_id: call_id.into(),
+            cseq,
+        }
+    }
+
+    #[test]
+    fn remote_binding_changes_keep_the_newest_version() {
+        let now = Utc::now();
+        let later = now + Duration::seconds(60);
+        let mut bs = Vec::new();
+        let saved = |c, id, cseq| BindingChange::Saved(binding(c, id, cseq, later));
+        let removed = |c, id, cseq| BindingChange::Removed(binding(c, id, cseq, later));
+        assert!(apply_binding_change(&mut bs, &saved("sip:a", "c1", 2), now));
+        // The same again is no change; an older CSeq of the same dialog is ignored.
+        assert!(!apply_binding_change(
+            &mut bs,
+            &saved("sip:a", "c1", 2),
+            now
+        ));
+        assert!(!apply_binding_change(
+            &mut bs,
+            &saved("sip:a", "c1", 1),
+            now
+        ));
+        assert!(!apply_binding_change(
+            &mut bs,
+            &removed("sip:a", "c1", 1),
+            now
+        ));
+        assert_eq!(bs[0].cseq, 2);
+        // A newer CSeq refreshes; another dialog (the phone restarted) replaces.
+        assert!(apply_binding_change(&mut bs, &saved("sip:a", "c1", 3), now));
+        assert!(apply_binding_change(&mut bs, &saved("sip:a", "c2", 1), now));
+        assert_eq!((bs.len(), bs[0].call_id.as_str()), (1, "c2"));
+        // An expired copy is not taken; another contact is added beside.
+        let stale = BindingChange::Saved(binding("sip:b", "c3", 1, now));
+        assert!(!apply_binding_change(&mut bs, &stale, now));
+        assert!(apply_binding_change(&mut bs, &saved("sip:b", "c3", 1), now));
+        assert_eq!(bs.len(), 2);
+        // Removal of an unknown contact changes nothing; of a known one removes it.
+        assert!(!apply_binding_change(
+            &mut bs,
+            &removed("sip:x", "c3", 1),
+            now
+        ));
+        assert!(apply_binding_change(
+            &mut bs,
+            &removed("sip:a", "c2", 2),
+            now
+        ));
+        assert_eq!(bs.len(), 1);
+        assert_eq!(bs[0].contact, "sip:b");
+    }
+
+    fn start_user(bus: &EventBus) -> Addr<UserActor> {
+        UserActor::new(
+            TenantId::for_test(1),
+            UserId::for_test(1),
+            vec![],
+            Arc::new(NoPersistence),
+            Arc::new(crate::ports::SystemClock),
+            Arc::new(crate::ports::DefaultFeatures),
+        )
+        .with_bus(bus.clone())
+        .start()
+    }
+
+    fn hooks(rx: &mut tokio::sync::broadcast::Receiver<Arc<Event>>) -> Vec<UserStatus> {
+        let mut v = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            if let Event::Status(s) = &*e {
+                v.push(s.hook);
+            }
+        }
+        v
+    }
+
+    #[actix::test]
+    async fn bindings_from_another_node_are_rung_here() {
+        let bus = EventBus::new(64);
+        let user = start_user(&bus);
+        let mut here = bus.subscribe();
+        let b = binding(
+            "sip:1001@127.0.0.1:5070",
+            "r1",
+            1,
+            Utc::now() + Duration::seconds(60),
+        );
+        user.send(RemoteBindings {
+            changes: vec![BindingChange::Saved(b.clone())],
+        })
+        .await
+        .unwrap();
+        let offered = user
+            .send(OfferCall {
+                call: CallId::for_test(1),
+                caller: Caller::default(),
+                local_time: Utc::now().naive_utc(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(offered.bindings, vec![b.clone()]);
+        // The device's registration shows here like a local one.
+        let devices: Vec<usize> = std::iter::from_fn(|| here.try_recv().ok())
+            .filter_map(|e| match &*e {
+                Event::Device(d) => Some(d.contacts),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(devices, [1]);
+        user.send(RemoteBindings {
+            changes: vec![BindingChange::Removed(b)],
+        })
+        .await
+        .unwrap();
+        assert!(user.send(GetBindings).await.unwrap().is_empty());
+    }
+
+    #[actix::test]
+    async fn a_call_on_another_node_makes_the_user_busy_here() {
+        let bus = EventBus::new(64);
+        let user = start_user(&bus);
+        let mut here = bus.subscribe();
+        let mut out = bus.subscribe_outbound();
+        user.send(GetUserSnapshot).await.unwrap(); // features loaded, status published
+        assert_eq!(hooks(&mut here), [UserStatus::Idle]);
+        assert_eq!(hooks(&mut out), [UserStatus::Idle]);
+        user.send(RemoteHook {
+            hook: UserStatus::Busy,
+        })
+        .await
+        .unwrap();
+        let snap = user.send(GetUserSnapshot).await.unwrap();
+        assert_eq!(snap.status, UserStatus::Busy);
+        // Shown here, not echoed to the other nodes.
+        assert_eq!(hooks(&mut here), [UserStatus::Busy]);
+        assert_eq!(hooks(&mut out), []);
+        // Call waiting is on by default: the call rings here, and the decision knows
+        // the user is on a call (presence shows busy).
+        let offered = user
+            .send(OfferCall {
+                call: CallId::for_test(7),
+                caller: Caller::default(),
+                local_time: Utc::now().naive_utc(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            offered
+                .decision
+                .reasons
+                .iter()
+                .all(|r| !r.contains("call waiting")),
+            "{:?}",
+            offered.decision
+        );
+        // This node's own ringing call is announced as ringing; the combined state
+        // stays busy here.
+        assert_eq!(hooks(&mut out), []);
+        user.send(CallPhaseChanged {
+            call: CallId::for_test(7),
+            phase: Some(CallPhase::Ringing),
+        })
+        .await
+        .unwrap();
+        assert_eq!(hooks(&mut out), [UserStatus::Ringing]);
+        assert_eq!(hooks(&mut here), []);
+        // The other node's call ends: ringing here now, for both.
+        user.send(RemoteHook {
+            hook: UserStatus::Idle,
+        })
+        .await
+        .unwrap();
+        user.send(GetUserSnapshot).await.unwrap();
+        assert_eq!(hooks(&mut here), [UserStatus::Ringing]);
+        assert_eq!(hooks(&mut out), []);
+    }
+
+    struct NoCallWaiting;
+
+    impl FeatureSource for NoCallWaiting {
+        fn load(
+            &self,
+            _: TenantId,
+            _: UserId,
+        ) -> crate::ports::BoxFuture<Result<UserFeatures, String>> {
+            let mut f = UserFeatures::default();
+            f.profile.call_waiting = false;
+            Box::pin(async move { Ok(f) })
+        }
+    }
+
+    #[actix::test]
+    async fn call_waiting_off_is_busy_for_a_call_answered_on_another_node() {
+        let user = UserActor::new(
+            TenantId::for_test(1),
+            UserId::for_test(1),
+            vec![],
+            Arc::new(NoPersistence),
+            Arc::new(crate::ports::SystemClock),
+            Arc::new(NoCallWaiting),
+        )
+        .start();
+        // Ringing elsewhere is not "on a call" (as for a call ringing here).
+        for (hook, busy) in [
+            (UserStatus::Ringing, false),
+            (UserStatus::Busy, true),
+            (UserStatus::Idle, false),
+        ] {
+            user.send(RemoteHook { hook }).await.unwrap();
+            let offered = user
+                .send(OfferCall {
+                    call: CallId::new(),
+                    caller: Caller::default(),
+                    local_time: Utc::now().naive_utc(),
+                })
+                .await
+                .unwrap();
+            let said_busy = offered
+                .decision
+                .reasons
+                .iter()
+                .any(|r| r.contains("call waiting is off"));
+            assert_eq!(said_busy, busy, "{hook:?}: {:?}", offered.decision);
+        }
     }
 }
