@@ -135,6 +135,9 @@ pub enum LegCommand {
         leg: LegId,
         events: Recipient<LegEvent>,
     },
+    /// Answer the incoming INVITE of this leg with 302 to `contact` (personal mode: a
+    /// forward to a number is left to the upstream tenant).
+    Redirect { leg: LegId, contact: String },
 }
 
 impl LegCommand {
@@ -150,7 +153,8 @@ impl LegCommand {
             | LegCommand::ReOffer { leg, .. }
             | LegCommand::ReAnswer { leg, .. }
             | LegCommand::RemoteAnswer { leg }
-            | LegCommand::HandOver { leg, .. } => *leg,
+            | LegCommand::HandOver { leg, .. }
+            | LegCommand::Redirect { leg, .. } => *leg,
         }
     }
 }

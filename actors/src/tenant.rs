@@ -254,3 +254,115 @@ impl Handler<LiveCalls> for TenantActor {
         self.live_calls.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Tenant, TransportKind, Trunk, User};
+    use crate::ports::DefaultFeatures;
+    use crate::testkit::FixedDirectory;
+
+    const TENANT: TenantId = TenantId::for_test(1);
+
+    fn directory() -> Arc<Directory> {
+        let user = |n, ext: &str| User {
+            id: UserId::for_test(n),
+            tenant_id: TENANT,
+            extension: ext.into(),
+            display_name: format!("user {ext}"),
+            portal_login: None,
+        };
+        Arc::new(Directory::new(
+            vec![Tenant {
+                id: TENANT,
+                domain: "a.test".into(),
+                name: "A".into(),
+                time_zone: "UTC".into(),
+            }],
+            vec![user(1, "1002"), user(2, "1003")],
+            vec![],
+            vec![],
+            vec![Trunk {
+                id: TrunkId::for_test(1),
+                tenant_id: TENANT,
+                name: "upstream".into(),
+                peer_host: "127.0.0.1".into(),
+                peer_port: 5060,
+                transport: TransportKind::Udp,
+                username: Some("1002p".into()),
+                password: Some("pw".into()),
+                inbound_sources: vec![],
+            }],
+        ))
+    }
+
+    async fn admit(upstream: bool, origin: CallOrigin) -> Admission {
+        let tenant = TenantActor::new(
+            TENANT,
+            Arc::new(FixedDirectory(directory())),
+            Arc::new(DefaultFeatures),
+        )
+        .with_upstream(upstream)
+        .start();
+        tenant
+            .send(AdmitCall {
+                call: CallId::new(),
+                origin,
+            })
+            .await
+            .expect("the tenant actor answers")
+    }
+
+    fn dialled(what: &str) -> CallOrigin {
+        CallOrigin::User {
+            user: UserId::for_test(1),
+            dialled: what.into(),
+        }
+    }
+
+    fn from_trunk(did: &str) -> CallOrigin {
+        CallOrigin::Trunk {
+            trunk: TrunkId::for_test(1),
+            did: did.into(),
+        }
+    }
+
+    #[actix::test]
+    async fn personal_mode_sends_what_is_not_local_upstream() {
+        // An upstream extension is no number, yet it goes up the trunk.
+        assert_eq!(
+            admit(true, dialled("1001")).await,
+            Admission::Outside {
+                trunk: TrunkId::for_test(1),
+                number: "1001".into()
+            }
+        );
+        assert!(matches!(
+            admit(true, dialled("1003")).await,
+            Admission::ToUser { user, .. } if user == UserId::for_test(2)
+        ));
+        // On a platform an unknown extension stays unknown.
+        assert!(matches!(
+            admit(false, dialled("1001")).await,
+            Admission::Reject { code: 404, .. }
+        ));
+    }
+
+    #[actix::test]
+    async fn personal_mode_takes_the_upstreams_calls_by_extension() {
+        assert!(matches!(
+            admit(true, from_trunk("1002")).await,
+            Admission::ToUser { user, direction: CallDirection::Inbound, .. }
+                if user == UserId::for_test(1)
+        ));
+        assert!(matches!(
+            admit(true, from_trunk("1009")).await,
+            Admission::Reject { code: 404, .. }
+        ));
+        // A carrier's call names a DID, never an extension.
+        assert!(matches!(
+            admit(false, from_trunk("1002")).await,
+            Admission::Reject { code: 404, .. }
+        ));
+    }
+}

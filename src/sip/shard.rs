@@ -112,6 +112,20 @@ impl Shard {
         let up = self.ctx.upstream.as_ref().filter(|u| u.addr == peer.addr)?;
         Some((up.trunk, up.extension.clone()))
     }
+
+    /// 302 Moved Temporarily on the incoming leg's INVITE (RFC 3261 §8.3, §21.3.3).
+    fn redirect_incoming(&mut self, leg_id: LegId, contact: &str) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let Some(key) = leg.invite_tx.clone().filter(|_| leg.uas && !leg.answered) else {
+            return;
+        };
+        let tag = leg.local_tag.clone();
+        let contact = format!("<{contact}>");
+        self.respond(&key, 302, Some(&tag), &[("Contact", &contact)], None);
+        self.drop_leg(leg_id);
+    }
 }
 
 /// Which shard owns a Call-ID: ours carry `tsps<N>.`, others are hashed (FNV-1a).
@@ -1839,6 +1853,7 @@ impl Handler<LegCommand> for Shard {
             }
             LegCommand::RemoteAnswer { leg } => self.send_talk(leg),
             LegCommand::HandOver { leg, events } => self.hand_over(leg, events),
+            LegCommand::Redirect { leg, contact } => self.redirect_incoming(leg, &contact),
             LegCommand::ReAnswer { leg, code, body } => {
                 let Some(l) = self.legs.get_mut(&leg) else {
                     return;

@@ -175,6 +175,26 @@ impl Tsps {
         }
     }
 
+    /// Stops `serve` as a supervisor does (SIGTERM), so that its graceful shutdown runs,
+    /// and waits for it to exit; killed if it takes longer than `deadline`.
+    pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let until = Instant::now() + deadline;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = child.kill();
+                    return child.wait().ok();
+                }
+            }
+        }
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tsps"));
         cmd.arg("--config").arg(&self.config_path);

@@ -760,6 +760,7 @@ impl CallActor {
                 }
             }
             Target::Attendant => self.reject_all(480, CallOutcome::Unavailable, ctx),
+            Target::Number(n) if self.redirects_upstream() => self.redirect_upstream(n, ctx),
             t @ (Target::Number(_) | Target::Devices) => {
                 self.steps = VecDeque::from([RingStep {
                     targets: vec![t],
@@ -1358,6 +1359,43 @@ impl CallActor {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+}
+
+/// Personal mode: the upstream tenant is the tier above this tsps's user.
+impl CallActor {
+    /// A call the upstream delivered, not answered yet: a number is for the upstream to
+    /// route (issue 3: the tenant honours its user's server's redirects), rather than
+    /// for this tsps to call back up through its trunk.
+    fn redirects_upstream(&self) -> bool {
+        matches!(self.setup.origin, CallOrigin::Trunk { .. })
+            && self.platform.config.upstream_tenant == Some(self.setup.tenant)
+            && self
+                .anchor
+                .is_some_and(|a| a.kind == AnchorKind::Incoming && self.answered.is_none())
+    }
+
+    /// Answers the upstream's INVITE with 302 to `number` in the tenant's domain, which
+    /// in personal mode is the upstream's own.
+    fn redirect_upstream(&mut self, number: String, ctx: &mut Context<Self>) {
+        let Some(a) = self.anchor else { return };
+        let dir = self.platform.directory.current();
+        let domain = dir
+            .tenant(self.setup.tenant)
+            .map(|t| t.domain.clone())
+            .unwrap_or_default();
+        let contact = format!("sip:{number}@{domain}");
+        self.decision
+            .push(format!("redirected upstream to {contact}"));
+        self.send(LegCommand::Redirect {
+            leg: a.leg,
+            contact,
+        });
+        if let Some(l) = self.leg_mut(a.leg) {
+            l.state = LegState::Done;
+            l.record.status_code = Some(302);
+        }
+        self.finish(CallOutcome::Rejected, None, ctx);
     }
 }
 
