@@ -1,7 +1,8 @@
 //! Who is asking, and may they: the one authorization point of the API.
 //!
 //! [`authorize`] runs on every matched route. It finds the credentials (the operator's
-//! bearer token, or a portal session cookie), checks CSRF for cookie requests, asks
+//! bearer token, an integration's API token, or a portal session cookie), checks CSRF
+//! for cookie requests, asks
 //! [`decide`] by method and path, and hands the [`Principal`] to the handlers as a
 //! request extension. Handlers stay unaware of authorization, and a new route is
 //! covered by the path rules the moment it is added:
@@ -16,24 +17,33 @@
 //!   password, calls, events, ...) it may also write;
 //! - `/api/v1/tenants/{t}/...` otherwise: a tenant admin of `t`; any user of `t` may
 //!   read the tenant, its user directory, its shared contacts and its settings;
+//! - an integration (API token of `t`, see `web::tokens`): for each user `u` in its
+//!   scope (every user of `t`, or those the token lists) the user's call control,
+//!   status, event stream and watch list, and reads of its record, devices, external
+//!   phones, profile and call history; reads of `t` and its user directory; nothing
+//!   else (no administration, no `/auth/...`);
 //! - anything else (`/tenants`, `/provision`, `/testing/clock`, the OpenAPI document):
 //!   the operator only.
 //!
-//! A session asking for another tenant, or a user for another user, gets 404 (the
-//! same answer as for an id that does not exist), never 403; a session asking for
-//! something of its own tenant that its role does not allow gets 403.
+//! A session or integration asking for another tenant, or a user (an integration) for
+//! a user not its own (not in its scope), gets 404 (the same answer as for an id that
+//! does not exist), never 403; asking for something of its own tenant that its role
+//! does not allow gets 403.
 //!
 //! Without `http.api_token` (a local trial) a request without credentials is the
 //! operator, as before; a request with a session cookie is that session's user.
 
 use super::error::ApiError;
 use super::session::{self, ActiveSession, LoginLimits, Sessions};
+use super::tokens;
 use crate::config::{HttpConfig, Secret};
+use crate::store::ApiTokenId;
 use crate::store::{DynStore, UserRole};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -51,7 +61,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Who a request acts as. Handlers that need it (event push, call commands) read it
 /// with `Extension<Principal>`; it is present on every route under `/api/v1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
     /// The platform operator: the API token (or no token configured).
     Operator,
@@ -59,21 +69,30 @@ pub enum Principal {
     TenantAdmin { tenant: TenantId, user: UserId },
     /// A portal session of a user.
     User { tenant: TenantId, user: UserId },
+    /// An integration (CTI client) with an API token of `tenant`: acts for the users
+    /// in `users`, or for every user of the tenant (`None`). It is no user itself.
+    Integration {
+        tenant: TenantId,
+        token: ApiTokenId,
+        users: Option<Arc<[UserId]>>,
+    },
 }
 
 impl Principal {
-    /// The tenant of a session; none for the operator.
+    /// The tenant of a session or integration; none for the operator.
     pub fn tenant(&self) -> Option<TenantId> {
         match self {
             Self::Operator => None,
-            Self::TenantAdmin { tenant, .. } | Self::User { tenant, .. } => Some(*tenant),
+            Self::TenantAdmin { tenant, .. }
+            | Self::User { tenant, .. }
+            | Self::Integration { tenant, .. } => Some(*tenant),
         }
     }
 
-    /// The user of a session; none for the operator.
+    /// The user of a session; none for the operator and for an integration.
     pub fn user(&self) -> Option<UserId> {
         match self {
-            Self::Operator => None,
+            Self::Operator | Self::Integration { .. } => None,
             Self::TenantAdmin { user, .. } | Self::User { user, .. } => Some(*user),
         }
     }
@@ -83,13 +102,22 @@ impl Principal {
         match self {
             Self::Operator => true,
             Self::TenantAdmin { tenant: t, .. } => *t == tenant,
-            Self::User { .. } => false,
+            Self::User { .. } | Self::Integration { .. } => false,
         }
     }
 
-    /// May act for `user` of `tenant`: an administrator of the tenant, or the user.
+    /// May act for `user` of `tenant`: an administrator of the tenant, the user, or an
+    /// integration of the tenant with the user in its scope.
     pub fn acts_for(&self, tenant: TenantId, user: UserId) -> bool {
-        self.administers(tenant) || (self.tenant() == Some(tenant) && self.user() == Some(user))
+        match self {
+            Self::Integration {
+                tenant: t, users, ..
+            } => *t == tenant && in_scope(users.as_deref(), user),
+            _ => {
+                self.administers(tenant)
+                    || (self.tenant() == Some(tenant) && self.user() == Some(user))
+            }
+        }
     }
 
     fn of_session(s: &ActiveSession) -> Self {
@@ -204,6 +232,27 @@ fn is_safe(method: &Method) -> bool {
     is_read(method) || *method == Method::OPTIONS || *method == Method::TRACE
 }
 
+fn read_only(method: &Method) -> Access {
+    if is_read(method) {
+        Access::Allow
+    } else {
+        Access::Forbidden
+    }
+}
+
+/// An integration's scope: the listed users, or all (`None`).
+fn in_scope(users: Option<&[UserId]>, user: UserId) -> bool {
+    users.is_none_or(|list| list.contains(&user))
+}
+
+/// Whose request [`decide`] judges inside its tenant.
+#[derive(Clone, Copy)]
+enum Role<'a> {
+    Admin,
+    User(UserId),
+    Integration(Option<&'a [UserId]>),
+}
+
 /// The authorization policy: `principal` (none: no credentials) × method × path.
 pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Access {
     let Some(rest) = path.strip_prefix(API) else {
@@ -219,10 +268,13 @@ pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Acc
     let Some(principal) = principal else {
         return Access::Unauthorized;
     };
-    let (tenant, me, admin) = match *principal {
+    let (tenant, role) = match principal {
         Principal::Operator => return Access::Allow,
-        Principal::TenantAdmin { tenant, user } => (tenant, user, true),
-        Principal::User { tenant, user } => (tenant, user, false),
+        Principal::TenantAdmin { tenant, .. } => (*tenant, Role::Admin),
+        Principal::User { tenant, user } => (*tenant, Role::User(*user)),
+        Principal::Integration { tenant, users, .. } => {
+            (*tenant, Role::Integration(users.as_deref()))
+        }
     };
     // Decoded as the router's path extractors decode them, so `%30...` is no way
     // around a comparison.
@@ -232,16 +284,46 @@ pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Acc
         .map(|s| percent_decode_str(s).decode_utf8_lossy())
         .collect();
     let segments: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
-    match segments.as_slice() {
-        ["auth", ..] => Access::Allow,
-        ["tenants", t, below @ ..] => {
+    match (segments.as_slice(), &role) {
+        // Sessions only: an integration has no session to log out of or look at.
+        (["auth", ..], Role::Integration(_)) => Access::Forbidden,
+        (["auth", ..], _) => Access::Allow,
+        (["tenants", t, below @ ..], _) => {
             if t.parse::<TenantId>().ok() != Some(tenant) {
                 return Access::NotFound(format!("tenant not found: {t}"));
             }
-            if admin {
-                return Access::Allow;
+            match role {
+                Role::Admin => Access::Allow,
+                Role::User(me) => user_in_own_tenant(me, method, below),
+                Role::Integration(users) => integration_in_own_tenant(users, method, below),
             }
-            user_in_own_tenant(me, method, below)
+        }
+        _ => Access::Forbidden,
+    }
+}
+
+/// An integration, under `/tenants/{its tenant}`: what a CTI client needs to follow
+/// and control its users' calls, and nothing of administration.
+fn integration_in_own_tenant(users: Option<&[UserId]>, method: &Method, below: &[&str]) -> Access {
+    match below {
+        // The tenant (name) and its user directory.
+        [] | ["users"] => read_only(method),
+        ["users", u, own @ ..] => {
+            if !u.parse::<UserId>().is_ok_and(|u| in_scope(users, u)) {
+                return Access::NotFound(format!("user not found: {u}"));
+            }
+            match own {
+                // What the user's calls look like and how they are routed: read only.
+                []
+                | ["devices", ..]
+                | ["external-phones", ..]
+                | ["profile"]
+                | ["calls", "history"] => read_only(method),
+                // The CTI services: call control, status, events, watching colleagues.
+                ["calls", ..] | ["status"] | ["events", ..] | ["watch"] => Access::Allow,
+                // Password, contacts, policy: the user's or the admin's.
+                _ => Access::Forbidden,
+            }
         }
         _ => Access::Forbidden,
     }
@@ -249,13 +331,6 @@ pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Acc
 
 /// A plain user, under `/tenants/{its tenant}`.
 fn user_in_own_tenant(me: UserId, method: &Method, below: &[&str]) -> Access {
-    let read_only = |method: &Method| {
-        if is_read(method) {
-            Access::Allow
-        } else {
-            Access::Forbidden
-        }
-    };
     match below {
         // The tenant (name), its user directory, shared contacts and dialing rules.
         [] | ["users"] | ["settings"] | ["contacts", ..] => read_only(method),
@@ -362,12 +437,30 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
     }
     let mut session = None;
     let principal = if let Some(presented) = bearer(req.headers()) {
-        match &auth.api_token {
-            Some(_) if !auth.token_matches(presented) => {
-                return ApiError::unauthorized().into_response()
+        if auth.token_matches(presented) {
+            Some(Principal::Operator)
+        } else if tokens::is_api_token(presented) {
+            // Checked even without an operator token: an integration is held to its
+            // scope, and a revoked token is refused, whether the API is open or not.
+            match tokens::resolve(auth.store(), presented, Utc::now()).await {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => {
+                    return ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "unknown, revoked or expired api token",
+                    )
+                    .into_response()
+                }
+                Err(e) => {
+                    return session::internal("reading an api token failed", &e).into_response()
+                }
             }
-            // The right token, or none configured (then the API is open anyway).
-            _ => Some(Principal::Operator),
+        } else if auth.api_token.is_none() {
+            // None configured: the API is open anyway.
+            Some(Principal::Operator)
+        } else {
+            return ApiError::unauthorized().into_response();
         }
     } else if let Some(value) = session::cookie_value(req.headers()) {
         match auth.sessions().resolve(value).await {
@@ -418,8 +511,8 @@ mod tests {
     const ME: UserId = UserId::for_test(10);
     const PEER: UserId = UserId::for_test(11);
 
-    fn check(principal: Option<Principal>, method: Method, path: &str, want: &str) {
-        let got = match decide(principal.as_ref(), &method, path) {
+    fn check(principal: Option<&Principal>, method: Method, path: &str, want: &str) {
+        let got = match decide(principal, &method, path) {
             Access::Allow => "allow".to_string(),
             Access::Unauthorized => "401".to_string(),
             Access::Forbidden => "403".to_string(),
@@ -433,22 +526,25 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let op = Some(Principal::Operator);
-        let admin = Some(Principal::TenantAdmin {
-            tenant: T,
-            user: PEER,
-        });
-        let user = Some(Principal::User {
-            tenant: T,
-            user: ME,
-        });
+        let (op, admin, user) = (
+            Principal::Operator,
+            Principal::TenantAdmin {
+                tenant: T,
+                user: PEER,
+            },
+            Principal::User {
+                tenant: T,
+                user: ME,
+            },
+        );
+        let (op, admin, user) = (Some(&op), Some(&admin), Some(&user));
         let t = format!("/api/v1/tenants/{T}");
         let other = format!("/api/v1/tenants/{OTHER_T}");
         let me = format!("{t}/users/{ME}");
         let peer = format!("{t}/users/{PEER}");
         use Method as M;
         #[rustfmt::skip]
-        let table: Vec<(Option<Principal>, Method, String, &str)> = vec![
+        let table: Vec<(Option<&Principal>, Method, String, &str)> = vec![
             // Open to anyone.
             (None, M::GET, "/healthz".into(), "allow"),
             (None, M::GET, "/portal/index.html".into(), "allow"),
@@ -542,12 +638,117 @@ mod tests {
         }
     }
 
+    const OTHER: UserId = UserId::for_test(12);
+
+    fn integration(users: Option<&[UserId]>) -> Principal {
+        Principal::Integration {
+            tenant: T,
+            token: ApiTokenId::for_test(1),
+            users: users.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_integration_policy_table() {
+        // Scoped to ME and PEER; OTHER is a user of the tenant outside the scope.
+        let (cti, all) = (integration(Some(&[ME, PEER])), integration(None));
+        let (cti, all) = (Some(&cti), Some(&all));
+        let t = format!("/api/v1/tenants/{T}");
+        let other_t = format!("/api/v1/tenants/{OTHER_T}");
+        let me = format!("{t}/users/{ME}");
+        let peer = format!("{t}/users/{PEER}");
+        let out = format!("{t}/users/{OTHER}");
+        use Method as M;
+        #[rustfmt::skip]
+        let table: Vec<(Option<&Principal>, Method, String, &str)> = vec![
+            // The CTI services for a user in scope: call control, status, events, watch.
+            (cti, M::POST, format!("{me}/calls"), "allow"),
+            (cti, M::POST, format!("{me}/calls/c1/hold"), "allow"),
+            (cti, M::POST, format!("{me}/calls/c1/resume"), "allow"),
+            (cti, M::POST, format!("{me}/calls/c1/transfer"), "allow"),
+            (cti, M::POST, format!("{me}/calls/c1/release"), "allow"),
+            (cti, M::POST, format!("{peer}/calls/c1/answer"), "allow"),
+            (cti, M::GET, format!("{me}/status"), "allow"),
+            (cti, M::PUT, format!("{me}/status"), "allow"),
+            (cti, M::GET, format!("{me}/events/ws"), "allow"),
+            (cti, M::GET, format!("{peer}/events/sse"), "allow"),
+            (cti, M::PUT, format!("{me}/watch"), "allow"),
+            // ... reads of what the user's calls need ...
+            (cti, M::GET, me.clone(), "allow"),
+            (cti, M::GET, format!("{me}/devices"), "allow"),
+            (cti, M::GET, format!("{me}/devices/d"), "allow"),
+            (cti, M::GET, format!("{me}/external-phones"), "allow"),
+            (cti, M::GET, format!("{me}/profile"), "allow"),
+            (cti, M::GET, format!("{me}/calls/history"), "allow"),
+            // ... and of the tenant's directory.
+            (cti, M::GET, t.clone(), "allow"),
+            (cti, M::GET, format!("{t}/users"), "allow"),
+            // Not the user's own business or the admin's.
+            (cti, M::PUT, me.clone(), "403"),
+            (cti, M::DELETE, me.clone(), "403"),
+            (cti, M::PUT, format!("{me}/profile"), "403"),
+            (cti, M::PUT, format!("{me}/password"), "403"),
+            (cti, M::GET, format!("{me}/contacts"), "403"),
+            (cti, M::POST, format!("{me}/contacts"), "403"),
+            (cti, M::GET, format!("{me}/policy"), "403"),
+            (cti, M::POST, format!("{me}/devices"), "403"),
+            (cti, M::PUT, format!("{me}/external-phones/p"), "403"),
+            (cti, M::PUT, t.clone(), "403"),
+            (cti, M::POST, format!("{t}/users"), "403"),
+            (cti, M::GET, format!("{t}/api-tokens"), "403"),
+            (cti, M::POST, format!("{t}/api-tokens"), "403"),
+            (cti, M::GET, format!("{t}/calls"), "403"),
+            (cti, M::GET, format!("{t}/calls/live"), "403"),
+            (cti, M::GET, format!("{t}/contacts"), "403"),
+            (cti, M::GET, format!("{t}/settings"), "403"),
+            (cti, M::GET, format!("{t}/trunks"), "403"),
+            (cti, M::GET, "/api/v1/auth/me".into(), "403"),
+            (cti, M::POST, "/api/v1/auth/logout".into(), "403"),
+            // A user out of scope, another tenant: 404, as if absent.
+            (cti, M::GET, out.clone(), "404"),
+            (cti, M::GET, format!("{out}/events/ws"), "404"),
+            (cti, M::POST, format!("{out}/calls/c1/release"), "404"),
+            (cti, M::PUT, format!("{out}/status"), "404"),
+            (cti, M::GET, format!("{t}/users/not-a-uuid/status"), "404"),
+            (cti, M::GET, other_t.clone(), "404"),
+            (cti, M::GET, format!("{other_t}/users"), "404"),
+            (cti, M::GET, format!("{other_t}/users/{ME}/events/ws"), "404"),
+            (cti, M::GET, format!("{other_t}/api-tokens"), "404"),
+            // Never the operator's paths.
+            (cti, M::GET, "/api/v1/tenants".into(), "403"),
+            (cti, M::PUT, "/api/v1/provision".into(), "403"),
+            (cti, M::PUT, "/api/v1/testing/clock".into(), "403"),
+            (cti, M::GET, "/api/v1/metrics".into(), "403"),
+            (cti, M::GET, "/api/v1/openapi.json".into(), "403"),
+            // A token for every user of the tenant: any of them, still nothing more.
+            (all, M::POST, format!("{out}/calls"), "allow"),
+            (all, M::GET, format!("{out}/events/ws"), "allow"),
+            (all, M::GET, format!("{t}/users/not-a-uuid/status"), "404"),
+            (all, M::PUT, format!("{out}/password"), "403"),
+            (all, M::GET, format!("{other_t}/users/{OTHER}/status"), "404"),
+            (all, M::POST, format!("{t}/api-tokens"), "403"),
+        ];
+        for (p, m, path, want) in table {
+            check(p, m, &path, want);
+        }
+        // Encoded paths are judged decoded for integrations too.
+        let encoded = OTHER.to_string().replacen('0', "%30", 1);
+        check(
+            cti,
+            Method::GET,
+            &format!("{t}/users/{encoded}/status"),
+            "404",
+        );
+        check(cti, Method::PUT, &format!("{me}/%70assword"), "403");
+    }
+
     #[test]
     fn encoded_paths_are_judged_decoded() {
-        let user = Some(Principal::User {
+        let user = Principal::User {
             tenant: T,
             user: ME,
-        });
+        };
+        let user = Some(&user);
         let me = format!("/api/v1/tenants/{T}/users/{ME}");
         // `%70olicy` is `policy`: still read-only.
         check(user, Method::PUT, &format!("{me}/%70olicy"), "403");
@@ -614,6 +815,12 @@ mod tests {
         assert!(!user.acts_for(OTHER_T, ME));
         assert_eq!(user.tenant(), Some(T));
         assert_eq!(Principal::Operator.user(), None);
+        let cti = integration(Some(&[ME]));
+        assert!(cti.acts_for(T, ME) && !cti.acts_for(T, PEER) && !cti.acts_for(OTHER_T, ME));
+        assert!(!cti.administers(T));
+        assert_eq!((cti.tenant(), cti.user()), (Some(T), None));
+        let all = integration(None);
+        assert!(all.acts_for(T, PEER) && !all.acts_for(OTHER_T, PEER));
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

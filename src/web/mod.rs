@@ -29,6 +29,7 @@ mod session;
 mod settings;
 mod status;
 mod tenants;
+mod tokens;
 mod trunks;
 mod users;
 
@@ -105,7 +106,8 @@ impl ApiState {
         (name = "contacts", description = "personal and tenant-shared contacts"),
         (name = "settings", description = "a tenant's dialing rules"),
         (name = "policies", description = "the tenant tier's word on each user's calls"),
-        (name = "events", description = "a user's live lines, devices and status (docs/events.md)")
+        (name = "events", description = "a user's live lines, devices and status (docs/events.md)"),
+        (name = "api-tokens", description = "API tokens of integrations (CTI clients, docs/cti.md)")
     )
 )]
 struct ApiDoc;
@@ -229,6 +231,12 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(events::events_ws))
         .routes(routes!(events::events_sse))
         .routes(routes!(events::put_watch))
+        // Integrations' API tokens (docs/cti.md): the tenant admin's.
+        .routes(routes!(
+            tokens::list_api_tokens,
+            tokens::create_api_token
+        ))
+        .routes(routes!(tokens::revoke_api_token))
         .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
