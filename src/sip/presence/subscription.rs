@@ -172,6 +172,25 @@ impl Subscription {
         }
     }
 
+    fn update(
+        &mut self,
+        now: Instant,
+        state: Arc<WatchedState>,
+        notify: bool,
+        im: bool,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.take_newer(state.clone()) {
+            return;
+        }
+        if im {
+            out.push(Output::Im(state));
+        }
+        if notify {
+            self.active_notify(now, out);
+        }
+    }
+
     fn terminate(&mut self, out: &mut Vec<Output>) {
         self.phase = Phase::Terminating;
         self.notify(SubState::Timeout, out);
@@ -203,14 +222,7 @@ impl Subscription {
                 self.take_newer(state);
             }
             (Phase::Active, Input::Update { state, notify, im }) => {
-                if self.take_newer(state.clone()) {
-                    if im {
-                        out.push(Output::Im(state));
-                    }
-                    if notify {
-                        self.active_notify(now, &mut out);
-                    }
-                }
+                self.update(now, state, notify, im, &mut out)
             }
             (Phase::Active, Input::Refresh { expires }) => {
                 // RFC 6665 §4.2.1.2: a refresh is answered with a NOTIFY of the state.
@@ -219,11 +231,7 @@ impl Subscription {
                 out.push(Output::Timer(self.expires_at));
             }
             (Phase::Active, Input::Unsubscribe) => self.terminate(&mut out),
-            (Phase::Active, Input::Timer) => {
-                if now >= self.expires_at {
-                    self.terminate(&mut out);
-                }
-            }
+            (Phase::Active, Input::Timer) if now >= self.expires_at => self.terminate(&mut out),
             (Phase::Active, Input::NotifyAnswered { code }) if (200..300).contains(&code) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
                 if self.dirty && self.outstanding == 0 {
