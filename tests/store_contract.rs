@@ -17,8 +17,8 @@ use tsps::store::{
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
-    Binding, CallDirection, CallOutcome, CallRecord, Device, Did, LegRecord, Party, Tenant,
-    TransportKind, Trunk, User,
+    Binding, CallDirection, CallOutcome, CallRecord, Device, Did, ExternalPhone, LegRecord, Party,
+    Tenant, TransportKind, Trunk, User,
 };
 use tsps_actors::{CallId, DeviceId, LegId, TenantId, TrunkId, UserId};
 
@@ -124,6 +124,7 @@ contract!(
     sessions_round_trip_touch_end_and_cascade,
     user_call_history_filters_and_pages,
     api_tokens_round_trip_stay_in_their_tenant_and_cascade,
+    external_phones_per_user_and_remote_answer,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1651,4 +1652,80 @@ async fn user_call_history_filters_and_pages(s: &dyn Store) {
         ids(s.list_user_call_records(b.id, ub.id, &q(50)).await.unwrap()),
         [5]
     );
+}
+
+async fn external_phones_per_user_and_remote_answer(s: &dyn Store) {
+    let (a, b, ua, ub) = two_tenants(s).await;
+    // The remote answer flag round-trips with the device.
+    let mut da = device(31, &a, &ua, "1001");
+    da.remote_answer = true;
+    s.create_device(a.id, &da).await.unwrap();
+    assert_eq!(s.get_device(a.id, da.id).await.unwrap(), da);
+    da.remote_answer = false;
+    s.update_device(a.id, &da).await.unwrap();
+    assert!(!s.get_device(a.id, da.id).await.unwrap().remote_answer);
+
+    let phone = |n: u128, user: &User, number: &str| ExternalPhone {
+        id: DeviceId::for_test(n),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        number: number.into(),
+        label: "Mobile".into(),
+    };
+    let pa = phone(61, &ua, "+41790000002");
+    let pa2 = phone(62, &ua, "+41790000001");
+    s.create_external_phone(a.id, &pa).await.unwrap();
+    s.create_external_phone(a.id, &pa2).await.unwrap();
+    // Unique per user and number; another user (of another tenant) may have it.
+    assert_already_exists(
+        s.create_external_phone(a.id, &phone(63, &ua, "+41790000001"))
+            .await,
+        "external phone",
+    );
+    s.create_external_phone(b.id, &phone(64, &ub, "+41790000001"))
+        .await
+        .unwrap();
+    // A user of tenant B cannot get a phone under tenant A.
+    let mut crossing = phone(65, &ub, "+41790000009");
+    crossing.tenant_id = a.id;
+    assert_not_found(s.create_external_phone(a.id, &crossing).await, "user");
+    assert_eq!(
+        s.list_external_phones(a.id, ua.id).await.unwrap(),
+        [pa2.clone(), pa.clone()],
+        "by number"
+    );
+    assert_eq!(s.list_external_phones(a.id, ub.id).await.unwrap(), []);
+
+    let dir = s.load_directory().await.unwrap();
+    assert_eq!(dir.external_phone(pa.id), Some(&pa));
+    assert_eq!(dir.external_phones_of_user(ua.id).count(), 2);
+    assert_eq!(dir.device(da.id).map(|d| d.remote_answer), Some(false));
+
+    let mut renamed = pa.clone();
+    renamed.label = "Work mobile".into();
+    renamed.number = "+41790000003".into();
+    s.update_external_phone(a.id, &renamed).await.unwrap();
+    renamed.number = "+41790000001".into();
+    assert_already_exists(
+        s.update_external_phone(a.id, &renamed).await,
+        "external phone",
+    );
+    assert_not_found(
+        s.update_external_phone(b.id, &phone(61, &ub, "+41790000007"))
+            .await,
+        "external phone",
+    );
+    assert_not_found(
+        s.delete_external_phone(a.id, ub.id, pa.id).await,
+        "external phone",
+    );
+    s.delete_external_phone(a.id, ua.id, pa.id).await.unwrap();
+    assert_not_found(
+        s.delete_external_phone(a.id, ua.id, pa.id).await,
+        "external phone",
+    );
+    // They go with their user.
+    s.delete_user(a.id, ua.id).await.unwrap();
+    let dir = s.load_directory().await.unwrap();
+    assert_eq!(dir.external_phones_of_user(ua.id).count(), 0);
 }
