@@ -171,6 +171,15 @@ impl CallActor {
                         "the call is not ringing to the user",
                     ));
                 }
+                if let ControlAction::AnswerOn(d) = &action {
+                    let dir = self.platform.directory.current();
+                    let phone = dir.external_phone(*d).filter(|p| p.user_id == msg.user);
+                    if phone.is_some() && dir.trunks_of_tenant(self.setup.tenant).next().is_none() {
+                        return Err(ControlError::WrongState(
+                            "the tenant has no trunk to reach the external phone",
+                        ));
+                    }
+                }
                 let action = match action {
                     ControlAction::AnswerOn(d) => super::OverrideAction::AnswerOn(d),
                     ControlAction::Forward(t) => super::OverrideAction::Forward(t),

@@ -1707,3 +1707,36 @@ async fn remote_answer_waits_for_the_device_to_ring_and_needs_the_flag() {
     assert!(matches!(h.next().await, LegCommand::Cancel { leg } if leg == phone));
     h.ended().await;
 }
+
+#[actix::test]
+async fn an_external_phone_needs_a_trunk() {
+    let mut no_trunk = extras();
+    no_trunk.trunks.clear();
+    let (platform, persistence, bus) = testkit::platform_with_extras(
+        testkit::MapFeatures::default(),
+        &[(BOB, BOB_PHONE)],
+        no_trunk,
+    );
+    let a = LegId::new();
+    let start = CallStart::Incoming {
+        leg: a,
+        target: "device:1001".into(),
+        offer: Some(sdp("v=0\r\n")),
+    };
+    let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+    let phone = expect_dial_to(&mut h, BOB_PHONE).await;
+    assert_eq!(
+        h.control_now(BOB, ControlAction::AnswerOn(BOB_MOBILE))
+            .await,
+        Err(ControlError::WrongState(
+            "the tenant has no trunk to reach the external phone"
+        ))
+    );
+    // Nothing changed: the phone still rings.
+    h.event(phone, LegEventKind::Failed { code: 486 });
+    assert!(matches!(
+        h.next().await,
+        LegCommand::Reject { code: 486, .. }
+    ));
+    h.ended().await;
+}
