@@ -180,10 +180,16 @@ pub async fn start(
 )> {
     let up = &cfg.upstream;
     let domain = up.domain.trim().to_ascii_lowercase();
+    // An IPv6 literal goes in brackets in a URI and a Via (RFC 3261 §25.1).
+    let host = if public_host.contains(':') && !public_host.starts_with('[') {
+        format!("[{public_host}]")
+    } else {
+        public_host.to_string()
+    };
     let settings = register::Settings {
         registrar_uri: format!("sip:{domain}"),
         aor: format!("sip:{}@{domain}", up.username),
-        contact: format!("sip:{}@{public_host}:{sip_port}", prepared.extension),
+        contact: format!("sip:{}@{host}:{sip_port}", prepared.extension),
         username: up.username.clone(),
         password: Secret(up.password.expose().to_string()),
         expires: up.expires,
@@ -193,7 +199,7 @@ pub async fn start(
     let link = client::UdpLink::bind(SocketAddr::new(bind_ip, 0), prepared.registrar)
         .await
         .context("cannot bind the socket for upstream registrations")?;
-    let via_host = format!("{public_host}:{}", link.local_port());
+    let via_host = format!("{host}:{}", link.local_port());
     let registration = register::Registration::new(
         settings,
         format!("tsps-reg.{}", uuid::Uuid::new_v4().simple()),
