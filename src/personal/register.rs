@@ -80,6 +80,7 @@ impl Reply {
         let code = resp.status_code.code();
         let number = |name: &str| {
             h::first(&resp.headers, name)
+                .map(str::trim)
                 .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
                 .and_then(|v| v.parse::<u32>().ok())
         };
