@@ -195,3 +195,55 @@ fn a_watcher_who_asked_for_it_gets_instant_messages_on_hook_changes() {
         "from Bob's address, with his name:\n{messages}"
     );
 }
+
+#[test]
+fn a_device_holds_a_bounded_number_of_subscriptions() {
+    let tsps = Tsps::start(
+        TENANTS,
+        &[
+            ("TSPS_PRESENCE__MIN_EXPIRES", "2"),
+            ("TSPS_PRESENCE__MAX_SUBSCRIPTIONS_PER_DEVICE", "1"),
+        ],
+    );
+    let first = subscribed(&tsps, carol_watching_bob("presence_expiry.xml"));
+    // The same device asks for a second subscription (Alice) while the first lives.
+    let second = Sipp::new("presence_forbidden.xml")
+        .device("a.test", "1003", "secret1003")
+        .calling("1001")
+        .key("target_domain", "a.test");
+    tsps.sipp(second)
+        .assert_success("a second subscription of the device is refused with 403");
+    assert!(
+        tsps.log_text().contains("already holds 1 subscriptions"),
+        "refused for the limit, not for another reason"
+    );
+    first
+        .join()
+        .assert_success("the first subscription lives on and expires");
+}
+
+#[test]
+fn options_advertise_subscribe_and_the_event_packages() {
+    let tsps = Tsps::start(TENANTS, &[]);
+    let options = "OPTIONS sip:a.test SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-opt-1;rport\r\n\
+        From: <sip:1003@a.test>;tag=o1\r\n\
+        To: <sip:a.test>\r\n\
+        Call-ID: options-presence@127.0.0.1\r\n\
+        CSeq: 1 OPTIONS\r\n\
+        Max-Forwards: 70\r\n\
+        Content-Length: 0\r\n\r\n";
+    let resp = tsps
+        .udp_final_response(options.as_bytes(), Duration::from_secs(5))
+        .expect("an answer to OPTIONS");
+    assert_eq!(common::status_code(&resp), Some(200), "{resp}");
+    assert_eq!(
+        common::header(&resp, "Allow-Events"),
+        Some("dialog, presence"),
+        "{resp}"
+    );
+    assert!(
+        common::header(&resp, "Allow").is_some_and(|a| a.contains("SUBSCRIBE")),
+        "{resp}"
+    );
+}
