@@ -218,6 +218,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                     }
                 })
                 .collect(),
+            presence: config.presence.settings(),
         },
         directory: directory.clone(),
         platform: platform.clone(),
@@ -225,7 +226,6 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
-            presence: config.presence.settings(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
@@ -287,6 +287,16 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         crate::push::HubConfig::default(),
     );
     push.run(&bus, cancel.clone());
+    // SIP presence: the tenants' presence actors follow the bus.
+    {
+        let (rx, platform, cancel) = (bus.subscribe(), platform.clone(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tsps_actors::presence::route_bus(platform, rx) => {}
+            }
+        }));
+    }
     let state = crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
@@ -309,16 +319,6 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     {
         let cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
-    // SIP presence: the tenants' presence actors follow the bus.
-    {
-        let (rx, platform, cancel) = (bus.subscribe(), platform.clone(), cancel.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = tsps_actors::presence::route_bus(platform, rx) => {}
-            }
-        }));
-    }
             let shutdown = async move { cancel.cancelled().await };
             // Connect info: the login limiter counts failures per client address.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();

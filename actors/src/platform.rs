@@ -57,12 +57,12 @@ pub struct Platform {
     pub features: Arc<dyn FeatureSource>,
     pub bus: EventBus,
     pub config: PlatformConfig,
-}
-
-impl Platform {
     /// One presence actor per tenant, started on the tenant's first event or watch.
     presence: ArcSwap<HashMap<TenantId, Addr<PresenceActor>>>,
     presence_lock: Mutex<()>,
+}
+
+impl Platform {
     pub fn new(
         arbiters: Vec<ArbiterHandle>,
         directory: Arc<dyn DirectorySource>,
@@ -86,11 +86,11 @@ impl Platform {
             features,
             bus,
             config,
+            presence: ArcSwap::from_pointee(HashMap::new()),
+            presence_lock: Mutex::new(()),
         })
     }
 
-            presence: ArcSwap::from_pointee(HashMap::new()),
-            presence_lock: Mutex::new(()),
     fn next_arbiter(&self) -> &ArbiterHandle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
         &self.arbiters[i]
@@ -198,7 +198,6 @@ impl Platform {
     pub fn user_count(&self) -> usize {
         self.users.load().len()
     }
-}
 
     /// The presence actor of `tenant`, started on first use (lookups never lock).
     pub fn presence(&self, tenant: TenantId) -> Addr<PresenceActor> {
@@ -218,3 +217,4 @@ impl Platform {
         self.presence.store(Arc::new(map));
         addr
     }
+}

@@ -293,6 +293,8 @@ pub struct Shard {
     timers: TimerQueue<TimerRef>,
     gen: u64,
     me: Option<Recipient<LegCommand>>,
+    /// Subscriptions whose dialogs this shard owns (see `subscribe.rs`).
+    subscriptions: super::presence::ShardSubscriptions,
 }
 
 /// Tick of the shard's timer queue; SIP timers start at T1 = 500 ms.
@@ -310,14 +312,13 @@ impl Shard {
             timers: TimerQueue::default(),
             gen: 0,
             me: None,
+            subscriptions: Default::default(),
         }
     }
 
     // ----- transaction plumbing -------------------------------------------------
 
     fn add_tx(
-    /// Subscriptions whose dialogs this shard owns (see `subscribe.rs`).
-    subscriptions: super::presence::ShardSubscriptions,
         &mut self,
         key: TxKey,
         tx: Transaction,
@@ -335,7 +336,6 @@ impl Shard {
                 gen,
                 owner,
                 request,
-            subscriptions: Default::default(),
             },
         );
         gen
@@ -416,6 +416,7 @@ impl Shard {
     }
 
     fn on_tick(&mut self) {
+        self.subscriptions_tick();
         for t in self.timers.expired(Instant::now()) {
             let Some(entry) = self.txs.get_mut(&t.key) else {
                 continue;
@@ -427,6 +428,7 @@ impl Shard {
             let actions = entry.tx.on_timer(t.timer);
             for event in self.run(&t.key, actions) {
                 match event {
+                    Action::Timeout if owner.is_none() => self.on_uac_timeout(&t.key),
                     Action::Timeout => self.on_client_timeout(owner),
                     Action::AckTimeout => {
                         if let Some((leg, Purpose::Initial)) = owner {
@@ -439,7 +441,6 @@ impl Shard {
                 }
             }
         }
-        self.subscriptions_tick();
     }
 
     fn notify(&self, leg: LegId, kind: LegEventKind) {
@@ -451,7 +452,6 @@ impl Shard {
     fn drop_leg(&mut self, leg: LegId) {
         if let Some(l) = self.legs.remove(&leg) {
             self.dialogs.remove(&(l.call_id, l.local_tag));
-                    Action::Timeout if owner.is_none() => self.on_uac_timeout(&t.key),
             if l.uas {
                 self.calls.remove(&l.call);
             }
@@ -532,6 +532,10 @@ impl Shard {
             Some(req.clone()),
         );
 
+        if method == Method::Subscribe {
+            self.on_subscribe(&req, peer, key, ctx);
+            return;
+        }
         let to_tag = h::first(&req.headers, "To").and_then(|t| h::param(t, "tag"));
         if to_tag.is_some() {
             self.on_in_dialog(&req, peer, key);
@@ -559,10 +563,6 @@ impl Shard {
                 let tag = build::token();
                 self.respond(&key, 405, Some(&tag), &[("Allow", build::ALLOW)], None);
             }
-        if method == Method::Subscribe {
-            self.on_subscribe(&req, peer, key, ctx);
-            return;
-        }
         }
     }
 
@@ -1043,6 +1043,9 @@ impl Shard {
         let actions = entry.tx.on_response(code, ack);
         for event in self.run(&key, actions) {
             if let Action::Deliver { code } = event {
+                if owner.is_none() {
+                    self.on_uac_response(&key, code);
+                }
                 self.on_client_response(owner, &resp, code, cseq);
             }
         }
@@ -1069,9 +1072,6 @@ impl Shard {
     fn on_client_response(
         &mut self,
         owner: Option<(LegId, Purpose)>,
-                if owner.is_none() {
-                    self.on_uac_response(&key, code);
-                }
         resp: &Response,
         code: u16,
         cseq: u32,
