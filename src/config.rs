@@ -168,12 +168,33 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Several nodes sharing one Redis (docs/cluster.md). Without `url` the node is alone.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// Optional: `redis://127.0.0.1:6379`. Without it the event bus stays in process.
     #[serde(default)]
     pub url: Option<Secret>,
+    /// Put before every channel and key, so that several clusters share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub prefix: String,
+    /// This node's name in the cluster; random at each start when not set.
+    #[serde(default)]
+    pub node_id: Option<String>,
+}
+
+fn default_redis_prefix() -> String {
+    "tsps:".into()
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            prefix: default_redis_prefix(),
+            node_id: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -488,8 +509,7 @@ impl Config {
                 "must be at least 1 and at most sip.max_expires",
             ));
         }
-        if self.presence.min_expires == 0 || self.presence.min_expires > self.presence.max_expires
-        {
+        if self.presence.min_expires == 0 || self.presence.min_expires > self.presence.max_expires {
             return Err(invalid(
                 "presence.min_expires",
                 "must be at least 1 and at most presence.max_expires",
@@ -532,6 +552,20 @@ impl Config {
         if let Some(redis) = &self.redis.url {
             if !redis.expose().starts_with("redis://") {
                 return Err(invalid("redis.url", "must start with redis://"));
+            }
+        }
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                "redis.prefix",
+                "must not be empty or contain spaces",
+            ));
+        }
+        if let Some(n) = &self.redis.node_id {
+            if n.is_empty() || n.contains(char::is_whitespace) {
+                return Err(invalid(
+                    "redis.node_id",
+                    "must not be empty or contain spaces",
+                ));
             }
         }
         if self.log.level.trim().is_empty() {
@@ -714,7 +748,33 @@ mod tests {
             &env(&[("TSPS_PRESENCE__MAX_SUBSCRIPTIONS_PER_DEVICE", "0")]),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("max_subscriptions_per_device"), "{e}");
+        assert!(
+            e.to_string().contains("max_subscriptions_per_device"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redis_settings() {
+        let c = Config::load(None, &env(&[])).unwrap();
+        assert_eq!(c.redis.prefix, "tsps:");
+        assert!(c.redis.node_id.is_none());
+        let c = Config::load(
+            None,
+            &env(&[
+                ("TSPS_REDIS__URL", "redis://127.0.0.1:6379"),
+                ("TSPS_REDIS__PREFIX", "test42:"),
+                ("TSPS_REDIS__NODE_ID", "node-a"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.redis.prefix, "test42:");
+        assert_eq!(c.redis.node_id.as_deref(), Some("node-a"));
+        assert_eq!(format!("{:?}", c.redis.url), "Some([redacted])");
+        let e = Config::load(None, &env(&[("TSPS_REDIS__URL", "http://x")])).unwrap_err();
+        assert!(e.to_string().contains("redis.url"), "{e}");
+        let e = Config::load(None, &env(&[("TSPS_REDIS__PREFIX", "a b")])).unwrap_err();
+        assert!(e.to_string().contains("redis.prefix"), "{e}");
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //!   B2BUA leg mapping).
 //! - [`transport`]: UDP and TCP sockets that drive [`sip`].
 //! - [`contacts`]: contacts of the feature server: E.164 normalization, vCard and CSV.
+//! - [`cluster`]: several nodes sharing one Redis (events, registrations).
 //! - [`store`]: sqlx repositories (PostgreSQL and the embedded SQLite default).
 //! - [`web`]: axum REST API under `/api/v1`.
 //! - [`personal`]: personal mode, a tsps that registers upstream as its user's device.
 //! - [`server`]: starts everything for `tsps serve`.
 
+pub mod cluster;
 pub mod config;
 pub mod contacts;
 pub mod features;

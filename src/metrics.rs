@@ -1,8 +1,9 @@
 //! Prometheus metrics of a running node, rendered at scrape time from the live
 //! counters (no tenant labels: tenants are walls, and the endpoint is the operator's).
 
+use crate::cluster::ClusterStats;
 use crate::push::Hub;
-use prometheus::{Encoder, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tsps_actors::platform::Platform;
@@ -30,6 +31,14 @@ pub struct NodeMetrics {
     sessions: IntGauge,
     streams: IntGauge,
     push_total: IntCounterVec,
+    /// With Redis (several nodes): the bridge's link state and what it dropped.
+    redis: Option<RedisMetrics>,
+}
+
+struct RedisMetrics {
+    stats: Arc<ClusterStats>,
+    up: IntGauge,
+    dropped: IntCounter,
 }
 
 impl NodeMetrics {
@@ -71,7 +80,30 @@ impl NodeMetrics {
             sessions,
             streams,
             push_total,
+            redis: None,
         }
+    }
+
+    /// Adds the metrics of the Redis bridge (a node of a cluster).
+    pub fn with_cluster(mut self, stats: Arc<ClusterStats>) -> Self {
+        let up = IntGauge::new(
+            "tsps_redis_up",
+            "1 while this node is connected to Redis (the other nodes), else 0.",
+        )
+        .expect("valid metric");
+        let dropped = IntCounter::new(
+            "tsps_redis_dropped_total",
+            "Messages for the other nodes not sent (Redis down, or the outbox full).",
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(dropped.clone()),
+        ] {
+            self.registry.register(m).expect("unique metric");
+        }
+        self.redis = Some(RedisMetrics { stats, up, dropped });
+        self
     }
 }
 
@@ -92,6 +124,11 @@ impl MetricsSource for NodeMetrics {
             let c = self.push_total.with_label_values(&[what]);
             // Counters only go up: add what happened since the last scrape.
             c.inc_by(value.saturating_sub(c.get()));
+        }
+        if let Some(r) = &self.redis {
+            r.up.set(r.stats.up.load(Relaxed));
+            let dropped = r.stats.dropped.load(Relaxed);
+            r.dropped.inc_by(dropped.saturating_sub(r.dropped.get()));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -156,6 +156,22 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     // Room for about a second of events at full call rate: the push hub must never
     // fall behind in normal operation (it resyncs every session when it does).
     let bus = EventBus::new(65_536);
+    // Several nodes sharing Redis (docs/cluster.md): the bridge tells the others of this
+    // node's registrations (through the persistence port) and store changes.
+    let cluster = match &config.redis.url {
+        Some(url) => Some(crate::cluster::Cluster::new(
+            &config.redis,
+            url.expose(),
+            config.sip.max_expires,
+            &bus,
+        )?),
+        None => None,
+    };
+    let persistence: Arc<dyn tsps_actors::ports::Persistence> = Arc::new(persistence);
+    let persistence = match &cluster {
+        Some(c) => c.persistence(persistence),
+        None => persistence,
+    };
     let adjustable = Arc::new(crate::features::AdjustableClock::default());
     let clock: Arc<dyn tsps_actors::ports::Clock> = if config.testing.clock_api {
         tracing::warn!("testing.clock_api is on: the API can move the clock (tests only)");
@@ -166,7 +182,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     let platform = Platform::new(
         arbiters.iter().map(|a| a.handle()).collect(),
         Arc::new(directory.clone()),
-        Arc::new(persistence),
+        persistence,
         clock.clone(),
         Arc::new(crate::features::StoreFeatures(store.clone())),
         bus.clone(),
@@ -297,22 +313,38 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             }
         }));
     }
+    let notify: Arc<dyn crate::web::ChangeNotifier> = Arc::new(crate::features::ActorNotifier {
+        platform: platform.clone(),
+        directory: directory.clone(),
+    });
+    let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone());
+    let notify = match cluster {
+        Some(c) => {
+            metrics = metrics.with_cluster(c.stats());
+            let cluster_notify = c.notifier(notify.clone());
+            let hub = push.clone();
+            let deps = crate::cluster::link::Deps {
+                platform: platform.clone(),
+                directory: directory.clone(),
+                bus: bus.clone(),
+                notifier: notify,
+                on_gap: Box::new(move || hub.resync_all()),
+            };
+            tasks.extend(c.start(deps, cancel.clone()));
+            cluster_notify
+        }
+        None => notify,
+    };
     let state = crate::web::ApiState {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
-        notify: Arc::new(crate::features::ActorNotifier {
-            platform: platform.clone(),
-            directory: directory.clone(),
-        }),
+        notify,
         live: Arc::new(crate::features::PlatformCalls {
             platform: platform.clone(),
             clock: config.testing.clock_api.then(|| adjustable.clone()),
             dialers: ctx.dialers(),
         }),
-        metrics: Arc::new(crate::metrics::NodeMetrics::new(
-            platform.clone(),
-            push.clone(),
-        )),
+        metrics: Arc::new(metrics),
         push,
     };
     let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));

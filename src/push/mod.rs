@@ -605,9 +605,10 @@ impl Hub {
         Ok(views)
     }
 
-    /// After the hub itself missed bus events: a resync message in every stream makes
-    /// each session fetch a fresh snapshot.
-    fn resync_all(&self) {
+    /// After the hub itself missed bus events (or the node missed other nodes'
+    /// events: src/cluster calls it): a resync message in every stream makes each
+    /// session fetch a fresh snapshot.
+    pub fn resync_all(&self) {
         let mut st = self.lock();
         let users: Vec<(UserId, TenantId)> =
             st.streams.iter().map(|(u, s)| (*u, s.tenant)).collect();
