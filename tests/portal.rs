@@ -728,6 +728,62 @@ fn blind_transfer_from_the_browser() {
 }
 
 #[test]
+fn consultative_transfer_from_the_browser() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "consult",
+        "consult.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    );
+    browser.wait_event("ready");
+    // Alice's phone takes both calls (click-to-dial); Bob is held, then joined with Carol.
+    let phone = portal.phone(
+        "1001",
+        Sipp::uas("control_uas_delayed_offer.xml")
+            .key("answer_after_ms", "300")
+            .calls(2),
+    );
+    let mut bob = portal.phone("1002", Sipp::uas("control_uas_join_held.xml"));
+    let mut carol = portal.phone("1003", Sipp::uas("control_uas_join_remaining.xml"));
+    let user = format!(
+        "/tenants/{}/users/{}",
+        portal.tenant(DOMAIN),
+        portal.user(DOMAIN, "1001")
+    );
+    let devices = portal
+        .tsps
+        .api_ok(Method::GET, &format!("{user}/devices"), None);
+    let device = devices[0]["id"].clone();
+    let dial = |destination: &str| {
+        let body = json!({ "device_id": device, "destination": destination });
+        let placed = portal
+            .tsps
+            .api_ok(Method::POST, &format!("{user}/calls"), Some(&body));
+        placed["call_id"].as_str().expect("call id").to_string()
+    };
+    let first = dial("1002");
+    saw(&mut bob, "ACK sip:", "Bob answers");
+    portal.tsps.api_ok(
+        Method::POST,
+        &format!("{user}/calls/{first}/hold"),
+        Some(&json!({})),
+    );
+    let second = dial("1003");
+    saw(&mut carol, "ACK sip:", "Carol answers");
+    browser.send(json!({"cmd": "calls_up", "first": first, "second": second}));
+    browser.wait_event("joined");
+    browser.finish();
+    phone
+        .join()
+        .assert_success("Alice's phone: two calls, a BYE on each");
+    bob.join()
+        .assert_success("Bob: held, then joined with Carol (re-INVITE without SDP)");
+    carol
+        .join()
+        .assert_success("Carol: re-INVITE with Bob's offer, answers, hangs up");
+}
+
+#[test]
 fn after_a_dropped_stream_and_a_reload_the_browser_shows_the_call_as_it_is() {
     let portal = Portal::start();
     let mut browser = Browser::start(

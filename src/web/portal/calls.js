@@ -17,7 +17,10 @@ export const ACTION_LABEL = {
 /** Actions that need a destination typed or chosen first. */
 export const NEEDS_TARGET = new Set(['forward', 'transfer']);
 
-/** Runs `action` on `line`; `arg` is the device id (answer) or the target text. */
+/**
+ * Runs `action` on `line`; `arg` is the device id (answer), the target text, or for a
+ * consultative transfer `{replacesCall: <the user's other call>}`.
+ */
 export function command(ctx, line, action, arg) {
   const u = ctx.user;
   const id = encodeURIComponent(line.call_id);
@@ -33,6 +36,10 @@ export function command(ctx, line, action, arg) {
     case 'forward':
       return api('POST', userPath(u, `/calls/${id}/forward`), { target: toTarget(arg) });
     case 'transfer':
+      // Consultative: `arg` names the user's other call, whose party joins this one's.
+      if (arg && arg.replacesCall) {
+        return api('POST', userPath(u, `/calls/${id}/transfer`), { replaces_call: arg.replacesCall });
+      }
       return api('POST', userPath(u, `/calls/${id}/transfer`), { target: String(arg || '').trim() });
     case 'hold':
     case 'resume':

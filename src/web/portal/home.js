@@ -104,11 +104,20 @@ export function renderHome(main, ctx) {
 
   function targetForm(line, action) {
     const input = h('input', { name: 'target', inputmode: 'tel', autocomplete: 'off', dataset: { targetFor: action } });
+    // Consultative transfer: the user's other answered calls, whose party may join this one's.
+    const others = action === 'transfer'
+      ? [...ctx.live.lines.values()].filter((o) => o.call_id !== line.call_id && (o.allowed || []).includes('transfer'))
+      : [];
     const f = h('form', { class: 'inline-form', dataset: { form: action } },
       h('label', { for: input.id || (input.id = `${action}-${line.call_id}`) },
         action === 'transfer' ? 'Transfer to' : 'Forward to'),
       input,
       h('button', { type: 'submit', dataset: { submit: action } }, ACTION_LABEL[action]),
+      others.map((o) => h('button', {
+        type: 'button',
+        dataset: { joinWith: o.call_id },
+        onclick: () => { openForm = null; run(line, 'transfer', { replacesCall: o.call_id }); },
+      }, `Join with ${peerLabel(ctx, o.peer)}`)),
       h('button', { type: 'button', class: 'secondary', onclick: () => { openForm = null; rebuild(line.call_id); } }, 'Cancel'));
     f.addEventListener('submit', (e) => {
       e.preventDefault();
