@@ -1510,7 +1510,10 @@ async fn api_tokens_round_trip_stay_in_their_tenant_and_cascade(s: &dyn Store) {
     s.delete_api_token(a.id, crm.id).await.unwrap();
     assert_not_found(s.delete_api_token(a.id, crm.id).await, "api token");
     assert_eq!(s.find_api_token(&crm.secret_hash).await.unwrap(), None);
-    assert_eq!(s.list_api_tokens(a.id).await.unwrap(), [console.clone()]);
+    assert_eq!(
+        s.list_api_tokens(a.id).await.unwrap(),
+        std::slice::from_ref(&console)
+    );
 
     // Tokens go with their tenant.
     s.delete_tenant(a.id).await.unwrap();

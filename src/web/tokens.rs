@@ -141,13 +141,21 @@ impl fmt::Debug for CreatedApiToken {
     }
 }
 
+/// A POST body that passed [`check`]: the name trimmed, the users without repeats.
+#[derive(Debug, PartialEq)]
+struct Checked {
+    name: String,
+    users: Option<Vec<UserId>>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
 /// What is wrong with a POST body, every problem at once; the users' list checked
-/// against `tenant_users`. Returns the name trimmed and the users without repeats.
+/// against `tenant_users`.
 fn check(
     input: ApiTokenInput,
     tenant_users: &HashSet<UserId>,
     now: DateTime<Utc>,
-) -> Result<(String, Option<Vec<UserId>>, Option<DateTime<Utc>>), Vec<FieldIssue>> {
+) -> Result<Checked, Vec<FieldIssue>> {
     let mut issues = Vec::new();
     let name = input.name.trim().to_string();
     if name.is_empty() {
@@ -190,7 +198,11 @@ fn check(
         issues.push(FieldIssue::new("expires_at", "must be in the future"));
     }
     if issues.is_empty() {
-        Ok((name, users, input.expires_at))
+        Ok(Checked {
+            name,
+            users,
+            expires_at: input.expires_at,
+        })
     } else {
         Err(issues)
     }
@@ -230,7 +242,11 @@ pub async fn create_api_token(
         .map(|u| u.id)
         .collect();
     let now = Utc::now();
-    let (name, users, expires_at) = check(input, &tenant_users, now).map_err(|issues| {
+    let Checked {
+        name,
+        users,
+        expires_at,
+    } = check(input, &tenant_users, now).map_err(|issues| {
         ApiError::unprocessable("invalid_api_token", "invalid api token", issues)
     })?;
     let secret = new_secret();
@@ -316,11 +332,17 @@ mod tests {
     fn a_body_is_checked_as_a_whole() {
         let users: HashSet<UserId> = [A, B].into();
         let ok = check(input(" crm ", Some(vec![B, A, B]), Some(60)), &users, now()).unwrap();
-        assert_eq!(ok.0, "crm");
-        assert_eq!(ok.1, Some(vec![B, A]), "repeats dropped, order kept");
-        assert_eq!(ok.2, Some(now() + chrono::Duration::seconds(60)));
+        assert_eq!(
+            ok,
+            Checked {
+                name: "crm".into(),
+                // Repeats dropped, order kept.
+                users: Some(vec![B, A]),
+                expires_at: Some(now() + chrono::Duration::seconds(60)),
+            }
+        );
         let all = check(input("console", None, None), &users, now()).unwrap();
-        assert_eq!((all.1, all.2), (None, None));
+        assert_eq!((all.users, all.expires_at), (None, None));
 
         assert_eq!(
             fields(check(

@@ -23,9 +23,28 @@ pub enum Kind {
 }
 
 impl EventsClient {
-    /// Connects to `url` (`http://…/events/ws` or `…/events/sse`) with the bearer token.
-    /// Panics unless the server accepts the stream.
+    /// Connects to `url` (`http://…/events/ws` or `…/events/sse`) with the bearer token
+    /// (the operator's or an integration's API token). Panics unless the server accepts
+    /// the stream.
     pub fn connect(kind: Kind, url: &str, token: &str, since: Option<&str>) -> EventsClient {
+        Self::try_connect(kind, url, token, since, &[])
+            .unwrap_or_else(|e| panic!("cannot open the event stream {url}: {e}"))
+    }
+
+    /// Like [`EventsClient::connect`], with `headers` added to the request (an `Origin`,
+    /// say), and the refusal (`HTTP error: 401 Unauthorized`, `status 404 Not Found`)
+    /// returned instead of a panic.
+    pub fn try_connect(
+        kind: Kind,
+        url: &str,
+        token: &str,
+        since: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<EventsClient, String> {
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let (tx, rx) = mpsc::channel();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -49,6 +68,12 @@ impl EventsClient {
                             "authorization",
                             format!("Bearer {token}").parse().expect("header"),
                         );
+                        for (k, v) in &headers {
+                            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                                k.parse().expect("header name");
+                            req.headers_mut()
+                                .insert(name, v.parse().expect("header value"));
+                        }
                         let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
                             Ok(ok) => ok,
                             Err(e) => {
@@ -76,7 +101,11 @@ impl EventsClient {
                     }
                     Kind::Sse => {
                         let client = reqwest::Client::new();
-                        let resp = client.get(&url).bearer_auth(&token).send().await;
+                        let mut req = client.get(&url).bearer_auth(&token);
+                        for (k, v) in &headers {
+                            req = req.header(k.as_str(), v.as_str());
+                        }
+                        let resp = req.send().await;
                         let mut resp = match resp {
                             Ok(r) if r.status() == 200 => r,
                             Ok(r) => {
@@ -123,14 +152,17 @@ impl EventsClient {
             });
         });
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => {}
-            other => panic!("cannot open the event stream {shown}: {other:?}"),
-        }
-        EventsClient {
-            rx,
-            stop: Some(stop),
-            thread: Some(thread),
-            seen: Vec::new(),
+            Ok(Ok(())) => Ok(EventsClient {
+                rx,
+                stop: Some(stop),
+                thread: Some(thread),
+                seen: Vec::new(),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(e) => Err(format!("{shown}: no answer: {e}")),
         }
     }
 
