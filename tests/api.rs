@@ -254,7 +254,8 @@ async fn crud_round_trip() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{d}");
     let keys: Vec<_> = d.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["id", "sip_username", "user_id"]);
+    assert_eq!(keys, ["id", "remote_answer", "sip_username", "user_id"]);
+    assert_eq!(d["remote_answer"], false, "{d}");
     let did_ = d["id"].as_str().unwrap().to_string();
     let dp = format!("{up}/devices/{did_}");
     assert_eq!(api.get(&dp).await, (StatusCode::OK, d.clone()));
@@ -275,6 +276,59 @@ async fn crud_round_trip() {
     let snapshot = api.directory.get();
     let dev = snapshot.device_by_username(tenant_id, "1001").unwrap();
     assert_eq!(dev.ha1_md5, ha1_md5("1001", "a.test", "another-pass"));
+    // Remote answer: set by a PUT, kept by a PUT without it.
+    let body = json!({"sip_username": "1001", "password": "another-pass", "remote_answer": true});
+    assert_eq!(api.put(&dp, body).await.1["remote_answer"], true);
+    let body = json!({"sip_username": "1001", "password": "another-pass"});
+    assert_eq!(api.put(&dp, body).await.1["remote_answer"], true);
+    let snapshot = api.directory.get();
+    assert!(
+        snapshot
+            .device_by_username(tenant_id, "1001")
+            .unwrap()
+            .remote_answer
+    );
+
+    // External phones: E.164 by the tenant's dialing rules, in the directory at once.
+    let pp = format!("{up}/external-phones");
+    let (status, e) = api.post(&pp, json!({"number": "044 555 01 99"})).await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no country code: {e}"
+    );
+    let (status, p) = api
+        .post(
+            &pp,
+            json!({"number": "+41 79 555 01 99", "label": "Mobile"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+    assert_eq!(p["number"], "+41795550199");
+    let phone = format!("{pp}/{}", p["id"].as_str().unwrap());
+    assert_eq!(api.get(&phone).await, (StatusCode::OK, p.clone()));
+    let (status, p2) = api
+        .put(
+            &phone,
+            json!({"number": "0041 79 555 01 98", "label": "Work"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{p2}");
+    assert_eq!(
+        (p2["number"].as_str(), p2["label"].as_str()),
+        (Some("+41795550198"), Some("Work"))
+    );
+    let phone_id = p["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        api.directory
+            .get()
+            .external_phone(phone_id)
+            .map(|p| p.number.clone()),
+        Some("+41795550198".to_string())
+    );
+    assert_eq!(api.delete(&phone).await, StatusCode::NO_CONTENT);
+    assert_eq!(api.get(&phone).await.0, StatusCode::NOT_FOUND);
+    assert!(api.directory.get().external_phone(phone_id).is_none());
 
     // The domain cannot move while a device's HA1 depends on it.
     assert_error(
