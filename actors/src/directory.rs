@@ -4,7 +4,7 @@
 
 use crate::ids::{DeviceId, TenantId, TrunkId, UserId};
 use crate::model::{Device, Did, ExternalPhone, Tenant, Trunk, User};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 #[derive(Debug, Default, Clone)]
@@ -21,6 +21,9 @@ pub struct Directory {
     trunks_of_tenant: HashMap<TenantId, Vec<TrunkId>>,
     external_phones: HashMap<DeviceId, ExternalPhone>,
     external_phones_of_user: HashMap<UserId, Vec<DeviceId>>,
+    /// The subscriber table: users who restricted who may watch them, with the users
+    /// allowed to (see `presence::may_watch`). A user not listed: anyone of the tenant.
+    allowed_watchers: HashMap<UserId, HashSet<UserId>>,
 }
 
 impl Directory {
@@ -74,6 +77,21 @@ impl Directory {
             self.external_phones.insert(p.id, p);
         }
         self
+    }
+
+    /// The subscriber table's restrictions, added to a snapshot: (watched user, the
+    /// users allowed to watch them).
+    pub fn with_watch_rules(mut self, rules: Vec<(UserId, Vec<UserId>)>) -> Self {
+        for (user, allowed) in rules {
+            self.allowed_watchers
+                .insert(user, allowed.into_iter().collect());
+        }
+        self
+    }
+
+    /// Who may watch `user`, when the user is restricted (None: anyone of the tenant).
+    pub fn allowed_watchers(&self, user: UserId) -> Option<&HashSet<UserId>> {
+        self.allowed_watchers.get(&user)
     }
 
     pub fn tenant(&self, id: TenantId) -> Option<&Tenant> {

@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tsps_actors::feature::{Presence, Profile};
 use tsps_actors::model::{Binding, CallRecord, Device, Did, ExternalPhone, Tenant, Trunk, User};
+use tsps_actors::presence::WatchRule;
 use tsps_actors::{DeviceId, Directory, TenantId, TrunkId, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The whole provisioned directory (tenants, users, devices, external phones, DIDs,
-    /// trunks).
+    /// trunks, the subscriber table).
     async fn load_directory(&self) -> StoreResult<Directory>;
 
     /// Inserts or refreshes one registration binding, keyed by (tenant, device, contact).
@@ -277,6 +278,19 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Every user of the tenant with its policy (accept when none stored), by extension.
     async fn list_user_policies(&self, tenant: TenantId) -> StoreResult<Vec<(UserId, UserPolicy)>>;
+
+    // The subscriber table: who may watch a user (`tsps_actors::presence::rules`); the
+    // directory snapshot carries it to SIP and the portal.
+    /// `Anyone` when nothing is stored; watchers that were deleted since are left out.
+    async fn get_watch_rule(&self, tenant: TenantId, user: UserId) -> StoreResult<WatchRule>;
+    /// `Anyone` removes the restriction. Each listed watcher must be a user of `tenant`
+    /// (`Invalid` otherwise); duplicates are dropped.
+    async fn put_watch_rule(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        rule: &WatchRule,
+    ) -> StoreResult<()>;
 
     // Contacts: `ContactOwner::User` for personal ones, `Shared` for the tenant's. A
     // contact asked for under another owner (or tenant) is `NotFound` ("contact").

@@ -214,6 +214,7 @@ macro_rules! sql_store {
                 Binding, CallRecord, Device, Did, ExternalPhone, LegRecord, Tenant, Trunk, User,
             };
             use tsps_actors::{CallId, DeviceId, Directory, LegId, TenantId, TrunkId, UserId};
+            use tsps_actors::presence::WatchRule;
 
             #[derive(sqlx::FromRow)]
             struct TenantRow {
@@ -701,6 +702,31 @@ macro_rules! sql_store {
                 translate(e, &Ctx::READ)
             }
 
+            impl $store {
+                /// The ids of the tenant's users (to check a list of users against).
+                async fn tenant_user_ids(
+                    &self,
+                    tenant: TenantId,
+                ) -> StoreResult<std::collections::HashSet<UserId>> {
+                    let ids: Vec<(DbId,)> = sqlx::query_as("SELECT id FROM users WHERE tenant_id = $1")
+                        .bind(enc_id(tenant.0))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    ids.into_iter().map(|(id,)| Ok(UserId(dec_id(id)?))).collect()
+                }
+            }
+
+            fn user_ids(list: DbList) -> StoreResult<Vec<UserId>> {
+                dec_list(list)?
+                    .iter()
+                    .map(|u| {
+                        u.parse::<UserId>()
+                            .map_err(|e| StoreError::Invalid(format!("bad user id {u:?}: {e}")))
+                    })
+                    .collect()
+            }
+
             #[async_trait::async_trait]
             impl Store for $store {
                 async fn load_directory(&self) -> StoreResult<Directory> {
@@ -749,7 +775,16 @@ macro_rules! sql_store {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(read_err)?;
+                    let watch: Vec<(DbId, DbList)> =
+                        sqlx::query_as("SELECT user_id, watcher_ids FROM watch_rules")
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(read_err)?;
                     tx.commit().await.map_err(read_err)?;
+                    let watch = watch
+                        .into_iter()
+                        .map(|(u, list)| Ok((UserId(dec_id(u)?), user_ids(list)?)))
+                        .collect::<StoreResult<Vec<_>>>()?;
                     Ok(Directory::new(
                         rows(tenants)?,
                         rows(users)?,
@@ -757,7 +792,8 @@ macro_rules! sql_store {
                         rows(dids)?,
                         rows(trunks)?,
                     )
-                    .with_external_phones(rows(phones)?))
+                    .with_external_phones(rows(phones)?)
+                    .with_watch_rules(watch))
                 }
 
                 async fn save_binding(&self, b: &Binding) -> StoreResult<()> {
@@ -2151,6 +2187,78 @@ macro_rules! sql_store {
                     .await
                     .map_err(read_err)?;
                     found.into_iter().map(PolicyRow::into_policy).collect()
+                }
+
+                async fn get_watch_rule(&self, tenant: TenantId, user: UserId) -> StoreResult<WatchRule> {
+                    // From users, so that "no such user" and "no rule" differ.
+                    let row: Option<(Option<DbList>,)> = sqlx::query_as(
+                        "SELECT w.watcher_ids FROM users u \
+                         LEFT JOIN watch_rules w ON w.tenant_id = u.tenant_id AND w.user_id = u.id \
+                         WHERE u.tenant_id = $1 AND u.id = $2",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let Some(list) = row.ok_or_else(|| not_found("user", user))?.0 else {
+                        return Ok(WatchRule::Anyone);
+                    };
+                    let members = self.tenant_user_ids(tenant).await?;
+                    let mut allowed = user_ids(list)?;
+                    allowed.retain(|u| members.contains(u));
+                    Ok(WatchRule::Only(allowed))
+                }
+
+                async fn put_watch_rule(
+                    &self,
+                    tenant: TenantId,
+                    user: UserId,
+                    rule: &WatchRule,
+                ) -> StoreResult<()> {
+                    let key = user.to_string();
+                    let members = self.tenant_user_ids(tenant).await?;
+                    if !members.contains(&user) {
+                        return Err(not_found("user", user));
+                    }
+                    let list = match rule {
+                        WatchRule::Anyone => {
+                            sqlx::query("DELETE FROM watch_rules WHERE tenant_id = $1 AND user_id = $2")
+                                .bind(enc_id(tenant.0))
+                                .bind(enc_id(user.0))
+                                .execute(&self.pool)
+                                .await
+                                .map_err(read_err)?;
+                            return Ok(());
+                        }
+                        WatchRule::Only(list) => list,
+                    };
+                    let mut ids: Vec<String> = Vec::with_capacity(list.len());
+                    for w in list {
+                        if !members.contains(w) {
+                            return Err(StoreError::Invalid(format!(
+                                "watcher {w} is not a user of tenant {tenant}"
+                            )));
+                        }
+                        let w = w.to_string();
+                        if !ids.contains(&w) {
+                            ids.push(w);
+                        }
+                    }
+                    sqlx::query(
+                        "INSERT INTO watch_rules (tenant_id, user_id, watcher_ids, updated_at) \
+                         VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                         watcher_ids = excluded.watcher_ids, updated_at = excluded.updated_at",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(enc_id(user.0))
+                    .bind(enc_list(&ids))
+                    .bind(enc_ts(Utc::now()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("user", &key)) }))?;
+                    Ok(())
                 }
 
                 async fn create_contact(&self, tenant: TenantId, c: &Contact) -> StoreResult<()> {

@@ -16,6 +16,7 @@
 //! belongs to the shard that received the SUBSCRIBE; this crate never sees SIP.
 //! Subscriptions live in memory on one node (see docs/presence.md).
 
+pub mod rules;
 pub mod view;
 
 use crate::events::{CallEventKind, Event};
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tracing::warn;
 
+pub use rules::{may_watch, may_watch_ids, WatchRule};
 pub use view::{Activity, DialogState, DialogView, Facts, Hook, PresenceView, WatchedState};
 
 /// One subscription, numbered on this node by the SIP layer.

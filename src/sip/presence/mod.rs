@@ -131,18 +131,17 @@ pub fn authorize<'d>(
     let watched = dir
         .user_by_extension(tenant.id, ext)
         .ok_or(Refusal::NotFound)?;
-    if may_watch(watcher, watched) {
+    if may_watch(dir, watcher, watched) {
         Ok(watched)
     } else {
         Err(Refusal::Forbidden)
     }
 }
 
-/// The tenant's policy of who may watch whom. For now: any user of the tenant may watch
-/// any user of the same tenant (a per-tenant subscriber table may restrict it later).
-pub fn may_watch(watcher: &User, watched: &User) -> bool {
-    watcher.tenant_id == watched.tenant_id
-}
+/// The tenant's subscriber table (who may watch whom): the one decision, shared with
+/// the portal's watch list (`push::Hub::watch`). Any user of the tenant by default; a
+/// user restricted by the tenant admin only by the users on their list.
+pub use tsps_actors::presence::may_watch;
 
 /// Whether the SUBSCRIBE asks for instant messages on hook changes: `im=1` (or
 /// `yes`, `true`) as a parameter of the Request-URI, e.g. `sip:1002@a.test;im=1`.
@@ -357,5 +356,28 @@ mod tests {
         );
         assert_eq!(Refusal::Forbidden.code(), 403);
         assert_eq!(Refusal::NotFound.code(), 404);
+    }
+
+    #[test]
+    fn a_restricted_user_is_watched_only_by_the_users_on_the_list() {
+        let (dir, a, _) = dir();
+        // Bob (1002) may be watched by Alice (1001) only.
+        let dir = dir.with_watch_rules(vec![(UserId::for_test(2), vec![UserId::for_test(1)])]);
+        let alice = dir.user(UserId::for_test(1)).unwrap().clone();
+        let carol = dir.user(UserId::for_test(3)).unwrap().clone();
+        assert_eq!(
+            authorize(&dir, &a, &alice, "sip:1002@a.test").map(|u| u.id),
+            Ok(UserId::for_test(2))
+        );
+        assert_eq!(
+            authorize(&dir, &a, &carol, "sip:1002@a.test"),
+            Err(Refusal::Forbidden)
+        );
+        // Carol still watches unrestricted users, and unknown ones are still 404.
+        assert!(authorize(&dir, &a, &carol, "sip:1001@a.test").is_ok());
+        assert_eq!(
+            authorize(&dir, &a, &carol, "sip:1009@a.test"),
+            Err(Refusal::NotFound)
+        );
     }
 }
