@@ -16,6 +16,7 @@ use tsps::store::{
     Store, StoreError, UserAccount, UserPolicy, UserRole,
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
+use tsps_actors::presence::WatchRule;
 use tsps_actors::model::{
     Binding, CallDirection, CallOutcome, CallRecord, Device, Did, ExternalPhone, LegRecord, Party,
     Tenant, TransportKind, Trunk, User,
@@ -125,6 +126,7 @@ contract!(
     user_call_history_filters_and_pages,
     api_tokens_round_trip_stay_in_their_tenant_and_cascade,
     external_phones_per_user_and_remote_answer,
+    watch_rules_restrict_watchers_within_the_tenant,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1731,4 +1733,66 @@ async fn external_phones_per_user_and_remote_answer(s: &dyn Store) {
     s.delete_user(a.id, ua.id).await.unwrap();
     let dir = s.load_directory().await.unwrap();
     assert_eq!(dir.external_phones_of_user(ua.id).count(), 0);
+}
+
+async fn watch_rules_restrict_watchers_within_the_tenant(s: &dyn Store) {
+    let (a, b, alice, dave) = two_tenants(s).await;
+    let bob = user(12, &a, "1002");
+    let carol = user(13, &a, "1003");
+    s.create_user(a.id, &bob).await.unwrap();
+    s.create_user(a.id, &carol).await.unwrap();
+    // Nothing stored: anyone of the tenant.
+    assert_eq!(s.get_watch_rule(a.id, bob.id).await.unwrap(), WatchRule::Anyone);
+    assert_not_found(s.get_watch_rule(b.id, bob.id).await, "user");
+
+    // Bob may be watched by Alice only (a duplicate is dropped).
+    let only_alice = WatchRule::Only(vec![alice.id, alice.id]);
+    s.put_watch_rule(a.id, bob.id, &only_alice).await.unwrap();
+    assert_eq!(
+        s.get_watch_rule(a.id, bob.id).await.unwrap(),
+        WatchRule::Only(vec![alice.id])
+    );
+    // Carol may be watched by nobody.
+    s.put_watch_rule(a.id, carol.id, &WatchRule::Only(vec![]))
+        .await
+        .unwrap();
+    let dir = s.load_directory().await.unwrap();
+    assert_eq!(
+        dir.allowed_watchers(bob.id).map(|w| w.len()),
+        Some(1),
+        "the directory carries the rules"
+    );
+    assert!(dir.allowed_watchers(bob.id).unwrap().contains(&alice.id));
+    assert!(dir.allowed_watchers(carol.id).unwrap().is_empty());
+    assert_eq!(dir.allowed_watchers(alice.id), None);
+
+    // Tenant walls: a watcher of tenant B, or a user asked for under tenant B.
+    match s
+        .put_watch_rule(a.id, bob.id, &WatchRule::Only(vec![dave.id]))
+        .await
+    {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("a watcher of another tenant is invalid, got {other:?}"),
+    }
+    assert_not_found(
+        s.put_watch_rule(b.id, bob.id, &WatchRule::Anyone).await,
+        "user",
+    );
+    assert_eq!(
+        s.get_watch_rule(a.id, bob.id).await.unwrap(),
+        WatchRule::Only(vec![alice.id]),
+        "a refused write changes nothing"
+    );
+
+    // A deleted watcher drops out of the list; anyone again removes the rule.
+    s.delete_user(a.id, alice.id).await.unwrap();
+    assert_eq!(
+        s.get_watch_rule(a.id, bob.id).await.unwrap(),
+        WatchRule::Only(vec![])
+    );
+    s.put_watch_rule(a.id, bob.id, &WatchRule::Anyone).await.unwrap();
+    assert_eq!(s.get_watch_rule(a.id, bob.id).await.unwrap(), WatchRule::Anyone);
+    // Rules go with their user.
+    s.delete_user(a.id, carol.id).await.unwrap();
+    assert_eq!(s.load_directory().await.unwrap().allowed_watchers(carol.id), None);
 }
