@@ -134,22 +134,25 @@ ws_row() {  # ws_row LABEL SERVER N RATE WINDOW_S CALLS OK FAILED EXPECTED P99_1
   echo "$1,$2,$3,$4,$5,$6,$7,$8,$c,$9,$e,$pushed,${10},${11},${12},${13},$o,$k,${PROBE/,//}" >> "$OUTDIR/ws.csv"
 }
 
+# RSS is read at the end of the window: by then the REGISTER transactions of the
+# population and the calls of the previous level are past their 32-s Timer J/K window.
 ws_idle() {  # ws_idle N: tsps with N idle sessions for WS_IDLE_S s
   local n=$1 label="ws-idle-n$1"
   wait_quiet; host_gate
-  local rss k0 k1 t0 t1
+  local rss0 rss k0 k1 t0 t1
   local m0 m1; m0=$(ws_push_counters)
-  rss=$(rss_kb "$SRV_PID"); k0=$(proc_ticks "$SRV_PID"); t0=$(date +%s.%N)
+  rss0=$(rss_kb "$SRV_PID"); k0=$(proc_ticks "$SRV_PID"); t0=$(date +%s.%N)
   [ "$n" -gt 0 ] && ws_client_mark "pre-$label" > /dev/null
   sleep "$WS_IDLE_S"
   k1=$(proc_ticks "$SRV_PID"); t1=$(date +%s.%N)
   m1=$(ws_push_counters)
-  local peak; peak=$(rss_kb "$SRV_PID")
+  rss=$(rss_kb "$SRV_PID")
+  local peak=$(( rss0 > rss ? rss0 : rss ))
   local cpu; cpu=$(awk -v a="$k0" -v b="$k1" -v hz="$HZ" -v x="$t0" -v y="$t1" 'BEGIN{printf "%.2f", (b-a)/hz/(y-x)*100}')
   local j="{}"; [ "$n" -gt 0 ] && j=$(ws_client_mark "$label")
   local w; w=$(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.1f", y-x}')
   ws_row "$label" tsps "$n" 0 "$w" 0 0 0 0 - "$rss" "$peak" "$cpu" "$j" "$(ws_counters_delta "$m0" "$m1")"
-  echo "  $label: tsps rss $rss KB, cpu $cpu% of a core over ${w}s; client: $(echo "$j" | jq -c '{messages, resyncs, closes, errors}' 2>/dev/null)"
+  echo "  $label: tsps rss $rss KB (at the start of the window $rss0 KB), cpu $cpu% of a core over ${w}s; client: $(echo "$j" | jq -c '{messages, resyncs, closes, errors}' 2>/dev/null)"
 }
 
 ws_calls() {  # ws_calls N RATE: calls at RATE/s for WS_CALL_SECONDS s under N sessions
