@@ -50,6 +50,11 @@ pub trait UserStateSource: Send + Sync + 'static {
     fn attendant_of(&self, _tenant: TenantId, _user: UserId) -> BoxFuture<Option<UserId>> {
         Box::pin(async { None })
     }
+    /// Whether `watcher` may watch `watched`: the tenant's subscriber table
+    /// (`tsps_actors::presence::may_watch`, the decision SIP SUBSCRIBE uses too).
+    fn may_watch(&self, _tenant: TenantId, _watcher: UserId, _watched: UserId) -> bool {
+        true
+    }
 }
 
 /// How many colleagues one user may watch.
@@ -543,6 +548,7 @@ impl Hub {
     /// the watcher's stream as `presence` messages, and, where the watcher is the
     /// user's attendant, the user's incoming lines as `watched_line` messages. Returns
     /// the current state of each; the stream also gets it as a `watched` message.
+    /// Users the subscriber table does not let the watcher watch are left out.
     pub async fn watch(
         &self,
         tenant: TenantId,
@@ -567,6 +573,12 @@ impl Hub {
         if let Some(i) = checks.iter().position(|(known, _)| !known) {
             return Err(WatchError::UnknownUser(i));
         }
+        // The subscriber table: whom the watcher may not watch is left out.
+        let (list, checks): (Vec<UserId>, Vec<(bool, bool)>) = list
+            .into_iter()
+            .zip(checks)
+            .filter(|(u, _)| self.source.may_watch(tenant, watcher, *u))
+            .unzip();
         let watched = {
             let mut st = self.lock();
             // The list lives with the watcher's stream (dropped with it when idle).
@@ -770,6 +782,10 @@ mod tests {
         }
         fn device_name(&self, _: DeviceId) -> Option<String> {
             None
+        }
+        fn may_watch(&self, _: TenantId, watcher: UserId, watched: UserId) -> bool {
+            // The subscriber table: B lets only A watch them.
+            watched != B || watcher == A
         }
     }
 
@@ -1076,5 +1092,44 @@ mod tests {
         assert_eq!(watched[1]["lines"], json!(null));
         end(&hub, call);
         assert_eq!(next(&mut b).await["type"], "watched_line_ended");
+    }
+
+    #[tokio::test]
+    async fn a_watch_the_subscriber_table_refuses_is_left_out() {
+        let hub = hub(64, 128);
+        let mut c = hub.open(T, C, None).await.unwrap();
+        next(&mut c).await;
+        // C may watch A, not B: B is left out, the rest is watched.
+        let views = hub.watch(T, C, vec![B, A]).await.unwrap();
+        assert_eq!(views.iter().map(|v| v.user_id).collect::<Vec<_>>(), [A]);
+        let m = next(&mut c).await;
+        assert_eq!(m["type"], "watched");
+        assert_eq!(m["data"].as_array().unwrap().len(), 1);
+        // B's status changes reach A (allowed), never C.
+        let mut a = hub.open(T, A, None).await.unwrap();
+        next(&mut a).await;
+        hub.watch(T, A, vec![B]).await.unwrap();
+        assert_eq!(next(&mut a).await["type"], "watched");
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: T,
+            user: B,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Busy,
+            at: Utc::now(),
+        }));
+        assert_eq!(next(&mut a).await["type"], "presence");
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: T,
+            user: A,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Busy,
+            at: Utc::now(),
+        }));
+        let m = next(&mut c).await;
+        assert_eq!(
+            m["data"]["user_id"],
+            json!(A),
+            "C hears of A only, never of B: {m}"
+        );
     }
 }

@@ -76,6 +76,12 @@ impl UserStateSource for PlatformSource {
         })
     }
 
+    fn may_watch(&self, tenant: TenantId, watcher: UserId, watched: UserId) -> bool {
+        let dir = self.directory.get();
+        dir.user(watcher).is_some_and(|w| w.tenant_id == tenant)
+            && tsps_actors::presence::may_watch_ids(&dir, watcher, watched)
+    }
+
     fn device_name(&self, device: DeviceId) -> Option<String> {
         let dir = self.directory.get();
         dir.device(device)

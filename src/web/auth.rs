@@ -12,9 +12,9 @@
 //! - the operator (bearer token): everything;
 //! - `/api/v1/auth/...`: any session;
 //! - `/api/v1/tenants/{t}/users/{u}` and below: the user `u` itself, or a tenant admin
-//!   of `t`. The user itself may only read its own user record, its devices and the
-//!   tenant's policy for it; everything else below (profile, status, contacts,
-//!   password, calls, events, ...) it may also write;
+//!   of `t`. The user itself may only read its own user record, its devices, the
+//!   tenant's policy for it and who may watch it; everything else below (profile,
+//!   status, contacts, password, calls, events, messages, ...) it may also write;
 //! - `/api/v1/tenants/{t}/...` otherwise: a tenant admin of `t`; any user of `t` may
 //!   read the tenant, its user directory, its shared contacts and its settings;
 //! - an integration (API token of `t`, see `web::tokens`): for each user `u` in its
@@ -340,8 +340,8 @@ fn user_in_own_tenant(me: UserId, method: &Method, below: &[&str]) -> Access {
             }
             match own {
                 // Its record (role, extension) and devices are the admin's to change;
-                // so is the tenant tier's policy for it.
-                [] | ["devices", ..] | ["policy", ..] => read_only(method),
+                // so are the tenant tier's policy for it and who may watch it.
+                [] | ["devices", ..] | ["policy", ..] | ["watchers"] => read_only(method),
                 _ => Access::Allow,
             }
         }
@@ -580,6 +580,9 @@ mod tests {
             (user, M::PUT, format!("{me}/devices/d"), "403"),
             (user, M::GET, format!("{me}/policy"), "allow"),
             (user, M::PUT, format!("{me}/policy"), "403"),
+            (user, M::GET, format!("{me}/watchers"), "allow"),
+            (user, M::PUT, format!("{me}/watchers"), "403"),
+            (user, M::POST, format!("{me}/messages"), "allow"),
             // ... its tenant's read-only allowlist ...
             (user, M::GET, t.clone(), "allow"),
             (user, M::PUT, t.clone(), "403"),
@@ -624,6 +627,7 @@ mod tests {
             (admin, M::PUT, me.clone(), "allow"),
             (admin, M::DELETE, me.clone(), "allow"),
             (admin, M::PUT, format!("{me}/policy"), "allow"),
+            (admin, M::PUT, format!("{me}/watchers"), "allow"),
             (admin, M::PUT, format!("{me}/password"), "allow"),
             (admin, M::GET, format!("{t}/calls"), "allow"),
             (admin, M::PUT, format!("{t}/settings"), "allow"),
@@ -691,6 +695,8 @@ mod tests {
             (cti, M::GET, format!("{me}/contacts"), "403"),
             (cti, M::POST, format!("{me}/contacts"), "403"),
             (cti, M::GET, format!("{me}/policy"), "403"),
+            (cti, M::PUT, format!("{me}/watchers"), "403"),
+            (cti, M::POST, format!("{me}/messages"), "403"),
             (cti, M::POST, format!("{me}/devices"), "403"),
             (cti, M::PUT, format!("{me}/external-phones/p"), "403"),
             (cti, M::PUT, t.clone(), "403"),

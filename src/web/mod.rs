@@ -32,6 +32,7 @@ mod tenants;
 mod tokens;
 mod trunks;
 mod users;
+mod watchers;
 
 use crate::config::Secret;
 use crate::provision::{self, ApplySummary, ProvisionDoc};
@@ -237,6 +238,8 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
             tokens::create_api_token
         ))
         .routes(routes!(tokens::revoke_api_token))
+        // Issue 5: the subscriber table (the tenant admin's).
+        .routes(routes!(watchers::get_watchers, watchers::put_watchers))
         .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
