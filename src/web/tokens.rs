@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -241,7 +241,8 @@ pub async fn create_api_token(
         .into_iter()
         .map(|u| u.id)
         .collect();
-    let now = Utc::now();
+    // Stored at microseconds (both databases): the answer shows what a list will show.
+    let now = Utc::now().trunc_subsecs(6);
     let Checked {
         name,
         users,
