@@ -268,6 +268,55 @@ fn a_watcher_on_one_node_follows_a_call_on_the_other() {
     assert_eq!(hooks, ["ringing", "busy", "idle"], "{:#?}", bob.seen);
 }
 
+/// Writes through one node's API reach the other node's actors and directory: a
+/// status a user sets, and a user provisioned with a device.
+#[test]
+fn store_changes_made_through_one_node_reach_the_other() {
+    let c = Cluster::start(SHARED_REDIS);
+    let mut bob = c.watch(1, "1002");
+    assert_eq!(bob.next(WAIT)["type"], "snapshot");
+    let status = format!("/tenants/{}/users/{}/status", c.tenant, c.users["1002"]);
+    c.node(0).api_ok(
+        Method::PUT,
+        &status,
+        Some(&serde_json::json!({"presence": "away"})),
+    );
+    bob.until(WAIT, "the status set through node 1", |v| {
+        v["type"] == "status" && v["data"]["presence"] == "away"
+    });
+
+    let users = format!("/tenants/{}/users", c.tenant);
+    let dave = c.node(0).api_ok(
+        Method::POST,
+        &users,
+        Some(&serde_json::json!({"extension": "1004", "display_name": "Dave"})),
+    );
+    let dave = dave["id"].as_str().expect("user id");
+    c.node(0).api_ok(
+        Method::POST,
+        &format!("{users}/{dave}/devices"),
+        Some(&serde_json::json!({"sip_username": "1004", "password": "secret1004"})),
+    );
+    // Node 2 knows the new device once it reloaded its directory.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let run = c.node(1).sipp(
+            Sipp::new("register.xml")
+                .device("a.test", "1004", "secret1004")
+                .port(free_port(IpAddr::V4(DEVICE_IP), false)),
+        );
+        if run.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 2 does not accept 1004's registration: {}",
+            run.report()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A redis-server of this test only, so that it can be killed and started again.
 struct PrivateRedis {
     port: u16,
