@@ -34,6 +34,9 @@ fn key_of(b: &Binding) -> BindingKey {
 #[derive(Default)]
 struct State {
     connected: bool,
+    /// Before the first connection nothing counts as dropped (the start-up state is
+    /// in the first sync).
+    ever_connected: bool,
     outbox: VecDeque<Msg>,
     calls: HashMap<CallId, Vec<CallEvent>>,
     statuses: HashMap<UserId, StatusEvent>,
@@ -62,7 +65,9 @@ impl Local {
 
     fn push(&self, st: &mut State, msg: Msg) {
         if !st.connected {
-            self.stats.dropped.fetch_add(1, Relaxed);
+            if st.ever_connected {
+                self.stats.dropped.fetch_add(1, Relaxed);
+            }
             return;
         }
         if st.outbox.len() >= OUTBOX {
@@ -96,6 +101,8 @@ impl Local {
             }
             // The others learn registrations from the bindings, not from device events.
             Event::Device(_) => return,
+            // For the recipient's streams there (their phones got it from this node).
+            Event::Message(_) => {}
         }
         self.push(&mut st, Msg::Event { event: ev.clone() });
     }
@@ -147,6 +154,7 @@ impl Local {
             .fetch_add(st.outbox.len() as u64, Relaxed);
         st.outbox.clear();
         st.connected = true;
+        st.ever_connected = true;
         st.owned.retain(|_, b| b.expires_at > now);
         let mut per_user: HashMap<UserId, Vec<BindingChange>> = HashMap::new();
         let mut tenants = HashMap::new();
@@ -270,7 +278,13 @@ mod tests {
         local.binding_saved(&binding("sip:a", 60));
         local.binding_saved(&binding("sip:old", -1));
         assert!(local.take().is_empty());
-        assert_eq!(stats.dropped.load(Relaxed), 4);
+        // Not counted before the first connection (the first sync carries it all).
+        assert_eq!(stats.dropped.load(Relaxed), 0);
+        local.connected(Utc::now());
+        local.take();
+        local.disconnected();
+        local.event(&call_event(1, ringing.clone()));
+        assert_eq!(stats.dropped.load(Relaxed), 1);
 
         local.connected(Utc::now());
         let msgs = local.take();
@@ -278,7 +292,7 @@ mod tests {
         let Msg::Sync { calls, statuses } = &msgs[1] else {
             unreachable!()
         };
-        assert_eq!((calls.len(), calls[0].len(), statuses.len()), (1, 1, 1));
+        assert_eq!((calls.len(), calls[0].len(), statuses.len()), (1, 2, 1));
         // Only the binding not yet expired is published again.
         let Msg::Bindings { changes, .. } = &msgs[2] else {
             unreachable!()
