@@ -278,6 +278,11 @@ impl LiveCalls for PlatformCalls {
         })
     }
 
+    fn send_message(&self, msg: tsps_actors::presence::message::MessageEvent) -> bool {
+        tsps_actors::presence::message::send(&self.platform.bus, msg);
+        true
+    }
+
     fn set_clock(&self, now: DateTime<Utc>) -> bool {
         match &self.clock {
             Some(c) => {

@@ -313,6 +313,17 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             }
         }));
     }
+    // Instant messages sent here (chat, calls rejected with a message): the shards send
+    // them to the recipients' phones.
+    {
+        let (rx, sip, cancel) = (bus.subscribe(), ctx.messengers(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = tsps_actors::presence::message::route_messages(rx, sip) => {}
+            }
+        }));
+    }
     let notify: Arc<dyn crate::web::ChangeNotifier> = Arc::new(crate::features::ActorNotifier {
         platform: platform.clone(),
         directory: directory.clone(),

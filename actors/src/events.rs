@@ -1,5 +1,6 @@
 //! The in-process event bus. Every call state change, device registration change and
-//! user status change is published here; the portal, presence and CTI subscribe.
+//! user status change is published here, and every instant message between users; the
+//! portal, presence and CTI subscribe.
 //!
 //! Across nodes the bus is bridged to Redis (`src/cluster`): what happens on this node
 //! also goes to an outbound channel the bridge reads; what another node reports is
@@ -123,6 +124,8 @@ pub enum Event {
     Call(CallEvent),
     Device(DeviceEvent),
     Status(StatusEvent),
+    /// An instant message between two users of a tenant (`presence::message`).
+    Message(crate::presence::message::MessageEvent),
 }
 
 impl Event {
@@ -131,6 +134,7 @@ impl Event {
             Event::Call(e) => e.tenant,
             Event::Device(e) => e.tenant,
             Event::Status(e) => e.tenant,
+            Event::Message(e) => e.tenant,
         }
     }
 }

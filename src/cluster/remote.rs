@@ -169,6 +169,10 @@ impl Remote {
             Msg::Event {
                 event: Event::Device(_),
             } => {}
+            // An instant message: for the streams here (not `local`: no SIP again).
+            Msg::Event {
+                event: Event::Message(m),
+            } => out.push(Effect::Publish(Event::Message(m))),
             Msg::Sync { calls, statuses } => {
                 let live: HashSet<CallId> = calls
                     .iter()

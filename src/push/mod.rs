@@ -346,6 +346,14 @@ impl Hub {
                     self.push(&mut st, *tenant, w, "presence", *at, data);
                 }
             }
+            // An instant message: to the recipient, and to the sender's other sessions.
+            Event::Message(m) => {
+                let data = message_view(m);
+                self.push(&mut st, m.tenant, m.to, "message", m.at, data.clone());
+                if m.from != m.to {
+                    self.push(&mut st, m.tenant, m.from, "message", m.at, data);
+                }
+            }
         }
     }
 
@@ -663,6 +671,24 @@ impl Hub {
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
+}
+
+/// The `data` of a `message` (docs/events.md).
+fn message_view(m: &tsps_actors::presence::message::MessageEvent) -> serde_json::Value {
+    let mut v = json!({
+        "id": m.id,
+        "from": m.from,
+        "from_extension": m.from_extension,
+        "from_name": m.from_name,
+        "to": m.to,
+        "to_extension": m.to_extension,
+        "text": m.text,
+        "at": m.at,
+    });
+    if let Some(call) = m.call {
+        v["call_id"] = json!(call);
+    }
+    v
 }
 
 fn envelope(
@@ -1131,5 +1157,69 @@ mod tests {
             json!(A),
             "C hears of A only, never of B: {m}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_reaches_the_recipient_and_the_senders_sessions_only() {
+        use tsps_actors::presence::message::{MessageEvent, MessageId};
+        let hub = hub(64, 128);
+        let mut a = hub.open(T, A, None).await.unwrap();
+        let mut b = hub.open(T, B, None).await.unwrap();
+        let mut c = hub.open(T, C, None).await.unwrap();
+        for s in [&mut a, &mut b, &mut c] {
+            next(s).await;
+        }
+        let msg = |tenant, text: &str| MessageEvent {
+            id: MessageId::for_test(1),
+            tenant,
+            from: A,
+            from_extension: "1001".into(),
+            from_name: "Alice".into(),
+            to: B,
+            to_extension: "1002".into(),
+            text: text.into(),
+            call: Some(CallId::for_test(4)),
+            at: Utc::now(),
+            local: true,
+        };
+        // A forged message naming B under another tenant reaches nobody.
+        hub.handle(&Event::Message(msg(OTHER, "forged")));
+        hub.handle(&Event::Message(msg(T, "Are you free?")));
+        let m = next(&mut b).await;
+        assert_eq!(m["type"], "message");
+        assert_eq!(m["seq"], 1, "the forged one took no seq: {m}");
+        let d = &m["data"];
+        assert_eq!(
+            (
+                d["from"].clone(),
+                d["from_name"].as_str(),
+                d["text"].as_str()
+            ),
+            (json!(A), Some("Alice"), Some("Are you free?"))
+        );
+        assert_eq!(d["call_id"], json!(CallId::for_test(4)));
+        assert_eq!(d["id"], json!(MessageId::for_test(1)));
+        // The sender's stream has it too (its other sessions show the conversation).
+        let m = next(&mut a).await;
+        assert_eq!(
+            (m["type"].as_str(), m["data"]["to"].clone()),
+            (Some("message"), json!(B))
+        );
+        // It replays like any event.
+        let since = Resume::parse(m["resume"].as_str().unwrap()).map(|r| Resume {
+            seq: r.seq - 1,
+            ..r
+        });
+        let mut again = hub.open(T, A, since).await.unwrap();
+        assert_eq!(next(&mut again).await["data"]["text"], "Are you free?");
+        // C is neither sender nor recipient.
+        hub.handle(&Event::Status(StatusEvent {
+            tenant: T,
+            user: C,
+            presence: Default::default(),
+            hook: tsps_actors::user::UserStatus::Busy,
+            at: Utc::now(),
+        }));
+        assert_eq!(next(&mut c).await["type"], "status");
     }
 }

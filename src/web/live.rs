@@ -39,6 +39,12 @@ pub trait LiveCalls: Send + Sync + 'static {
     ) -> BoxFuture<Result<CallId, ControlError>> {
         Box::pin(async { Err(ControlError::NotFound) })
     }
+    /// Sends an instant message between two users (composed and checked by the
+    /// caller): on the bus, for the streams and the recipient's phones. False when no
+    /// platform runs to deliver it.
+    fn send_message(&self, _msg: tsps_actors::presence::message::MessageEvent) -> bool {
+        false
+    }
     /// A call-control command of `user` on one of their live calls.
     fn control(
         &self,

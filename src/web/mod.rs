@@ -20,6 +20,7 @@ pub mod error;
 mod events;
 mod extract;
 pub mod live;
+mod messages;
 pub(crate) mod password;
 mod policy;
 mod portal;
@@ -238,8 +239,9 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
             tokens::create_api_token
         ))
         .routes(routes!(tokens::revoke_api_token))
-        // Issue 5: the subscriber table (the tenant admin's).
+        // Issue 5: the subscriber table (the tenant admin's), instant messages.
         .routes(routes!(watchers::get_watchers, watchers::put_watchers))
+        .routes(routes!(messages::send_message))
         .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -66,6 +66,17 @@ pub enum HandlingDoc {
     RejectBusy,
     /// 603 Decline.
     RejectDeclined,
+    /// Reject with `code` and send the caller `text` as an instant message (their
+    /// portal and SIP phones, when the caller is a user of the tenant or calls from a
+    /// user's external phone).
+    RejectWithMessage {
+        /// 1 to 500 characters.
+        #[schema(example = "In a meeting until 3, I will call back")]
+        text: String,
+        /// 480 (default), 486 or 603.
+        #[schema(example = 480)]
+        code: Option<u16>,
+    },
 }
 
 #[derive(Serialize, ToSchema)]
@@ -336,6 +347,7 @@ mod tests {
             json!({"method": "attendant"}),
             json!({"method": "reject_busy"}),
             json!({"method": "reject_declined"}),
+            json!({"method": "reject_with_message", "text": "Back at 3"}),
         ];
         for h in handlings {
             // Each documented method parses as a real handling.
@@ -343,5 +355,16 @@ mod tests {
             let method = serde_json::to_value(parsed).unwrap()["method"].to_string();
             assert!(doc.contains(&method), "{method} not in {doc}");
         }
+        // A rejection with a message is 480 unless the profile says otherwise.
+        let h: Handling =
+            serde_json::from_value(json!({"method": "reject_with_message", "text": "Back at 3"}))
+                .unwrap();
+        assert_eq!(
+            h,
+            Handling::RejectWithMessage {
+                text: "Back at 3".into(),
+                code: 480
+            }
+        );
     }
 }

@@ -80,7 +80,7 @@ pub async fn put_watchers(
     ApiJson(body): ApiJson<Watchers>,
 ) -> Result<Json<Watchers>, ApiError> {
     let dir = st.directory.get();
-    if !dir.user(user_id).is_some_and(|u| u.tenant_id == tenant_id) {
+    if dir.user(user_id).is_none_or(|u| u.tenant_id != tenant_id) {
         return Err(ApiError::not_found(format!("user not found: {user_id}")));
     }
     let issues = check(&body, |u| {

@@ -729,6 +729,19 @@ impl CallActor {
                 };
                 self.reject_all(code, outcome, ctx);
             }
+            Plan::RejectWithMessage { code, text } => {
+                let note = crate::presence::message::on_reject(
+                    &self.platform,
+                    self.setup.tenant,
+                    self.setup.call,
+                    self.target_user,
+                    self.caller_user,
+                    &self.shown_caller.user,
+                    text,
+                );
+                self.decision.push(note);
+                self.execute(Plan::Reject { code }, ctx);
+            }
             Plan::Forward { target } => self.forward_to(target, ctx),
             Plan::Ring {
                 steps,

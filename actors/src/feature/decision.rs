@@ -3,7 +3,8 @@
 //!
 //! Order of precedence (first that applies wins):
 //! 1. caller rules: anonymous rejection (433), blocked numbers (603);
-//! 2. the caller's handling code when it rejects (busy 486 / declined 603);
+//! 2. the caller's handling code when it rejects (busy 486 / declined 603 / with an
+//!    instant message to the caller);
 //! 3. do not disturb (switch or status), unless the code is an exception: busy treatment;
 //! 4. the handling code when it forwards or sends to the attendant;
 //! 5. forward always; 6. selective forwarding (first matching rule);
@@ -57,6 +58,11 @@ pub struct RingStep {
 pub enum Plan {
     Reject {
         code: u16,
+    },
+    /// Reject with `code` and send the caller `text` as an instant message.
+    RejectWithMessage {
+        code: u16,
+        text: String,
     },
     Forward {
         target: Target,
@@ -144,6 +150,7 @@ fn decide_inner(p: &Profile, ctx: &CallContext<'_>, why: &mut Vec<String>) -> Pl
     match code.map(|c| &c.handling) {
         Some(Handling::RejectBusy) => return Plan::Reject { code: 486 },
         Some(Handling::RejectDeclined) => return Plan::Reject { code: 603 },
+        Some(Handling::RejectWithMessage { text, code }) => return with_message(*code, text, why),
         _ => {}
     }
 
@@ -185,6 +192,7 @@ fn decide_inner(p: &Profile, ctx: &CallContext<'_>, why: &mut Vec<String>) -> Pl
         Handling::Attendant => forward(p, &Target::Attendant, why),
         Handling::RejectBusy => Plan::Reject { code: 486 },
         Handling::RejectDeclined => Plan::Reject { code: 603 },
+        Handling::RejectWithMessage { text, code } => with_message(*code, text, why),
         Handling::Ring => {
             let mut targets = Vec::new();
             if ctx.registered_devices > 0 {
@@ -234,6 +242,14 @@ fn decide_inner(p: &Profile, ctx: &CallContext<'_>, why: &mut Vec<String>) -> Pl
                 on_no_answer,
             }
         }
+    }
+}
+
+fn with_message(code: u16, text: &str, why: &mut Vec<String>) -> Plan {
+    why.push(format!("reject with {code} and a message to the caller"));
+    Plan::RejectWithMessage {
+        code,
+        text: text.to_string(),
     }
 }
 
@@ -336,6 +352,13 @@ mod tests {
                     },
                 ),
                 code("Boss", Handling::Attendant),
+                code(
+                    "Later",
+                    Handling::RejectWithMessage {
+                        text: "Busy, I will call back".into(),
+                        code: 486,
+                    },
+                ),
             ],
             attendant: Some(ext("1999")),
             schedules: vec![Schedule {
@@ -386,7 +409,71 @@ mod tests {
     }
 
     fn cases() -> Vec<Case> {
+        let meeting = || Plan::RejectWithMessage {
+            code: 480,
+            text: "In a meeting until 3, I will call back".into(),
+        };
         vec![
+            Case {
+                name: "reject with a message by default handling",
+                profile: |p| {
+                    p.default_handling = Handling::RejectWithMessage {
+                        text: "In a meeting until 3, I will call back".into(),
+                        code: 480,
+                    }
+                },
+                expect: meeting(),
+                ..CASE
+            },
+            Case {
+                name: "reject with a message by handling code, even through do not disturb",
+                code: Some("Later"),
+                presence: Presence::DoNotDisturb,
+                expect: Plan::RejectWithMessage {
+                    code: 486,
+                    text: "Busy, I will call back".into(),
+                },
+                ..CASE
+            },
+            Case {
+                name: "reject with a message when no device is registered",
+                devices: 0,
+                profile: |p| {
+                    p.default_handling = Handling::RejectWithMessage {
+                        text: "In a meeting until 3, I will call back".into(),
+                        code: 480,
+                    }
+                },
+                expect: meeting(),
+                ..CASE
+            },
+            Case {
+                name: "blocked callers get no message",
+                caller: Some("+41999000000"),
+                profile: |p| {
+                    p.caller_rules.blocked = vec!["+41999*".into()];
+                    p.default_handling = Handling::RejectWithMessage {
+                        text: "In a meeting until 3, I will call back".into(),
+                        code: 480,
+                    }
+                },
+                expect: Plan::Reject { code: 603 },
+                ..CASE
+            },
+            Case {
+                name: "forward always wins over a message by default handling",
+                profile: |p| {
+                    p.forwarding.always = Some(ext("1003"));
+                    p.default_handling = Handling::RejectWithMessage {
+                        text: "In a meeting until 3, I will call back".into(),
+                        code: 603,
+                    }
+                },
+                expect: Plan::Forward {
+                    target: ext("1003"),
+                },
+                ..CASE
+            },
             Case {
                 name: "plain call rings the devices",
                 expect: ring(vec![Target::Devices], 30),
@@ -846,5 +933,45 @@ mod tests {
             "{text:?}"
         );
         assert!(validate(&base(), "1001").is_ok());
+    }
+
+    #[test]
+    fn a_rejection_message_is_1_to_500_characters_with_480_486_or_603() {
+        let with = |text: &str, code| {
+            let mut p = base();
+            p.default_handling = Handling::RejectWithMessage {
+                text: text.into(),
+                code,
+            };
+            validate(&p, "1001")
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(with("Back at 3", 480), Vec::<String>::new());
+        assert_eq!(with(&"é".repeat(500), 603), Vec::<String>::new());
+        assert_eq!(with("two\nlines", 486), Vec::<String>::new());
+        assert_eq!(
+            with("", 480),
+            ["default_handling.text: must be 1 to 500 characters"]
+        );
+        assert_eq!(
+            with("   ", 480),
+            ["default_handling.text: must be 1 to 500 characters"]
+        );
+        assert_eq!(
+            with(&"x".repeat(501), 480),
+            ["default_handling.text: must be 1 to 500 characters"]
+        );
+        assert_eq!(
+            with("bell\u{7}", 480),
+            ["default_handling.text: must not contain control characters"]
+        );
+        assert_eq!(
+            with("Back at 3", 404),
+            ["default_handling.code: must be 480, 486 or 603"]
+        );
     }
 }

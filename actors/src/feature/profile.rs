@@ -39,7 +39,26 @@ pub enum Handling {
     RejectBusy,
     /// Reject as declined (603).
     RejectDeclined,
+    /// Reject with `code` (480, 486 or 603) and send the caller `text` as an instant
+    /// message (their portal and their SIP phones, when the caller is a user of the
+    /// tenant; see `presence::message`).
+    RejectWithMessage {
+        text: String,
+        #[serde(default = "default_message_code")]
+        code: u16,
+    },
 }
+
+/// Temporarily unavailable: "not now", which the message explains.
+fn default_message_code() -> u16 {
+    480
+}
+
+/// The final statuses a rejection with a message may use.
+pub const MESSAGE_CODES: [u16; 3] = [480, 486, 603];
+
+/// Longest text of a rejection message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 500;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequentialStep {
@@ -233,7 +252,8 @@ impl Profile {
                 Handling::Ring
                 | Handling::Attendant
                 | Handling::RejectBusy
-                | Handling::RejectDeclined => {}
+                | Handling::RejectDeclined
+                | Handling::RejectWithMessage { .. } => {}
             }
         }
         for (i, t) in self.simultaneous.iter_mut().enumerate() {
@@ -445,6 +465,20 @@ pub fn validate(p: &Profile, own_extension: &str) -> Result<(), Vec<ProfileError
             field,
             reason: "no attendant is configured".into(),
         }),
+        Handling::RejectWithMessage { text, code } => {
+            if let Err(reason) = check_message(text) {
+                errs.push(ProfileError {
+                    field: format!("{field}.text"),
+                    reason,
+                });
+            }
+            if !MESSAGE_CODES.contains(code) {
+                errs.push(ProfileError {
+                    field: format!("{field}.code"),
+                    reason: "must be 480, 486 or 603".into(),
+                });
+            }
+        }
         _ => {}
     };
     let mut more = Vec::new();
@@ -532,6 +566,22 @@ pub fn validate(p: &Profile, own_extension: &str) -> Result<(), Vec<ProfileError
     } else {
         Err(errs)
     }
+}
+
+/// An instant message's text: 1 to 500 characters, not only spaces, no control
+/// characters other than line breaks (it goes into a SIP body and a portal line).
+pub fn check_message(text: &str) -> Result<(), String> {
+    let n = text.chars().count();
+    if text.trim().is_empty() || n > MAX_MESSAGE_CHARS {
+        return Err(format!("must be 1 to {MAX_MESSAGE_CHARS} characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
 }
 
 fn is_number(n: &str) -> bool {

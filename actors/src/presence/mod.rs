@@ -16,6 +16,7 @@
 //! belongs to the shard that received the SUBSCRIBE; this crate never sees SIP.
 //! Subscriptions live in memory on one node (see docs/presence.md).
 
+pub mod message;
 pub mod rules;
 pub mod view;
 
@@ -305,6 +306,8 @@ impl PresenceActor {
                 w.presence_known = true;
                 self.refresh(se.user);
             }
+            // Delivered by the SIP layer and the push hub (see `message`).
+            Event::Message(_) => {}
         }
     }
 

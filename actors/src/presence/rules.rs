@@ -57,7 +57,7 @@ mod tests {
     }
 
     /// Tenant A: users 1, 2, 3 (2 restricted to 1); tenant B: user 11.
-    fn dir(rules: Vec<(UserId, Vec<UserId>)>) -> Directory {
+    fn dir(rules: Rules) -> Directory {
         let (a, b) = (TenantId::for_test(1), TenantId::for_test(2));
         let tenant = |id, d: &str| Tenant {
             id,
@@ -75,13 +75,15 @@ mod tests {
         .with_watch_rules(rules)
     }
 
+    type Rules = Vec<(UserId, Vec<UserId>)>;
+
     #[test]
     fn the_subscriber_table_decides_who_watches_whom() {
         let u = UserId::for_test;
         // (rules, watcher, watched, allowed)
         let only_1 = vec![(u(2), vec![u(1)])];
         let nobody = vec![(u(2), vec![])];
-        let cases: Vec<(Vec<(UserId, Vec<UserId>)>, u128, u128, bool)> = vec![
+        let cases: Vec<(Rules, u128, u128, bool)> = vec![
             // No rule: anyone of the tenant, both ways.
             (vec![], 3, 2, true),
             (vec![], 2, 3, true),

@@ -1,5 +1,6 @@
 //! The shard's notifier: SUBSCRIBE in and NOTIFY/MESSAGE out (RFC 6665, RFC 4235,
-//! RFC 3856, RFC 3428). A subscription's dialog and its NOTIFY transactions belong to
+//! RFC 3856, RFC 3428), and the users' instant messages to each other (chat, a call
+//! rejected with a message) as MESSAGE to the recipient's phones. A subscription's dialog and its NOTIFY transactions belong to
 //! the shard that received the SUBSCRIBE (by Call-ID, like every dialog); the tenant's
 //! presence actor says when the watched user's state changed ([`WatcherUpdate`]).
 //! The decisions are sans-IO (`sip::presence`); this file only executes them.
@@ -10,6 +11,7 @@ use crate::sip::presence::{
     accepts, authorize, body, content_type, grant, package_of, wants_im, SubDialog, SubEntry,
     Subscription, ALLOW_EVENTS,
 };
+use tsps_actors::presence::message::SendMessage;
 use tsps_actors::presence::{
     Package, SubscriptionId, Unwatch, Watch, WatchError, WatchedState, WatcherUpdate,
 };
@@ -362,27 +364,34 @@ impl Shard {
                 continue;
             };
             let d = &entry.dialog;
-            let Some(user) = self.ctx.platform.user(d.watcher) else {
-                continue;
-            };
             let im = Im {
                 text: body::im_text(&d.watched_name, &d.watched_extension, state.hook),
                 from_name: d.watched_name.clone(),
                 from: d.entity.clone(),
                 to: d.watcher_aor.clone(),
             };
-            user.send(GetBindings)
-                .into_actor(self)
-                .map(move |res, act, _| match res {
-                    Ok(bindings) => {
-                        for b in bindings {
-                            act.send_im(&im, &b);
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "user actor unavailable for an instant message"),
-                })
-                .spawn(ctx);
+            let watcher = d.watcher;
+            self.im_to_user(watcher, im, ctx);
         }
+    }
+
+    /// Sends `im` to each registered contact of `user` (the user actor owns them).
+    fn im_to_user(&mut self, user: tsps_actors::UserId, im: Im, ctx: &mut Context<Self>) {
+        let Some(actor) = self.ctx.platform.user(user) else {
+            return;
+        };
+        actor
+            .send(GetBindings)
+            .into_actor(self)
+            .map(move |res, act, _| match res {
+                Ok(bindings) => {
+                    for b in bindings {
+                        act.send_im(&im, &b);
+                    }
+                }
+                Err(e) => warn!(error = %e, "user actor unavailable for an instant message"),
+            })
+            .spawn(ctx);
     }
 
     /// An out-of-dialog MESSAGE (RFC 3428) to one registered contact of the watcher:
@@ -477,6 +486,40 @@ fn with_id(package: &str, id: Option<&str>) -> String {
     match id {
         Some(id) => format!("{package};id={id}"),
         None => package.to_string(),
+    }
+}
+
+impl SipContext {
+    /// Where instant messages between users leave as SIP MESSAGE: one entry per shard
+    /// (empty until the shards have started).
+    pub fn messengers(&self) -> Vec<Recipient<SendMessage>> {
+        self.shards
+            .get()
+            .map(|s| s.iter().map(|a| a.clone().recipient()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A user's instant message to another user of the tenant (chat, or the text of a
+/// call rejected with a message): a MESSAGE to each registered contact of the
+/// recipient, From the sender's extension and name, `text/plain`.
+impl Handler<SendMessage> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) {
+        let m = msg.0;
+        let dir = self.ctx.directory.get();
+        let Some(tenant) = dir.tenant(m.tenant) else {
+            return;
+        };
+        let im = Im {
+            text: m.text.clone(),
+            from_name: m.from_name.clone(),
+            from: format!("sip:{}@{}", m.from_extension, tenant.domain),
+            to: format!("<sip:{}@{}>", m.to_extension, tenant.domain),
+        };
+        debug!(id = %m.id, to = %m.to, "instant message");
+        self.im_to_user(m.to, im, ctx);
     }
 }
 
