@@ -102,18 +102,25 @@ impl Link {
             };
             match connected {
                 Ok(Ok((stream, conn))) => {
-                    backoff = BACKOFF_MIN;
-                    failures = 0;
                     epochs += 1;
+                    let began = Instant::now();
                     let end = self.session(stream, conn, epochs > 1, &cancel).await;
                     self.s.stats.up.store(0, Relaxed);
                     self.s.local.disconnected();
+                    // A connection that failed at once (Redis refuses commands) backs
+                    // off like a failed connect, and is not logged every time.
+                    if began.elapsed() > SILENT {
+                        backoff = BACKOFF_MIN;
+                        failures = 0;
+                    }
+                    failures += 1;
                     match end {
                         Ok(()) => return,
-                        Err(e) => warn!(
+                        Err(e) if failures == 1 || failures % 60 == 0 => warn!(
                             error = %e,
                             "redis connection lost: serving this node's calls alone until it is back"
                         ),
+                        Err(_) => {}
                     }
                 }
                 Ok(Err(e)) => {
