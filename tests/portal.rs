@@ -669,6 +669,49 @@ fn hold_resume_and_hang_up_from_the_browser() {
 }
 
 #[test]
+fn chat_beside_a_call_from_bobs_browser_reaches_alices() {
+    let portal = Portal::start();
+    let mut env = portal.env(DOMAIN, "alice", "portal-alice-1");
+    env.extend([
+        ("PEER_DOMAIN".to_string(), DOMAIN.to_string()),
+        ("PEER_LOGIN".to_string(), "bob".to_string()),
+        ("PEER_PASSWORD".to_string(), "portal-bob-1".to_string()),
+    ]);
+    let mut browser = Browser::start("chat", "chat.mjs", env);
+    browser.wait_event("ready");
+    // Alice's phone is not registered (it only calls): Bob's message reaches her
+    // browser only, so no phone gets a MESSAGE it does not expect.
+    let bob = portal.phone("1002", Sipp::uas("uas_answer.xml"));
+    browser.call_started();
+    let alice = portal
+        .tsps
+        .spawn_sipp(portal.caller("control_uac_call.xml", "1001", "1002"));
+    browser.wait_event("released");
+    let result = browser.finish();
+    alice
+        .join()
+        .assert_success("Alice's call, ended by Bob's browser");
+    bob.join()
+        .assert_success("Bob's phone answered and got the BYE");
+    assert_screenshots(&result, 4);
+    let profile = portal.tsps.api_ok(
+        Method::GET,
+        &format!(
+            "/tenants/{}/users/{}/profile",
+            portal.tenant(DOMAIN),
+            portal.user(DOMAIN, "1002")
+        ),
+        None,
+    );
+    assert_eq!(
+        profile["default_handling"],
+        json!({"method": "reject_with_message",
+            "text": "In a meeting until 3, I will call back", "code": 486}),
+        "saved from Bob's settings page: {profile}"
+    );
+}
+
+#[test]
 fn click_to_dial_from_the_directory_rings_the_own_phone_then_the_colleague() {
     let portal = Portal::start();
     let mut browser = Browser::start(

@@ -53,6 +53,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     asset!("dom.js", JS),
     asset!("events.js", JS),
     asset!("calls.js", JS),
+    asset!("chat.js", JS),
     asset!("login.js", JS),
     asset!("home.js", JS),
     asset!("incoming.js", JS),

@@ -84,6 +84,9 @@ function startSession(me) {
   app.live.addEventListener('connection', showConnection);
   app.live.addEventListener('change', (e) => {
     if (e.detail.type === 'status' || e.detail.type === 'snapshot') showPresence();
+    // A colleague's message is read out on whatever page the user is.
+    const m = e.detail.type === 'message' && e.detail.data;
+    if (m && m.from !== me.user.user_id) announce(`Message from ${m.from_name || m.from_extension}: ${m.text}`);
   });
   app.directory = new Map();
   app.incoming = new IncomingCalls(document.getElementById('incoming'), context());

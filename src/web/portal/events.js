@@ -1,9 +1,12 @@
 // The user's live state, kept current by the event stream of tsps: a WebSocket
 // (`.../events/ws?since=<resume>`), or Server-Sent Events where a WebSocket cannot
 // connect. A `snapshot` replaces everything; `line`, `line_ended`, `device` and `status`
-// change one thing. After a drop the stream reconnects with backoff and passes the last
+// change one thing; a `message` (chat) is added to the messages this page has seen
+// (a snapshot carries none: they are kept here, not on the server). After a drop the stream reconnects with backoff and passes the last
 // `resume` it saw, so the server replays what was missed (or sends a new snapshot).
 
+/** Instant messages a page keeps (the oldest go first). */
+const MAX_MESSAGES = 200;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 /** WebSocket attempts that never opened before the stream tries SSE instead. */
@@ -28,6 +31,8 @@ export class LiveState extends EventTarget {
     this.status = null;
     /** user_id → {user_id, presence, hook, attendant, lines: Map call_id → Line} */
     this.watched = new Map();
+    /** Instant messages to and from the user, oldest first (see `addMessage`). */
+    this.messages = [];
     /** "connecting" | "live" | "reconnecting" | "stopped" */
     this.connection = 'connecting';
     this.resume = null;
@@ -153,6 +158,23 @@ export class LiveState extends EventTarget {
     }]));
   }
 
+  /**
+   * Keeps an instant message (from the stream, or as the send request answered it);
+   * false when it was already there. The newest MAX_MESSAGES stay.
+   */
+  addMessage(m) {
+    if (!m || !m.id || this.messages.some((x) => x.id === m.id)) return false;
+    this.messages.push(m);
+    if (this.messages.length > MAX_MESSAGES) this.messages.splice(0, this.messages.length - MAX_MESSAGES);
+    return true;
+  }
+
+  /** The conversation with the colleague at `extension`, oldest first. */
+  conversation(extension) {
+    const me = this.user.user_id;
+    return this.messages.filter((m) => (m.from === me ? m.to_extension : m.from_extension) === extension);
+  }
+
   /** A replayed message this client already applied (same epoch, seq not newer). */
   isStale(resume) {
     if (!resume || !this.resume) return false;
@@ -199,6 +221,9 @@ export class LiveState extends EventTarget {
         break;
       case 'status':
         this.status = data;
+        break;
+      case 'message':
+        if (!this.addMessage(data)) return;
         break;
       default:
         return; // a newer server's type: ignore

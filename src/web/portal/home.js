@@ -1,5 +1,7 @@
-// Home: the user's lines live with a button for each allowed action, the device that
-// commands use, a dial pad, the tenant directory with click-to-dial, and recent calls.
+// Home: the user's lines live with a button for each allowed action (and a chat with
+// the other party when it is a colleague), the device that commands use, a dial pad,
+// the tenant directory with click-to-dial and messages, the conversations of this
+// session, and recent calls.
 //
 // Line cards are keyed by call id and rebuilt only when their line changed, so a
 // keyboard user's focus stays on the button they were on while events arrive.
@@ -7,7 +9,8 @@
 import { api, userPath, tenantPath } from './api.js';
 import { h, clear, field, announce, formatDuration, formatTime, since, icon, words } from './dom.js';
 import { fromUser } from './history.js';
-import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel } from './calls.js';
+import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel, peerName } from './calls.js';
+import { ChatBox } from './chat.js';
 
 const COUNTERPART = { hold: 'resume', resume: 'hold', answer: 'hold' };
 const STATE_LABEL = { dialing: 'Dialing', ringing: 'Ringing', active: 'Connected', held: 'On hold' };
@@ -32,7 +35,15 @@ export function renderHome(main, ctx) {
   const coveredList = h('ul', { class: 'lines', 'aria-live': 'polite' });
   covered.append(coveredList);
 
+  const messagesPanel = h('section', { class: 'panel', id: 'messages', hidden: true, 'aria-labelledby': 'messages-title' },
+    h('h2', { id: 'messages-title' }, 'Messages'));
+  const conversations = h('div', { class: 'conversations' });
+  messagesPanel.append(conversations);
+
   const cards = new Map(); // call_id → {li, json}
+  const chats = new Map(); // call_id → {box: ChatBox, open: bool}: the chat beside a call
+  const talks = new Map(); // extension → ChatBox: the Messages panel's conversations
+  const opened = new Set(); // extensions the user opened a conversation with
   let openForm = null; // {callId, action}: the forward/transfer entry a user opened
   let users = [];
 
@@ -47,10 +58,14 @@ export function renderHome(main, ctx) {
       if (known && known.json === json) continue;
       const li = known ? known.li : h('li', { class: 'line' });
       const focused = li.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      const chat = chats.get(line.call_id);
+      const chatFocused = chat && chat.box.el.contains(document.activeElement);
       fillCard(li, line);
       cards.set(line.call_id, { li, json });
       if (!known) linesList.append(li);
-      if (focused) {
+      if (chatFocused) {
+        chat.box.focus();
+      } else if (focused) {
         // The same button, else its counterpart (Hold becomes Resume), else the first.
         const again = li.querySelector(`[data-action="${focused}"]`)
           || li.querySelector(`[data-action="${COUNTERPART[focused]}"]`)
@@ -63,6 +78,13 @@ export function renderHome(main, ctx) {
         const hadFocus = li.contains(document.activeElement);
         li.remove();
         cards.delete(callId);
+        // The conversation goes on in the Messages panel.
+        const chat = chats.get(callId);
+        if (chat) {
+          opened.add(chat.box.partner.extension);
+          chats.delete(callId);
+          queueMicrotask(renderMessages);
+        }
         if (hadFocus) number.focus();
       }
     }
@@ -97,9 +119,101 @@ export function renderHome(main, ctx) {
           onclick: () => onAction(line, action),
         }, ACTION_LABEL[action] || words(action)))),
     );
+    const partner = colleague(line);
+    if (partner) {
+      const chat = chats.get(line.call_id);
+      const open = Boolean(chat && chat.open);
+      li.querySelector('.actions').append(h('button', {
+        type: 'button', class: 'secondary', dataset: { action: 'chat' },
+        'aria-expanded': String(open),
+        'aria-label': `${open ? 'Close the chat with' : 'Chat with'} ${peerLabel(ctx, line.peer)}`,
+        onclick: () => toggleChat(line),
+      }, open ? 'Close chat' : 'Chat'));
+      if (open) li.append(chat.box.el);
+    }
     if (openForm && openForm.callId === line.call_id && (line.allowed || []).includes(openForm.action)) {
       li.append(targetForm(line, openForm.action));
     }
+  }
+
+  /** The line's other party when it is a colleague (a chat partner), else null. */
+  function colleague(line) {
+    const ext = line.peer && line.peer.number;
+    if (!ext || ext === ctx.user.extension || !ctx.directory.has(ext)) return null;
+    return { extension: ext, name: peerName(ctx, line.peer) || ctx.directory.get(ext) };
+  }
+
+  function chatOf(line, partner) {
+    let chat = chats.get(line.call_id);
+    if (!chat) {
+      chat = { box: new ChatBox(ctx, partner, { callId: line.call_id }), open: false };
+      chats.set(line.call_id, chat);
+    }
+    return chat;
+  }
+
+  function toggleChat(line, open) {
+    const partner = colleague(line);
+    if (!partner) return;
+    const chat = chatOf(line, partner);
+    chat.open = open === undefined ? !chat.open : open;
+    rebuild(line.call_id);
+    renderMessages();
+    if (chat.open && open === undefined) chat.box.focus();
+  }
+
+  // ---- messages ----
+  /** A message arrived: the chat of its call opens; every chat shows what is new. */
+  function onMessage(m) {
+    if (m && m.from !== ctx.user.user_id) {
+      const line = m.call_id && ctx.live.lines.get(m.call_id);
+      const chat = line && chats.get(line.call_id);
+      if (line && colleague(line) && !(chat && chat.open)) {
+        toggleChat(line, true);
+      } else if (!line || !colleague(line)) {
+        opened.add(m.from_extension);
+      }
+    }
+    for (const { box } of chats.values()) box.render();
+    renderMessages();
+  }
+
+  /** The Messages panel: conversations of this session not shown beside a call. */
+  function renderMessages() {
+    const beside = new Set([...chats.values()].filter((c) => c.open).map((c) => c.box.partner.extension));
+    const latest = new Map();
+    for (const m of ctx.live.messages) {
+      const ext = m.from === ctx.user.user_id ? m.to_extension : m.from_extension;
+      latest.set(ext, m.at);
+    }
+    for (const ext of opened) if (!latest.has(ext)) latest.set(ext, '');
+    const shown = [...latest.entries()]
+      .filter(([ext]) => !beside.has(ext) && (opened.has(ext) || ctx.directory.has(ext)))
+      .sort((a, b) => String(b[1]).localeCompare(String(a[1])))
+      .slice(0, 5)
+      .map(([ext]) => ext);
+    const focusedExt = [...talks.entries()].find(([, box]) => box.el.contains(document.activeElement));
+    clear(conversations);
+    for (const ext of shown) {
+      let box = talks.get(ext);
+      if (!box) {
+        box = new ChatBox(ctx, { extension: ext, name: ctx.directory.get(ext) || ext }, { escalate: true });
+        talks.set(ext, box);
+      }
+      box.render();
+      conversations.append(h('article', { class: 'conversation', dataset: { conversation: ext } },
+        h('h3', {}, `${ctx.directory.get(ext) || ext} (${ext})`),
+        box.el));
+    }
+    if (focusedExt && shown.includes(focusedExt[0])) focusedExt[1].focus();
+    messagesPanel.hidden = shown.length === 0;
+  }
+
+  function openConversation(ext) {
+    opened.add(ext);
+    renderMessages();
+    const box = talks.get(ext);
+    if (box) box.focus();
   }
 
   function targetForm(line, action) {
@@ -221,6 +335,11 @@ export function renderHome(main, ctx) {
         h('span', { class: `dot ${state}`, role: 'img', 'aria-label': label, title: label }),
         h('span', { class: 'who' }, u.display_name, ' ', h('span', { class: 'muted' }, u.extension)),
         h('button', {
+          type: 'button', class: 'secondary', dataset: { message: u.extension },
+          'aria-label': `Message ${u.display_name} (${u.extension})`,
+          onclick: () => openConversation(u.extension),
+        }, 'Message'),
+        h('button', {
           type: 'button', class: 'icon secondary', dataset: { dial: u.extension },
           'aria-label': `Call ${u.display_name} (${u.extension})`,
           onclick: () => call(u.extension),
@@ -266,6 +385,7 @@ export function renderHome(main, ctx) {
         h('section', { class: 'panel', 'aria-labelledby': 'lines-title' },
           h('h2', { id: 'lines-title' }, 'Calls ', hook),
           noLines, linesList),
+        messagesPanel,
         h('section', { class: 'panel' }, pickerField, dialForm)),
       h('div', {},
         h('section', { class: 'panel', 'aria-labelledby': 'directory-title' },
@@ -287,6 +407,8 @@ export function renderHome(main, ctx) {
     renderLines();
     renderDevices();
     const type = e && e.detail && e.detail.type;
+    if (type === 'message') onMessage(e.detail.data);
+    if (type === 'directory') renderMessages();
     if (!type || ['snapshot', 'watched', 'presence'].includes(type)) renderDirectory();
     if (!type || ['snapshot', 'watched', 'watched_line', 'watched_line_ended'].includes(type)) renderCovered();
   };

@@ -1,5 +1,6 @@
 // Settings: the user's feature profile. A form for the common parts (forwarding, do not
-// disturb, call waiting, ring time, simultaneous ring, attendant) over the full profile
+// disturb, call waiting, ring time, simultaneous ring, attendant, rejecting calls with a
+// message to the caller) over the full profile
 // as JSON for the rest (handling codes, schedules, sequential ring, caller rules). On
 // save the form's values are laid over the JSON and the whole profile is PUT; the API's
 // 422 details are shown beside the field they name (or beside the JSON editor).
@@ -25,6 +26,12 @@ export function renderSettings(main, ctx) {
     ring_seconds: input('ring_seconds', { type: 'number', min: 5, max: 600 }),
     simultaneous: input('simultaneous'),
     attendant: input('attendant', { inputmode: 'tel' }),
+    'default_handling.method': checkbox('default_handling.method'),
+    'default_handling.text': input('default_handling.text', { maxlength: 500 }),
+    'default_handling.code': h('select', { name: 'default_handling.code', id: 'profile-default_handling-code', dataset: { field: 'default_handling.code' } },
+      h('option', { value: '480' }, 'Unavailable (480)'),
+      h('option', { value: '486' }, 'Busy (486)'),
+      h('option', { value: '603' }, 'Declined (603)')),
   };
   const raw = h('textarea', { name: 'profile', id: 'profile-json', rows: 18, spellcheck: 'false', dataset: { field: '' } });
   const errors = h('div', { class: 'errors', role: 'alert', id: 'profile-errors', hidden: true });
@@ -52,6 +59,10 @@ export function renderSettings(main, ctx) {
       field('Ring for (seconds)', c.ring_seconds),
       field('Also ring at the same time', c.simultaneous, 'Comma separated extensions or numbers'),
       field('Attendant', c.attendant, 'An extension or a number')),
+    h('fieldset', {}, h('legend', {}, 'Reject calls with a message'),
+      checkField(c['default_handling.method'], 'Reject every call and send the caller a message'),
+      field('Message', c['default_handling.text'], 'Up to 500 characters, e.g. "In a meeting until 3, I will call back". Colleagues see it in their portal and on their phone.'),
+      field('Answer the call with', c['default_handling.code'])),
     h('details', {},
       h('summary', {}, 'Full profile (JSON): handling codes, schedules, sequential ring, caller rules'),
       field('Profile JSON', raw, 'The fields above are laid over this document when you save.')),
@@ -71,6 +82,11 @@ export function renderSettings(main, ctx) {
     c.ring_seconds.value = p.ring_seconds ?? 30;
     c.simultaneous.value = (p.simultaneous || []).map(targetText).join(', ');
     c.attendant.value = targetText(p.attendant);
+    const handling = p.default_handling || {};
+    const withMessage = handling.method === 'reject_with_message';
+    c['default_handling.method'].checked = withMessage;
+    c['default_handling.text'].value = withMessage ? handling.text || '' : '';
+    c['default_handling.code'].value = String(withMessage && handling.code ? handling.code : 480);
     raw.value = JSON.stringify(p, null, 2);
   }
 
@@ -97,6 +113,12 @@ export function renderSettings(main, ctx) {
     p.ring_seconds = Number(c.ring_seconds.value || 30);
     p.simultaneous = list(c.simultaneous.value).map(toTarget);
     p.attendant = optTarget(c.attendant.value);
+    if (c['default_handling.method'].checked) {
+      p.default_handling = { method: 'reject_with_message', text: c['default_handling.text'].value, code: Number(c['default_handling.code'].value) };
+    } else if (p.default_handling && p.default_handling.method === 'reject_with_message') {
+      // Unticked: calls ring again (other handlings stay as the JSON says).
+      p.default_handling = { method: 'ring' };
+    }
     return p;
   }
 
