@@ -253,7 +253,7 @@ fn the_subscriber_table_refuses_a_sip_watcher_and_leaves_it_out_of_the_portal_wa
         "{body}"
     );
 
-    // Carol's phone asks for Bob's dialog state: 403.
+    // Carol's phone asks for Bob's dialog state: 403 (refused from the start).
     let carol = Sipp::new("presence_forbidden.xml")
         .device("a.test", "1003", "secret1003")
         .calling("1002")
@@ -292,4 +292,28 @@ fn the_subscriber_table_refuses_a_sip_watcher_and_leaves_it_out_of_the_portal_wa
     s.tsps
         .api_ok(Method::PUT, &watchers, Some(&json!({"mode": "anyone"})));
     assert_eq!(watch("1003").len(), 2);
+}
+
+#[test]
+fn a_subscription_the_subscriber_table_no_longer_allows_ends_at_its_next_refresh() {
+    let s = start();
+    let mut carol = s.tsps.spawn_sipp(
+        Sipp::new("chat_watcher_revoked.xml")
+            .device("a.test", "1003", "secret1003")
+            .calling("1002"),
+    );
+    assert!(
+        carol.wait_for_message("NOTIFY sip:", WAIT),
+        "no first NOTIFY:\n{}",
+        carol.messages_so_far()
+    );
+    // While Carol watches, the tenant admin lets only Alice watch Bob.
+    s.tsps.api_ok(
+        Method::PUT,
+        &format!("{}/watchers", s.path("1002")),
+        Some(&json!({"mode": "only", "users": [s.id("1001")]})),
+    );
+    carol
+        .join()
+        .assert_success("the refresh is refused (403), then NOTIFY terminated;reason=rejected");
 }

@@ -2,7 +2,7 @@
 //! out; the shard sends the NOTIFYs and runs the expiry timer.
 //!
 //! ```text
-//!            Accepted (expires > 0)                 Unsubscribe / expiry timer
+//!            Accepted (expires > 0)          Unsubscribe / expiry timer / Revoke
 //! Pending ───────────────────────────▶ Active ─────────────────────────────▶ Terminating
 //!    │  Refused                          │  NOTIFY 481, other ≥300, timeout      │ last NOTIFY
 //!    ▼                                   ▼                                       ▼ answered
@@ -35,6 +35,9 @@ pub enum SubState {
     },
     /// `terminated;reason=timeout`: expired, or ended by the subscriber (Expires: 0).
     Timeout,
+    /// `terminated;reason=rejected`: no longer authorized (the tenant's subscriber
+    /// table changed; RFC 6665 §4.1.3: the subscriber should not retry).
+    Rejected,
 }
 
 impl SubState {
@@ -42,6 +45,7 @@ impl SubState {
         match self {
             SubState::Active { expires } => format!("active;expires={expires}"),
             SubState::Timeout => "terminated;reason=timeout".into(),
+            SubState::Rejected => "terminated;reason=rejected".into(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub enum Input {
     Refresh { expires: Duration },
     /// A re-SUBSCRIBE with `Expires: 0`.
     Unsubscribe,
+    /// A re-SUBSCRIBE from a watcher the subscriber table no longer allows.
+    Revoke,
     /// The expiry timer fired (possibly stale: a refresh moved the expiry).
     Timer,
     /// A final response to one of our NOTIFYs.
@@ -192,8 +198,12 @@ impl Subscription {
     }
 
     fn terminate(&mut self, out: &mut Vec<Output>) {
+        self.end(SubState::Timeout, out);
+    }
+
+    fn end(&mut self, how: SubState, out: &mut Vec<Output>) {
         self.phase = Phase::Terminating;
-        self.notify(SubState::Timeout, out);
+        self.notify(how, out);
         out.push(Output::Unwatch);
     }
 
@@ -231,6 +241,7 @@ impl Subscription {
                 out.push(Output::Timer(self.expires_at));
             }
             (Phase::Active, Input::Unsubscribe) => self.terminate(&mut out),
+            (Phase::Active, Input::Revoke) => self.end(SubState::Rejected, &mut out),
             (Phase::Active, Input::Timer) if now >= self.expires_at => self.terminate(&mut out),
             (Phase::Active, Input::NotifyAnswered { code }) if (200..300).contains(&code) => {
                 self.outstanding = self.outstanding.saturating_sub(1);
@@ -463,6 +474,21 @@ mod tests {
         let out = accepted(&mut fetch, 1, 0);
         assert_eq!(notifies(&out), [(1, 0, SubState::Timeout)]);
         assert!(out.contains(&Output::Unwatch));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revoked_subscription_ends_with_reason_rejected() {
+        let mut sub = Subscription::new(Package::Dialog);
+        accepted(&mut sub, 1, 600);
+        sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
+        let out = sub.handle(Instant::now(), Input::Revoke);
+        assert_eq!(notifies(&out), [(1, 1, SubState::Rejected)]);
+        assert!(out.contains(&Output::Unwatch));
+        assert_eq!(SubState::Rejected.header(), "terminated;reason=rejected");
+        assert_eq!(
+            sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 }),
+            [Output::Remove]
+        );
     }
 
     #[tokio::test(start_paused = true)]

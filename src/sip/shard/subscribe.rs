@@ -8,8 +8,8 @@
 use super::*;
 use crate::sip::presence::subscription::{Input, Output, Phase, SubState};
 use crate::sip::presence::{
-    accepts, authorize, body, content_type, grant, package_of, wants_im, SubDialog, SubEntry,
-    Subscription, ALLOW_EVENTS,
+    accepts, authorize, body, content_type, grant, may_watch, package_of, wants_im, SubDialog,
+    SubEntry, Subscription, ALLOW_EVENTS,
 };
 use tsps_actors::presence::message::SendMessage;
 use tsps_actors::presence::{
@@ -250,6 +250,20 @@ impl Shard {
                 return;
             }
         };
+        // The subscriber table may have changed since the subscription began: a
+        // refresh is authorized again (an unsubscribe always goes through).
+        let dir = self.ctx.directory.get();
+        let allowed = granted == 0
+            || dir
+                .user(entry.dialog.watcher)
+                .zip(dir.user_by_extension(entry.tenant, &entry.dialog.watched_extension))
+                .is_some_and(|(watcher, watched)| may_watch(&dir, watcher, watched));
+        if !allowed {
+            debug!(sub = %id, "refresh of a subscription no longer allowed");
+            self.respond(&key, 403, None, &[], None);
+            self.sub_input(id, Input::Revoke);
+            return;
+        }
         if let Some(c) = h::first(&req.headers, "Contact") {
             entry.dialog.remote_target = h::uri(c).to_string();
         }
