@@ -56,7 +56,7 @@ PR_TOKEN=load-test                         # http.api_token of run.sh's start_ts
 PR_SUB_PID=""
 PR_WATCH_PID=""
 PR_ROW=0
-PR_COLS="label,level,subscriptions,portal_sessions,call_rate,calls,calls_ok,notifies,notify_dups,cseq_gaps,subs_ended_by_server,last_not_idle,transitions_expected,lost,folded,notify_p50_ms,notify_p90_ms,notify_p99_ms,notify_p999_ms,notify_max_ms,dialog_p99_ms,presence_p99_ms,portal_expected,portal_lost,portal_p50_ms,portal_p99_ms,portal_max_ms,portal_rx_minus_at_p99_ms,relay_180_p99_ms,relay_bye_p99_ms,invite_to_180_p99_ms,srv_cpu_pct,srv_rss_kb,srv_rss_peak_kb,sub_client_cpu_pct,loadavg_1m,probe"
+PR_COLS="label,level,subscriptions,portal_sessions,call_rate,calls,calls_ok,notifies,notify_dups,cseq_gaps,subs_ended_by_server,last_not_idle,transitions_expected,lost,folded,notify_p50_ms,notify_p90_ms,notify_p99_ms,notify_p999_ms,notify_max_ms,dialog_p99_ms,presence_p99_ms,portal_expected,portal_lost,portal_p50_ms,portal_p99_ms,portal_max_ms,portal_rx_minus_at_p99_ms,relay_180_p99_ms,relay_bye_p99_ms,invite_to_180_p99_ms,udp_rcvbuf_errors,window_s,srv_cpu_pct,srv_rss_kb,srv_rss_peak_kb,sub_client_cpu_pct,loadavg_1m,probe"
 
 presence_need() {
   command -v python3 >/dev/null || { echo "missing python3"; exit 1; }
@@ -173,7 +173,8 @@ pr_idle() {  # pr_idle LEVEL: tsps RSS and CPU with the level's subscriptions, n
   k1=$(proc_ticks "$SRV_PID"); t1=$(date +%s.%N); rss=$(rss_kb "$SRV_PID")
   local cpu; cpu=$(pr_cpu "$k0" "$k1" "$t0" "$t1")
   local subs=$((m * PR_TENANTS * PR_USERS))
-  echo "$label,$m,$subs,$PR_PORTAL_NOW,0,0,0,,,,,,,,,,,,,,,,,,,,,,,,,$cpu,$rss,$rss,,$(awk '{print $1}' /proc/loadavg),${PROBE/,//}" >> "$OUTDIR/presence.csv"
+  local w; w=$(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.1f", y-x}')
+  echo "$label,$m,$subs,$PR_PORTAL_NOW,0,0,0,,,,,,,,,,,,,,,,,,,,,,,,,,$w,$cpu,$rss,$rss,,$(awk '{print $1}' /proc/loadavg),${PROBE/,//}" >> "$OUTDIR/presence.csv"
   echo "  $label: $subs subscriptions, $PR_PORTAL_NOW portal sessions: tsps rss $rss KB, cpu $cpu% of a core over $(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.0f", y-x}') s"
 }
 
@@ -182,8 +183,8 @@ pr_calls() {  # pr_calls LEVEL RATE: one window of calls, matched with the notif
   wait_quiet; host_gate
   pr_sub_do mark 10 mark "pre-$label" > /dev/null
   pr_watch_mark "pre-$label" > /dev/null
-  local k0 k1 t0 t1 rss0
-  rss0=$(rss_kb "$SRV_PID"); k0=$(proc_ticks "$SRV_PID"); t0=$(date +%s.%N)
+  local k0 k1 t0 t1 rss0 u0 u1
+  rss0=$(rss_kb "$SRV_PID"); k0=$(proc_ticks "$SRV_PID"); t0=$(date +%s.%N); u0=$(udp_errs)
   pr_py caller.py calls --server "$IP:$TS_PORT" --tenants "$PR_TENANTS" --users "$PR_USERS" \
       --phone-port "$UAS_PORT" --uac-port "$UAC_PORT" --rate "$rate" --seconds "$PR_CALL_SECONDS" \
       --hold-ms "$PR_HOLD_MS" --ring-ms "$PR_RING_MS" --start-row "$PR_ROW" \
@@ -197,6 +198,8 @@ pr_calls() {  # pr_calls LEVEL RATE: one window of calls, matched with the notif
   wait "$cpid"
   k1=$(proc_ticks "$SRV_PID"); t1=$(date +%s.%N)
   sleep "$PR_DRAIN_S"
+  u1=$(udp_errs)
+  local rcvbuf; rcvbuf=$(echo "$u0 $u1" | awk '{print $4-$2}')
   local calls; calls=$(grep '"event": "calls"' "$RUNDIR/pr-calls.json" || echo '{}')
   PR_ROW=$(echo "$calls" | jq -r ".next_row // $PR_ROW")
   local sub portal
@@ -206,13 +209,14 @@ pr_calls() {  # pr_calls LEVEL RATE: one window of calls, matched with the notif
   an=$(timeout 600 python3 "$HERE/presence/analyze.py" --dir "$PR_RAW" --label "$label" \
       --tenants "$PR_TENANTS" --users "$PR_USERS" --level "$m" --targets "$RUNDIR/pr-targets.json" 2> "$OUTDIR/analyze-$label.stderr" || echo '{}')
   local cpu; cpu=$(pr_cpu "$k0" "$k1" "$t0" "$t1")
+  local w; w=$(awk -v x="$t0" -v y="$t1" 'BEGIN{printf "%.1f", y-x}')
   local rss; rss=$(rss_kb "$SRV_PID")
   jq -cn --arg lbl "$label" --argjson calls "$calls" --argjson sub "$sub" --argjson portal "$portal" \
-      --argjson an "$an" --arg cpu "$cpu" --arg rss "$rss" --arg peak "$peak" \
-      '{label: $lbl, srv_cpu_pct: ($cpu|tonumber), srv_rss_kb: ($rss|tonumber), srv_rss_peak_kb: ($peak|tonumber), calls: $calls, subscriber: $sub, portal: $portal, analysis: $an}' \
+      --argjson an "$an" --arg rcvbuf "$rcvbuf" --arg w "$w" --arg cpu "$cpu" --arg rss "$rss" --arg peak "$peak" \
+      '{label: $lbl, window_s: ($w|tonumber), udp_rcvbuf_errors: ($rcvbuf|tonumber), srv_cpu_pct: ($cpu|tonumber), srv_rss_kb: ($rss|tonumber), srv_rss_peak_kb: ($peak|tonumber), calls: $calls, subscriber: $sub, portal: $portal, analysis: $an}' \
       >> "$OUTDIR/presence-windows.jsonl"
   local row; row=$(jq -r --arg m "$m" --arg subs "$((m * PR_TENANTS * PR_USERS))" --arg ps "$PR_PORTAL_NOW" --arg rate "$rate" \
-      --arg cpu "$cpu" --arg rss "$rss" --arg peak "$peak" --arg load "$(awk '{print $1}' /proc/loadavg)" --arg probe "${PROBE/,//}" '
+      --arg rcvbuf "$rcvbuf" --arg w "$w" --arg cpu "$cpu" --arg rss "$rss" --arg peak "$peak" --arg load "$(awk '{print $1}' /proc/loadavg)" --arg probe "${PROBE/,//}" '
       def v(x): if x == null then "" else (x|tostring) end;
       [.label, $m, $subs, $ps, $rate, v(.calls.calls), v(.calls.ok), v(.subscriber.notifies), v(.subscriber.dups),
        v(.subscriber.cseq_gaps), v(.subscriber.subscriptions_ended_by_server), v(.subscriber.last_not_idle),
@@ -223,7 +227,7 @@ pr_calls() {  # pr_calls LEVEL RATE: one window of calls, matched with the notif
        v(.analysis.portal_all.expected), v(.analysis.portal_all.lost), v(.analysis.portal_all.p50), v(.analysis.portal_all.p99), v(.analysis.portal_all.max),
        v(.analysis.portal_rx_minus_at_ms.p99),
        v(.calls.relay_180_ms.p99), v(.calls.relay_bye_ms.p99), v(.calls.invite_to_180_ms.p99),
-       $cpu, $rss, $peak, v(.subscriber.client_cpu_pct), $load, $probe] | join(",")' \
+       $rcvbuf, $w, $cpu, $rss, $peak, v(.subscriber.client_cpu_pct), $load, $probe] | join(",")' \
       <<< "$(tail -1 "$OUTDIR/presence-windows.jsonl")")
   echo "$row" >> "$OUTDIR/presence.csv"
   echo "  $label: calls $(echo "$calls" | jq -c '{calls, ok, statuses}'); tsps cpu $cpu%, rss peak $peak KB"
@@ -258,6 +262,7 @@ pr_report() {  # ratios from presence.csv
         printf "calls %s/s: tsps cpu %s%% with 0 subscriptions, %s%% with %d (%sx); relay 180 p99 %s ms vs %s ms (%sx); INVITE->180 p99 %s vs %s ms\n", R[j], v(b, "srv_cpu_pct"), v(t, "srv_cpu_pct"), max * nu, ratio(v(t, "srv_cpu_pct"), v(b, "srv_cpu_pct")), v(b, "relay_180_p99_ms"), v(t, "relay_180_p99_ms"), ratio(v(t, "relay_180_p99_ms"), v(b, "relay_180_p99_ms")), v(b, "invite_to_180_p99_ms"), v(t, "invite_to_180_p99_ms")
         for (i = 1; i <= nl; i++) if (L[i] > 0) {
           l = "pr-calls-m" L[i] "-r" R[j]
+          if (v(l, "notifies") > 0) printf "calls %s/s, %d subscriptions: %.1f us of tsps cpu per NOTIFY above the 0-subscription run (%s NOTIFYs/s)\n", R[j], L[i] * nu, (v(l, "srv_cpu_pct") - v(b, "srv_cpu_pct")) / 100 * v(l, "window_s") * 1e6 / v(l, "notifies"), sprintf("%.0f", v(l, "notifies") / v(l, "window_s"))
           printf "calls %s/s, %d subscriptions: NOTIFY delay p50 %s ms, p99 %s, max %s (%s transitions, %s lost, %s folded; %s NOTIFYs, %s retransmitted, %s cseq gaps, %s ended by tsps, %s not idle at the end); p99 / relay-180 p99 = %s; portal p99 %s ms (%s lost)\n", R[j], L[i] * nu, v(l, "notify_p50_ms"), v(l, "notify_p99_ms"), v(l, "notify_max_ms"), v(l, "transitions_expected"), v(l, "lost"), v(l, "folded"), v(l, "notifies"), v(l, "notify_dups"), v(l, "cseq_gaps"), v(l, "subs_ended_by_server"), v(l, "last_not_idle"), ratio(v(l, "notify_p99_ms"), v(l, "relay_180_p99_ms")), v(l, "portal_p99_ms"), v(l, "portal_lost")
         }
       }

@@ -217,7 +217,12 @@ class Endpoint:
 
     def __init__(self, port, on_datagram, rcvbuf=8 << 20):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        # SO_RCVBUFFORCE (root) passes net.core.rmem_max: a burst of NOTIFYs while the
+        # event loop is busy must wait in the socket, not be dropped
+        try:
+            s.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), rcvbuf)
+        except OSError:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
         s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         s.bind(("127.0.0.1", port))
