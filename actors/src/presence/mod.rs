@@ -481,6 +481,8 @@ pub async fn route_bus(
 ) {
     loop {
         match rx.recv().await {
+            // Instant messages are the SIP layer's and the hub's (`message`).
+            Ok(ev) if matches!(*ev, Event::Message(_)) => {}
             Ok(ev) => platform.presence(ev.tenant()).do_send(BusEvent(ev)),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(missed = n, "presence fell behind the event bus");
