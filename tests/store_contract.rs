@@ -16,11 +16,11 @@ use tsps::store::{
     Store, StoreError, UserAccount, UserPolicy, UserRole,
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
-use tsps_actors::presence::WatchRule;
 use tsps_actors::model::{
     Binding, CallDirection, CallOutcome, CallRecord, Device, Did, ExternalPhone, LegRecord, Party,
     Tenant, TransportKind, Trunk, User,
 };
+use tsps_actors::presence::WatchRule;
 use tsps_actors::{CallId, DeviceId, LegId, TenantId, TrunkId, UserId};
 
 const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -1742,7 +1742,10 @@ async fn watch_rules_restrict_watchers_within_the_tenant(s: &dyn Store) {
     s.create_user(a.id, &bob).await.unwrap();
     s.create_user(a.id, &carol).await.unwrap();
     // Nothing stored: anyone of the tenant.
-    assert_eq!(s.get_watch_rule(a.id, bob.id).await.unwrap(), WatchRule::Anyone);
+    assert_eq!(
+        s.get_watch_rule(a.id, bob.id).await.unwrap(),
+        WatchRule::Anyone
+    );
     assert_not_found(s.get_watch_rule(b.id, bob.id).await, "user");
 
     // Bob may be watched by Alice only (a duplicate is dropped).
@@ -1790,9 +1793,17 @@ async fn watch_rules_restrict_watchers_within_the_tenant(s: &dyn Store) {
         s.get_watch_rule(a.id, bob.id).await.unwrap(),
         WatchRule::Only(vec![])
     );
-    s.put_watch_rule(a.id, bob.id, &WatchRule::Anyone).await.unwrap();
-    assert_eq!(s.get_watch_rule(a.id, bob.id).await.unwrap(), WatchRule::Anyone);
+    s.put_watch_rule(a.id, bob.id, &WatchRule::Anyone)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_watch_rule(a.id, bob.id).await.unwrap(),
+        WatchRule::Anyone
+    );
     // Rules go with their user.
     s.delete_user(a.id, carol.id).await.unwrap();
-    assert_eq!(s.load_directory().await.unwrap().allowed_watchers(carol.id), None);
+    assert_eq!(
+        s.load_directory().await.unwrap().allowed_watchers(carol.id),
+        None
+    );
 }

@@ -234,10 +234,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(events::events_sse))
         .routes(routes!(events::put_watch))
         // Integrations' API tokens (docs/cti.md): the tenant admin's.
-        .routes(routes!(
-            tokens::list_api_tokens,
-            tokens::create_api_token
-        ))
+        .routes(routes!(tokens::list_api_tokens, tokens::create_api_token))
         .routes(routes!(tokens::revoke_api_token))
         // Issue 5: the subscriber table (the tenant admin's), instant messages.
         .routes(routes!(watchers::get_watchers, watchers::put_watchers))
