@@ -28,6 +28,14 @@
 #            RSS and CPU per session; a plain Node WebSocket server (ws/floor.mjs) at the
 #            same message rate as the floor. Not in the default list; see load-tests/ws/phase.sh.
 #            PHASES=ws alone writes to results/<UTC date>-ws/.
+#   presence SIP presence and portal watchers (docs/presence.md, docs/events.md):
+#            PR_TENANTS x PR_USERS users registered to tsps, 0 then PR_LEVELS x users SIP
+#            subscriptions (load-tests/presence/subscriber.py, Python) and portal
+#            watchers (presence/watch.mjs) while presence/caller.py places calls at
+#            PR_CALL_RATES; delay hook change -> NOTIFY and -> portal message, lost
+#            notifications, tsps RSS and CPU per subscription. Not in the default list;
+#            see load-tests/presence/phase.sh. PHASES=presence alone writes to
+#            results/<UTC date>-presence/.
 # Each rate phase ramps the offered rate until a step fails, bisects BISECT_STEPS times,
 # then confirms the best passing rate with a run twice as long (backing off 10% when the
 # confirm fails). A step PASSES when failed calls < 0.1% of attempted, all attempted calls
@@ -49,7 +57,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)$([ "${PHASES:-}" = ws ] && echo -ws)}
+OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)$(case "${PHASES:-}" in ws) echo -ws;; presence) echo -presence;; esac)}
 RUNDIR=${RUNDIR:-/tmp/tsps-load}
 STEP_SECONDS=${STEP_SECONDS:-10}
 COOLDOWN=${COOLDOWN:-3}
@@ -150,8 +158,9 @@ stop_server() {
   fi
   SRV=""; SRV_PID=""
 }
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT TERM
+stop_all() { declare -F presence_stop > /dev/null && presence_stop; stop_server; }
+trap 'stop_all' EXIT
+trap 'stop_all; exit 130' INT TERM
 
 srv_pids() {
   [ -n "$SRV_PID" ] || return 0
@@ -170,7 +179,7 @@ need() {
   command -v sipp >/dev/null || pkgs="$pkgs sip-tester"
   local kam=0 t; echo "$PHASES" | grep -qwE 'kam|kamauth|regkam' && kam=1
   [ "$kam" = 1 ] && { command -v kamailio >/dev/null || pkgs="$pkgs kamailio"; }
-  echo "$PHASES" | grep -qw ws && { command -v jq >/dev/null || pkgs="$pkgs jq"; }
+  echo "$PHASES" | grep -qwE 'ws|presence' && { command -v jq >/dev/null || pkgs="$pkgs jq"; }
   [ -x /usr/bin/time ] || pkgs="$pkgs time"
   command -v gcc >/dev/null || pkgs="$pkgs gcc"
   command -v curl >/dev/null || pkgs="$pkgs curl"
@@ -182,13 +191,14 @@ need() {
     command -v "$t" >/dev/null || { echo "missing $t"; exit 1; }
   done
   echo "$PHASES" | grep -qw ws && ws_need
+  echo "$PHASES" | grep -qw presence && presence_need
   local p
   for p in "$UAC_PORT" "$KAM_PORT" "$UAS_PORT" "$TS_PORT"; do
     if ss -Hlun | awk '{print $4}' | grep -qE "^(127\.0\.0\.1|0\.0\.0\.0|\*):$p\$"; then
       echo "UDP port $p is busy on loopback; aborting"; exit 1
     fi
   done
-  if echo "$PHASES" | grep -qwE 'tsps|regtsps|mem|ws'; then build_tsps; fi
+  if echo "$PHASES" | grep -qwE 'tsps|regtsps|mem|ws|presence'; then build_tsps; fi
 }
 
 build_tsps() {
@@ -684,6 +694,8 @@ run_phase() {
       udp_pps ;;
     ws)
       ws_phase ;;
+    presence)
+      presence_phase ;;
     *)
       echo "unknown phase $ph"; exit 1 ;;
   esac
@@ -691,6 +703,8 @@ run_phase() {
 
 # the ws phase's functions (they use the helpers above)
 . "$HERE/ws/phase.sh"
+# the presence phase's functions
+. "$HERE/presence/phase.sh"
 
 # ---------------- main ----------------
 need
