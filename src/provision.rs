@@ -17,8 +17,9 @@
 
 use crate::config::Secret;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
-use crate::store::{Store, StoreError, UserRole};
+use crate::store::{OperatorAccount, Store, StoreError, UserRole};
 use crate::web::password::{self, PasswordError};
+use chrono::Timelike;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -357,6 +358,78 @@ pub fn demo_document() -> ProvisionDoc {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// Platform operators: `tsps operator add|remove|list` and the demo's. They are kept
+// out of the document on purpose: an operator's password is typed once, not filed.
+
+/// The `--demo` platform operator: login `operator`, password `demo-operator`.
+pub const DEMO_OPERATOR: (&str, &str) = ("operator", "demo-operator");
+
+/// Creates the operator `login` (lower-cased) with an argon2id hash of `password`.
+/// `login` and `password` must follow [`rules::operator_login`] and
+/// [`rules::operator_password`]; a login taken is a store error `AlreadyExists`.
+pub async fn add_operator(
+    store: &dyn Store,
+    login: &str,
+    password: &str,
+) -> Result<OperatorAccount, ProvisionError> {
+    let login = rules::operator_login(login).map_err(|e| invalid("login", e))?;
+    rules::operator_password(password).map_err(|e| invalid("password", e))?;
+    let hash = password::hash(password)
+        .await
+        .map_err(|source| ProvisionError::Password {
+            path: "password".into(),
+            source,
+        })?;
+    // Whole microseconds: what both databases keep, so the answer is what a list shows.
+    let now = chrono::Utc::now();
+    let account = OperatorAccount {
+        login,
+        created_at: now
+            .with_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now),
+    };
+    store
+        .create_operator(&account, &hash)
+        .await
+        .map_err(|source| ProvisionError::Store {
+            path: format!("operator {}", account.login),
+            source,
+        })?;
+    Ok(account)
+}
+
+/// Removes the operator `login` and ends its sessions.
+pub async fn remove_operator(store: &dyn Store, login: &str) -> Result<(), ProvisionError> {
+    let login = rules::operator_login(login).map_err(|e| invalid("login", e))?;
+    store
+        .delete_operator(&login)
+        .await
+        .map_err(|source| ProvisionError::Store {
+            path: format!("operator {login}"),
+            source,
+        })
+}
+
+/// Applies the demo document ([`demo_document`]) and creates the demo operator
+/// ([`DEMO_OPERATOR`]) unless an operator of that login exists (its password is then
+/// left as it is).
+pub async fn apply_demo(store: &dyn Store) -> Result<ApplySummary, ProvisionError> {
+    let summary = apply(store, &demo_document()).await?;
+    let (login, password) = DEMO_OPERATOR;
+    let existing = store
+        .find_operator(login)
+        .await
+        .map_err(|source| ProvisionError::Store {
+            path: format!("operator {login}"),
+            source,
+        })?;
+    if existing.is_none() {
+        add_operator(store, login, password).await?;
+    }
+    Ok(summary)
+}
+
 /// Field rules shared by the provisioning document and the REST API. Each returns the
 /// value to store (normalised where that is harmless, e.g. a lower-case domain) or a
 /// reason in lower case.
@@ -457,6 +530,31 @@ pub mod rules {
 
     /// Portal passwords: the same length rule as device passwords.
     pub fn portal_password(value: &str) -> Result<String, String> {
+        device_password(value)
+    }
+
+    /// A platform operator's login: letters, digits and `-_.@`, 1 to 64 characters;
+    /// lower-cased (logins are matched in any case).
+    pub fn operator_login(value: &str) -> Result<String, String> {
+        let v = value.trim().to_ascii_lowercase();
+        if v.is_empty() || v.len() > 64 {
+            return Err("must be 1 to 64 characters".into());
+        }
+        if !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        {
+            return Err("may contain only letters, digits and - _ . @".into());
+        }
+        Ok(v)
+    }
+
+    /// An operator may do everything on the platform: 12 to 128 characters, no control
+    /// characters.
+    pub fn operator_password(value: &str) -> Result<String, String> {
+        if value.chars().count() < 12 {
+            return Err("must be at least 12 characters".into());
+        }
         device_password(value)
     }
 
@@ -1219,6 +1317,73 @@ inbound_sources = ["127.0.0.2"]
             let admin = ext == "1001";
             assert_eq!(login.account.role == UserRole::TenantAdmin, admin, "{ext}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_demo_has_an_operator_created_once() {
+        let store = memory_store().await;
+        apply_demo(&*store).await.unwrap();
+        let (login, password) = DEMO_OPERATOR;
+        let op = store.find_operator(login).await.unwrap().unwrap();
+        assert!(password::verify(password, Some(&op.password_hash))
+            .await
+            .unwrap());
+        // Again: the operator is left as it is (same hash, no error).
+        apply_demo(&*store).await.unwrap();
+        let again = store.find_operator(login).await.unwrap().unwrap();
+        assert_eq!(again, op);
+        assert_eq!(store.list_operators().await.unwrap(), [op.account]);
+    }
+
+    #[tokio::test]
+    async fn operators_are_added_by_rule_and_removed() {
+        let store = memory_store().await;
+        let added = add_operator(&*store, " Ops@Example ", "twelve-chars")
+            .await
+            .unwrap();
+        assert_eq!(added.login, "ops@example");
+        assert_eq!(
+            store.list_operators().await.unwrap(),
+            std::slice::from_ref(&added),
+            "the answer is what is stored"
+        );
+        let err = |r: Result<OperatorAccount, ProvisionError>| r.unwrap_err().to_string();
+        assert_eq!(
+            err(add_operator(&*store, "ops2", "eleven-char").await),
+            "password: must be at least 12 characters"
+        );
+        assert_eq!(
+            err(add_operator(&*store, "ops 2", "twelve-chars").await),
+            "login: may contain only letters, digits and - _ . @"
+        );
+        assert!(matches!(
+            add_operator(&*store, "OPS@example", "another-password").await,
+            Err(ProvisionError::Store {
+                source: StoreError::AlreadyExists { .. },
+                ..
+            })
+        ));
+        remove_operator(&*store, "Ops@Example").await.unwrap();
+        assert_eq!(store.list_operators().await.unwrap(), []);
+        assert!(matches!(
+            remove_operator(&*store, "ops@example").await,
+            Err(ProvisionError::Store {
+                source: StoreError::NotFound { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn operator_rules() {
+        assert_eq!(rules::operator_login("Ops.1_x-y@A").unwrap(), "ops.1_x-y@a");
+        assert!(rules::operator_login("").is_err());
+        assert!(rules::operator_login(&"a".repeat(65)).is_err());
+        assert!(rules::operator_login("a/b").is_err());
+        assert!(rules::operator_password("12345678901").is_err());
+        assert!(rules::operator_password("123456789012").is_ok());
+        assert!(rules::operator_password(&"x".repeat(129)).is_err());
+        assert!(rules::operator_password("abcdefghijk\u{7}").is_err());
     }
 
     #[tokio::test]

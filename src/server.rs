@@ -132,7 +132,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     .await
     .context("cannot open the database")?;
     if demo {
-        let summary = crate::provision::apply(&*store, &crate::provision::demo_document()).await?;
+        let summary = crate::provision::apply_demo(&*store).await?;
         info!(%summary, "demo tenant ready");
     }
     // Personal mode: the local tenant, user and upstream trunk exist before the snapshot.

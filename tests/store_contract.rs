@@ -12,8 +12,9 @@ use tsps::contacts::{
 };
 use tsps::sip::digest::{ha1_md5, ha1_sha256};
 use tsps::store::{
-    self, ApiToken, ApiTokenId, CallHistoryQuery, CallSide, DynStore, PolicyMode, SessionRecord,
-    Store, StoreError, UserAccount, UserPolicy, UserRole,
+    self, ApiToken, ApiTokenId, CallHistoryQuery, CallSide, DynStore, OperatorAccount, PolicyMode,
+    SessionAccount, SessionRecord, SessionSubject, Store, StoreError, UserAccount, UserPolicy,
+    UserRole,
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
@@ -123,6 +124,7 @@ contract!(
     deleting_a_tenant_drops_its_feature_data,
     user_accounts_roles_and_password_hashes,
     sessions_round_trip_touch_end_and_cascade,
+    operators_and_their_sessions,
     user_call_history_filters_and_pages,
     api_tokens_round_trip_stay_in_their_tenant_and_cascade,
     external_phones_per_user_and_remote_answer,
@@ -1263,8 +1265,10 @@ async fn deleting_a_tenant_drops_its_feature_data(s: &dyn Store) {
 fn session(n: u8, tenant: &Tenant, user: &User, last_seen: i64, expires: i64) -> SessionRecord {
     SessionRecord {
         id_hash: format!("{n:064x}"),
-        tenant_id: tenant.id,
-        user_id: user.id,
+        subject: SessionSubject::User {
+            tenant: tenant.id,
+            user: user.id,
+        },
         csrf_token: format!("csrf-{n}"),
         created_at: at(0),
         last_seen_at: at(last_seen),
@@ -1381,10 +1385,10 @@ async fn sessions_round_trip_touch_end_and_cascade(s: &dyn Store) {
     assert_eq!(got, one);
     assert_eq!(
         account,
-        UserAccount {
+        SessionAccount::User(UserAccount {
             user: ua.clone(),
             role: UserRole::User
-        }
+        })
     );
     assert_eq!(s.get_session(&format!("{:064x}", 99)).await.unwrap(), None);
     assert_already_exists(s.create_session(&one).await, "session");
@@ -1393,13 +1397,19 @@ async fn sessions_round_trip_touch_end_and_cascade(s: &dyn Store) {
         .await
         .unwrap();
     let (_, account) = s.get_session(&one.id_hash).await.unwrap().unwrap();
-    assert_eq!(account.role, UserRole::TenantAdmin);
+    assert!(
+        matches!(&account, SessionAccount::User(a) if a.role == UserRole::TenantAdmin),
+        "{account:?}"
+    );
     s.touch_session(&one.id_hash, at(60)).await.unwrap();
     let (got, _) = s.get_session(&one.id_hash).await.unwrap().unwrap();
     assert_eq!(got.last_seen_at, at(60));
     // A session names a user of its own tenant.
     let mut cross = session(2, &a, &ua, 0, 1000);
-    cross.user_id = ub.id;
+    cross.subject = SessionSubject::User {
+        tenant: a.id,
+        user: ub.id,
+    };
     assert_not_found(s.create_session(&cross).await, "user");
 
     // Deleting: one, idempotently; all of a user but one; expired ones.
@@ -1442,6 +1452,102 @@ async fn sessions_round_trip_touch_end_and_cascade(s: &dyn Store) {
     // Sessions go with their user.
     s.delete_user(a.id, ua.id).await.unwrap();
     assert_eq!(s.get_session(&fresh.id_hash).await.unwrap(), None);
+}
+
+fn operator(login: &str) -> OperatorAccount {
+    OperatorAccount {
+        login: login.into(),
+        created_at: at(5),
+    }
+}
+
+fn operator_session(n: u8, login: &str, last_seen: i64, expires: i64) -> SessionRecord {
+    SessionRecord {
+        id_hash: format!("{n:064x}"),
+        subject: SessionSubject::Operator {
+            login: login.into(),
+        },
+        csrf_token: format!("csrf-{n}"),
+        created_at: at(0),
+        last_seen_at: at(last_seen),
+        expires_at: at(expires),
+    }
+}
+
+async fn operators_and_their_sessions(s: &dyn Store) {
+    let (a, _, ua, _) = two_tenants(s).await;
+    let (ops, root) = (operator("ops"), operator("root@example"));
+    s.create_operator(&root, "$argon2id$root").await.unwrap();
+    s.create_operator(&ops, "$argon2id$ops").await.unwrap();
+    assert_already_exists(s.create_operator(&ops, "$argon2id$again").await, "operator");
+    assert_eq!(
+        s.list_operators().await.unwrap(),
+        [ops.clone(), root.clone()]
+    );
+    let found = s.find_operator("ops").await.unwrap().unwrap();
+    assert_eq!(
+        (&found.account, found.password_hash.as_str()),
+        (&ops, "$argon2id$ops")
+    );
+    assert_eq!(s.find_operator("nobody").await.unwrap(), None);
+    // Operators are no users: no tenant's login finds them, and they find no user.
+    assert_eq!(s.find_login(a.id, "ops").await.unwrap(), None);
+    assert_eq!(s.find_operator(&ua.extension).await.unwrap(), None);
+
+    // Sessions: the same calls as a user's, told apart by their subject.
+    let mine = operator_session(1, "ops", 0, 1000);
+    let users = session(2, &a, &ua, 0, 1000);
+    s.create_session(&mine).await.unwrap();
+    s.create_session(&users).await.unwrap();
+    let (got, account) = s.get_session(&mine.id_hash).await.unwrap().unwrap();
+    assert_eq!(
+        (got, account),
+        (mine.clone(), SessionAccount::Operator(ops.clone()))
+    );
+    assert!(matches!(
+        s.get_session(&users.id_hash).await.unwrap(),
+        Some((_, SessionAccount::User(_)))
+    ));
+    assert_already_exists(s.create_session(&mine).await, "session");
+    assert_not_found(
+        s.create_session(&operator_session(3, "nobody", 0, 1000))
+            .await,
+        "operator",
+    );
+    s.touch_session(&mine.id_hash, at(60)).await.unwrap();
+    let (got, _) = s.get_session(&mine.id_hash).await.unwrap().unwrap();
+    assert_eq!(got.last_seen_at, at(60));
+    // A user's password change ends none of the operator's sessions.
+    s.delete_user_sessions(a.id, ua.id, None).await.unwrap();
+    assert!(s.get_session(&mine.id_hash).await.unwrap().is_some());
+    s.delete_session(&mine.id_hash).await.unwrap();
+    s.delete_session(&mine.id_hash).await.unwrap();
+    assert_eq!(s.get_session(&mine.id_hash).await.unwrap(), None);
+
+    // Expiry sweeps operators' sessions too: at 450, idle since 100.
+    let idle = operator_session(4, "ops", 10, 1000);
+    let old = operator_session(5, "root@example", 500, 400);
+    let fresh = operator_session(6, "ops", 300, 1000);
+    let users_fresh = session(7, &a, &ua, 300, 1000);
+    for x in [&idle, &old, &fresh, &users_fresh] {
+        s.create_session(x).await.unwrap();
+    }
+    assert_eq!(
+        s.delete_expired_sessions(at(450), at(100)).await.unwrap(),
+        2
+    );
+    assert!(s.get_session(&fresh.id_hash).await.unwrap().is_some());
+    assert_eq!(s.get_session(&idle.id_hash).await.unwrap(), None);
+    assert_eq!(s.get_session(&old.id_hash).await.unwrap(), None);
+
+    // Removing an operator ends its sessions; a tenant's deletion ends none of them.
+    s.delete_tenant(a.id).await.unwrap();
+    assert!(s.get_session(&fresh.id_hash).await.unwrap().is_some());
+    assert_eq!(s.get_session(&users_fresh.id_hash).await.unwrap(), None);
+    s.delete_operator("ops").await.unwrap();
+    assert_not_found(s.delete_operator("ops").await, "operator");
+    assert_eq!(s.get_session(&fresh.id_hash).await.unwrap(), None);
+    assert_eq!(s.list_operators().await.unwrap(), [root]);
 }
 
 // ---------------------------------------------------------------- API tokens

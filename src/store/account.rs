@@ -1,5 +1,6 @@
-//! Portal accounts: a user's role and password hash, and the sessions of logged-in
-//! users. The operator is not a user: it is the API token (see `web::auth`).
+//! Portal accounts: a user's role and password hash, the platform operators, and the
+//! sessions of both. An operator is no user of any tenant: it is the platform's, like
+//! the API token (see `web::auth`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -60,14 +61,68 @@ impl std::fmt::Debug for LoginCandidate {
     }
 }
 
+/// A platform operator: logs in to the portal without a tenant and may do everything,
+/// as the API token may. Created and removed with `tsps operator add|remove`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorAccount {
+    /// Lower case, unique on the platform (see `provision::rules::operator_login`).
+    pub login: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The operator a login names, with its password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OperatorCandidate {
+    pub account: OperatorAccount,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for OperatorCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorCandidate")
+            .field("account", &self.account)
+            .field("password_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Whose session it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SessionSubject {
+    /// A user of a tenant (its role is read with the session).
+    User { tenant: TenantId, user: UserId },
+    /// A platform operator.
+    Operator { login: String },
+}
+
+/// The account behind a session, as it is now (a role change applies at once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionAccount {
+    User(UserAccount),
+    Operator(OperatorAccount),
+}
+
+impl SessionAccount {
+    pub fn subject(&self) -> SessionSubject {
+        match self {
+            Self::User(a) => SessionSubject::User {
+                tenant: a.user.tenant_id,
+                user: a.user.id,
+            },
+            Self::Operator(o) => SessionSubject::Operator {
+                login: o.login.clone(),
+            },
+        }
+    }
+}
+
 /// One portal session as stored. The session id itself (the cookie) is never stored,
 /// only its SHA-256, so a copy of the table opens no session.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// Lower-case hex SHA-256 of the session id.
     pub id_hash: String,
-    pub tenant_id: TenantId,
-    pub user_id: UserId,
+    pub subject: SessionSubject,
     pub csrf_token: String,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -78,8 +133,7 @@ pub struct SessionRecord {
 impl std::fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRecord")
-            .field("tenant_id", &self.tenant_id)
-            .field("user_id", &self.user_id)
+            .field("subject", &self.subject)
             .field("created_at", &self.created_at)
             .field("last_seen_at", &self.last_seen_at)
             .field("expires_at", &self.expires_at)

@@ -16,7 +16,8 @@ mod sqlite;
 mod token;
 
 pub use account::{
-    CallHistoryQuery, CallSide, LoginCandidate, SessionRecord, UserAccount, UserRole,
+    CallHistoryQuery, CallSide, LoginCandidate, OperatorAccount, OperatorCandidate, SessionAccount,
+    SessionRecord, SessionSubject, UserAccount, UserRole,
 };
 pub use policy::{PolicyMode, UserPolicy};
 pub use postgres::PgStore;
@@ -142,12 +143,30 @@ pub trait Store: Send + Sync + 'static {
         hash: Option<&str>,
     ) -> StoreResult<()>;
 
-    // Portal sessions, keyed by the SHA-256 of the session id. They go with their user.
-    /// `NotFound` ("user") when the user does not exist in `session.tenant_id`.
+    // Platform operators: portal accounts outside every tenant. The caller passes the
+    // login lower case.
+    /// `AlreadyExists` ("operator") for a login taken.
+    async fn create_operator(
+        &self,
+        operator: &OperatorAccount,
+        password_hash: &str,
+    ) -> StoreResult<()>;
+    async fn find_operator(&self, login: &str) -> StoreResult<Option<OperatorCandidate>>;
+    /// By login.
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorAccount>>;
+    /// Deletes the operator with its sessions; `NotFound` ("operator") for none.
+    async fn delete_operator(&self, login: &str) -> StoreResult<()>;
+
+    // Portal sessions of users and operators, keyed by the SHA-256 of the session id.
+    // They go with their user (or operator).
+    /// `NotFound` ("user") when the user does not exist in its tenant, ("operator") when
+    /// the operator does not exist.
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
-    /// The session with its user's current account (role changes apply at once).
-    async fn get_session(&self, id_hash: &str)
-        -> StoreResult<Option<(SessionRecord, UserAccount)>>;
+    /// The session with its account as of now (role changes apply at once).
+    async fn get_session(
+        &self,
+        id_hash: &str,
+    ) -> StoreResult<Option<(SessionRecord, SessionAccount)>>;
     async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
     /// Idempotent: ending a session that is gone is not an error.
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
@@ -158,7 +177,8 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         keep: Option<&str>,
     ) -> StoreResult<u64>;
-    /// Deletes sessions past their absolute end at `now` or idle since `idle_since`.
+    /// Deletes sessions (of users and operators) past their absolute end at `now` or
+    /// idle since `idle_since`.
     async fn delete_expired_sessions(
         &self,
         now: DateTime<Utc>,

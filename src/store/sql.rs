@@ -203,8 +203,9 @@ macro_rules! sql_store {
             use $crate::store::UserPolicy;
             use $crate::store::account::contains_pattern;
             use $crate::store::{
-                ApiToken, ApiTokenId, CallHistoryQuery, CallSide, LoginCandidate, SessionRecord,
-                UserAccount, UserRole,
+                ApiToken, ApiTokenId, CallHistoryQuery, CallSide, LoginCandidate, OperatorAccount,
+                OperatorCandidate, SessionAccount, SessionRecord, SessionSubject, UserAccount,
+                UserRole,
             };
             use tsps_actors::feature::{Presence, Profile};
             use $crate::store::{same_tenant, Store, StoreError, StoreResult};
@@ -297,19 +298,70 @@ macro_rules! sql_store {
             }
 
             impl SessionRow {
-                fn into_session(self) -> StoreResult<(SessionRecord, UserAccount)> {
+                fn into_session(self) -> StoreResult<(SessionRecord, SessionAccount)> {
                     let account = self.account.into_account()?;
                     Ok((
                         SessionRecord {
                             id_hash: self.id_hash,
-                            tenant_id: account.user.tenant_id,
-                            user_id: account.user.id,
+                            subject: SessionSubject::User {
+                                tenant: account.user.tenant_id,
+                                user: account.user.id,
+                            },
                             csrf_token: self.csrf_token,
                             created_at: dec_ts(self.created_at)?,
                             last_seen_at: dec_ts(self.last_seen_at)?,
                             expires_at: dec_ts(self.expires_at)?,
                         },
-                        account,
+                        SessionAccount::User(account),
+                    ))
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct OperatorRow {
+                login: String,
+                password_hash: String,
+                created_at: DbTs,
+            }
+
+            impl OperatorRow {
+                fn into_candidate(self) -> StoreResult<OperatorCandidate> {
+                    Ok(OperatorCandidate {
+                        account: OperatorAccount {
+                            login: self.login,
+                            created_at: dec_ts(self.created_at)?,
+                        },
+                        password_hash: self.password_hash,
+                    })
+                }
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct OperatorSessionRow {
+                id_hash: String,
+                csrf_token: String,
+                session_created_at: DbTs,
+                last_seen_at: DbTs,
+                expires_at: DbTs,
+                #[sqlx(flatten)]
+                operator: OperatorRow,
+            }
+
+            impl OperatorSessionRow {
+                fn into_session(self) -> StoreResult<(SessionRecord, SessionAccount)> {
+                    let account = self.operator.into_candidate()?.account;
+                    Ok((
+                        SessionRecord {
+                            id_hash: self.id_hash,
+                            subject: SessionSubject::Operator {
+                                login: account.login.clone(),
+                            },
+                            csrf_token: self.csrf_token,
+                            created_at: dec_ts(self.session_created_at)?,
+                            last_seen_at: dec_ts(self.last_seen_at)?,
+                            expires_at: dec_ts(self.expires_at)?,
+                        },
+                        SessionAccount::Operator(account),
                     ))
                 }
             }
@@ -1909,37 +1961,117 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
-                async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
-                    let user = s.user_id.to_string();
+                async fn create_operator(
+                    &self,
+                    o: &OperatorAccount,
+                    password_hash: &str,
+                ) -> StoreResult<()> {
                     sqlx::query(
-                        "INSERT INTO user_sessions (id_hash, tenant_id, user_id, csrf_token, \
-                         created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        "INSERT INTO operators (login, password_hash, created_at) \
+                         VALUES ($1, $2, $3)",
                     )
-                    .bind(&s.id_hash)
-                    .bind(enc_id(s.tenant_id.0))
-                    .bind(enc_id(s.user_id.0))
-                    .bind(&s.csrf_token)
-                    .bind(enc_ts(s.created_at))
-                    .bind(enc_ts(s.last_seen_at))
-                    .bind(enc_ts(s.expires_at))
+                    .bind(&o.login)
+                    .bind(password_hash)
+                    .bind(enc_ts(o.created_at))
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
                         translate(
                             e,
                             &Ctx {
-                                unique: &[("id_hash", "session", "(redacted)")],
-                                parent: Some(("user", &user)),
+                                unique: &[("login", "operator", &o.login)],
+                                parent: None,
                             },
                         )
                     })?;
                     Ok(())
                 }
 
+                async fn find_operator(&self, login: &str) -> StoreResult<Option<OperatorCandidate>> {
+                    let row: Option<OperatorRow> = sqlx::query_as(
+                        "SELECT login, password_hash, created_at FROM operators WHERE login = $1",
+                    )
+                    .bind(login)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(OperatorRow::into_candidate).transpose()
+                }
+
+                async fn list_operators(&self) -> StoreResult<Vec<OperatorAccount>> {
+                    let found: Vec<OperatorRow> = sqlx::query_as(
+                        "SELECT login, password_hash, created_at FROM operators ORDER BY login",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    found
+                        .into_iter()
+                        .map(|r| Ok(r.into_candidate()?.account))
+                        .collect()
+                }
+
+                async fn delete_operator(&self, login: &str) -> StoreResult<()> {
+                    let done = sqlx::query("DELETE FROM operators WHERE login = $1")
+                        .bind(login)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                    if done.rows_affected() == 0 {
+                        return Err(not_found("operator", login));
+                    }
+                    Ok(())
+                }
+
+                async fn create_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                    let (query, parent, key) = match &s.subject {
+                        SessionSubject::User { tenant, user } => (
+                            sqlx::query(
+                                "INSERT INTO user_sessions (id_hash, tenant_id, user_id, csrf_token, \
+                                 created_at, last_seen_at, expires_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            )
+                            .bind(&s.id_hash)
+                            .bind(enc_id(tenant.0))
+                            .bind(enc_id(user.0)),
+                            "user",
+                            user.to_string(),
+                        ),
+                        SessionSubject::Operator { login } => (
+                            sqlx::query(
+                                "INSERT INTO operator_sessions (id_hash, login, csrf_token, \
+                                 created_at, last_seen_at, expires_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6)",
+                            )
+                            .bind(&s.id_hash)
+                            .bind(login.as_str()),
+                            "operator",
+                            login.clone(),
+                        ),
+                    };
+                    query
+                        .bind(&s.csrf_token)
+                        .bind(enc_ts(s.created_at))
+                        .bind(enc_ts(s.last_seen_at))
+                        .bind(enc_ts(s.expires_at))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| {
+                            translate(
+                                e,
+                                &Ctx {
+                                    unique: &[("id_hash", "session", "(redacted)")],
+                                    parent: Some((parent, &key)),
+                                },
+                            )
+                        })?;
+                    Ok(())
+                }
+
                 async fn get_session(
                     &self,
                     id_hash: &str,
-                ) -> StoreResult<Option<(SessionRecord, UserAccount)>> {
+                ) -> StoreResult<Option<(SessionRecord, SessionAccount)>> {
                     let row: Option<SessionRow> = sqlx::query_as(&format!(
                         "SELECT s.id_hash, s.csrf_token, s.created_at, s.last_seen_at, \
                          s.expires_at, {ACCOUNT_COLUMNS} FROM user_sessions s \
@@ -1950,25 +2082,48 @@ macro_rules! sql_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(read_err)?;
-                    row.map(SessionRow::into_session).transpose()
+                    if let Some(row) = row {
+                        return row.into_session().map(Some);
+                    }
+                    // Not a user's: perhaps an operator's (a second read only for those and
+                    // for unknown ids; a node caches the sessions it has read).
+                    let row: Option<OperatorSessionRow> = sqlx::query_as(
+                        "SELECT s.id_hash, s.csrf_token, s.created_at AS session_created_at, \
+                         s.last_seen_at, s.expires_at, o.login, o.password_hash, o.created_at \
+                         FROM operator_sessions s JOIN operators o ON o.login = s.login \
+                         WHERE s.id_hash = $1",
+                    )
+                    .bind(id_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    row.map(OperatorSessionRow::into_session).transpose()
                 }
 
                 async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()> {
-                    sqlx::query("UPDATE user_sessions SET last_seen_at = $2 WHERE id_hash = $1")
+                    // The id is in one of the two tables; updating none of the other's rows
+                    // costs an index lookup.
+                    for table in ["user_sessions", "operator_sessions"] {
+                        sqlx::query(&format!(
+                            "UPDATE {table} SET last_seen_at = $2 WHERE id_hash = $1"
+                        ))
                         .bind(id_hash)
                         .bind(enc_ts(at))
                         .execute(&self.pool)
                         .await
                         .map_err(read_err)?;
+                    }
                     Ok(())
                 }
 
                 async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-                    sqlx::query("DELETE FROM user_sessions WHERE id_hash = $1")
-                        .bind(id_hash)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(read_err)?;
+                    for table in ["user_sessions", "operator_sessions"] {
+                        sqlx::query(&format!("DELETE FROM {table} WHERE id_hash = $1"))
+                            .bind(id_hash)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(read_err)?;
+                    }
                     Ok(())
                 }
 
@@ -1996,15 +2151,19 @@ macro_rules! sql_store {
                     now: DateTime<Utc>,
                     idle_since: DateTime<Utc>,
                 ) -> StoreResult<u64> {
-                    let done = sqlx::query(
-                        "DELETE FROM user_sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
-                    )
-                    .bind(enc_ts(now))
-                    .bind(enc_ts(idle_since))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(read_err)?;
-                    Ok(done.rows_affected())
+                    let mut deleted = 0;
+                    for table in ["user_sessions", "operator_sessions"] {
+                        let done = sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE expires_at <= $1 OR last_seen_at <= $2"
+                        ))
+                        .bind(enc_ts(now))
+                        .bind(enc_ts(idle_since))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(read_err)?;
+                        deleted += done.rows_affected();
+                    }
+                    Ok(deleted)
                 }
 
                 async fn create_api_token(&self, tenant: TenantId, t: &ApiToken) -> StoreResult<()> {

@@ -1,15 +1,15 @@
 //! Who is asking, and may they: the one authorization point of the API.
 //!
 //! [`authorize`] runs on every matched route. It finds the credentials (the operator's
-//! bearer token, an integration's API token, or a portal session cookie), checks CSRF
-//! for cookie requests, asks
+//! bearer token, an integration's API token, or a portal session cookie of a user or
+//! of a platform operator), checks CSRF for cookie requests, asks
 //! [`decide`] by method and path, and hands the [`Principal`] to the handlers as a
 //! request extension. Handlers stay unaware of authorization, and a new route is
 //! covered by the path rules the moment it is added:
 //!
 //! - outside `/api/v1` (`/healthz`, the portal's pages) and `POST /api/v1/auth/login`:
 //!   open;
-//! - the operator (bearer token): everything;
+//! - the operator (bearer token, or an operator's portal session): everything;
 //! - `/api/v1/auth/...`: any session;
 //! - `/api/v1/tenants/{t}/users/{u}` and below: the user `u` itself, or a tenant admin
 //!   of `t`. The user itself may only read its own user record, its devices, the
@@ -38,7 +38,7 @@ use super::session::{self, ActiveSession, LoginLimits, Sessions};
 use super::tokens;
 use crate::config::{HttpConfig, Secret};
 use crate::store::ApiTokenId;
-use crate::store::{DynStore, UserRole};
+use crate::store::{DynStore, SessionAccount, UserRole};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
@@ -63,7 +63,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// with `Extension<Principal>`; it is present on every route under `/api/v1`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
-    /// The platform operator: the API token (or no token configured).
+    /// The platform operator: the API token (or no token configured), or the portal
+    /// session of an operator account (`tsps operator add`).
     Operator,
     /// A portal session of a tenant admin (`user` is the admin's own user).
     TenantAdmin { tenant: TenantId, user: UserId },
@@ -121,10 +122,15 @@ impl Principal {
     }
 
     fn of_session(s: &ActiveSession) -> Self {
-        let (tenant, user) = (s.account.user.tenant_id, s.account.user.id);
-        match s.account.role {
-            UserRole::TenantAdmin => Self::TenantAdmin { tenant, user },
-            UserRole::User => Self::User { tenant, user },
+        match &s.account {
+            SessionAccount::Operator(_) => Self::Operator,
+            SessionAccount::User(a) => {
+                let (tenant, user) = (a.user.tenant_id, a.user.id);
+                match a.role {
+                    UserRole::TenantAdmin => Self::TenantAdmin { tenant, user },
+                    UserRole::User => Self::User { tenant, user },
+                }
+            }
         }
     }
 }
@@ -553,7 +559,16 @@ mod tests {
             (None, M::GET, "/api/v1/tenants".into(), "401"),
             (None, M::GET, "/api/v1/auth/me".into(), "401"),
             (None, M::GET, me.clone(), "401"),
-            // The operator may do anything.
+            // The operator may do anything: with the API token or a portal session (the
+            // same principal). What the portal's Platform page does:
+            (op, M::GET, "/api/v1/auth/me".into(), "allow"),
+            (op, M::POST, "/api/v1/auth/logout".into(), "allow"),
+            (op, M::POST, "/api/v1/tenants".into(), "allow"),
+            (op, M::GET, format!("{other}/users"), "allow"),
+            (op, M::POST, format!("{other}/users"), "allow"),
+            (op, M::PUT, format!("{other}/settings"), "allow"),
+            (op, M::GET, format!("{other}/trunks"), "allow"),
+            // ... and the rest of the platform.
             (op, M::GET, "/api/v1/tenants".into(), "allow"),
             (op, M::PUT, "/api/v1/provision".into(), "allow"),
             (op, M::PUT, "/api/v1/testing/clock".into(), "allow"),
@@ -827,6 +842,48 @@ mod tests {
         assert_eq!((cti.tenant(), cti.user()), (Some(T), None));
         let all = integration(None);
         assert!(all.acts_for(T, PEER) && !all.acts_for(OTHER_T, PEER));
+    }
+
+    #[test]
+    fn an_operators_session_is_the_operator_and_a_users_is_its_role() {
+        use crate::store::{OperatorAccount, UserAccount};
+        let session = |account| ActiveSession {
+            id_hash: "h".into(),
+            csrf_token: "c".into(),
+            account,
+            expires_at: Utc::now(),
+        };
+        let operator = session(SessionAccount::Operator(OperatorAccount {
+            login: "ops".into(),
+            created_at: Utc::now(),
+        }));
+        assert_eq!(Principal::of_session(&operator), Principal::Operator);
+        let user = |role| {
+            session(SessionAccount::User(UserAccount {
+                user: tsps_actors::model::User {
+                    id: ME,
+                    tenant_id: T,
+                    extension: "1001".into(),
+                    display_name: "Alice".into(),
+                    portal_login: None,
+                },
+                role,
+            }))
+        };
+        assert_eq!(
+            Principal::of_session(&user(UserRole::TenantAdmin)),
+            Principal::TenantAdmin {
+                tenant: T,
+                user: ME
+            }
+        );
+        assert_eq!(
+            Principal::of_session(&user(UserRole::User)),
+            Principal::User {
+                tenant: T,
+                user: ME
+            }
+        );
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -1,8 +1,10 @@
 //! Portal login: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`, the session
 //! store behind the `tsps_session` cookie, and the failed-login limiter.
 //!
-//! A session id is 256 random bits, sent only in an `HttpOnly; SameSite=Strict` cookie;
-//! the database keeps its SHA-256 with the user, the CSRF token and the times, so
+//! A session belongs to a user of a tenant or to a platform operator (who logs in with
+//! `"operator": true` and no domain). A session id is 256 random bits, sent only in an
+//! `HttpOnly; SameSite=Strict` cookie; the database keeps its SHA-256 with the user (or
+//! operator), the CSRF token and the times, so
 //! sessions survive a restart and every node sees them. Each node caches a session it
 //! has read for [`CACHE_FOR`]: a logout on another node, or a role change, takes effect
 //! here within that time. A session ends after `http.session_idle_secs` without a
@@ -13,7 +15,7 @@
 use super::auth::{Auth, ClientIp};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
-use crate::store::{DynStore, SessionRecord, StoreError, UserAccount, UserRole};
+use crate::store::{DynStore, SessionAccount, SessionRecord, SessionSubject, StoreError, UserRole};
 use axum::extract::Extension;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -120,7 +122,8 @@ impl<K: Hash + Eq> FailureLimiter<K> {
     }
 }
 
-/// A login as the limiter keys it: the domain and the login, lower case.
+/// A login as the limiter keys it: the domain and the login, lower case. An operator's
+/// is under the empty domain, which no tenant has.
 pub type LoginKey = (String, String);
 
 pub fn login_key(domain: &str, login: &str) -> LoginKey {
@@ -175,13 +178,13 @@ impl LoginLimits {
 pub struct ActiveSession {
     pub id_hash: String,
     pub csrf_token: String,
-    pub account: UserAccount,
+    pub account: SessionAccount,
     pub expires_at: DateTime<Utc>,
 }
 
 struct Cached {
     record: SessionRecord,
-    account: UserAccount,
+    account: SessionAccount,
     loaded: Instant,
 }
 
@@ -219,7 +222,7 @@ impl Sessions {
 
     /// Starts a session for `account`; also sweeps expired sessions from the database
     /// (logins are rare enough, and it needs no background task).
-    pub async fn create(&self, account: UserAccount) -> Result<NewSession, StoreError> {
+    pub async fn create(&self, account: SessionAccount) -> Result<NewSession, StoreError> {
         let now = Utc::now();
         if let Err(e) = self
             .store
@@ -232,8 +235,7 @@ impl Sessions {
         let lifetime = chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::MAX);
         let record = SessionRecord {
             id_hash: hash_id(&cookie_value),
-            tenant_id: account.user.tenant_id,
-            user_id: account.user.id,
+            subject: account.subject(),
             csrf_token: random_token(),
             created_at: now,
             last_seen_at: now,
@@ -309,14 +311,11 @@ impl Sessions {
         user: UserId,
         keep: Option<&str>,
     ) -> Result<(), StoreError> {
+        let subject = SessionSubject::User { tenant, user };
         self.cache
             .lock()
             .expect("session cache lock")
-            .retain(|id, c| {
-                Some(id.as_str()) == keep
-                    || c.record.tenant_id != tenant
-                    || c.record.user_id != user
-            });
+            .retain(|id, c| Some(id.as_str()) == keep || c.record.subject != subject);
         self.store.delete_user_sessions(tenant, user, keep).await?;
         Ok(())
     }
@@ -328,7 +327,7 @@ impl Sessions {
             .remove(id_hash);
     }
 
-    fn cache_insert(&self, record: SessionRecord, account: UserAccount) {
+    fn cache_insert(&self, record: SessionRecord, account: SessionAccount) {
         let mut cache = self.cache.lock().expect("session cache lock");
         if cache.len() >= MAX_CACHED && !cache.contains_key(&record.id_hash) {
             cache.clear();
@@ -394,50 +393,113 @@ pub fn set_cookie(value: Option<&str>, max_age: Duration, secure: bool) -> Heade
 // ---------------------------------------------------------------------------------
 // Handlers.
 
+/// A user logs in with its tenant's domain; a platform operator with `"operator": true`
+/// and no domain.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginInput {
-    /// The tenant's SIP domain.
+    /// The tenant's SIP domain; left out for an operator.
+    #[serde(default)]
     #[schema(example = "demo.tsps.local")]
-    pub domain: String,
-    /// The user's extension (or its portal login).
+    pub domain: Option<String>,
+    /// The user's extension (or its portal login), or the operator's login.
     #[schema(example = "1001")]
     pub login: String,
     #[schema(example = "demo1001")]
     pub password: String,
+    /// `true`: a platform operator's login (`tsps operator add`).
+    #[serde(default)]
+    pub operator: bool,
 }
 
-/// The logged-in user and the token to send as `X-CSRF-Token` with every write.
+/// Whom a login names.
+enum LoginTarget<'a> {
+    User { domain: &'a str },
+    Operator,
+}
+
+impl LoginInput {
+    /// Exactly one of a domain and `"operator": true`.
+    fn target(&self) -> Result<LoginTarget<'_>, ApiError> {
+        match (self.operator, self.domain.as_deref()) {
+            (false, Some(domain)) => Ok(LoginTarget::User { domain }),
+            (true, None) => Ok(LoginTarget::Operator),
+            (false, None) => Err(ApiError::invalid(
+                "domain",
+                "required, unless \"operator\" is true",
+            )),
+            (true, Some(_)) => Err(ApiError::invalid(
+                "domain",
+                "an operator logs in without a domain",
+            )),
+        }
+    }
+}
+
+/// The logged-in account and the token to send as `X-CSRF-Token` with every write.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     pub csrf_token: String,
     pub user: SessionUser,
 }
 
+/// A user's session, or an operator's (no tenant, user or extension).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionUser {
-    #[schema(value_type = Uuid)]
-    pub tenant_id: TenantId,
-    #[schema(value_type = Uuid)]
-    pub user_id: UserId,
+    /// Null for an operator.
+    #[schema(value_type = Option<Uuid>)]
+    pub tenant_id: Option<TenantId>,
+    /// Null for an operator.
+    #[schema(value_type = Option<Uuid>)]
+    pub user_id: Option<UserId>,
+    /// Null for an operator.
     #[schema(example = "1001")]
-    pub extension: String,
+    pub extension: Option<String>,
+    /// The user's name, or the operator's login.
     pub display_name: String,
-    pub role: UserRole,
+    pub role: PortalRole,
+}
+
+/// What the session may do in the portal: a user's role, or the operator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalRole {
+    User,
+    TenantAdmin,
+    /// A platform operator: everything, every tenant.
+    Operator,
+}
+
+impl From<UserRole> for PortalRole {
+    fn from(r: UserRole) -> Self {
+        match r {
+            UserRole::User => Self::User,
+            UserRole::TenantAdmin => Self::TenantAdmin,
+        }
+    }
 }
 
 impl From<&ActiveSession> for SessionView {
     fn from(s: &ActiveSession) -> Self {
-        let u = &s.account.user;
+        let user = match &s.account {
+            SessionAccount::User(a) => SessionUser {
+                tenant_id: Some(a.user.tenant_id),
+                user_id: Some(a.user.id),
+                extension: Some(a.user.extension.clone()),
+                display_name: a.user.display_name.clone(),
+                role: a.role.into(),
+            },
+            SessionAccount::Operator(o) => SessionUser {
+                tenant_id: None,
+                user_id: None,
+                extension: None,
+                display_name: o.login.clone(),
+                role: PortalRole::Operator,
+            },
+        };
         Self {
             csrf_token: s.csrf_token.clone(),
-            user: SessionUser {
-                tenant_id: u.tenant_id,
-                user_id: u.id,
-                extension: u.extension.clone(),
-                display_name: u.display_name.clone(),
-                role: s.account.role,
-            },
+            user,
         }
     }
 }
@@ -474,8 +536,9 @@ pub(super) fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
     )
 }
 
-/// Logs a user in: sets the `tsps_session` cookie and answers the CSRF token. A wrong
-/// password and an unknown domain or login get the same 401 after the same work.
+/// Logs a user or an operator in: sets the `tsps_session` cookie and answers the CSRF
+/// token. A wrong password and an unknown domain or login get the same 401 after the
+/// same work.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
     security(()),
     responses((status = 200, body = SessionView,
@@ -487,33 +550,28 @@ pub async fn login(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     ApiJson(input): ApiJson<LoginInput>,
 ) -> Response {
-    let given = login_key(&input.domain, &input.login);
-    // The limiter's key is lower case; the lookup takes the login as typed (a portal
-    // login may have capitals).
-    let candidate = match find_candidate(auth.store(), &given.0, input.login.trim()).await {
-        Ok(c) => c,
-        Err(e) => return internal("login lookup failed", &e).into_response(),
+    let target = match input.target() {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
     };
-    // A known user is counted under its extension, whichever name it was tried by
-    // (extension or portal login), so the two do not make two budgets of guesses.
-    let key = match &candidate {
-        Some(c) => login_key(&given.0, &c.account.user.extension),
-        None => given,
+    let (key, candidate) = match find_candidate(auth.store(), &target, &input.login).await {
+        Ok(found) => found,
+        Err(e) => return internal("login lookup failed", &e).into_response(),
     };
     let blocked = auth.limits().blocked(ip, &key, Instant::now());
     if let Some(wait) = blocked {
         return too_many_attempts(wait);
     }
-    let hash = candidate.as_ref().and_then(|c| c.password_hash.as_deref());
+    let hash = candidate.as_ref().and_then(|(_, hash)| hash.as_deref());
     let ok = match super::password::verify(&input.password, hash).await {
         Ok(ok) => ok,
         Err(e) => return internal("password check failed", &e).into_response(),
     };
     let account = match candidate {
-        Some(c) if ok => c.account,
+        Some((account, _)) if ok => account,
         _ => {
             auth.limits().failed(ip, key, Instant::now());
-            tracing::info!(?ip, "portal login failed");
+            tracing::info!(?ip, operator = input.operator, "portal login failed");
             return wrong_credentials().into_response();
         }
     };
@@ -522,11 +580,12 @@ pub async fn login(
         Ok(n) => n,
         Err(e) => return internal("creating a session failed", &e).into_response(),
     };
-    tracing::info!(
-        tenant = %new.active.account.user.tenant_id,
-        user = %new.active.account.user.id,
-        "portal login"
-    );
+    match &new.active.account {
+        SessionAccount::User(a) => {
+            tracing::info!(tenant = %a.user.tenant_id, user = %a.user.id, "portal login")
+        }
+        SessionAccount::Operator(o) => tracing::info!(operator = %o.login, "operator login"),
+    }
     let cookie = set_cookie(
         Some(&new.cookie_value),
         auth.sessions().lifetime(),
@@ -539,15 +598,43 @@ pub async fn login(
     r
 }
 
+/// The account a login names, with its password hash (none: it cannot log in), and
+/// the limiter's key for the attempt.
 async fn find_candidate(
     store: &DynStore,
-    domain: &str,
+    target: &LoginTarget<'_>,
     login: &str,
-) -> Result<Option<crate::store::LoginCandidate>, StoreError> {
-    let Some(tenant) = store.find_tenant_by_domain(domain).await? else {
-        return Ok(None);
-    };
-    store.find_login(tenant.id, login).await
+) -> Result<(LoginKey, Option<(SessionAccount, Option<String>)>), StoreError> {
+    match target {
+        LoginTarget::User { domain } => {
+            let given = login_key(domain, login);
+            // The limiter's key is lower case; the lookup takes the login as typed (a
+            // portal login may have capitals).
+            let found = match store.find_tenant_by_domain(&given.0).await? {
+                Some(tenant) => store.find_login(tenant.id, login.trim()).await?,
+                None => None,
+            };
+            // A known user is counted under its extension, whichever name it was tried
+            // by (extension or portal login), so the two do not make two budgets of
+            // guesses.
+            Ok(match found {
+                Some(c) => (
+                    login_key(&given.0, &c.account.user.extension),
+                    Some((SessionAccount::User(c.account), c.password_hash)),
+                ),
+                None => (given, None),
+            })
+        }
+        LoginTarget::Operator => {
+            // Operator logins are stored lower case: the key is the lookup.
+            let key = login_key("", login);
+            let found = store.find_operator(&key.1).await?;
+            Ok((
+                key,
+                found.map(|o| (SessionAccount::Operator(o.account), Some(o.password_hash))),
+            ))
+        }
+    }
 }
 
 /// Ends the session of the cookie and removes the cookie.
@@ -689,8 +776,10 @@ mod tests {
         let at = |s| DateTime::<Utc>::from_timestamp(s, 0).unwrap();
         SessionRecord {
             id_hash: "h".into(),
-            tenant_id: TenantId::for_test(1),
-            user_id: UserId::for_test(1),
+            subject: SessionSubject::User {
+                tenant: TenantId::for_test(1),
+                user: UserId::for_test(1),
+            },
             csrf_token: "c".into(),
             created_at: at(0),
             last_seen_at: at(last_seen),
@@ -747,6 +836,61 @@ mod tests {
         assert!(h
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    fn login_input(json: &str) -> Result<LoginInput, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn a_login_names_a_domain_or_the_operator_never_both() {
+        let user = login_input(r#"{"domain": "a.test", "login": "1001", "password": "x"}"#);
+        assert!(matches!(
+            user.unwrap().target(),
+            Ok(LoginTarget::User { domain: "a.test" })
+        ));
+        let op = login_input(r#"{"operator": true, "login": "ops", "password": "x"}"#);
+        assert!(matches!(op.unwrap().target(), Ok(LoginTarget::Operator)));
+        for (json, want) in [
+            (
+                r#"{"login": "1001", "password": "x"}"#,
+                "domain: required, unless \"operator\" is true",
+            ),
+            (
+                r#"{"operator": false, "login": "1001", "password": "x"}"#,
+                "domain: required, unless \"operator\" is true",
+            ),
+            (
+                r#"{"operator": true, "domain": "a.test", "login": "ops", "password": "x"}"#,
+                "domain: an operator logs in without a domain",
+            ),
+        ] {
+            let e = login_input(json).unwrap().target().err().unwrap();
+            assert_eq!(e.message, want, "{json}");
+        }
+        assert!(login_input(r#"{"operator": "yes", "login": "o", "password": "x"}"#).is_err());
+        assert!(login_input(r#"{"role": "operator", "login": "o", "password": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn an_operators_session_shows_no_tenant_and_the_operator_role() {
+        let at = Utc::now();
+        let s = ActiveSession {
+            id_hash: "h".into(),
+            csrf_token: "c".into(),
+            account: SessionAccount::Operator(crate::store::OperatorAccount {
+                login: "ops".into(),
+                created_at: at,
+            }),
+            expires_at: at,
+        };
+        let view = serde_json::to_value(SessionView::from(&s)).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({"csrf_token": "c", "user": {"tenant_id": null, "user_id": null,
+                "extension": null, "display_name": "ops", "role": "operator"}})
+        );
+        assert_eq!(login_key("", " OPS "), (String::new(), "ops".to_string()));
     }
 
     #[test]

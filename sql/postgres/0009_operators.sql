@@ -1,0 +1,25 @@
+-- Platform operators (PostgreSQL): accounts that log in to the portal as the operator,
+-- outside every tenant, and their sessions. Same tables and keys as
+-- sql/sqlite/0009_operators.sql.
+
+CREATE TABLE operators (
+    -- lower case; unique on the platform
+    login          text PRIMARY KEY,
+    -- argon2id PHC string
+    password_hash  text NOT NULL,
+    created_at     timestamptz NOT NULL
+);
+
+CREATE TABLE operator_sessions (
+    -- hex SHA-256 of the session id in the cookie, as in user_sessions
+    id_hash       text PRIMARY KEY,
+    login         text NOT NULL REFERENCES operators (login) ON DELETE CASCADE,
+    csrf_token    text NOT NULL,
+    created_at    timestamptz NOT NULL,
+    last_seen_at  timestamptz NOT NULL,
+    -- absolute end; the idle timeout counts from last_seen_at
+    expires_at    timestamptz NOT NULL
+);
+CREATE INDEX operator_sessions_login_idx ON operator_sessions (login);
+CREATE INDEX operator_sessions_expires_idx ON operator_sessions (expires_at);
+CREATE INDEX operator_sessions_last_seen_idx ON operator_sessions (last_seen_at);
