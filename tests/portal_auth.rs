@@ -1,8 +1,9 @@
 //! Portal login, sessions and authorization end to end, against a real `tsps serve`:
 //! the cookie and its attributes, wrong passwords and the limiter, what a session of a
 //! user and of a tenant admin may see (404 for what is not theirs), CSRF on writes,
-//! logout, sessions surviving a restart (SQLite and PostgreSQL), password changes and
-//! the user's own call history.
+//! logout, sessions surviving a restart (SQLite and PostgreSQL), password changes, the
+//! user's own call history, and platform operators (`tsps operator add|remove`, their
+//! login and what their session may do).
 
 mod common;
 
@@ -11,7 +12,9 @@ use common::{PgDatabase, Tsps};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::time::Duration;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use tsps_actors::model::{CallDirection, CallOutcome, CallRecord, Party};
 use tsps_actors::{CallId, TenantId, UserId};
 
@@ -139,6 +142,20 @@ impl Browser {
             Method::POST,
             "/auth/login",
             Some(json!({"domain": domain, "login": login, "password": password})),
+            false,
+        );
+        if a.status == 200 {
+            self.csrf = a.body["csrf_token"].as_str().map(str::to_string);
+        }
+        a
+    }
+
+    /// A platform operator's login: no domain.
+    fn operator_login(&mut self, login: &str, password: &str) -> Answer {
+        let a = self.send(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"operator": true, "login": login, "password": password})),
             false,
         );
         if a.status == 200 {
@@ -703,6 +720,242 @@ fn the_history_shows_only_the_users_own_calls() {
         404
     );
     assert_eq!(browser.get(&format!("/tenants/{a}/calls")).status, 403);
+}
+
+// ---------------------------------------------------------------- platform operators
+
+const OPERATOR_PASSWORD: &str = "operator-secret-1";
+
+/// `tsps operator <args>` on the test's config and database, `stdin` as its input and
+/// `password` (if any) in `TSPS_OPERATOR_PASSWORD`.
+fn operator_cli(tsps: &Tsps, args: &[&str], stdin: &str, password: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tsps"));
+    cmd.arg("--config").arg(tsps.dir().join("tsps.toml"));
+    cmd.arg("operator").args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TSPS_") {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(p) = password {
+        cmd.env("TSPS_OPERATOR_PASSWORD", p);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tsps operator");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("wait for tsps operator")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// tsps with the usual tenants and the operator `ops`, its password given on stdin.
+fn with_operator() -> Tsps {
+    let tsps = Tsps::start(provisioning(), &[]);
+    let out = operator_cli(
+        &tsps,
+        &["add", "ops"],
+        &format!("{OPERATOR_PASSWORD}\n"),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "operator ops added\n");
+    tsps
+}
+
+#[test]
+fn operator_accounts_are_added_listed_and_removed_from_the_command_line() {
+    let tsps = with_operator();
+    // A script gives the password in the environment; the login is stored lower case.
+    let out = operator_cli(&tsps, &["add", "Night.Shift"], "", Some("night-shift-pw"));
+    assert!(out.status.success(), "{}", text(&out));
+    // Too short, a login taken, no password at all: refused, nothing written.
+    for (args, stdin, password, says) in [
+        (
+            ["add", "short"],
+            "eleven-char\n",
+            None,
+            "at least 12 characters",
+        ),
+        (
+            ["add", "OPS"],
+            "",
+            Some("another-secret-1"),
+            "already exists",
+        ),
+        (["add", "quiet"], "", None, "TSPS_OPERATOR_PASSWORD"),
+        (["remove", "nobody"], "", None, "not found"),
+    ] {
+        let out = operator_cli(&tsps, &args, stdin, password);
+        assert!(!out.status.success(), "{args:?} worked: {}", text(&out));
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+    }
+    let out = operator_cli(&tsps, &["list"], "", None);
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let logins: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(logins, ["night.shift", "ops"], "{listed}");
+    // The new operator logs in (any case); once removed, its open session ends.
+    let mut night = Browser::new(&tsps);
+    let ok = night.operator_login("NIGHT.SHIFT", "night-shift-pw");
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let out = operator_cli(&tsps, &["remove", "night.shift"], "", None);
+    assert!(out.status.success(), "{}", text(&out));
+    // A node trusts a session it read for up to 5 s (docs/api.md): poll for the end.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = night.get("/tenants").status;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "the removed operator's session lives on"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        night.operator_login("night.shift", "night-shift-pw").status,
+        401
+    );
+}
+
+#[test]
+fn an_operator_logs_in_to_the_portal_and_manages_tenants() {
+    let tsps = with_operator();
+    let mut op = Browser::new(&tsps);
+    let ok = op.operator_login("ops", OPERATOR_PASSWORD);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // The same cookie as a user's.
+    let cookie = ok.headers[SET_COOKIE].to_str().unwrap().to_string();
+    for attribute in ["tsps_session=", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert_eq!(
+        ok.body["user"],
+        json!({"tenant_id": null, "user_id": null, "extension": null,
+            "display_name": "ops", "role": "operator"})
+    );
+    let me = op.get("/auth/me");
+    assert_eq!((me.status, &me.body), (200, &ok.body));
+
+    // Every tenant, and a new one: with the CSRF token only.
+    let tenants = op.get("/tenants");
+    assert_eq!(tenants.status, 200, "{}", tenants.body);
+    let domains: Vec<&str> = tenants
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["domain"].as_str().unwrap())
+        .collect();
+    assert_eq!(domains, ["a.test", "b.test"]);
+    let c_test = json!({"domain": "c.test", "name": "Tenant C", "time_zone": "Europe/Zurich"});
+    let no_csrf = op.send(Method::POST, "/tenants", Some(c_test.clone()), false);
+    assert_eq!(no_csrf.status, 403, "{}", no_csrf.body);
+    assert!(no_csrf.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("X-CSRF-Token"));
+    let created = op.write(Method::POST, "/tenants", c_test);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let c = created.body["id"].as_str().unwrap().to_string();
+    // Managing it is the tenant admin's work, done by the operator.
+    let user = op.write(
+        Method::POST,
+        &format!("/tenants/{c}/users"),
+        json!({"extension": "3001", "display_name": "Cleo"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let (a, alice) = ids(&tsps, "a.test", "1001");
+    assert_eq!(
+        op.get(&format!("/tenants/{a}/users/{alice}/profile"))
+            .status,
+        200
+    );
+    // Deleting needs the token too.
+    let path = format!("/tenants/{c}");
+    assert_eq!(op.send(Method::DELETE, &path, None, false).status, 403);
+    assert_eq!(op.send(Method::DELETE, &path, None, true).status, 204);
+    assert_eq!(op.get(&path).status, 404);
+
+    // A tenant admin's session still cannot do any of this.
+    let mut zed = Browser::new(&tsps);
+    zed.logged_in("b.test", "1001", "zed-secret-1");
+    assert_eq!(zed.get("/tenants").status, 403);
+
+    // Logging out ends the operator's session like a user's.
+    assert_eq!(
+        op.send(Method::POST, "/auth/logout", None, false).status,
+        403
+    );
+    assert_eq!(
+        op.send(Method::POST, "/auth/logout", None, true).status,
+        204
+    );
+    assert!(op.cookie.is_none());
+    assert_eq!(op.get("/tenants").status, 401);
+}
+
+#[test]
+fn an_operators_wrong_password_is_401_and_limited_like_a_users() {
+    let tsps = with_operator();
+    let mut stranger = Browser::new(&tsps);
+    // A wrong password and an unknown operator: the users' 401.
+    let wrong = stranger.operator_login("ops", "not-the-password");
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let users_wrong = stranger.login("a.test", "1001", "not-the-password");
+    assert_eq!(wrong.body, users_wrong.body);
+    let unknown = stranger.operator_login("nobody", OPERATOR_PASSWORD);
+    assert_eq!((unknown.status, &unknown.body), (401, &wrong.body));
+    // An operator is no user of a tenant, and a user is no operator.
+    assert_eq!(
+        stranger.login("a.test", "ops", OPERATOR_PASSWORD).status,
+        401
+    );
+    assert_eq!(
+        stranger.operator_login("1001", "alice-secret-1").status,
+        401
+    );
+    // One form or the other, not both, not neither.
+    for body in [
+        json!({"operator": true, "domain": "a.test", "login": "ops", "password": OPERATOR_PASSWORD}),
+        json!({"login": "ops", "password": OPERATOR_PASSWORD}),
+    ] {
+        let a = stranger.send(Method::POST, "/auth/login", Some(body), false);
+        assert_eq!((a.status, a.code()), (400, "invalid"), "{}", a.body);
+    }
+    assert!(stranger.cookie.is_none());
+
+    // Five failures (one above, four more, in any case of the login) and the next
+    // attempt is 429 with Retry-After, even with the right password.
+    for login in ["ops", "OPS", "Ops", "ops"] {
+        assert_eq!(stranger.operator_login(login, "guess-guess-1").status, 401);
+    }
+    let limited = stranger.operator_login("ops", OPERATOR_PASSWORD);
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.headers.contains_key("retry-after"));
+    assert!(stranger.cookie.is_none());
+    // Users are not held up by it.
+    let mut alice = Browser::new(&tsps);
+    alice.logged_in("a.test", "1001", "alice-secret-1");
 }
 
 /// Sessions live in the database: they survive a restart of tsps. On PostgreSQL too,

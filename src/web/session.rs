@@ -250,7 +250,7 @@ impl Sessions {
             account: account.clone(),
             expires_at: record.expires_at,
         };
-        self.cache_insert(record, account);
+        self.cache_insert(record, account, Instant::now());
         Ok(NewSession {
             cookie_value,
             active,
@@ -266,12 +266,14 @@ impl Sessions {
             cache
                 .get(&id_hash)
                 .filter(|c| c.loaded.elapsed() < CACHE_FOR)
-                .map(|c| (c.record.clone(), c.account.clone()))
+                .map(|c| (c.record.clone(), c.account.clone(), c.loaded))
         };
-        let (mut record, account) = match cached {
+        // A cached session keeps the time it was read: a session in constant use is
+        // read again every CACHE_FOR all the same (a logout or removal elsewhere).
+        let (mut record, account, loaded) = match cached {
             Some(found) => found,
             None => match self.store.get_session(&id_hash).await? {
-                Some(found) => found,
+                Some((record, account)) => (record, account, Instant::now()),
                 None => {
                     self.forget(&id_hash);
                     return Ok(None);
@@ -295,7 +297,7 @@ impl Sessions {
             account: account.clone(),
             expires_at: record.expires_at,
         };
-        self.cache_insert(record, account);
+        self.cache_insert(record, account, loaded);
         Ok(Some(active))
     }
 
@@ -327,7 +329,7 @@ impl Sessions {
             .remove(id_hash);
     }
 
-    fn cache_insert(&self, record: SessionRecord, account: SessionAccount) {
+    fn cache_insert(&self, record: SessionRecord, account: SessionAccount, loaded: Instant) {
         let mut cache = self.cache.lock().expect("session cache lock");
         if cache.len() >= MAX_CACHED && !cache.contains_key(&record.id_hash) {
             cache.clear();
@@ -337,7 +339,7 @@ impl Sessions {
             Cached {
                 record,
                 account,
-                loaded: Instant::now(),
+                loaded,
             },
         );
     }
