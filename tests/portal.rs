@@ -2,7 +2,8 @@
 //! Chromium driven by the Node scenarios in `tests/portal/` (Playwright's
 //! `playwright-core` on Debian's `chromium`; `scripts/test.sh` installs both).
 //!
-//! Each test starts tsps with its own provisioning, runs one scenario with
+//! Each test starts tsps with its own provisioning (and, for the operator's scenario,
+//! an operator account), runs one scenario with
 //! `node tests/portal/<scenario>.mjs` and reads its JSON report: every check it made,
 //! the screenshots it saved in `target/portal-artifacts/<test>/`, console errors,
 //! uncaught exceptions and failed requests. A scenario that places calls talks with
@@ -471,6 +472,57 @@ fn a_user_of_tenant_b_sees_nothing_of_tenant_a() {
         .filter(|c| c.starts_with("refused"))
         .count();
     assert!(refused >= 5, "{result}");
+}
+
+#[test]
+fn an_operator_creates_a_tenant_opens_it_and_adds_a_user() {
+    let portal = Portal::start();
+    let password = "operator-portal-1";
+    // `tsps operator add` on the same database, the password from the environment
+    // (and no other TSPS_* setting from the developer's shell).
+    let mut add = Command::new(env!("CARGO_BIN_EXE_tsps"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TSPS_")) {
+        add.env_remove(k);
+    }
+    let out = add
+        .arg("--config")
+        .arg(portal.tsps.dir().join("tsps.toml"))
+        .args(["operator", "add", "ops"])
+        .env("TSPS_OPERATOR_PASSWORD", password)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tsps operator add");
+    assert!(out.status.success(), "{out:?}");
+    let env = vec![
+        ("TSPS_URL".into(), portal.tsps.http_url()),
+        ("TSPS_LOGIN".into(), "ops".into()),
+        ("TSPS_PASSWORD".into(), password.into()),
+    ];
+    let result = Browser::start("operator", "operator.mjs", env).finish();
+    assert_screenshots(&result, 7);
+    // What the browser did went through the real API: c.test with its user, d.test
+    // created and deleted again.
+    let tenants = portal.tsps.api_ok(Method::GET, "/tenants", None);
+    let c = tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["domain"] == "c.test")
+        .unwrap_or_else(|| panic!("c.test was created: {tenants}"));
+    assert_eq!(
+        (&c["name"], &c["time_zone"]),
+        (&json!("Tenant C"), &json!("Europe/Zurich"))
+    );
+    assert!(!tenants.to_string().contains("d.test"), "{tenants}");
+    let id = c["id"].as_str().unwrap();
+    let users = portal
+        .tsps
+        .api_ok(Method::GET, &format!("/tenants/{id}/users"), None);
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(
+        (&users[0]["extension"], &users[0]["display_name"]),
+        (&json!("3001"), &json!("Cleo"))
+    );
 }
 
 #[test]

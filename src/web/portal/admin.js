@@ -1,11 +1,57 @@
-// Tenant administration (role tenant_admin): users, devices, DIDs and trunks of the
-// admin's own tenant: list, create, delete. One generic table-and-form per kind.
+// Administration. A tenant's (role tenant_admin, or an operator for the tenant it
+// chose): users, devices, DIDs and trunks: list, create, delete. The platform's (role
+// operator): the tenants: list, create, delete, manage. One generic table-and-form per
+// kind.
 
-import { api, tenantPath, ApiError } from './api.js';
+import { api, ApiError } from './api.js';
 import { h, clear, field, id, announce, setFieldError, clearFieldErrors } from './dom.js';
 
+/** The platform's tenants, for an operator; "Manage" opens a tenant's administration. */
+export function renderPlatform(main) {
+  const kind = {
+    key: 'tenants', title: 'Tenants', addTitle: 'Add a tenant',
+    load: async () => {
+      const tenants = await api('GET', '/tenants') || [];
+      // The users of each: one request per tenant, side by side.
+      const counts = await Promise.all(tenants.map((x) => api('GET', `/tenants/${x.id}/users`)
+        .then((users) => (users || []).length).catch(() => null)));
+      return tenants.map((x, i) => ({ ...x, users: counts[i] }));
+    },
+    columns: [['Domain', (x) => x.domain], ['Name', (x) => x.name], ['Time zone', (x) => x.time_zone],
+      ['Users', (x) => (x.users === null ? '?' : String(x.users))]],
+    fields: [
+      { name: 'domain', label: 'Domain', required: true, placeholder: 'example.com', hint: 'The SIP domain of its phones' },
+      { name: 'name', label: 'Name', required: true },
+      { name: 'time_zone', label: 'Time zone', value: browserTimeZone(), hint: 'IANA name, e.g. Europe/Zurich' },
+    ],
+    create: (v) => api('POST', '/tenants', { domain: v.domain, name: v.name, time_zone: v.time_zone || undefined }),
+    remove: (x) => api('DELETE', `/tenants/${x.id}`),
+    describe: (x) => x.domain,
+    confirm: (x) => `Really delete ${x.domain} with all its users and phones`,
+    actions: (x) => [h('a', {
+      class: 'button secondary', href: `#/admin?tenant=${encodeURIComponent(x.id)}`,
+      dataset: { action: 'manage' }, 'aria-label': `Manage ${x.domain}`,
+    }, 'Manage')],
+  };
+  const panel = h('div', { id: 'admin-panel' });
+  main.append(h('h1', {}, 'Platform'),
+    h('p', { class: 'muted' }, 'Every tenant of this tsps. Manage one to administer its users, devices, numbers and trunks.'),
+    h('section', { class: 'panel' }, panel));
+  showKind(panel, kind);
+}
+
+function browserTimeZone() {
+  try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (_) { return 'UTC'; }
+}
+
 export function renderAdmin(main, ctx) {
-  const t = (rest) => tenantPath(ctx.user, rest);
+  if (!ctx.tenantId) {
+    // An operator who came here without choosing a tenant.
+    main.append(h('h1', {}, 'Administration'),
+      h('p', {}, 'Choose a tenant on the ', h('a', { href: '#/platform' }, 'Platform'), ' page.'));
+    return;
+  }
+  const t = (rest) => `/tenants/${ctx.tenantId}${rest}`;
   let users = [];
   const userName = (uid) => {
     const u = users.find((x) => x.id === uid);
@@ -109,7 +155,18 @@ export function renderAdmin(main, ctx) {
     showKind(panel, kind);
   }
 
-  main.append(h('h1', {}, 'Administration'), noticeForm(t), tabs, h('section', { class: 'panel' }, panel));
+  const heading = h('h1', {}, 'Administration');
+  main.append(heading);
+  if (ctx.user.role === 'operator') {
+    // Which tenant the operator is in, and the way back.
+    const which = h('p', { id: 'admin-tenant' }, h('a', { href: '#/platform' }, '← All tenants'));
+    main.append(which);
+    api('GET', t('')).then((tenant) => {
+      heading.textContent = `Administration · ${tenant.name}`;
+      which.append(` · ${tenant.domain}`);
+    }).catch((err) => { which.append(` · ${err.message}`); });
+  }
+  main.append(noticeForm(t), tabs, h('section', { class: 'panel' }, panel));
   select(kinds[0]);
 }
 
@@ -153,7 +210,8 @@ async function showKind(panel, kind) {
     body);
   const errors = h('div', { class: 'errors', role: 'alert', hidden: true });
   const controls = {};
-  const form = h('form', { class: 'admin-create', dataset: { kind: kind.key }, novalidate: true }, h('h2', {}, `Add to ${kind.title.toLowerCase()}`), errors);
+  const form = h('form', { class: 'admin-create', dataset: { kind: kind.key }, novalidate: true },
+    h('h2', {}, kind.addTitle || `Add to ${kind.title.toLowerCase()}`), errors);
   panel.append(status, h('div', { class: 'table-wrap' }, table), form);
 
   let items = [];
@@ -202,7 +260,8 @@ async function showKind(panel, kind) {
 
   for (const item of items) {
     const actions = h('td', { class: 'actions' });
-    const showDelete = () => clear(actions).append(h('button', {
+    const extra = kind.actions ? kind.actions(item) : [];
+    const showDelete = () => clear(actions).append(...extra, h('button', {
       type: 'button', class: 'danger', dataset: { action: 'delete' }, 'aria-label': `Delete ${kind.describe(item)}`,
       onclick: () => {
         const yes = h('button', {
@@ -214,7 +273,7 @@ async function showKind(panel, kind) {
               showKind(panel, kind);
             } catch (err) { status.textContent = `Not deleted: ${err.message}`; }
           },
-        }, `Really delete ${kind.describe(item)}`);
+        }, kind.confirm ? kind.confirm(item) : `Really delete ${kind.describe(item)}`);
         clear(actions).append(yes, h('button', { type: 'button', class: 'secondary', onclick: showDelete }, 'Keep'));
         yes.focus();
       },

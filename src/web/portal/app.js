@@ -1,7 +1,9 @@
 // The portal's entry: finds out whether someone is logged in, then routes by the URL
-// hash (#/, #/history, #/contacts, #/settings, #/admin) to one page module at a time.
-// The live event stream and the incoming-call window live as long as the session, so
-// a call rings on whatever page the user is on.
+// hash (#/, #/history, #/contacts, #/settings, #/admin, #/platform) to one page module
+// at a time, among the pages of the session's role. The live event stream and the
+// incoming-call window live as long as a user's session, so a call rings on whatever
+// page the user is on. A platform operator has no phone: no stream, no calls, only the
+// platform's tenants and the administration of one of them (#/admin?tenant=<id>).
 
 import { api, setCsrfToken, setUnauthorizedHandler, userPath } from './api.js';
 import { h, clear, announce, words } from './dom.js';
@@ -12,17 +14,27 @@ import { renderHome } from './home.js';
 import { renderHistory } from './history.js';
 import { renderContacts } from './contacts.js';
 import { renderSettings } from './settings.js';
-import { renderAdmin } from './admin.js';
+import { renderAdmin, renderPlatform } from './admin.js';
 
 const PRESENCE = ['available', 'busy', 'away', 'in_meeting', 'do_not_disturb'];
 
+/** Roles with a phone: the user's own pages. */
+const PHONE = ['user', 'tenant_admin'];
+
+// `roles` may open the page; `nav` (default: `roles`) see it in the top bar. The first
+// page a role may open is its start page.
 const PAGES = [
-  { hash: '#/', title: 'Home', render: renderHome },
-  { hash: '#/history', title: 'Call history', render: renderHistory },
-  { hash: '#/contacts', title: 'Contacts', render: renderContacts },
-  { hash: '#/settings', title: 'Settings', render: renderSettings },
-  { hash: '#/admin', title: 'Administration', render: renderAdmin, admin: true },
+  { hash: '#/', title: 'Home', render: renderHome, roles: PHONE },
+  { hash: '#/history', title: 'Call history', render: renderHistory, roles: PHONE },
+  { hash: '#/contacts', title: 'Contacts', render: renderContacts, roles: PHONE },
+  { hash: '#/settings', title: 'Settings', render: renderSettings, roles: PHONE },
+  { hash: '#/platform', title: 'Platform', render: renderPlatform, roles: ['operator'] },
+  // An operator opens it from the Platform page, for the tenant it chose.
+  { hash: '#/admin', title: 'Administration', render: renderAdmin, roles: ['tenant_admin', 'operator'], nav: ['tenant_admin'] },
 ];
+
+const isOperator = (session) => session.user.role === 'operator';
+const pagesOf = (role) => PAGES.filter((p) => p.roles.includes(role));
 
 const app = {
   session: null,
@@ -36,8 +48,13 @@ const app = {
 
 /** What page modules get: the session's user, live state and shared choices. */
 function context() {
+  const params = new URLSearchParams(location.hash.split('?')[1] || '');
   return {
     user: app.session.user,
+    /** The hash's query (`#/admin?tenant=<id>`). */
+    params,
+    /** The tenant the page is about: the user's own; for an operator, the one chosen. */
+    tenantId: isOperator(app.session) ? params.get('tenant') : app.session.user.tenant_id,
     live: app.live,
     /** extension → display name of the tenant's users (names callers without a contact). */
     directory: app.directory,
@@ -75,6 +92,11 @@ async function boot() {
 function startSession(me) {
   app.session = me;
   setCsrfToken(me.csrf_token);
+  if (isOperator(me)) {
+    // No phone, no stream, no directory of one tenant.
+    renderTopbar();
+    return;
+  }
   try {
     app.deviceId = localStorage.getItem(`tsps.device.${me.user.user_id}`) || null;
   } catch (_) {
@@ -137,10 +159,19 @@ function renderTopbar() {
   const { user } = app.session;
   const nav = clear(document.getElementById('nav'));
   for (const p of PAGES) {
-    if (p.admin && user.role !== 'tenant_admin') continue;
+    if (!(p.nav || p.roles).includes(user.role)) continue;
     nav.append(h('li', {}, h('a', { href: p.hash, dataset: { page: p.hash.slice(2) || 'home' } }, p.title)));
   }
-  document.getElementById('who').textContent = `${user.display_name} · ${user.extension}`;
+  const operator = isOperator(app.session);
+  document.getElementById('who').textContent = operator
+    ? `${user.display_name} · platform operator`
+    : `${user.display_name} · ${user.extension}`;
+  document.getElementById('connection').hidden = operator;
+  document.querySelector('.me .presence').hidden = operator;
+  if (operator) {
+    document.getElementById('topbar').hidden = false;
+    return;
+  }
   const presence = clear(document.getElementById('presence'));
   for (const p of PRESENCE) presence.append(h('option', { value: p }, words(p)));
   presence.onchange = async () => {
@@ -178,8 +209,8 @@ function route() {
     return;
   }
   const hash = location.hash.split('?')[0] || '#/';
-  const page = PAGES.find((p) => p.hash === hash && (!p.admin || app.session.user.role === 'tenant_admin'))
-    || PAGES[0];
+  const allowed = pagesOf(app.session.user.role);
+  const page = allowed.find((p) => p.hash === hash) || allowed[0];
   if (app.cleanup) { app.cleanup(); app.cleanup = null; }
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === page.hash) a.setAttribute('aria-current', 'page');
