@@ -23,7 +23,9 @@
 #    PR_HOLD_MS); after PR_DRAIN_S s the window's NOTIFYs and portal messages are
 #    matched with the calls (presence/analyze.py: delays per stage, folded, lost) and
 #    the subscriptions' last NOTIFY must show every watched user idle.
-# 4. Every subscription is ended (Expires: 0; a final NOTIFY each), RSS after.
+# 4. Every subscription is ended (Expires: 0; a final NOTIFY each), RSS after; with
+#    PR_CHURN=n, n more rounds of subscribing the top level again and ending it (RSS
+#    after each: memory reused or kept).
 #
 # Why a Python client and not SIPp: the delay needs, per NOTIFY, the receive time and
 # the body (which call, which state), and the time of the SIP message that caused the
@@ -33,13 +35,15 @@
 #
 # Outputs in $OUTDIR: presence.csv (one row per window), presence-windows.jsonl (every
 # JSON summary), presence-summary.txt (ratios), raw/ (per window: the calls' timeline,
-# every NOTIFY and portal message, gzip), subscriber.jsonl, watch.jsonl.
+# every NOTIFY and portal message; targets.json: the users' ids; gzip), subscriber.jsonl,
+# watch.jsonl. Analyse a window again: presence/analyze.py --dir raw --label LABEL
+# --level M --targets <(zcat raw/targets.json.gz).
 # Every process is bounded (coreutils timeout and --max-seconds) and stopped by its PID.
 
 PR_TENANTS=${PR_TENANTS:-10}
 PR_USERS=${PR_USERS:-1000}
 PR_LEVELS=${PR_LEVELS:-"0 1 5"}            # subscriptions per user (x tenants x users)
-PR_CALL_RATES=${PR_CALL_RATES:-"20 100 200"}
+PR_CALL_RATES=${PR_CALL_RATES-"20 100 200"}  # empty: no calls (PR_CHURN memory runs)
 PR_CALL_SECONDS=${PR_CALL_SECONDS:-30}
 PR_HOLD_MS=${PR_HOLD_MS:-2000}
 PR_RING_MS=${PR_RING_MS:-1000}
@@ -51,6 +55,7 @@ PR_REG_RATE=${PR_REG_RATE:-1000}
 PR_PORTAL_SESSIONS=${PR_PORTAL_SESSIONS:-100}
 PR_PORTAL_WATCH=${PR_PORTAL_WATCH:-100}
 PR_SUB_PORT=${PR_SUB_PORT:-$((UAS_PORT + 1))}
+PR_CHURN=${PR_CHURN:-0}                    # extra rounds: subscribe the top level again, end all
 PR_MAX_S=${PR_MAX_S:-3600}                 # bound of each long-running client
 PR_TOKEN=load-test                         # http.api_token of run.sh's start_tsps
 PR_SUB_PID=""
@@ -269,10 +274,26 @@ pr_report() {  # ratios from presence.csv
     }' "$f" | tee -a "$OUTDIR/presence-summary.txt"
 }
 
+pr_unsubscribe_all() {  # Expires: 0 for every subscription; RSS PR_SETTLE_S s later
+  local before u; before=$(wc -l < "$OUTDIR/subscriber.jsonl")
+  pr_sub_cmd unsubscribe
+  u=$(pr_sub_wait "$before" unsubscribed "$PR_MAX_S")
+  echo "  unsubscribed: $u; $(pr_sub_wait "$before" unsubscribe-final 60)" | tee -a "$OUTDIR/presence-summary.txt"
+  sleep "$PR_SETTLE_S"
+  echo "  tsps rss after every subscription ended (${PR_SETTLE_S}s later): $(rss_kb "$SRV_PID") KB" | tee -a "$OUTDIR/presence-summary.txt"
+}
+
 presence_phase() {
   presence_need
   local NUSERS=$((PR_TENANTS * PR_USERS))
   [ "$PR_USERS" -ge 12 ] && [ $((PR_USERS % 2)) = 0 ] || { echo "presence: PR_USERS must be even and >= 12"; return 1; }
+  # a pair (caller i, callee i + users/2) calls again after tenants * users / 2 calls: that
+  # must take longer than a call, or calls are skipped and the analysis cannot tell
+  # one call of a user from the next
+  local r; for r in $PR_CALL_RATES; do
+    awk -v n=$((NUSERS / 2)) -v r="$r" -v d=$(( (PR_RING_MS + PR_HOLD_MS) / 1000 + 2 )) 'BEGIN{exit !(n / r > d)}' ||
+      echo "presence: warning: at $r calls/s a pair calls again within $(( (PR_RING_MS + PR_HOLD_MS) / 1000 + 2 )) s (fewer users or a lower rate)"
+  done
   PR_RAW="$OUTDIR/raw"; mkdir -p "$PR_RAW"
   PR_PORTAL_NOW=0; PR_ROW=0
   [ -s "$OUTDIR/presence.csv" ] || echo "$PR_COLS" > "$OUTDIR/presence.csv"
@@ -286,6 +307,7 @@ presence_phase() {
   if ! timeout 120 node "$HERE/ws/client.mjs" list --base "http://$IP:$TS_HTTP" --token "$PR_TOKEN" > "$RUNDIR/pr-targets.json"; then
     echo "presence: listing the users failed"; stop_server; return 1
   fi
+  gzip -c "$RUNDIR/pr-targets.json" > "$PR_RAW/targets.json.gz"   # user ids of the portal logs
   pr_sub_start || { stop_server; return 1; }
   local m r k0 k1 t0 t1
   for m in $PR_LEVELS; do
@@ -305,12 +327,16 @@ presence_phase() {
     for r in $PR_CALL_RATES; do time_left && pr_calls "$m" "$r"; done
   done
   if [ -n "$PR_SUB_PID" ]; then
-    local before u; before=$(wc -l < "$OUTDIR/subscriber.jsonl")
-    pr_sub_cmd unsubscribe
-    u=$(pr_sub_wait "$before" unsubscribed "$PR_MAX_S")
-    echo "  unsubscribed: $u; $(pr_sub_wait "$before" unsubscribe-final 60)" | tee -a "$OUTDIR/presence-summary.txt"
-    sleep "$PR_SETTLE_S"
-    echo "  tsps rss after every subscription ended (${PR_SETTLE_S}s later): $(rss_kb "$SRV_PID") KB" | tee -a "$OUTDIR/presence-summary.txt"
+    pr_unsubscribe_all
+    # memory reused or kept: the same subscriptions again (new dialogs), then ended again
+    local top c; top=$(echo "$PR_LEVELS" | tr ' ' '\n' | sort -n | tail -1)
+    for c in $(seq 1 "$PR_CHURN"); do
+      time_left || break
+      echo "  churn $c: $(pr_sub_do level "$PR_MAX_S" level "$top")" | tee -a "$OUTDIR/presence-summary.txt"
+      sleep "$PR_SETTLE_S"
+      echo "  churn $c: tsps rss with $((top * NUSERS)) subscriptions again (${PR_SETTLE_S}s later): $(rss_kb "$SRV_PID") KB" | tee -a "$OUTDIR/presence-summary.txt"
+      pr_unsubscribe_all
+    done
   fi
   pr_watch_stop
   pr_sub_stop

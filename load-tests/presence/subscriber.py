@@ -13,7 +13,8 @@ presence package (PIDF). Subscription index idx = (d - 1) * tenants * users + g
 (g = the watcher's global index, d the offset); its Call-ID is s<idx>.<random>@load.
 
 Control on stdin, one command per line (answers are JSON lines on stdout):
-  level M       subscribe until every user holds M subscriptions (Expires 3600)
+  level M       subscribe until every user holds M subscriptions (Expires 3600; ended
+                ones are subscribed again in a new dialog)
   mark LABEL    close the NOTIFY log of the window (notify-LABEL.log), summary of the
                 window, including how many subscriptions' last NOTIFY is not idle
   unsubscribe   Expires: 0 for every subscription, wait for the final NOTIFYs
@@ -275,8 +276,8 @@ async def level(m):
     for d in range(1, m + 1):
         for g in range(N):
             idx = (d - 1) * N + g
-            if idx not in subs:
-                s = Sub(idx)
+            if idx not in subs or subs[idx].state in ("ended", "failed"):
+                s = Sub(idx)  # a new dialog (new Call-ID) after an ended one
                 s.state = "pending"
                 subs[idx] = s
                 items.append(s)
