@@ -34,6 +34,10 @@ WS_TOKEN=load-test     # http.api_token of run.sh's start_tsps
 WS_FLOOR_PORT=${WS_FLOOR_PORT:-$((TS_HTTP + 1))}
 WS_MAX_S=${WS_MAX_S:-3600}   # bound of each Node process
 WS_DRAIN_S=${WS_DRAIN_S:-3}  # after the last BYE: time for the last events to arrive
+# 1 = another idle window after the calls of each count: with enough calls per user
+# (WS_CALL_SECONDS x rate x 2 / users x 6 messages > the replay ring) it measures
+# sessions whose streams are full, as after a busy day
+WS_IDLE_AFTER=${WS_IDLE_AFTER:-0}
 WS_COLS="label,server,sessions,call_rate,window_s,calls,calls_ok,calls_failed,messages,msgs_per_s,avg_bytes,delay_n,delay_p50_ms,delay_p90_ms,delay_p99_ms,delay_p999_ms,delay_max_ms,gaps,missing_seqs,dups,resyncs,errors,closes,lines_started,line_ended,line_ended_expected,open_lines,srv_pushed,srv_resyncs_lagged,srv_bus_lagged,sipp_p99_180_ms,srv_rss_kb,srv_rss_peak_kb,srv_cpu_pct,client_cpu_pct,client_loop_p99_ms,client_rss_kb,loadavg_1m,probe"
 
 ws_need() {
@@ -136,8 +140,8 @@ ws_row() {  # ws_row LABEL SERVER N RATE WINDOW_S CALLS OK FAILED EXPECTED P99_1
 
 # RSS is read at the end of the window: by then the REGISTER transactions of the
 # population and the calls of the previous level are past their 32-s Timer J/K window.
-ws_idle() {  # ws_idle N: tsps with N idle sessions for WS_IDLE_S s
-  local n=$1 label="ws-idle-n$1"
+ws_idle() {  # ws_idle N [WHEN]: tsps with N idle sessions for WS_IDLE_S s
+  local n=$1 label="ws-idle${2:+-$2}-n$1"
   wait_quiet; host_gate
   local rss0 rss k0 k1 t0 t1
   local m0 m1; m0=$(ws_push_counters)
@@ -192,6 +196,8 @@ ws_level() {  # ws_level N: open N sessions, idle, calls at each rate, close
   ws_idle "$n"
   local r
   for r in $WS_CALL_RATES; do time_left && ws_calls "$n" "$r"; done
+  # idle again: each watched user's replay ring now holds what the calls pushed
+  [ "$WS_IDLE_AFTER" = 1 ] && time_left && ws_idle "$n" after
   if [ "$n" -gt 0 ]; then
     ws_client_stop
     jq -c 'select(.label == "total") | {sessions_open, messages, gaps, resyncs, dups, errors, closes, lines_started, line_ended, open_lines}' "$WS_OUT" | sed 's/^/  whole run of the client: /'
@@ -254,6 +260,8 @@ ws_report() {  # per-session costs and ratios from ws.csv
       r0 = v("ws-idle-n0", "srv_rss_kb"); rn = v("ws-idle-n" max, "srv_rss_kb")
       c0 = v("ws-idle-n0", "srv_cpu_pct"); cn = v("ws-idle-n" max, "srv_cpu_pct")
       printf "idle: tsps rss %s KB with 0 sessions, %s KB with %d: %.1f KB per idle session (%.2fx the 0-session rss)\n", r0, rn, max, (rn - r0) / max, rn / r0
+      ra0 = v("ws-idle-after-n0", "srv_rss_kb"); ran = v("ws-idle-after-n" max, "srv_rss_kb")
+      if (ra0 != "" && ran != "") printf "idle after the calls: tsps rss %s KB with 0 sessions, %s KB with %d: %.1f KB per idle session with a filled stream\n", ra0, ran, max, (ran - ra0) / max
       printf "idle: tsps cpu %s%% of a core with 0 sessions, %s%% with %d: %.2f us of cpu per session per second\n", c0, cn, max, (cn - c0) / 100 * 1e6 / max
       n = split(rates, rr, " ")
       for (i = 1; i <= n; i++) {
