@@ -118,6 +118,10 @@ pub struct HubConfig {
     pub buffer: usize,
     /// A stream with no session for this long is dropped (its user resyncs later).
     pub idle_stream: Duration,
+    /// Messages older than this leave the replay ring (a client away for longer gets a
+    /// snapshot): a busy user's ring would otherwise hold its JSON for as long as the
+    /// stream lives.
+    pub replay_age: Duration,
 }
 
 impl Default for HubConfig {
@@ -128,6 +132,7 @@ impl Default for HubConfig {
             replay: 64,
             buffer: 32,
             idle_stream: Duration::from_secs(600),
+            replay_age: Duration::from_secs(120),
         }
     }
 }
@@ -152,7 +157,8 @@ impl Resume {
 struct Stream {
     tenant: TenantId,
     seq: u64,
-    ring: VecDeque<Msg>,
+    /// The latest messages, with when each was pushed.
+    ring: VecDeque<(Instant, Msg)>,
     tx: broadcast::Sender<Msg>,
     last_seen: Instant,
 }
@@ -385,7 +391,9 @@ impl Hub {
         if stream.ring.len() == self.config.replay {
             stream.ring.pop_front();
         }
-        stream.ring.push_back(msg.clone());
+        let now = Instant::now();
+        stream.ring.push_back((now, msg.clone()));
+        prune(&mut stream.ring, now, self.config.replay_age);
         // No receiver is fine: the ring keeps it for a reconnect.
         let _ = stream.tx.send(msg);
         self.stats
@@ -407,17 +415,22 @@ impl Hub {
             let mut st = self.lock();
             let stream = self.stream_of(&mut st, tenant, user)?;
             stream.last_seen = Instant::now();
+            prune(&mut stream.ring, Instant::now(), self.config.replay_age);
             let rx = stream.tx.subscribe();
             let start = match since {
                 Some(r) if r.epoch == self.epoch && r.seq <= stream.seq => {
-                    let oldest = stream.ring.front().map(|m| m.seq).unwrap_or(stream.seq + 1);
+                    let oldest = stream
+                        .ring
+                        .front()
+                        .map(|(_, m)| m.seq)
+                        .unwrap_or(stream.seq + 1);
                     if r.seq + 1 >= oldest {
                         Start::Replay(
                             stream
                                 .ring
                                 .iter()
-                                .filter(|m| m.seq > r.seq)
-                                .cloned()
+                                .filter(|(_, m)| m.seq > r.seq)
+                                .map(|(_, m)| m.clone())
                                 .collect(),
                         )
                     } else {
@@ -641,7 +654,9 @@ impl Hub {
     fn sweep(&self) {
         let idle = self.config.idle_stream;
         let mut st = self.lock();
+        let (now, age) = (Instant::now(), self.config.replay_age);
         st.streams.retain(|_, s| {
+            prune(&mut s.ring, now, age);
             if s.tx.receiver_count() > 0 {
                 s.last_seen = Instant::now();
                 true
@@ -689,6 +704,16 @@ fn message_view(m: &tsps_actors::presence::message::MessageEvent) -> serde_json:
         v["call_id"] = json!(call);
     }
     v
+}
+
+/// Drops replay messages older than `age`.
+fn prune(ring: &mut VecDeque<(Instant, Msg)>, now: Instant, age: Duration) {
+    while ring
+        .front()
+        .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= age)
+    {
+        ring.pop_front();
+    }
 }
 
 fn envelope(
@@ -1221,5 +1246,28 @@ mod tests {
             at: Utc::now(),
         }));
         assert_eq!(next(&mut c).await["type"], "status");
+    }
+
+    #[tokio::test]
+    async fn replay_keeps_only_recent_messages() {
+        let hub = Hub::new(
+            Arc::new(Fake),
+            HubConfig {
+                replay_age: Duration::ZERO,
+                ..Default::default()
+            },
+        );
+        let mut s = hub.open(T, A, None).await.unwrap();
+        next(&mut s).await;
+        call(&hub, 1);
+        let seen = next(&mut s).await;
+        drop(s);
+        call(&hub, 2);
+        // With no age allowed, nothing is kept to replay: the client gets a snapshot.
+        let since = Resume::parse(seen["resume"].as_str().unwrap());
+        let mut s = hub.open(T, A, since).await.unwrap();
+        let m = next(&mut s).await;
+        assert_eq!(m["type"], "snapshot");
+        assert_eq!(m["data"]["lines"].as_array().unwrap().len(), 2);
     }
 }
