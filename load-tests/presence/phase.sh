@@ -314,10 +314,11 @@ presence_phase() {
     time_left || break
     echo "== presence: $m subscriptions per user ($(date -u +%T)) =="
     if [ "$m" -gt 0 ]; then
+      local rss_before; rss_before=$(rss_kb "$SRV_PID")
       k0=$(proc_ticks "$SRV_PID"); t0=$(date +%s.%N)
       local lv; lv=$(pr_sub_do level $((PR_MAX_S)) level "$m")
       k1=$(proc_ticks "$SRV_PID"); t1=$(date +%s.%N)
-      echo "  subscribed: $lv; tsps cpu $(pr_cpu "$k0" "$k1" "$t0" "$t1")% of a core meanwhile" | tee -a "$OUTDIR/presence-summary.txt"
+      echo "  subscribed: $lv; tsps cpu $(pr_cpu "$k0" "$k1" "$t0" "$t1")% of a core meanwhile; rss before $rss_before KB" | tee -a "$OUTDIR/presence-summary.txt"
       if [ "$PR_PORTAL_NOW" = 0 ] && [ "$PR_PORTAL_SESSIONS" -gt 0 ]; then
         pr_watch_start; PR_PORTAL_NOW=$PR_PORTAL_SESSIONS
       fi
