@@ -366,11 +366,20 @@ fn a_watcher_sees_colleagues_status_and_an_attendant_their_incoming_calls() {
 
     let mut events = s.open(Kind::WebSocket, "1002", None);
     events.next(WAIT);
-    let got = s.tsps.api_ok(
-        Method::PUT,
-        &watch,
-        Some(&serde_json::json!({"users": [alice]})),
-    );
+    // Alice's actor reloads her profile after the PUT: until it has, Bob is not yet
+    // her attendant (polled with a deadline).
+    let deadline = std::time::Instant::now() + WAIT;
+    let got = loop {
+        let got = s.tsps.api_ok(
+            Method::PUT,
+            &watch,
+            Some(&serde_json::json!({"users": [alice]})),
+        );
+        if got["watched"][0]["attendant"] == true || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(got["watched"][0]["attendant"], true, "{got}");
     assert_eq!(got["watched"][0]["hook"], "idle", "{got}");
     events.until(WAIT, "the watched list", |v| v["type"] == "watched");

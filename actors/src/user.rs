@@ -603,6 +603,8 @@ pub struct UserSnapshot {
     pub presence: Presence,
     pub bindings: Vec<Binding>,
     pub calls: Vec<CallId>,
+    /// Who takes calls sent to the user's attendant (from the loaded profile).
+    pub attendant: Option<Target>,
 }
 
 /// Observable state, for tests and admin pages.
@@ -621,6 +623,7 @@ impl Handler<GetUserSnapshot> for UserActor {
             presence: self.features.presence,
             bindings: self.bindings.clone(),
             calls: self.calls.keys().copied().collect(),
+            attendant: self.features.profile.attendant.clone(),
         })
     }
 }

@@ -62,11 +62,21 @@ impl UserStateSource for PlatformSource {
         })
     }
 
+    /// From the user actor's loaded profile: a watch list of hundreds of colleagues
+    /// (every portal page load) costs actor messages, not database reads.
     fn attendant_of(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserId>> {
         let directory = self.directory.clone();
+        let known = directory
+            .get()
+            .user(user)
+            .is_some_and(|u| u.tenant_id == tenant);
+        let addr = self.platform.user(user);
         Box::pin(async move {
-            let (profile, _) = directory.store().get_profile(tenant, user).await.ok()?;
-            match profile.attendant? {
+            if !known {
+                return None;
+            }
+            let snap = addr?.send(GetUserSnapshot).await.ok()?;
+            match snap.attendant? {
                 Target::Extension(ext) => directory
                     .get()
                     .user_by_extension(tenant, &ext)
