@@ -189,6 +189,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         PlatformConfig {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
             upstream_tenant: personal.as_ref().map(|p| p.tenant),
+            media: Arc::new(tsps_actors::ports::NoMedia),
         },
     );
     platform.sync(&directory.get(), restored);

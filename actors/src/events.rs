@@ -86,10 +86,28 @@ pub enum CallEventKind {
         by: Party,
         held: bool,
     },
+    /// The call became a conference, or its parties changed: every live party is
+    /// mixed on tsps's bridge. `host` made it (added the others) and ends it by leaving.
+    Conference {
+        host: UserId,
+        parties: Vec<ConferenceParty>,
+    },
     Ended {
         outcome: CallOutcome,
         hangup_by: Option<Party>,
     },
+}
+
+/// One party of a conference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConferenceParty {
+    pub leg: LegId,
+    /// The user whose device the leg reaches (None for outside numbers).
+    pub user: Option<UserId>,
+    pub device: Option<DeviceId>,
+    /// The number (extension or E.164) shown for the party.
+    pub number: String,
+    pub name: Option<String>,
 }
 
 /// A device's registration state changed (registered, refreshed contacts, expired).

@@ -268,6 +268,7 @@ impl LineBook {
                 }
             }
             CallEventKind::Ringing { .. } => {}
+            CallEventKind::Conference { .. } => {}
             CallEventKind::Answered { leg } => {
                 if let Some(l) = call.legs.get_mut(leg) {
                     l.answered = true;

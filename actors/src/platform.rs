@@ -41,6 +41,8 @@ pub struct PlatformConfig {
     /// Personal mode (`tsps serve` with `[personal]`): the one tenant whose trunk is
     /// the upstream tenant; see [`TenantActor::with_upstream`]. None otherwise.
     pub upstream_tenant: Option<TenantId>,
+    /// This node's conference bridges (calls that become conferences mix here).
+    pub media: Arc<dyn crate::ports::Media>,
 }
 
 pub struct Platform {

@@ -246,3 +246,52 @@ impl Persistence for NoPersistence {
     fn binding_removed(&self, _: TenantId, _: UserId, _: &Binding) {}
     fn call_ended(&self, _: CallRecord) {}
 }
+
+/// tsps's own media engine (src/media): conference bridges that mix the participants'
+/// audio. The call logic sees session descriptions as opaque bodies: the bridge writes
+/// its offers and answers and reads the participants'.
+pub trait Media: Send + Sync + 'static {
+    /// A new, empty bridge for `call`. Dropping the returned bridge closes it and frees
+    /// its ports.
+    fn open_bridge(&self, tenant: TenantId, call: CallId) -> Result<Box<dyn Bridge>, MediaError>;
+}
+
+/// One conference bridge: one RTP port per participant leg, each participant hears the
+/// sum of the others (not itself).
+pub trait Bridge: Send + 'static {
+    /// Adds the participant on `leg` (or offers again to one already there, keeping its
+    /// port): tsps's SDP offer for it, to send in a re-INVITE.
+    fn offer(&mut self, leg: LegId) -> Result<Body, MediaError>;
+    /// The participant's answer to [`Bridge::offer`] (in a 2xx or an ACK): where to send
+    /// its audio and in which codec. Mixing for it starts now.
+    fn answer(&mut self, leg: LegId, sdp: &[u8]) -> Result<(), MediaError>;
+    /// A new offer from the participant (its own re-INVITE: hold, resume, a new
+    /// address): tsps's answer. A participant that holds the conference
+    /// (`sendonly`/`inactive`) is answered `inactive`: it is neither heard nor sent to.
+    fn reoffer(&mut self, leg: LegId, sdp: &[u8]) -> Result<Body, MediaError>;
+    /// The participant left: its port is closed.
+    fn remove(&mut self, leg: LegId);
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MediaError {
+    #[error("this node has no media bridge")]
+    Unavailable,
+    #[error("no free RTP port")]
+    NoPort,
+    #[error("no codec in common (the bridge mixes PCMU and PCMA)")]
+    NoCommonCodec,
+    #[error("unusable session description: {0}")]
+    BadSdp(String),
+    #[error("no such participant on the bridge")]
+    UnknownLeg,
+}
+
+/// No media engine (unit tests of the call logic that do not conference).
+pub struct NoMedia;
+
+impl Media for NoMedia {
+    fn open_bridge(&self, _: TenantId, _: CallId) -> Result<Box<dyn Bridge>, MediaError> {
+        Err(MediaError::Unavailable)
+    }
+}

@@ -141,6 +141,7 @@ pub fn platform_with_extras(
         PlatformConfig {
             ring_timeout: Duration::from_secs(60),
             upstream_tenant: None,
+            media: Arc::new(crate::ports::NoMedia),
         },
     );
     let restored = bindings
