@@ -5,7 +5,7 @@
 //! the push hub feeds it events and forwards the [`LineUpdate`]s it returns; the same
 //! projection runs on every node from the same events.
 
-use crate::events::{CallEvent, CallEventKind};
+use crate::events::{CallEvent, CallEventKind, ConferenceParty};
 use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
 use crate::model::{CallOutcome, Party};
 use chrono::{DateTime, Utc};
@@ -42,6 +42,8 @@ pub enum Action {
     Hold,
     Resume,
     Transfer,
+    /// Merge with the user's other connected line (or add it to this conference).
+    Conference,
     Release,
 }
 
@@ -76,6 +78,25 @@ pub struct Line {
     pub allowed: Vec<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<LineDecision>,
+    /// The line is a conference on tsps's bridge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conference: Option<LineConference>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineConference {
+    /// The user made the conference: adds parties, and ends it by leaving.
+    pub host: bool,
+    /// The other parties, in the order they joined.
+    pub parties: Vec<Peer>,
+}
+
+impl Line {
+    /// A connected line the user could merge into a conference from another line.
+    fn mergeable(&self) -> bool {
+        matches!(self.state, LineState::Active | LineState::Held)
+            && self.conference.as_ref().is_none_or(|c| c.host)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +150,8 @@ struct CallView {
     /// The user whose feature server decided last (the callee side's owner).
     owner: Option<UserId>,
     decision: Option<(LineDecision, bool)>,
+    /// The call is a conference: its host and its live parties.
+    conference: Option<(UserId, Vec<ConferenceParty>)>,
     /// What each user was last told, to send only changes.
     shown: HashMap<UserId, Line>,
 }
@@ -147,6 +170,59 @@ impl LineBook {
 
     /// Applies one call event; returns what changed for whom.
     pub fn apply(&mut self, ev: &CallEvent) -> Vec<LineUpdate> {
+        let mut out = self.apply_to_call(ev);
+        // Whether a line may be merged into a conference depends on the user's other
+        // lines: theirs are looked at again when one of a user's lines changed.
+        let mut users: Vec<UserId> = out.iter().map(LineUpdate::user).collect();
+        users.dedup();
+        for user in users {
+            let others: Vec<CallId> = self
+                .by_user
+                .get(&user)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|c| *c != ev.call)
+                .collect();
+            for c in others {
+                if let Some(update) = self.refresh(c, user, ev.at) {
+                    out.push(update);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `user` has a connected line other than on `except`.
+    fn has_other_line(&self, user: UserId, except: CallId) -> bool {
+        self.by_user.get(&user).is_some_and(|calls| {
+            calls.iter().filter(|c| **c != except).any(|c| {
+                self.calls
+                    .get(c)
+                    .and_then(|v| v.shown.get(&user))
+                    .is_some_and(Line::mergeable)
+            })
+        })
+    }
+
+    /// `user`'s line on `call` computed again (another line of theirs changed).
+    fn refresh(&mut self, call: CallId, user: UserId, now: DateTime<Utc>) -> Option<LineUpdate> {
+        let other = self.has_other_line(user, call);
+        let view = self.calls.get_mut(&call)?;
+        let prev = view.shown.get(&user)?;
+        let line = view.line_for(user, now, Some(prev), other)?;
+        if Some(&line) == view.shown.get(&user) {
+            return None;
+        }
+        view.shown.insert(user, line.clone());
+        Some(LineUpdate::Line {
+            tenant: view.tenant,
+            user,
+            line,
+        })
+    }
+
+    fn apply_to_call(&mut self, ev: &CallEvent) -> Vec<LineUpdate> {
         if let CallEventKind::Started {
             caller,
             callee,
@@ -183,6 +259,7 @@ impl LineBook {
                     left: HashSet::new(),
                     owner: None,
                     decision: None,
+                    conference: None,
                     shown: HashMap::new(),
                 },
             );
@@ -268,7 +345,21 @@ impl LineBook {
                 }
             }
             CallEventKind::Ringing { .. } => {}
-            CallEventKind::Conference { .. } => {}
+            CallEventKind::Conference { host, parties } => {
+                for p in parties {
+                    let leg = call.legs.entry(p.leg).or_insert(LegView {
+                        side: Party::Callee,
+                        user: p.user,
+                        device: p.device,
+                        answered: true,
+                        ended: false,
+                        outgoing: false,
+                    });
+                    leg.answered = true;
+                }
+                call.held_by = None;
+                call.conference = Some((*host, parties.clone()));
+            }
             CallEventKind::Answered { leg } => {
                 if let Some(l) = call.legs.get_mut(leg) {
                     l.answered = true;
@@ -321,9 +412,14 @@ impl LineBook {
         users.extend(call.shown.keys().copied());
         users.sort();
         users.dedup();
-        for user in users {
+        let others: Vec<bool> = users
+            .iter()
+            .map(|u| self.has_other_line(*u, ev.call))
+            .collect();
+        let call = self.calls.get_mut(&ev.call).expect("present");
+        for (user, other) in users.into_iter().zip(others) {
             let prev = call.shown.get(&user);
-            match call.line_for(user, ev.at, prev) {
+            match call.line_for(user, ev.at, prev, other) {
                 Some(line) => {
                     if prev != Some(&line) {
                         call.shown.insert(user, line.clone());
@@ -398,7 +494,18 @@ impl CallView {
         self.live().find(|l| l.side == side && l.answered)
     }
 
-    fn line_for(&self, user: UserId, now: DateTime<Utc>, prev: Option<&Line>) -> Option<Line> {
+    /// The user's line on this call now; `other_line`: the user has another connected
+    /// line (this one may be merged with it into a conference).
+    fn line_for(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        prev: Option<&Line>,
+        other_line: bool,
+    ) -> Option<Line> {
+        if let Some((host, parties)) = &self.conference {
+            return self.conference_line(user, now, prev, other_line, *host, parties);
+        }
         let owner = self.owner == Some(user) && !self.left.contains(&user);
         // The user's leg: an answered one first (the phone that took the call).
         let mine = self
@@ -428,7 +535,7 @@ impl CallView {
         };
         let connected = answered && self.answered_on(other).is_some();
         let (state, allowed, remote_held) = if connected {
-            match self.held_by {
+            let mut line = match self.held_by {
                 Some(by) if by == side => (
                     LineState::Held,
                     vec![Action::Resume, Action::Transfer, Action::Release],
@@ -439,7 +546,11 @@ impl CallView {
                     vec![Action::Hold, Action::Transfer, Action::Release],
                     by.is_some(),
                 ),
+            };
+            if other_line {
+                line.1.insert(2, Action::Conference);
             }
+            line
         } else if outgoing {
             (LineState::Dialing, vec![Action::Release], false)
         } else if answered {
@@ -485,6 +596,68 @@ impl CallView {
             remote_held,
             allowed,
             decision,
+            conference: None,
+        })
+    }
+
+    /// A party's line on a conference: active, with the other parties.
+    fn conference_line(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+        prev: Option<&Line>,
+        other_line: bool,
+        host: UserId,
+        parties: &[ConferenceParty],
+    ) -> Option<Line> {
+        let live = |p: &&ConferenceParty| self.legs.get(&p.leg).is_some_and(|l| !l.ended);
+        let me = parties.iter().filter(live).find(|p| p.user == Some(user))?;
+        let others: Vec<Peer> = parties
+            .iter()
+            .filter(live)
+            .filter(|p| p.leg != me.leg)
+            .map(|p| Peer {
+                number: p.number.clone(),
+                name: p.name.clone(),
+            })
+            .collect();
+        let host = host == user;
+        let mut allowed = vec![Action::Release];
+        if host && other_line {
+            allowed.insert(0, Action::Conference);
+        }
+        let join =
+            |f: &dyn Fn(&Peer) -> String| others.iter().map(f).collect::<Vec<_>>().join(", ");
+        let peer = Peer {
+            number: join(&|p| p.number.clone()),
+            name: Some(join(&|p| {
+                p.name.clone().unwrap_or_else(|| p.number.clone())
+            })),
+        };
+        let state = LineState::Active;
+        let since = match prev {
+            Some(p) if p.state == state && p.conference.is_some() => p.since,
+            _ => now,
+        };
+        let outgoing = self.legs.get(&me.leg).is_some_and(|l| l.outgoing);
+        Some(Line {
+            call_id: self.id,
+            state,
+            direction: if outgoing {
+                LineDirection::Out
+            } else {
+                LineDirection::In
+            },
+            peer,
+            device_id: me.device,
+            since,
+            remote_held: false,
+            allowed,
+            decision: None,
+            conference: Some(LineConference {
+                host,
+                parties: others,
+            }),
         })
     }
 }
@@ -879,8 +1052,19 @@ mod tests {
         book.apply(&on(second, 3, decided(C, false)));
         book.apply(&on(second, 3, dialing(c, Party::Callee, Some(C), 3)));
         book.apply(&on(second, 4, CallEventKind::Answered { leg: c }));
-        let states: Vec<_> = book.lines_of(A).iter().map(|l| l.state).collect();
-        assert_eq!(states, [Held, Active], "Alice has both lines, oldest first");
+        let lines: Vec<_> = book
+            .lines_of(A)
+            .iter()
+            .map(|l| (l.state, l.allowed.clone()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (Held, vec![Resume, Transfer, Conference, Release]),
+                (Active, vec![Hold, Transfer, Conference, Release])
+            ],
+            "Alice has both lines, oldest first, and may merge them"
+        );
 
         // Alice joins them: call 1 ends, Bob's leg joins call 2 on Alice's side.
         let u = book.apply(&ev(
@@ -890,7 +1074,15 @@ mod tests {
                 hangup_by: Some(Party::Caller),
             },
         ));
-        assert_eq!(summary(&u), [(A, None, vec![]), (B, None, vec![])]);
+        assert_eq!(
+            summary(&u),
+            [
+                (A, None, vec![]),
+                (B, None, vec![]),
+                (A, Some(Active), vec![Hold, Transfer, Release])
+            ],
+            "with one line left Alice has nothing to merge it with"
+        );
         let u = book.apply(&on(
             second,
             5,
@@ -955,5 +1147,73 @@ mod tests {
             (line.state, line.direction, line.device_id),
             (Dialing, LineDirection::Out, Some(DeviceId::for_test(50)))
         );
+    }
+
+    #[test]
+    fn a_conference_shows_every_party_the_others_and_the_host_its_role() {
+        let mut book = LineBook::new();
+        // Alice calls Bob, Bob answers; Bob's leg 2, Alice's leg 1.
+        let (a, b, c) = (LegId::for_test(1), LegId::for_test(2), LegId::for_test(3));
+        book.apply(&ev(0, started(Some(a))));
+        book.apply(&ev(0, decided(B, false)));
+        book.apply(&ev(0, dialing(b, Party::Callee, Some(B), 2)));
+        book.apply(&ev(1, CallEventKind::Answered { leg: b }));
+        // Carol (an outside number) joins from another call: a conference.
+        let party = |leg, user, number: &str, name: Option<&str>| ConferenceParty {
+            leg,
+            user,
+            device: None,
+            number: number.into(),
+            name: name.map(Into::into),
+        };
+        let conference = |parties| CallEventKind::Conference { host: A, parties };
+        let all = vec![
+            party(a, Some(A), "1001", Some("Alice")),
+            party(b, Some(B), "1002", Some("Bob")),
+            party(c, None, "+41445550000", None),
+        ];
+        let u = book.apply(&ev(2, conference(all)));
+        let lines: Vec<_> = u
+            .iter()
+            .map(|u| match u {
+                LineUpdate::Line { user, line, .. } => (*user, line.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(lines.len(), 2, "Alice's and Bob's lines: {lines:?}");
+        let (alice, bob) = (&lines[0].1, &lines[1].1);
+        assert_eq!((lines[0].0, alice.state), (A, Active));
+        assert_eq!(alice.allowed, [Release]);
+        let conf = alice.conference.as_ref().expect("a conference");
+        assert!(conf.host);
+        let names: Vec<_> = conf.parties.iter().map(|p| p.number.as_str()).collect();
+        assert_eq!(names, ["1002", "+41445550000"]);
+        assert_eq!(alice.peer.name.as_deref(), Some("Bob, +41445550000"));
+        let conf = bob.conference.as_ref().expect("a conference");
+        assert!(!conf.host);
+        assert_eq!(conf.parties[0].name.as_deref(), Some("Alice"));
+        assert_eq!(bob.allowed, [Release]);
+
+        // Bob leaves: his line ends; Alice's shows Carol only (the conference event
+        // that follows changes nothing more).
+        let u = book.apply(&ev(3, CallEventKind::LegEnded { leg: b, code: None }));
+        assert_eq!(
+            summary(&u),
+            [(A, Some(Active), vec![Release]), (B, None, vec![])]
+        );
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(line.conference.as_ref().unwrap().parties.len(), 1);
+        let u = book.apply(&ev(
+            3,
+            conference(vec![
+                party(a, Some(A), "1001", Some("Alice")),
+                party(c, None, "+41445550000", None),
+            ]),
+        ));
+        assert!(u.is_empty(), "{u:?}");
+        let line = &book.lines_of(A)[0];
+        assert_eq!(line.since, at(2), "still the same active conference");
     }
 }

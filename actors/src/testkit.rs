@@ -94,6 +94,8 @@ pub struct Extras {
     pub devices: Vec<crate::model::Device>,
     pub trunks: Vec<crate::model::Trunk>,
     pub phones: Vec<crate::model::ExternalPhone>,
+    /// The conference bridges (none: [`crate::ports::NoMedia`]).
+    pub media: Option<Arc<dyn crate::ports::Media>>,
 }
 
 /// As [`platform_with`], with `extras` in the directory.
@@ -141,7 +143,9 @@ pub fn platform_with_extras(
         PlatformConfig {
             ring_timeout: Duration::from_secs(60),
             upstream_tenant: None,
-            media: Arc::new(crate::ports::NoMedia),
+            media: extras
+                .media
+                .unwrap_or_else(|| Arc::new(crate::ports::NoMedia)),
         },
     );
     let restored = bindings
@@ -160,4 +164,81 @@ pub fn platform_with_extras(
         .collect();
     platform.sync(&dir, restored);
     (platform, persistence, bus)
+}
+
+/// Conference bridges that mix nothing: every call is written to `log` (`open`,
+/// `offer <leg>`, `answer <leg>`, `reoffer <leg> <direction>`, `remove <leg>`, `close`).
+#[derive(Clone, Default)]
+pub struct FakeMedia {
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeMedia {
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The offer the bridge makes to `leg`.
+    pub fn offer_for(leg: crate::ids::LegId) -> crate::ports::Body {
+        Arc::from(format!("v=0\r\no=bridge {leg}\r\nm=audio 40000 RTP/AVP 0 8 101\r\n").as_bytes())
+    }
+}
+
+impl crate::ports::Media for FakeMedia {
+    fn open_bridge(
+        &self,
+        _: TenantId,
+        _: crate::ids::CallId,
+    ) -> Result<Box<dyn crate::ports::Bridge>, crate::ports::MediaError> {
+        self.log.lock().unwrap().push("open".into());
+        Ok(Box::new(FakeBridge(self.log.clone())))
+    }
+}
+
+struct FakeBridge(Arc<Mutex<Vec<String>>>);
+
+impl crate::ports::Bridge for FakeBridge {
+    fn offer(
+        &mut self,
+        leg: crate::ids::LegId,
+    ) -> Result<crate::ports::Body, crate::ports::MediaError> {
+        self.0.lock().unwrap().push(format!("offer {leg}"));
+        Ok(FakeMedia::offer_for(leg))
+    }
+
+    fn answer(
+        &mut self,
+        leg: crate::ids::LegId,
+        sdp: &[u8],
+    ) -> Result<(), crate::ports::MediaError> {
+        if !sdp.starts_with(b"v=0") {
+            return Err(crate::ports::MediaError::BadSdp("not SDP".into()));
+        }
+        self.0.lock().unwrap().push(format!("answer {leg}"));
+        Ok(())
+    }
+
+    fn reoffer(
+        &mut self,
+        leg: crate::ids::LegId,
+        sdp: &[u8],
+    ) -> Result<crate::ports::Body, crate::ports::MediaError> {
+        let held = crate::call::sdp_is_hold(sdp);
+        let direction = if held { "inactive" } else { "sendrecv" };
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("reoffer {leg} {direction}"));
+        Ok(Arc::from(format!("v=0\r\na={direction}\r\n").as_bytes()))
+    }
+
+    fn remove(&mut self, leg: crate::ids::LegId) {
+        self.0.lock().unwrap().push(format!("remove {leg}"));
+    }
+}
+
+impl Drop for FakeBridge {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().push("close".into());
+    }
 }

@@ -31,6 +31,11 @@ impl From<ControlError> for ApiError {
             ControlError::BadTarget(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", message)
             }
+            ControlError::Media(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "media_unavailable",
+                message,
+            ),
         }
     }
 }
@@ -65,6 +70,16 @@ pub struct TransferBody {
     /// joined with this call's other party; the user's legs of both calls are released.
     #[schema(value_type = Option<uuid::Uuid>)]
     pub replaces_call: Option<CallId>,
+}
+
+/// Conference: the user's other answered call whose party joins this one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceBody {
+    /// The user's other answered call. Its other party joins this call; the user's own
+    /// leg of it is released (that call ends).
+    #[schema(value_type = uuid::Uuid)]
+    pub with: CallId,
 }
 
 /// Answer on one device: keep ringing only it (a device with remote answer is also
@@ -195,6 +210,29 @@ pub async fn transfer(
             )),
         };
     run(&st, p, action).await
+}
+
+#[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/conference",
+    tag = "calls",
+    params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), ("call_id" = Uuid, Path)),
+    request_body = ConferenceBody,
+    responses((status = 204,
+            description = "the other call's party joined; every party is being re-INVITEd \
+                to tsps's conference bridge (the first time: this call becomes the \
+                conference and the user its host)"),
+        (status = 404, body = ErrorBody,
+            description = "no such call of this user (either call)"),
+        (status = 409, body = ErrorBody,
+            description = "a call is not answered, a re-INVITE or transfer is in progress, \
+                the same call twice, `with` is a conference, or the user is not the host"),
+        (status = 503, body = ErrorBody,
+            description = "this node has no conference bridge (no free RTP port)")))]
+pub async fn conference(
+    State(st): State<ApiState>,
+    ApiPath(p): CallPath,
+    ApiJson(body): ApiJson<ConferenceBody>,
+) -> Result<StatusCode, ApiError> {
+    run(&st, p, ControlAction::Conference { with: body.with }).await
 }
 
 #[utoipa::path(post, path = "/tenants/{tenant_id}/users/{user_id}/calls/{call_id}/answer",

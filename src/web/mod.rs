@@ -226,6 +226,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .routes(routes!(control::resume))
         .routes(routes!(control::release))
         .routes(routes!(control::transfer))
+        .routes(routes!(control::conference))
         .routes(routes!(control::answer))
         .routes(routes!(control::forward))
         .routes(routes!(control::attendant))

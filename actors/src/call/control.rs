@@ -63,6 +63,12 @@ pub enum ControlAction {
     Join {
         with: CallId,
     },
+    /// Conference: the other party of the user's call `with` joins this call, and all
+    /// its parties are mixed on tsps's bridge (see [`super::conference`]). On a
+    /// conference the host adds another party the same way.
+    Conference {
+        with: CallId,
+    },
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +84,8 @@ pub enum ControlError {
     BadTarget(String),
     #[error("the other party refused the change with {0}")]
     Refused(u16),
+    #[error("no conference bridge: {0}")]
+    Media(crate::ports::MediaError),
 }
 
 /// What the user is to the call right now.
@@ -93,7 +101,7 @@ pub(super) enum Role {
     Ringing,
 }
 
-type Reply = oneshot::Receiver<Result<(), ControlError>>;
+pub(super) type Reply = oneshot::Receiver<Result<(), ControlError>>;
 
 impl Handler<Control> for CallActor {
     type Result = ResponseFuture<Result<(), ControlError>>;
@@ -112,6 +120,9 @@ impl Handler<Control> for CallActor {
 
 impl CallActor {
     pub(super) fn role_of(&self, user: UserId) -> Option<Role> {
+        if let Some(role) = self.conference_role(user) {
+            return role;
+        }
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
         if let Some(a) = self.anchor.filter(|a| mine(a.leg)) {
             return Some(if self.phase == Phase::Answered {
@@ -149,6 +160,20 @@ impl CallActor {
         if self.joining.is_some() {
             return Err(ControlError::WrongState("a transfer is in progress"));
         }
+        if self.conference.is_some() {
+            return match (msg.action, role) {
+                (ControlAction::Release, Role::Connected(leg)) => {
+                    self.conference_release(leg, ctx);
+                    Ok(None)
+                }
+                (ControlAction::Conference { with }, role) => {
+                    self.conference(msg.user, role, with, ctx).map(Some)
+                }
+                _ => Err(ControlError::WrongState(
+                    "a conference can only be released or extended",
+                )),
+            };
+        }
         match msg.action {
             ControlAction::Hold => self.change_media(role, true).map(Some),
             ControlAction::Resume => self.change_media(role, false).map(Some),
@@ -161,6 +186,9 @@ impl CallActor {
                 Ok(None)
             }
             ControlAction::Join { with } => self.join(msg.user, role, with, ctx).map(Some),
+            ControlAction::Conference { with } => {
+                self.conference(msg.user, role, with, ctx).map(Some)
+            }
             action @ (ControlAction::AnswerOn(_)
             | ControlAction::Forward(_)
             | ControlAction::Attendant) => {
@@ -457,15 +485,15 @@ pub struct HandOver {
 /// What the joining call needs to own a leg handed over by another call.
 #[derive(Debug)]
 pub struct HandedLeg {
-    leg: LegId,
-    sip: actix::Recipient<LegCommand>,
-    incoming: bool,
-    user: Option<UserId>,
-    device: Option<DeviceId>,
-    sdp: Option<Body>,
-    record: LegRecord,
+    pub(super) leg: LegId,
+    pub(super) sip: actix::Recipient<LegCommand>,
+    pub(super) incoming: bool,
+    pub(super) user: Option<UserId>,
+    pub(super) device: Option<DeviceId>,
+    pub(super) sdp: Option<Body>,
+    pub(super) record: LegRecord,
     /// Who the party on the leg is, as shown to others.
-    party: PartyInfo,
+    pub(super) party: PartyInfo,
 }
 
 impl Handler<HandOver> for CallActor {
@@ -478,7 +506,7 @@ impl Handler<HandOver> for CallActor {
 
 /// A connected call's legs are free for a transfer: no re-INVITE of either side or of
 /// tsps is under way and no 2xx waits for its ACK.
-fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlError> {
+pub(super) fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlError> {
     let busy = act.own_reinvite.is_some()
         || act.reoffer_from.is_some()
         || act.joining.is_some()
@@ -546,6 +574,11 @@ impl CallActor {
     ) -> Result<HandedLeg, ControlError> {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
+        }
+        if self.conference.is_some() && self.role_of(msg.user).is_some() {
+            return Err(ControlError::WrongState(
+                "the other call is a conference: add this call to it instead",
+            ));
         }
         let Some(Role::Connected(mine)) = self.role_of(msg.user) else {
             return Err(match self.role_of(msg.user) {

@@ -20,6 +20,7 @@
 //! ends it writes the call detail record and publishes `Ended`. Commands from the API
 //! (per-call override, third-party call control) are messages; see [`control`].
 
+mod conference;
 mod control;
 mod sdp;
 
@@ -255,6 +256,8 @@ pub struct CallActor {
     /// The reasons of every decision taken for this call (for the call record).
     decision: Vec<String>,
     redirects: u8,
+    /// The call is a conference: its members and the bridge that mixes them.
+    conference: Option<conference::Conference>,
 }
 
 impl CallActor {
@@ -335,6 +338,7 @@ impl CallActor {
             attendant: None,
             decision: Vec::new(),
             redirects: 0,
+            conference: None,
         }
     }
 
@@ -1321,6 +1325,8 @@ impl CallActor {
         self.phase = Phase::Ended;
         // A pending hold or resume learns that the call is over (its sender drops).
         self.own_reinvite = None;
+        // Closes the bridge and its ports.
+        self.conference = None;
         if let Some(t) = self.ring_timer.take() {
             ctx.cancel_future(t);
         }
@@ -1461,7 +1467,10 @@ impl Actor for CallActor {
         // A call actor never ends silently: whatever stops it, the legs are ended and
         // the record is written.
         if self.phase != Phase::Ended {
-            if let Some(b) = self.answered {
+            if self.conference.is_some() {
+                self.conference_hang_up_all();
+                self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+            } else if let Some(b) = self.answered {
                 self.hang_up(b);
                 if let Some(a) = self.anchor {
                     self.hang_up(a.leg);
@@ -1651,6 +1660,9 @@ impl Handler<LegEvent> for CallActor {
             // reaches us: its events wait for it.
             self.stashed.push(msg);
             return;
+        }
+        if self.conference.is_some() {
+            return self.on_member(msg.leg, msg.kind, ctx);
         }
         match self.anchor {
             Some(a) if a.leg == msg.leg => self.on_anchor(a, msg.kind, ctx),

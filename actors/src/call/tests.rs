@@ -170,6 +170,7 @@ fn names(kinds: &[K]) -> Vec<&'static str> {
             K::MediaChanged { .. } => "media",
             K::LegEnded { .. } => "leg_ended",
             K::LegJoined { .. } => "joined",
+            K::Conference { .. } => "conference",
             K::Ended { .. } => "ended",
         })
         .collect()
@@ -1739,4 +1740,258 @@ async fn an_external_phone_needs_a_trunk() {
         LegCommand::Reject { code: 486, .. }
     ));
     h.ended().await;
+}
+
+// ----- conference ---------------------------------------------------------------------
+
+impl Harness {
+    /// As [`Harness::connected`], on a platform whose conference bridges are `media`.
+    async fn connected_with_media(
+        bindings: &[(UserId, &str)],
+        media: testkit::FakeMedia,
+    ) -> (Harness, LegId) {
+        let extras = testkit::Extras {
+            media: Some(Arc::new(media)),
+            ..Default::default()
+        };
+        let (platform, persistence, bus) =
+            testkit::platform_with_extras(testkit::MapFeatures::default(), bindings, extras);
+        let a = LegId::new();
+        let start = CallStart::Incoming {
+            leg: a,
+            target: "device:1001".into(),
+            offer: Some(sdp("v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\n")),
+        };
+        let mut h = Harness::with_start(platform, persistence, bus, a, start, "1002");
+        let b = expect_dial_to(&mut h, BOB_PHONE).await;
+        h.event(
+            b,
+            LegEventKind::Answered {
+                body: Some(sdp("v=0\r\nm=audio 7000 RTP/AVP 0\r\na=sendrecv\r\n")),
+            },
+        );
+        assert!(matches!(h.next().await, LegCommand::Answer { leg, .. } if leg == h.a));
+        h.event(h.a, LegEventKind::Acked { body: None });
+        assert!(matches!(h.next().await, LegCommand::Ack { leg, .. } if leg == b));
+        (h, b)
+    }
+}
+
+/// The bridge's offer went to `leg` in a re-INVITE.
+fn bridge_offer(cmd: LegCommand, leg: LegId) {
+    match cmd {
+        LegCommand::ReOffer {
+            leg: l,
+            body: Some(b),
+        } if l == leg => {
+            assert_eq!(b, testkit::FakeMedia::offer_for(leg));
+        }
+        other => panic!("expected the bridge's offer to {leg}, got {other:?}"),
+    }
+}
+
+fn answer_sdp(who: &str) -> LegEventKind {
+    LegEventKind::ReAnswer {
+        code: 200,
+        body: Some(sdp(&format!("v=0\r\no={who} 1 9 IN IP4 127.0.0.1\r\n"))),
+    }
+}
+
+#[actix::test]
+async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
+    let media = testkit::FakeMedia::default();
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected_with_media(&bindings, media.clone()).await;
+    let mut second = first.second_call("1003");
+    let carol = second.answered_by(CAROL_PHONE).await;
+    let conference = |with| ControlAction::Conference { with };
+    assert_eq!(
+        second
+            .control_now(ALICE, conference(second.call_id()))
+            .await,
+        Err(ControlError::WrongState(
+            "a call cannot be conferenced with itself"
+        ))
+    );
+    assert_eq!(
+        second.control_now(BOB, conference(first.call_id())).await,
+        Err(ControlError::NotFound),
+        "Bob takes no part in the second call"
+    );
+
+    let merged = second.control(ALICE, conference(first.call_id()));
+    // The first call hands Bob over and releases Alice's leg there, as in a transfer.
+    let to = match first.next().await {
+        LegCommand::HandOver { leg, events } if leg == bob => events,
+        other => panic!("expected the hand-over of Bob's leg, got {other:?}"),
+    };
+    assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
+    // Alice's leg stays: Alice, Carol and Bob each get the bridge's offer for them.
+    bridge_offer(second.next().await, second.a);
+    bridge_offer(second.next().await, carol);
+    bridge_offer(first.next().await, bob);
+    assert_eq!(merged.await.unwrap(), Ok(()));
+    for (leg, who) in [(second.a, "alice"), (carol, "carol")] {
+        second.event(leg, answer_sdp(who));
+        assert!(matches!(second.next().await, LegCommand::Ack { leg: l, body: None } if l == leg));
+    }
+    to.do_send(LegEvent {
+        leg: bob,
+        kind: answer_sdp("bob"),
+    });
+    assert!(matches!(first.next().await, LegCommand::Ack { leg, body: None } if leg == bob));
+    // Each answer reached the bridge.
+    let log = media.log();
+    for leg in [second.a, carol, bob] {
+        assert!(log.contains(&format!("answer {leg}")), "{log:?}");
+    }
+    assert_eq!(second.status_of(BOB).await, crate::user::UserStatus::Busy);
+
+    // A conference is released or extended, nothing else.
+    assert_eq!(
+        second.control_now(ALICE, ControlAction::Hold).await,
+        Err(ControlError::WrongState(
+            "a conference can only be released or extended"
+        ))
+    );
+    assert_eq!(
+        second.control_now(BOB, conference(CallId::new())).await,
+        Err(ControlError::WrongState(
+            "only the host adds parties to the conference"
+        ))
+    );
+
+    // Carol holds: tsps answers her itself; the others are not asked.
+    second.event(
+        carol,
+        LegEventKind::ReOffer {
+            body: Some(sdp("v=0\r\na=sendonly\r\n")),
+        },
+    );
+    match second.next().await {
+        LegCommand::ReAnswer {
+            leg,
+            code: 200,
+            body,
+        } if leg == carol => assert!(body_text(&body).contains("a=inactive")),
+        other => panic!("expected tsps's answer to Carol, got {other:?}"),
+    }
+    // Bob leaves from the portal: only his leg ends, Alice and Carol go on.
+    assert_eq!(
+        second.control_now(BOB, ControlAction::Release).await,
+        Ok(())
+    );
+    assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == bob));
+    assert!(media.log().contains(&format!("remove {bob}")));
+    assert_eq!(second.status_of(BOB).await, crate::user::UserStatus::Idle);
+    // The host leaves: the conference ends for everyone, and the bridge closes.
+    assert_eq!(
+        second.control_now(ALICE, ControlAction::Release).await,
+        Ok(())
+    );
+    let mut hung_up = vec![];
+    for _ in 0..2 {
+        match second.next().await {
+            LegCommand::Hangup { leg } => hung_up.push(leg),
+            other => panic!("expected BYEs, got {other:?}"),
+        }
+    }
+    hung_up.sort();
+    let mut want = vec![second.a, carol];
+    want.sort();
+    assert_eq!(hung_up, want);
+
+    let (r2, k2) = second.record_of().await;
+    assert_eq!(r2.outcome, CallOutcome::Answered);
+    assert_eq!(
+        r2.hangup_by,
+        Some(Party::Caller),
+        "Alice, the host, ended it"
+    );
+    let want = format!("1001: conference with 1002 of call {}", first.call_id());
+    assert!(r2.decision.contains(&want), "{:?}", r2.decision);
+    assert_eq!(r2.legs.len(), 3, "Alice, Carol and Bob: {:?}", r2.legs);
+    let parties: Vec<Vec<LegId>> = k2
+        .iter()
+        .filter_map(|k| match k {
+            K::Conference { host, parties } => {
+                assert_eq!(*host, ALICE);
+                Some(parties.iter().map(|p| p.leg).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        parties,
+        [vec![second.a, carol, bob], vec![second.a, carol]],
+        "the conference, then without Bob"
+    );
+    assert_eq!(media.log().last().map(String::as_str), Some("close"));
+    assert_eq!(second.status_of(ALICE).await, crate::user::UserStatus::Idle);
+}
+
+#[actix::test]
+async fn a_party_hanging_up_leaves_and_the_last_one_alone_is_released() {
+    let media = testkit::FakeMedia::default();
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected_with_media(&bindings, media.clone()).await;
+    let mut second = first.second_call("1003");
+    let carol = second.answered_by(CAROL_PHONE).await;
+    let merged = second.control(
+        ALICE,
+        ControlAction::Conference {
+            with: first.call_id(),
+        },
+    );
+    let to = match first.next().await {
+        LegCommand::HandOver { events, .. } => events,
+        other => panic!("expected the hand-over, got {other:?}"),
+    };
+    assert!(matches!(first.next().await, LegCommand::Hangup { .. }));
+    bridge_offer(second.next().await, second.a);
+    bridge_offer(second.next().await, carol);
+    bridge_offer(first.next().await, bob);
+    assert_eq!(merged.await.unwrap(), Ok(()));
+    // Carol refuses the bridge: she leaves (BYE after the failed re-INVITE).
+    second.event(
+        carol,
+        LegEventKind::ReAnswer {
+            code: 488,
+            body: None,
+        },
+    );
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == carol));
+    // Bob hangs up: Alice is alone and is released.
+    to.do_send(LegEvent {
+        leg: bob,
+        kind: LegEventKind::Hangup,
+    });
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == second.a));
+    let (r2, _) = second.record_of().await;
+    assert_eq!(r2.outcome, CallOutcome::Answered);
+    assert_eq!(r2.hangup_by, Some(Party::Callee), "Bob's BYE ended it");
+}
+
+#[actix::test]
+async fn without_a_bridge_nothing_is_touched() {
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let (mut first, bob) = Harness::connected(&bindings).await;
+    let mut second = first.second_call("1003");
+    let carol = second.answered_by(CAROL_PHONE).await;
+    assert_eq!(
+        second
+            .control_now(
+                ALICE,
+                ControlAction::Conference {
+                    with: first.call_id()
+                }
+            )
+            .await,
+        Err(ControlError::Media(crate::ports::MediaError::Unavailable))
+    );
+    // Both calls go on as they were.
+    first.event(bob, LegEventKind::Hangup);
+    assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
+    second.event(carol, LegEventKind::Hangup);
+    assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == second.a));
 }

@@ -202,6 +202,7 @@ mod tests {
             remote_held: false,
             allowed: vec![],
             decision: None,
+            conference: None,
         }
     }
 

@@ -1,0 +1,535 @@
+//! Conference: a user merges two of their answered calls into one, mixed by tsps's own
+//! media bridge ([`crate::ports::Bridge`]).
+//!
+//! The call the request names stays and becomes the conference; it adopts the other
+//! party of the user's other call exactly as a consultative transfer does
+//! ([`super::HandOver`]: that call hangs up the user's leg and ends), but keeps the
+//! user's own leg. From then on the two-sided model (anchor and answered leg) is off:
+//! every live leg is a *member*, re-INVITEd with the bridge's offer for its own port,
+//! and hears the others through the bridge. Media no longer flow between phones.
+//!
+//! The user who merged the calls is the host: adding parties is theirs, and when they
+//! leave the conference ends for everyone (the parties were called on the host's
+//! behalf; an outside-to-outside call left running on the host's trunk is a toll fraud
+//! pattern). Another party leaving leaves the rest talking; when one party is left the
+//! call ends.
+
+use super::control::{settled, Reply, Role};
+use super::{CallActor, Leg, LegState, Phase};
+use crate::events::{CallEventKind, ConferenceParty};
+use crate::ids::{CallId, LegId, UserId};
+use crate::model::{CallOutcome, Party};
+use crate::ports::{Body, Bridge, LegCommand, LegEventKind, MediaError, PartyInfo};
+use actix::prelude::*;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::control::{ControlError, HandOver, HandedLeg};
+
+/// How often a member's re-INVITE is tried again after 491 (glare with its own).
+const GLARE_RETRIES: u8 = 3;
+
+/// The live conference of a call.
+pub(super) struct Conference {
+    bridge: Box<dyn Bridge>,
+    host: UserId,
+    host_leg: LegId,
+    members: Vec<Member>,
+}
+
+struct Member {
+    leg: LegId,
+    party: PartyInfo,
+    state: MemberState,
+    glare: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemberState {
+    /// Our re-INVITE with the bridge's offer waits for its answer.
+    Offered,
+    /// The member re-INVITEd without an offer; our 200 carried one and the answer comes
+    /// in its ACK.
+    AwaitingAck,
+    /// Mixed.
+    Joined,
+}
+
+impl Conference {
+    fn member(&mut self, leg: LegId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.leg == leg)
+    }
+
+    pub(super) fn is_member(&self, leg: LegId) -> bool {
+        self.members.iter().any(|m| m.leg == leg)
+    }
+
+    pub(super) fn members(&self) -> impl Iterator<Item = LegId> + '_ {
+        self.members.iter().map(|m| m.leg)
+    }
+}
+
+impl CallActor {
+    /// The user's live leg in the conference, host's leg first.
+    pub(super) fn conference_role(&self, user: UserId) -> Option<Option<Role>> {
+        let c = self.conference.as_ref()?;
+        let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
+        let leg = std::iter::once(c.host_leg)
+            .chain(c.members())
+            .find(|l| c.is_member(*l) && mine(*l));
+        Some(leg.map(Role::Connected))
+    }
+
+    /// `ControlAction::Conference`: asks the call `with` for the user's other party;
+    /// answered once that party has joined and the re-INVITEs to the bridge are out.
+    pub(super) fn conference(
+        &mut self,
+        user: UserId,
+        role: Role,
+        with: CallId,
+        ctx: &mut Context<Self>,
+    ) -> Result<Reply, ControlError> {
+        let Role::Connected(mine) = role else {
+            return Err(ControlError::WrongState("the call is not answered"));
+        };
+        if with == self.setup.call {
+            return Err(ControlError::WrongState(
+                "a call cannot be conferenced with itself",
+            ));
+        }
+        let bridge = match &self.conference {
+            Some(c) if c.host != user => {
+                return Err(ControlError::WrongState(
+                    "only the host adds parties to the conference",
+                ))
+            }
+            Some(_) => None,
+            None => {
+                let other = self
+                    .peer_of(mine)
+                    .ok_or(ControlError::WrongState("the call is not answered"))?;
+                settled(self, [mine, other])?;
+                // The bridge first: without media there is no point in taking the
+                // other call's party.
+                let bridge = self
+                    .platform
+                    .config
+                    .media
+                    .open_bridge(self.setup.tenant, self.setup.call)
+                    .map_err(ControlError::Media)?;
+                Some(bridge)
+            }
+        };
+        let addr = self
+            .platform
+            .call(self.setup.tenant, with)
+            .ok_or(ControlError::NotFound)?;
+        let (reply, rx) = oneshot::channel();
+        self.joining = Some(with);
+        let ask = HandOver {
+            user,
+            into: self.setup.call,
+            events: ctx.address().recipient(),
+        };
+        addr.send(ask)
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                let res = res.unwrap_or(Err(ControlError::NotFound));
+                let _ = reply.send(act.conference_adopt(user, mine, with, res, bridge, ctx));
+            })
+            .spawn(ctx);
+        Ok(rx)
+    }
+
+    /// The other call handed its party over: it joins the conference (which starts now
+    /// when this was a two-party call).
+    fn conference_adopt(
+        &mut self,
+        user: UserId,
+        mine: LegId,
+        with: CallId,
+        res: Result<HandedLeg, ControlError>,
+        bridge: Option<Box<dyn Bridge>>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), ControlError> {
+        self.joining = None;
+        let stashed = std::mem::take(&mut self.stashed);
+        let replay = |ctx: &mut Context<Self>, stashed: Vec<crate::ports::LegEvent>| {
+            for ev in stashed {
+                ctx.notify(ev);
+            }
+        };
+        let h = match res {
+            Ok(h) => h,
+            Err(e) => {
+                if self.phase == Phase::Ended {
+                    ctx.stop();
+                }
+                replay(ctx, stashed);
+                return Err(e);
+            }
+        };
+        // The user's leg must still be here: the call may have ended, or the user hung
+        // up, while the other call handed over.
+        let live = self.phase == Phase::Answered
+            && match &self.conference {
+                Some(c) => c.is_member(mine),
+                None => self.peer_of(mine).is_some(),
+            };
+        if !live {
+            h.sip.do_send(LegCommand::Hangup { leg: h.leg });
+            if self.phase == Phase::Ended {
+                ctx.stop();
+            }
+            replay(ctx, stashed);
+            return Err(ControlError::NotFound);
+        }
+        let dir = self.platform.directory.current();
+        let ext = dir
+            .user(user)
+            .map(|u| u.extension.clone())
+            .unwrap_or_default();
+        self.decision.push(format!(
+            "{ext}: conference with {} of call {with}",
+            h.party.user
+        ));
+        let mut record = h.record;
+        record.role = Party::Callee;
+        record.ended_at = None;
+        self.legs.push(Leg {
+            state: LegState::Answered,
+            record,
+            incoming: h.incoming,
+            ringing_published: true,
+            user: h.user,
+            step: self.step,
+            sdp: h.sdp,
+            needs_ack: false,
+            sip: Some(h.sip),
+            device: h.device,
+            talk: false,
+        });
+        self.publish(CallEventKind::LegJoined {
+            leg: h.leg,
+            side: Party::Callee,
+            user: h.user,
+            device: h.device,
+            number: h.party.user.clone(),
+            from_call: with,
+        });
+        self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+
+        let mut invite = Vec::new();
+        if let Some(bridge) = bridge {
+            // A two-party call becomes a conference: both its legs go to the bridge too.
+            let other = self.peer_of(mine).expect("checked above");
+            let members = [mine, other]
+                .into_iter()
+                .map(|leg| Member {
+                    leg,
+                    party: self.party_of(leg),
+                    state: MemberState::Offered,
+                    glare: 0,
+                })
+                .collect();
+            self.conference = Some(Conference {
+                bridge,
+                host: user,
+                host_leg: mine,
+                members,
+            });
+            // The two-sided model is off: the members' events go to `on_member`.
+            self.anchor = None;
+            self.answered = None;
+            self.held_by = None;
+            invite.extend([mine, other]);
+        }
+        if let Some(c) = self.conference.as_mut() {
+            c.members.push(Member {
+                leg: h.leg,
+                party: h.party,
+                state: MemberState::Offered,
+                glare: 0,
+            });
+        }
+        invite.push(h.leg);
+        for leg in invite {
+            self.offer_bridge(leg, ctx);
+        }
+        self.publish_conference();
+        replay(ctx, stashed);
+        Ok(())
+    }
+
+    /// Who the party on `leg` is, as shown to the others.
+    pub(super) fn party_of(&self, leg: LegId) -> PartyInfo {
+        let dir = self.platform.directory.current();
+        match self.leg(leg).and_then(|l| l.user).and_then(|u| dir.user(u)) {
+            Some(u) => PartyInfo {
+                user: u.extension.clone(),
+                display_name: Some(u.display_name.clone()),
+                domain: self.setup.caller.domain.clone(),
+            },
+            None if self.side_of(leg) == Party::Caller => self.caller_party.clone(),
+            None => self.callee_party_or_dialled(),
+        }
+    }
+
+    /// Sends `leg` a re-INVITE with the bridge's offer for it.
+    fn offer_bridge(&mut self, leg: LegId, ctx: &mut Context<Self>) {
+        let Some(c) = self.conference.as_mut() else {
+            return;
+        };
+        match c.bridge.offer(leg) {
+            Ok(body) => {
+                if let Some(m) = c.member(leg) {
+                    m.state = MemberState::Offered;
+                }
+                self.send(LegCommand::ReOffer {
+                    leg,
+                    body: Some(body),
+                });
+            }
+            Err(e) => {
+                warn!(call = %self.setup.call, %leg, error = %e, "no bridge port for a party");
+                self.member_leaves(leg, true, ctx);
+            }
+        }
+    }
+
+    fn publish_conference(&self) {
+        let Some(c) = &self.conference else { return };
+        let parties = c
+            .members
+            .iter()
+            .map(|m| {
+                let l = self.leg(m.leg);
+                ConferenceParty {
+                    leg: m.leg,
+                    user: l.and_then(|l| l.user),
+                    device: l.and_then(|l| l.device),
+                    number: m.party.user.clone(),
+                    name: m.party.display_name.clone(),
+                }
+            })
+            .collect();
+        self.publish(CallEventKind::Conference {
+            host: c.host,
+            parties,
+        });
+    }
+
+    /// An event of a leg while the call is a conference.
+    pub(super) fn on_member(&mut self, leg: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
+        let Some(state) = self
+            .conference
+            .as_mut()
+            .and_then(|c| c.member(leg))
+            .map(|m| m.state)
+        else {
+            // Not a member (a leg that lost a race long ago): the old rules.
+            return self.on_dialled(leg, kind, ctx);
+        };
+        match kind {
+            LegEventKind::ReAnswer { code, body } if state == MemberState::Offered => {
+                let ok = (200..300).contains(&code);
+                if let (Some(l), true) = (self.leg_mut(leg), ok) {
+                    l.needs_ack = true;
+                    if body.is_some() {
+                        l.sdp = body.clone();
+                    }
+                }
+                if ok {
+                    self.ack(leg, None);
+                    self.bridge_answer(leg, body, ctx);
+                } else if code == 491 {
+                    self.retry_after_glare(leg, ctx);
+                } else {
+                    warn!(call = %self.setup.call, %leg, code, "a party refused the conference");
+                    self.member_leaves(leg, true, ctx);
+                }
+            }
+            LegEventKind::ReAnswer { code, .. } => {
+                // An answer we did not wait for: a 2xx still needs its ACK.
+                if (200..300).contains(&code) {
+                    self.ack(leg, None);
+                }
+            }
+            LegEventKind::ReOffer { body } => self.member_reoffer(leg, state, body),
+            LegEventKind::Acked { body } => {
+                if state == MemberState::AwaitingAck {
+                    if let (Some(l), Some(_)) = (self.leg_mut(leg), &body) {
+                        l.sdp = body.clone();
+                    }
+                    self.bridge_answer(leg, body, ctx);
+                }
+            }
+            LegEventKind::Hangup | LegEventKind::Failed { .. } => {
+                self.member_leaves(leg, false, ctx);
+            }
+            LegEventKind::Progress { .. }
+            | LegEventKind::Answered { .. }
+            | LegEventKind::Redirected { .. }
+            | LegEventKind::Cancelled => {}
+        }
+    }
+
+    /// The member's answer to the bridge's offer: mixing for it starts.
+    fn bridge_answer(&mut self, leg: LegId, body: Option<Body>, ctx: &mut Context<Self>) {
+        let Some(c) = self.conference.as_mut() else {
+            return;
+        };
+        let res = match &body {
+            Some(sdp) => c.bridge.answer(leg, sdp),
+            None => Err(MediaError::BadSdp("no answer".into())),
+        };
+        match res {
+            Ok(()) => {
+                if let Some(m) = c.member(leg) {
+                    m.state = MemberState::Joined;
+                }
+            }
+            Err(e) => {
+                warn!(call = %self.setup.call, %leg, error = %e, "a party's answer is unusable");
+                self.member_leaves(leg, true, ctx);
+            }
+        }
+    }
+
+    /// 491: both sides re-INVITEd at once. Ours goes again after a while (RFC 3261
+    /// §14.1: 2.1–4 s for the owner of the Call-ID; a short fixed pause suffices here,
+    /// since the member's own re-INVITE is answered meanwhile).
+    fn retry_after_glare(&mut self, leg: LegId, ctx: &mut Context<Self>) {
+        let Some(m) = self.conference.as_mut().and_then(|c| c.member(leg)) else {
+            return;
+        };
+        m.glare += 1;
+        if m.glare > GLARE_RETRIES {
+            warn!(call = %self.setup.call, %leg, "re-INVITE glare persists: the party leaves");
+            self.member_leaves(leg, true, ctx);
+            return;
+        }
+        ctx.run_later(Duration::from_millis(1500), move |act, ctx| {
+            let offered = act
+                .conference
+                .as_mut()
+                .and_then(|c| c.member(leg))
+                .is_some_and(|m| m.state == MemberState::Offered);
+            if offered && act.phase == Phase::Answered {
+                act.offer_bridge(leg, ctx);
+            }
+        });
+    }
+
+    /// A member's own re-INVITE (hold, resume, a refresh): answered by tsps with the
+    /// bridge's description; the other members are not asked.
+    fn member_reoffer(&mut self, leg: LegId, state: MemberState, body: Option<Body>) {
+        let reply = |code: u16, body: Option<Body>| LegCommand::ReAnswer { leg, code, body };
+        if state != MemberState::Joined {
+            // One re-INVITE at a time per dialog (RFC 3261 §14.2).
+            self.send(reply(491, None));
+            return;
+        }
+        let Some(c) = self.conference.as_mut() else {
+            return;
+        };
+        match body {
+            Some(offer) => match c.bridge.reoffer(leg, &offer) {
+                Ok(answer) => {
+                    if let Some(l) = self.leg_mut(leg) {
+                        l.sdp = Some(offer);
+                    }
+                    self.send(reply(200, Some(answer)));
+                }
+                Err(e) => {
+                    warn!(call = %self.setup.call, %leg, error = %e, "a party's new offer is unusable");
+                    self.send(reply(488, None));
+                }
+            },
+            // An offerless re-INVITE: our offer goes in the 200, the answer in its ACK.
+            None => match c.bridge.offer(leg) {
+                Ok(offer) => {
+                    if let Some(m) = c.member(leg) {
+                        m.state = MemberState::AwaitingAck;
+                    }
+                    self.send(reply(200, Some(offer)));
+                }
+                Err(e) => {
+                    warn!(call = %self.setup.call, %leg, error = %e, "no bridge offer");
+                    self.send(reply(500, None));
+                }
+            },
+        }
+    }
+
+    /// `leg` leaves the conference (it hung up, or with `hang_up` tsps ends it). The
+    /// host leaving ends the conference; so does the last but one party leaving.
+    pub(super) fn member_leaves(&mut self, leg: LegId, hang_up: bool, ctx: &mut Context<Self>) {
+        let Some(c) = self.conference.as_mut() else {
+            return;
+        };
+        let Some(pos) = c.members.iter().position(|m| m.leg == leg) else {
+            return;
+        };
+        c.members.remove(pos);
+        c.bridge.remove(leg);
+        let host_left = c.host_leg == leg;
+        let remaining: Vec<LegId> = c.members().collect();
+        let now = self.platform.clock.now();
+        if hang_up {
+            self.hang_up(leg);
+        }
+        let user = self.leg_mut(leg).and_then(|l| {
+            l.state = LegState::Done;
+            l.record.ended_at = Some(now);
+            l.user
+        });
+        let by = self.side_of(leg);
+        if host_left || remaining.len() < 2 {
+            for other in remaining {
+                self.hang_up(other);
+            }
+            let by = if hang_up {
+                Some(Party::System)
+            } else {
+                Some(by)
+            };
+            self.finish(CallOutcome::Answered, by, ctx);
+            return;
+        }
+        self.publish(CallEventKind::LegEnded { leg, code: None });
+        self.set_user_phase(user, None);
+        self.publish_conference();
+    }
+
+    /// Release by a party: the host ends the conference for everyone, anyone else
+    /// leaves it.
+    pub(super) fn conference_release(&mut self, leg: LegId, ctx: &mut Context<Self>) {
+        let Some(c) = self.conference.as_ref() else {
+            return;
+        };
+        if c.host_leg == leg {
+            let by = self.side_of(leg);
+            let members: Vec<LegId> = c.members().collect();
+            for m in members {
+                self.hang_up(m);
+            }
+            self.finish(CallOutcome::Answered, Some(by), ctx);
+        } else {
+            self.member_leaves(leg, true, ctx);
+        }
+    }
+
+    /// Whatever stops the actor: every member is hung up.
+    pub(super) fn conference_hang_up_all(&mut self) {
+        let members: Vec<LegId> = self
+            .conference
+            .as_ref()
+            .map(|c| c.members().collect())
+            .unwrap_or_default();
+        for m in members {
+            self.hang_up(m);
+        }
+    }
+}
