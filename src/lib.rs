@@ -7,6 +7,7 @@
 //! - [`cluster`]: several nodes sharing one Redis (events, registrations).
 //! - [`store`]: sqlx repositories (PostgreSQL and the embedded SQLite default).
 //! - [`web`]: axum REST API under `/api/v1`.
+//! - [`media`]: conference bridges (RTP, G.711, the mix) behind the actors' Media port.
 //! - [`personal`]: personal mode, a tsps that registers upstream as its user's device.
 //! - [`server`]: starts everything for `tsps serve`.
 
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod contacts;
 pub mod features;
+pub mod media;
 pub mod metrics;
 pub mod persistence;
 pub mod personal;
