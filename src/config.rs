@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 pub const CONFIG_VERSION: u32 = 1;
@@ -46,6 +46,8 @@ pub struct Config {
     pub testing: TestingConfig,
     #[serde(default)]
     pub presence: PresenceConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
     /// Personal mode: absent on a platform (the usual case).
     #[serde(default)]
     pub personal: Option<PersonalConfig>,
@@ -87,6 +89,49 @@ impl Default for PresenceConfig {
             max_expires: default_presence_max_expires(),
             default_expires: default_presence_max_expires(),
             max_subscriptions_per_device: default_presence_per_device(),
+        }
+    }
+}
+
+/// The media engine (`[media]`): conference bridges' RTP. See docs/media.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Off: no bridge on this node (conferences are refused).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// IP written in SDP, where participants send audio. Default: `sip.public_host`
+    /// (or the address it defaults to) when that is an IP, else 127.0.0.1.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// IP the RTP sockets are bound to. Default: `address`.
+    #[serde(default)]
+    pub bind: Option<String>,
+    /// RTP port range, inclusive; even ports only, ports in use are skipped.
+    #[serde(default = "default_rtp_port_min")]
+    pub rtp_port_min: u16,
+    #[serde(default = "default_rtp_port_max")]
+    pub rtp_port_max: u16,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_rtp_port_min() -> u16 {
+    20000
+}
+fn default_rtp_port_max() -> u16 {
+    39999
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            address: None,
+            bind: None,
+            rtp_port_min: default_rtp_port_min(),
+            rtp_port_max: default_rtp_port_max(),
         }
     }
 }
@@ -423,6 +468,7 @@ impl Default for Config {
             log: LogConfig::default(),
             testing: TestingConfig::default(),
             presence: PresenceConfig::default(),
+            media: MediaConfig::default(),
             personal: None,
         }
     }
@@ -574,7 +620,69 @@ impl Config {
         if let Some(p) = &self.personal {
             p.validate()?;
         }
+        self.validate_media()?;
         Ok(self)
+    }
+
+    fn validate_media(&self) -> Result<(), ConfigError> {
+        let m = &self.media;
+        for (field, value) in [("media.address", &m.address), ("media.bind", &m.bind)] {
+            if let Some(v) = value {
+                if v.parse::<IpAddr>().is_err() {
+                    return Err(invalid(field, format!("not an IP address: {v:?}")));
+                }
+            }
+        }
+        // 0.0.0.0 in SDP means "on hold" to the phones (RFC 2543).
+        if m.address
+            .as_deref()
+            .is_some_and(|a| a.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()))
+        {
+            return Err(invalid(
+                "media.address",
+                "must be an address the phones can reach, not 0.0.0.0 or ::",
+            ));
+        }
+        let settings = self.media_settings();
+        if settings.address.is_ipv4() != settings.bind.is_ipv4() {
+            return Err(invalid(
+                "media.bind",
+                "must be of the same IP family as media.address",
+            ));
+        }
+        if m.rtp_port_min == 0 || m.rtp_port_min > m.rtp_port_max {
+            return Err(invalid(
+                "media.rtp_port_min",
+                "must be at least 1 and at most media.rtp_port_max",
+            ));
+        }
+        if m.rtp_port_min == m.rtp_port_max && m.rtp_port_min % 2 == 1 {
+            return Err(invalid("media.rtp_port_max", "the range has no even port"));
+        }
+        Ok(())
+    }
+
+    /// The media engine's settings: `media.address`, else `sip.public_host` when it is
+    /// an IP, else 127.0.0.1; `media.bind`, else the address.
+    pub fn media_settings(&self) -> crate::media::MediaSettings {
+        let m = &self.media;
+        let address = m
+            .address
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .or_else(|| self.sip_public_host().parse().ok())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let bind = m
+            .bind
+            .as_deref()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(address);
+        crate::media::MediaSettings {
+            address,
+            bind,
+            rtp_port_min: m.rtp_port_min,
+            rtp_port_max: m.rtp_port_max,
+        }
     }
 
     /// The host tsps writes into its own Via and Contact headers: `sip.public_host`,
@@ -680,6 +788,9 @@ mod tests {
         assert_eq!(c.http.secure_cookies, d.http.secure_cookies);
         assert_eq!(c.http.session_idle_secs, d.http.session_idle_secs);
         assert_eq!(c.http.session_lifetime_secs, d.http.session_lifetime_secs);
+        assert_eq!(c.media.enabled, d.media.enabled);
+        assert_eq!(c.media.rtp_port_min, d.media.rtp_port_min);
+        assert_eq!(c.media.rtp_port_max, d.media.rtp_port_max);
     }
 
     #[test]
@@ -775,6 +886,47 @@ mod tests {
         assert!(e.to_string().contains("redis.url"), "{e}");
         let e = Config::load(None, &env(&[("TSPS_REDIS__PREFIX", "a b")])).unwrap_err();
         assert!(e.to_string().contains("redis.prefix"), "{e}");
+    }
+
+    #[test]
+    fn media_settings() {
+        let c = Config::load(None, &env(&[("TSPS_SIP__UDP_LISTEN", "127.0.0.1:5999")])).unwrap();
+        assert!(c.media.enabled);
+        let m = c.media_settings();
+        assert_eq!(m.address.to_string(), "127.0.0.1");
+        assert_eq!(m.bind, m.address);
+        assert_eq!((m.rtp_port_min, m.rtp_port_max), (20000, 39999));
+        // A public host that is a name: the loopback address.
+        let c = Config::load(None, &env(&[("TSPS_SIP__PUBLIC_HOST", "sip.example.net")])).unwrap();
+        assert_eq!(c.media_settings().address.to_string(), "127.0.0.1");
+        let c = Config::load(
+            None,
+            &env(&[
+                ("TSPS_SIP__PUBLIC_HOST", "192.0.2.1"),
+                ("TSPS_MEDIA__BIND", "0.0.0.0"),
+                ("TSPS_MEDIA__RTP_PORT_MIN", "30000"),
+                ("TSPS_MEDIA__RTP_PORT_MAX", "30100"),
+                ("TSPS_MEDIA__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        let m = c.media_settings();
+        assert_eq!(m.address.to_string(), "192.0.2.1");
+        assert_eq!(m.bind.to_string(), "0.0.0.0");
+        assert_eq!((m.rtp_port_min, m.rtp_port_max), (30000, 30100));
+        assert!(!c.media.enabled);
+        let c = Config::load(None, &env(&[("TSPS_MEDIA__ADDRESS", "198.51.100.7")])).unwrap();
+        assert_eq!(c.media_settings().address.to_string(), "198.51.100.7");
+        for (k, v) in [
+            ("TSPS_MEDIA__ADDRESS", "media.example.net"),
+            ("TSPS_MEDIA__ADDRESS", "0.0.0.0"),
+            ("TSPS_MEDIA__BIND", "::"),
+            ("TSPS_MEDIA__RTP_PORT_MIN", "0"),
+            ("TSPS_MEDIA__RTP_PORT_MIN", "40000"),
+        ] {
+            let e = Config::load(None, &env(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains("media."), "{k}={v}: {e}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! counters (no tenant labels: tenants are walls, and the endpoint is the operator's).
 
 use crate::cluster::ClusterStats;
+use crate::media::MediaStats;
 use crate::push::Hub;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,6 +34,17 @@ pub struct NodeMetrics {
     push_total: IntCounterVec,
     /// With Redis (several nodes): the bridge's link state and what it dropped.
     redis: Option<RedisMetrics>,
+    /// With the media engine: conference bridges and their RTP.
+    media: Option<MediaMetrics>,
+}
+
+struct MediaMetrics {
+    stats: Arc<MediaStats>,
+    bridges: IntGauge,
+    participants: IntGauge,
+    received: IntCounter,
+    sent: IntCounter,
+    dropped: IntCounter,
 }
 
 struct RedisMetrics {
@@ -81,7 +93,49 @@ impl NodeMetrics {
             streams,
             push_total,
             redis: None,
+            media: None,
         }
+    }
+
+    /// Adds the metrics of the media engine (conference bridges).
+    pub fn with_media(mut self, stats: Arc<MediaStats>) -> Self {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let m = MediaMetrics {
+            stats,
+            bridges: gauge(
+                "tsps_media_bridges",
+                "Conference bridges open on this node.",
+            ),
+            participants: gauge(
+                "tsps_media_participants",
+                "Participants (RTP ports) on this node's conference bridges.",
+            ),
+            received: counter(
+                "tsps_media_packets_received_total",
+                "Datagrams received on conference bridge ports.",
+            ),
+            sent: counter(
+                "tsps_media_packets_sent_total",
+                "RTP packets of the conference mix sent.",
+            ),
+            dropped: counter(
+                "tsps_media_packets_dropped_total",
+                "RTP packets dropped: malformed, unknown payload type, a participant's \
+                 buffer over 200 ms, or refused by the socket.",
+            ),
+        };
+        for c in [
+            Box::new(m.bridges.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.participants.clone()),
+            Box::new(m.received.clone()),
+            Box::new(m.sent.clone()),
+            Box::new(m.dropped.clone()),
+        ] {
+            self.registry.register(c).expect("unique metric");
+        }
+        self.media = Some(m);
+        self
     }
 
     /// Adds the metrics of the Redis bridge (a node of a cluster).
@@ -129,6 +183,18 @@ impl MetricsSource for NodeMetrics {
             r.up.set(r.stats.up.load(Relaxed));
             let dropped = r.stats.dropped.load(Relaxed);
             r.dropped.inc_by(dropped.saturating_sub(r.dropped.get()));
+        }
+        if let Some(m) = &self.media {
+            m.bridges.set(m.stats.bridges.load(Relaxed));
+            m.participants.set(m.stats.participants.load(Relaxed));
+            for (counter, value) in [
+                (&m.received, &m.stats.packets_received),
+                (&m.sent, &m.stats.packets_sent),
+                (&m.dropped, &m.stats.packets_dropped),
+            ] {
+                let value = value.load(Relaxed);
+                counter.inc_by(value.saturating_sub(counter.get()));
+            }
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {

@@ -8,7 +8,7 @@ use crate::store::SharedDirectory;
 use crate::transport::Transports;
 use actix::prelude::*;
 use anyhow::Context as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +94,7 @@ pub struct Running {
     pub directory: SharedDirectory,
     cancel: CancellationToken,
     arbiters: Vec<Arbiter>,
+    media: Option<crate::media::MediaEngine>,
     writer: tokio::task::JoinHandle<()>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -110,6 +111,10 @@ impl Running {
         }
         for t in self.tasks {
             let _ = t.await;
+        }
+        // The call actors (and their bridges) are gone; stop what is left and wait.
+        if let Some(media) = &self.media {
+            let _ = tokio::time::timeout(Duration::from_secs(5), media.shutdown()).await;
         }
         // The platform holds the writer's sender; once it is gone the writer drains.
         drop(self.platform);
@@ -179,6 +184,11 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     } else {
         Arc::new(SystemClock)
     };
+    let media_engine = start_media(&config);
+    let media: Arc<dyn tsps_actors::ports::Media> = match &media_engine {
+        Some(engine) => Arc::new(engine.clone()),
+        None => Arc::new(tsps_actors::ports::NoMedia),
+    };
     let platform = Platform::new(
         arbiters.iter().map(|a| a.handle()).collect(),
         Arc::new(directory.clone()),
@@ -189,7 +199,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         PlatformConfig {
             ring_timeout: Duration::from_secs(config.sip.ring_timeout_secs),
             upstream_tenant: personal.as_ref().map(|p| p.tenant),
-            media: Arc::new(tsps_actors::ports::NoMedia),
+            media,
         },
     );
     platform.sync(&directory.get(), restored);
@@ -330,6 +340,9 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         directory: directory.clone(),
     });
     let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone());
+    if let Some(engine) = &media_engine {
+        metrics = metrics.with_media(engine.stats());
+    }
     let notify = match cluster {
         Some(c) => {
             metrics = metrics.with_cluster(c.stats());
@@ -391,9 +404,35 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         directory,
         cancel,
         arbiters,
+        media: media_engine,
         writer,
         tasks,
     })
+}
+
+/// The conference bridges' engine, on this (the I/O) runtime; None when disabled.
+fn start_media(config: &Config) -> Option<crate::media::MediaEngine> {
+    if !config.media.enabled {
+        info!("media.enabled is off: no conference bridges on this node");
+        return None;
+    }
+    let settings = config.media_settings();
+    if config.media.address.is_none() && config.sip_public_host().parse::<IpAddr>().is_err() {
+        tracing::warn!(
+            address = %settings.address,
+            "sip.public_host is a name: set media.address to an IP the phones can reach"
+        );
+    }
+    info!(
+        address = %settings.address,
+        bind = %settings.bind,
+        ports = %format_args!("{}-{}", settings.rtp_port_min, settings.rtp_port_max),
+        "media engine ready"
+    );
+    Some(crate::media::MediaEngine::new(
+        settings,
+        tokio::runtime::Handle::current(),
+    ))
 }
 
 pub async fn provision_apply(config: &Config, file: &Path) -> anyhow::Result<()> {
