@@ -8,7 +8,7 @@
 //! cancellation token, so removing one never disturbs the others.
 
 use super::g711::Codec;
-use super::mixer::{Flow, Mixer, FRAME};
+use super::mixer::{Flow, Frame, Mixer, FRAME};
 use super::rtp::{RtpError, RtpPacket, RtpSender};
 use super::sdp::{self, Origin, PeerMedia, SdpError};
 use super::Engine;
@@ -358,11 +358,12 @@ async fn mix(shared: Arc<Mutex<Shared>>, engine: Arc<Engine>, cancel: Cancellati
         {
             let mut s = lock(&shared);
             let Shared { mixer, outputs } = &mut *s;
-            for (leg, frame) in mixer.tick() {
-                let Some(out) = outputs.get_mut(&leg) else {
-                    continue;
-                };
-                let (Some(dest), Some(codec)) = (out.destination(), out.codec) else {
+            let mut frames: HashMap<LegId, Frame> = mixer.tick().into_iter().collect();
+            for (leg, out) in outputs.iter_mut() {
+                let (Some(frame), Some(dest), Some(codec)) =
+                    (frames.remove(leg), out.destination(), out.codec)
+                else {
+                    out.sender.skip(FRAME as u32);
                     continue;
                 };
                 payload.clear();

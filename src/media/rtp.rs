@@ -132,6 +132,14 @@ impl RtpSender {
         Self::new(rand::random(), rand::random(), rand::random())
     }
 
+    /// `samples` pass without a packet (the participant is on hold, or not yet
+    /// answered): the timestamp keeps pace with the clock, and the next packet starts a
+    /// new talkspurt (marker, RFC 3551 §4.1).
+    pub fn skip(&mut self, samples: u32) {
+        self.timestamp = self.timestamp.wrapping_add(samples);
+        self.first = true;
+    }
+
     /// The next packet carrying `payload` (`samples` long at 8 kHz).
     pub fn packet(&mut self, payload_type: u8, payload: &[u8], samples: u32) -> Vec<u8> {
         let header = RtpHeader {
@@ -238,6 +246,14 @@ mod tests {
         assert_eq!(b.header.timestamp, a.header.timestamp.wrapping_add(160));
         assert_eq!((a.header.ssrc, b.header.payload_type), (99, 0));
         assert_eq!(b.payload.len(), 160);
+        // 40 ms on hold: same sequence, the clock moved on, a new talkspurt.
+        s.skip(320);
+        let c = RtpPacket::parse(&s.packet(0, &[0xFF; 160], 160))
+            .unwrap()
+            .header;
+        assert!(c.marker);
+        assert_eq!(c.sequence, 1);
+        assert_eq!(c.timestamp, b.header.timestamp.wrapping_add(160 + 320));
     }
 
     proptest! {
