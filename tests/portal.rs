@@ -12,10 +12,10 @@
 
 mod common;
 
-use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
+use common::{free_port, register, Sipp, SippHandle, SippRun, Tsps, DEVICE_IP};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -918,4 +918,99 @@ fn after_a_dropped_stream_and_a_reload_the_browser_shows_the_call_as_it_is() {
         .join()
         .assert_success("Alice's phone: BYE at the release");
     bob.join().assert_success("Bob's phone: held, resumed, BYE");
+}
+
+/// The SIP requests `phone` received, each as its whole text (from SIPp's message log).
+fn received_requests(phone: &str, method: &str) -> Vec<String> {
+    phone
+        .split("-----------------------------------------------")
+        .filter_map(|chunk| {
+            let (head, message) = chunk.split_once("\n\n")?;
+            head.contains("message received")
+                .then(|| message.trim_start().to_string())
+        })
+        .filter(|m| m.starts_with(&format!("{method} sip:")))
+        .collect()
+}
+
+fn call_id_of(message: &str) -> String {
+    message
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            (name.eq_ignore_ascii_case("call-id") || name == "i").then(|| value.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A party of the conference: a re-INVITE (an INVITE in the call's dialog after the
+/// first) with the bridge's offer, then a BYE on that call.
+fn assert_bridged_then_bye(run: &SippRun, who: &str) {
+    let log = run.messages();
+    let invites = received_requests(&log, "INVITE");
+    let first = invites
+        .first()
+        .unwrap_or_else(|| panic!("{who}: no INVITE:\n{}", run.report()));
+    let call = call_id_of(first);
+    assert!(
+        invites[1..]
+            .iter()
+            .any(|m| call_id_of(m) == call && m.contains("RTP/AVP 0 8")),
+        "{who}: no re-INVITE with the bridge's offer (RTP/AVP 0 8):\n{}",
+        run.report()
+    );
+    let byes = received_requests(&log, "BYE");
+    assert!(
+        byes.iter().any(|m| call_id_of(m) == call),
+        "{who}: no BYE at the end:\n{}",
+        run.report()
+    );
+}
+
+#[test]
+fn conference_of_two_calls_from_the_browser() {
+    let portal = Portal::start();
+    let mut browser = Browser::start(
+        "conference",
+        "conference.mjs",
+        portal.env(DOMAIN, "alice", "portal-alice-1"),
+    );
+    browser.wait_event("ready");
+    // Alice's phone takes both click-to-dials from her dial pad; Bob is held, then the
+    // two calls become one conference on tsps's bridge.
+    let phone = portal.phone(
+        "1001",
+        Sipp::uas("portal_conf_host.xml")
+            .key("answer_after_ms", "300")
+            .calls(2),
+    );
+    let mut bob = portal.phone("1002", Sipp::uas("portal_conf_held.xml"));
+    let mut carol = portal.phone("1003", Sipp::uas("portal_conf_party.xml"));
+    browser.send(json!({"cmd": "phones_ready"}));
+    browser.wait_event("conferenced");
+    saw(&mut bob, "RTP/AVP 0 8", "Bob's phone once conferenced");
+    saw(&mut carol, "RTP/AVP 0 8", "Carol's phone once conferenced");
+    browser.send(json!({"cmd": "end"}));
+    browser.wait_event("ended");
+    let result = browser.finish();
+    assert_screenshots(&result, 4);
+
+    let phone = phone.join();
+    phone.assert_success("Alice's phone: two calls, the bridge's re-INVITE on one, a BYE on each");
+    let byes: BTreeSet<String> = received_requests(&phone.messages(), "BYE")
+        .iter()
+        .map(|m| call_id_of(m))
+        .collect();
+    assert_eq!(
+        byes.len(),
+        2,
+        "a BYE on each of Alice's calls:\n{}",
+        phone.report()
+    );
+    let bob = bob.join();
+    bob.assert_success("Bob: answered, held, re-INVITEd to the bridge, BYE");
+    assert_bridged_then_bye(&bob, "Bob");
+    let carol = carol.join();
+    carol.assert_success("Carol: answered, re-INVITEd to the bridge, BYE");
+    assert_bridged_then_bye(&carol, "Carol");
 }

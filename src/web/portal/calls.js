@@ -11,6 +11,7 @@ export const ACTION_LABEL = {
   hold: 'Hold',
   resume: 'Resume',
   transfer: 'Transfer',
+  conference: 'Conference',
   release: 'Hang up',
 };
 
@@ -18,8 +19,9 @@ export const ACTION_LABEL = {
 export const NEEDS_TARGET = new Set(['forward', 'transfer']);
 
 /**
- * Runs `action` on `line`; `arg` is the device id (answer), the target text, or for a
- * consultative transfer `{replacesCall: <the user's other call>}`.
+ * Runs `action` on `line`; `arg` is the device id (answer), the target text, for a
+ * consultative transfer `{replacesCall: <the user's other call>}`, or for a conference
+ * `{with: <the user's other connected line>}`.
  */
 export function command(ctx, line, action, arg) {
   const u = ctx.user;
@@ -41,6 +43,10 @@ export function command(ctx, line, action, arg) {
         return api('POST', userPath(u, `/calls/${id}/transfer`), { replaces_call: arg.replacesCall });
       }
       return api('POST', userPath(u, `/calls/${id}/transfer`), { target: String(arg || '').trim() });
+    case 'conference': {
+      const { call, with: other } = conferencePair(line, arg && arg.with);
+      return api('POST', userPath(u, `/calls/${encodeURIComponent(call)}/conference`), { with: other });
+    }
     case 'hold':
     case 'resume':
     case 'release':
@@ -48,6 +54,48 @@ export function command(ctx, line, action, arg) {
     default:
       return Promise.reject(new Error(`unknown action ${action}`));
   }
+}
+
+/**
+ * Which call a merge keeps: the one that already is a conference (the server refuses
+ * to merge a conference into a two-party call), else the line the user clicked.
+ * `other` is the other line or its call id.
+ */
+export function conferencePair(line, other) {
+  const otherId = other && typeof other === 'object' ? other.call_id : other;
+  const otherLine = other && typeof other === 'object' ? other : null;
+  if (otherLine && otherLine.conference && !line.conference) {
+    return { call: otherLine.call_id, with: line.call_id };
+  }
+  return { call: line.call_id, with: otherId };
+}
+
+/** The user's other lines this one may be merged with (both connected). */
+export function conferenceCandidates(ctx, line) {
+  return [...ctx.live.lines.values()].filter((o) => o.call_id !== line.call_id
+    && (o.state === 'active' || o.state === 'held')
+    && (o.allowed || []).includes('conference'));
+}
+
+/** "Bob, Carol": the other parties of a conference line. */
+export function conferenceParties(ctx, line) {
+  const parties = (line.conference && line.conference.parties) || [];
+  return parties.map((p) => peerName(ctx, p) || p.number || 'unknown').join(', ');
+}
+
+/** What a line is called: "Conference with Bob, Carol", else "Bob (1002)". */
+export function lineLabel(ctx, line) {
+  if (line.conference) {
+    const parties = conferenceParties(ctx, line);
+    return parties ? `Conference with ${parties}` : 'Conference';
+  }
+  return peerLabel(ctx, line.peer);
+}
+
+/** A button's text: release ends a conference for its host, leaves it for the others. */
+export function actionLabel(line, action) {
+  if (action === 'release' && line.conference) return line.conference.host ? 'End conference' : 'Leave';
+  return ACTION_LABEL[action] || action.replaceAll('_', ' ');
 }
 
 /** Click-to-dial: the chosen device rings first, then calls `destination`. */

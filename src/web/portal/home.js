@@ -9,7 +9,10 @@
 import { api, userPath, tenantPath } from './api.js';
 import { h, clear, field, announce, formatDuration, formatTime, since, icon, words } from './dom.js';
 import { fromUser } from './history.js';
-import { ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel, peerName } from './calls.js';
+import {
+  ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel, peerName,
+  conferenceCandidates, lineLabel, actionLabel,
+} from './calls.js';
 import { ChatBox } from './chat.js';
 
 const COUNTERPART = { hold: 'resume', resume: 'hold', answer: 'hold' };
@@ -100,10 +103,15 @@ export function renderHome(main, ctx) {
     li.dataset.direction = line.direction;
     const device = line.device_id && ctx.live.devices.get(line.device_id);
     const headingId = `line-${line.call_id}`;
+    const label = lineLabel(ctx, line);
+    const conf = line.conference;
+    if (conf) li.dataset.conference = conf.host ? 'host' : 'party';
+    else delete li.dataset.conference;
     li.setAttribute('aria-labelledby', headingId);
     li.append(
       h('div', { class: 'peer', id: headingId },
-        `${line.direction === 'in' ? 'From' : 'To'} ${peerLabel(ctx, line.peer)}`),
+        conf ? label : `${line.direction === 'in' ? 'From' : 'To'} ${label}`,
+        conf && conf.host ? h('span', { class: 'badge host', dataset: { host: 'true' } }, 'you host') : null),
       h('div', { class: 'meta' },
         h('span', { class: 'state' }, STATE_LABEL[line.state] || line.state),
         line.remote_held ? h('span', { class: 'badge', dataset: { remoteHeld: 'true' } }, 'held by other side') : null,
@@ -115,11 +123,12 @@ export function renderHome(main, ctx) {
           type: 'button',
           class: action === 'release' || action === 'reject' ? 'danger' : action === 'answer' ? 'good' : '',
           dataset: { action },
-          'aria-label': `${ACTION_LABEL[action] || action}: ${peerLabel(ctx, line.peer)}`,
+          'aria-label': `${actionLabel(line, action)}: ${label}`,
           onclick: () => onAction(line, action),
-        }, ACTION_LABEL[action] || words(action)))),
+        }, actionLabel(line, action)))),
     );
-    const partner = colleague(line);
+    // A conference has several parties: no chat with one of them beside it.
+    const partner = conf ? null : colleague(line);
     if (partner) {
       const chat = chats.get(line.call_id);
       const open = Boolean(chat && chat.open);
@@ -132,7 +141,7 @@ export function renderHome(main, ctx) {
       if (open) li.append(chat.box.el);
     }
     if (openForm && openForm.callId === line.call_id && (line.allowed || []).includes(openForm.action)) {
-      li.append(targetForm(line, openForm.action));
+      li.append(openForm.action === 'conference' ? conferenceForm(line) : targetForm(line, openForm.action));
     }
   }
 
@@ -243,6 +252,24 @@ export function renderHome(main, ctx) {
     return f;
   }
 
+  /** Several other connected lines: the user picks the one to merge with. */
+  function conferenceForm(line) {
+    const others = conferenceCandidates(ctx, line);
+    const f = h('div', {
+      class: 'inline-form', role: 'group', dataset: { form: 'conference' },
+      'aria-label': `Conference ${lineLabel(ctx, line)} with`,
+    },
+    h('span', { class: 'label-text' }, 'Conference with'),
+    others.map((o) => h('button', {
+      type: 'button',
+      dataset: { conferenceWith: o.call_id },
+      onclick: () => { openForm = null; run(line, 'conference', { with: o }); },
+    }, lineLabel(ctx, o))),
+    h('button', { type: 'button', class: 'secondary', onclick: () => { openForm = null; rebuild(line.call_id); } }, 'Cancel'));
+    queueMicrotask(() => { const first = f.querySelector('button'); if (first) first.focus(); });
+    return f;
+  }
+
   function rebuild(callId) {
     const known = cards.get(callId);
     if (known) known.json = null;
@@ -250,7 +277,18 @@ export function renderHome(main, ctx) {
   }
 
   function onAction(line, action) {
-    if (NEEDS_TARGET.has(action)) {
+    if (action === 'conference') {
+      const others = conferenceCandidates(ctx, line);
+      if (others.length === 1) {
+        run(line, action, { with: others[0] });
+        return;
+      }
+      if (others.length === 0) {
+        dialError.textContent = 'Conference: there is no other connected call to merge with.';
+        return;
+      }
+    }
+    if (NEEDS_TARGET.has(action) || action === 'conference') {
       openForm = { callId: line.call_id, action };
       rebuild(line.call_id);
       return;
@@ -259,12 +297,14 @@ export function renderHome(main, ctx) {
   }
 
   async function run(line, action, arg) {
+    const what = actionLabel(line, action);
+    dialError.textContent = '';
     try {
       await command(ctx, line, action, arg);
-      announce(`${ACTION_LABEL[action] || action}: ${peerLabel(ctx, line.peer)}`);
+      announce(`${what}: ${lineLabel(ctx, line)}`);
     } catch (e) {
-      announce(`${ACTION_LABEL[action] || action} failed: ${e.message}`);
-      dialError.textContent = `${ACTION_LABEL[action] || action} failed: ${e.message}`;
+      announce(`${what} failed: ${e.message}`);
+      dialError.textContent = `${what} failed: ${e.message}`;
     }
     rebuild(line.call_id);
   }
@@ -358,7 +398,7 @@ export function renderHome(main, ctx) {
         n += 1;
         coveredList.append(h('li', { class: 'line', dataset: { watchedCallId: line.call_id, state: line.state } },
           h('span', {}, h('strong', {}, who ? `${who.display_name} (${who.extension})` : 'A colleague'), ': ',
-            STATE_LABEL[line.state] || words(line.state), ' — ', peerLabel(ctx, line.peer))));
+            STATE_LABEL[line.state] || words(line.state), ' — ', lineLabel(ctx, line))));
       }
     }
     covered.hidden = n === 0;
