@@ -102,6 +102,13 @@ await scenario('conference', async (t) => {
   await lineAction(page, second, 'release');
   await page.waitForSelector(lineSel(second), { state: 'detached', timeout: WAIT_MS });
   t.check('End conference: the line is gone', (await page.$$('#lines li[data-call-id]')).length === 0);
+  // Recent calls follow without a reload: both calls (the merged one and the
+  // conference) are in the list once their records are written.
+  const recent = await page.waitForFunction(
+    () => document.querySelectorAll('#recent li:not(.muted)').length >= 2,
+    null, { timeout: WAIT_MS }).then(() => true, () => false);
+  t.check('recent calls show the two calls after the end', recent,
+    await page.$eval('#recent', (el) => el.textContent));
   await t.shot(page, 'ended');
   emit({ event: 'ended' });
 });

@@ -451,7 +451,16 @@ export function renderHome(main, ctx) {
     if (type === 'directory') renderMessages();
     if (!type || ['snapshot', 'watched', 'presence'].includes(type)) renderDirectory();
     if (!type || ['snapshot', 'watched', 'watched_line', 'watched_line_ended'].includes(type)) renderCovered();
+    // A call of the user ended: its record is written shortly after (a queued writer).
+    if (type === 'line_ended') {
+      clearTimeout(recentTimer);
+      recentTimer = setTimeout(loadRecent, 1000);
+    }
   };
+  let recentTimer = null;
+  const loadRecent = () => api('GET', userPath(ctx.user, '/calls/history?limit=5'))
+    .then((r) => renderRecent(Array.isArray(r) ? r : []))
+    .catch(() => renderRecent([]));
   ctx.live.addEventListener('change', onChange);
   onChange();
   const ticker = setInterval(() => {
@@ -470,9 +479,7 @@ export function renderHome(main, ctx) {
     });
   })
     .catch((e) => { clear(directoryList).append(h('li', { class: 'error' }, `Directory unavailable: ${e.message}`)); });
-  api('GET', userPath(ctx.user, '/calls/history?limit=5'))
-    .then((r) => renderRecent(Array.isArray(r) ? r : []))
-    .catch(() => renderRecent([]));
+  loadRecent();
   api('GET', tenantPath(ctx.user, '/settings')).then((s) => {
     if (s && s.notice) {
       clear(notice).append(h('h2', {}, 'Notice'), h('p', { class: 'notice' }, s.notice));
@@ -483,6 +490,7 @@ export function renderHome(main, ctx) {
   return () => {
     ctx.live.removeEventListener('change', onChange);
     clearInterval(ticker);
+    clearTimeout(recentTimer);
   };
 }
 
