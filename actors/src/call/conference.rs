@@ -98,6 +98,10 @@ impl CallActor {
                 "a call cannot be conferenced with itself",
             ));
         }
+        let addr = self
+            .platform
+            .call(self.setup.tenant, with)
+            .ok_or(ControlError::NotFound)?;
         let bridge = match &self.conference {
             Some(c) if c.host != user => {
                 return Err(ControlError::WrongState(
@@ -121,10 +125,6 @@ impl CallActor {
                 Some(bridge)
             }
         };
-        let addr = self
-            .platform
-            .call(self.setup.tenant, with)
-            .ok_or(ControlError::NotFound)?;
         let (reply, rx) = oneshot::channel();
         self.joining = Some(with);
         let ask = HandOver {

@@ -1989,6 +1989,18 @@ async fn without_a_bridge_nothing_is_touched() {
             .await,
         Err(ControlError::Media(crate::ports::MediaError::Unavailable))
     );
+    assert_eq!(
+        second
+            .control_now(
+                ALICE,
+                ControlAction::Conference {
+                    with: CallId::new()
+                }
+            )
+            .await,
+        Err(ControlError::NotFound),
+        "an unknown call is not found, bridge or not"
+    );
     // Both calls go on as they were.
     first.event(bob, LegEventKind::Hangup);
     assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
