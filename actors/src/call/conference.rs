@@ -98,16 +98,16 @@ impl CallActor {
                 "a call cannot be conferenced with itself",
             ));
         }
+        if self.conference.as_ref().is_some_and(|c| c.host != user) {
+            return Err(ControlError::WrongState(
+                "only the host adds parties to the conference",
+            ));
+        }
         let addr = self
             .platform
             .call(self.setup.tenant, with)
             .ok_or(ControlError::NotFound)?;
         let bridge = match &self.conference {
-            Some(c) if c.host != user => {
-                return Err(ControlError::WrongState(
-                    "only the host adds parties to the conference",
-                ))
-            }
             Some(_) => None,
             None => {
                 let other = self

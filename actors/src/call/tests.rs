@@ -1855,7 +1855,7 @@ async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
         ))
     );
     assert_eq!(
-        second.control_now(BOB, conference(CallId::new())).await,
+        second.control_now(BOB, conference(first.call_id())).await,
         Err(ControlError::WrongState(
             "only the host adds parties to the conference"
         ))
