@@ -188,6 +188,12 @@ impl Transaction {
         let mut out = Actions::default();
         let provisional = code < 200;
         let success = (200..300).contains(&code);
+        if !provisional {
+            // A client never sends its request again after a final response; the
+            // transaction lingers for its timers (up to 64*T1 for an INVITE's 2xx, T4
+            // for a NOTIFY) without its bytes.
+            self.last = None;
+        }
         match (self.kind, self.state) {
             (Kind::InviteClient, State::Calling | State::Proceeding) => {
                 if provisional {
@@ -373,6 +379,28 @@ mod tests {
     }
     fn b(s: &'static str) -> Bytes {
         Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn a_client_drops_its_request_at_the_final_response() {
+        for (kind, code) in [
+            (Kind::NonInviteClient, 200),
+            (Kind::NonInviteClient, 481),
+            (Kind::InviteClient, 200),
+            (Kind::InviteClient, 486),
+        ] {
+            let (mut tx, _) = Transaction::client(kind, b("REQUEST"), false);
+            tx.on_response(100, || b("ACK"));
+            assert!(tx.last.is_some(), "{kind:?}: kept while it may be resent");
+            tx.on_response(code, || b("ACK"));
+            assert!(tx.last.is_none(), "{kind:?} after {code}");
+            // Its timers in the lingering state resend nothing.
+            for t in [Timer::A, Timer::E] {
+                assert!(!acts(tx.on_timer(t))
+                    .iter()
+                    .any(|a| matches!(a, Action::Transmit(_))));
+            }
+        }
     }
 
     #[test]
