@@ -4,7 +4,11 @@
 use crate::cluster::ClusterStats;
 use crate::media::MediaStats;
 use crate::push::Hub;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use crate::sip::presence::stats::{package_label, Outcome, PACKAGES};
+use crate::sip::presence::PresenceStats;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tsps_actors::platform::Platform;
@@ -36,6 +40,87 @@ pub struct NodeMetrics {
     redis: Option<RedisMetrics>,
     /// With the media engine: conference bridges and their RTP.
     media: Option<MediaMetrics>,
+    /// The SIP notifier: subscriptions, NOTIFY and MESSAGE outcomes.
+    presence: Option<PresenceMetrics>,
+}
+
+struct PresenceMetrics {
+    stats: Arc<PresenceStats>,
+    subscriptions: IntGaugeVec,
+    notify: IntCounterVec,
+    folded: IntCounter,
+    messages: IntCounterVec,
+    rejected: IntCounterVec,
+}
+
+impl PresenceMetrics {
+    fn new(stats: Arc<PresenceStats>, registry: &Registry) -> Self {
+        let vec = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric")
+        };
+        let m = Self {
+            stats,
+            subscriptions: IntGaugeVec::new(
+                Opts::new(
+                    "tsps_presence_subscriptions",
+                    "Active SUBSCRIBE subscriptions held by this node's notifier.",
+                ),
+                &["package"],
+            )
+            .expect("valid metric"),
+            notify: vec(
+                "tsps_presence_notify_total",
+                "NOTIFYs of subscriptions by outcome: ok (2xx), error (another final \
+                 response; ends the subscription), timeout (no answer, Timer F).",
+                "result",
+            ),
+            folded: IntCounter::new(
+                "tsps_presence_notify_folded_total",
+                "Changes of a watched user folded into a later NOTIFY, because one was \
+                 still in flight to the watcher.",
+            )
+            .expect("valid metric"),
+            messages: vec(
+                "tsps_presence_messages_total",
+                "Instant MESSAGEs sent to phones (hook changes, users' messages) by \
+                 outcome: ok, error, timeout.",
+                "result",
+            ),
+            rejected: vec(
+                "tsps_presence_subscribe_rejected_total",
+                "SUBSCRIBEs refused, by response code (digest challenges not counted).",
+                "code",
+            ),
+        };
+        for c in [
+            Box::new(m.subscriptions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.notify.clone()),
+            Box::new(m.folded.clone()),
+            Box::new(m.messages.clone()),
+            Box::new(m.rejected.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        m
+    }
+
+    fn update(&self) {
+        let s = &self.stats;
+        for p in PACKAGES {
+            self.subscriptions
+                .with_label_values(&[package_label(p)])
+                .set(s.subscriptions(p));
+        }
+        let catch_up = |c: IntCounter, value: u64| c.inc_by(value.saturating_sub(c.get()));
+        for o in Outcome::ALL {
+            catch_up(self.notify.with_label_values(&[o.label()]), s.notifies(o));
+            catch_up(self.messages.with_label_values(&[o.label()]), s.messages(o));
+        }
+        catch_up(self.folded.clone(), s.folded_total());
+        for (code, n) in s.rejections() {
+            catch_up(self.rejected.with_label_values(&[&code.to_string()]), n);
+        }
+    }
 }
 
 struct MediaMetrics {
@@ -94,7 +179,14 @@ impl NodeMetrics {
             push_total,
             redis: None,
             media: None,
+            presence: None,
         }
+    }
+
+    /// Adds the metrics of the SIP notifier (presence subscriptions).
+    pub fn with_presence(mut self, stats: Arc<PresenceStats>) -> Self {
+        self.presence = Some(PresenceMetrics::new(stats, &self.registry));
+        self
     }
 
     /// Adds the metrics of the media engine (conference bridges).
@@ -196,10 +288,66 @@ impl MetricsSource for NodeMetrics {
                 counter.inc_by(value.saturating_sub(counter.get()));
             }
         }
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "cannot encode metrics");
+        if let Some(p) = &self.presence {
+            p.update();
         }
-        String::from_utf8(out).unwrap_or_default()
+        encode(&self.registry)
+    }
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut out) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsps_actors::presence::Package;
+
+    #[test]
+    fn presence_metrics_render_every_label_and_follow_the_counters() {
+        let stats = Arc::new(PresenceStats::default());
+        let registry = Registry::new();
+        let m = PresenceMetrics::new(stats.clone(), &registry);
+        m.update();
+        let text = encode(&registry);
+        for line in [
+            "tsps_presence_subscriptions{package=\"dialog\"} 0",
+            "tsps_presence_subscriptions{package=\"presence\"} 0",
+            "tsps_presence_notify_total{result=\"timeout\"} 0",
+            "tsps_presence_messages_total{result=\"error\"} 0",
+            "tsps_presence_notify_folded_total 0",
+            "tsps_presence_subscribe_rejected_total{code=\"489\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        stats.subscription_started(Package::Dialog);
+        stats.notify_ended(Outcome::Ok);
+        stats.notify_ended(Outcome::Ok);
+        stats.folded(3);
+        stats.message_ended(Outcome::Timeout);
+        stats.rejected(403);
+        m.update();
+        // A second scrape adds nothing: counters are caught up, not added again.
+        m.update();
+        let text = encode(&registry);
+        for line in [
+            "tsps_presence_subscriptions{package=\"dialog\"} 1",
+            "tsps_presence_notify_total{result=\"ok\"} 2",
+            "tsps_presence_notify_folded_total 3",
+            "tsps_presence_messages_total{result=\"timeout\"} 1",
+            "tsps_presence_subscribe_rejected_total{code=\"403\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        stats.subscription_ended(Package::Dialog);
+        m.update();
+        assert!(encode(&registry)
+            .lines()
+            .any(|l| l == "tsps_presence_subscriptions{package=\"dialog\"} 0"));
     }
 }

@@ -225,6 +225,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     if config.sip.public_host.is_none() {
         info!(%public_host, "sip.public_host not set: using this address in Via and Contact");
     }
+    let presence_stats = Arc::new(crate::sip::presence::PresenceStats::default());
     let ctx = Arc::new(SipContext {
         settings: SipSettings {
             public_host,
@@ -253,6 +254,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
+        presence_stats: presence_stats.clone(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
@@ -339,7 +341,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         platform: platform.clone(),
         directory: directory.clone(),
     });
-    let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone());
+    let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone())
+        .with_presence(presence_stats);
     if let Some(engine) = &media_engine {
         metrics = metrics.with_media(engine.stats());
     }

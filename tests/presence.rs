@@ -2,13 +2,14 @@
 //! `presence` (RFC 3856) packages of 1002 while SIPp phones call 1002; each NOTIFY body
 //! is checked inside the scenario (regexp actions with check_it), so a wrong body fails
 //! the scenario and the test. Also: refresh, unsubscribe, expiry with a short interval,
-//! 423 and 489, the tenant wall, and the instant messages a watcher asked for.
+//! 423 and 489, the tenant wall, and the instant messages a watcher asked for; the
+//! `tsps_presence_*` metrics along the way.
 
 mod common;
 
 use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tenant A with Alice (1001), Bob (1002) and Carol (1003); tenant B with its own
 /// 1003 (Dave), who must learn nothing about tenant A.
@@ -49,6 +50,52 @@ const FIRST_NOTIFY: Duration = Duration::from_secs(10);
 fn port() -> u16 {
     free_port(IpAddr::V4(DEVICE_IP), false)
 }
+
+/// The node's metrics (`/api/v1/metrics` with the operator token).
+fn metrics(tsps: &Tsps) -> String {
+    let url = format!("{}/api/v1/metrics", tsps.http_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(tsps.api_token())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    })
+}
+
+/// One sample's value (`name{labels}` exactly as rendered).
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Polls the metrics until `name` satisfies `ok` (the shards count as the answers
+/// arrive, a moment after the peer's scenario ends); returns the whole text.
+fn wait_metric(tsps: &Tsps, name: &str, ok: impl Fn(f64) -> bool, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics(tsps);
+        if sample(&text, name).is_some_and(&ok) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}: {name} in\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const DIALOG_SUBS: &str = "tsps_presence_subscriptions{package=\"dialog\"}";
+const PRESENCE_SUBS: &str = "tsps_presence_subscriptions{package=\"presence\"}";
+const NOTIFY_OK: &str = "tsps_presence_notify_total{result=\"ok\"}";
 
 /// Carol's device watching Bob (the digest uri is the Request-URI's user@domain).
 fn carol_watching_bob(scenario: &str) -> Sipp {
@@ -100,10 +147,20 @@ fn dialog_watcher_sees_the_call_ring_connect_and_end_then_refreshes_and_unsubscr
             .port(carol)
             .key("uri_params", ";transport=udp"),
     );
+    let text = wait_metric(&tsps, DIALOG_SUBS, |v| v == 1.0, "one dialog subscription");
+    assert_eq!(sample(&text, PRESENCE_SUBS), Some(0.0), "{text}");
     alice_calls_bob(&tsps, bob);
     let watcher = watcher.join();
     watcher
         .assert_success("dialog watcher: idle, early, confirmed, terminated; refresh; unsubscribe");
+    wait_metric(&tsps, DIALOG_SUBS, |v| v == 0.0, "unsubscribed");
+    // Initial, early, confirmed, terminated, after the refresh, the final one.
+    let text = wait_metric(&tsps, NOTIFY_OK, |v| v >= 6.0, "every NOTIFY answered 200");
+    for failed in ["error", "timeout"] {
+        let name = format!("tsps_presence_notify_total{{result=\"{failed}\"}}");
+        assert_eq!(sample(&text, &name), Some(0.0), "{text}");
+    }
+    assert!(!text.contains("a.test"), "no tenant in the labels: {text}");
     tsps.assert_alive();
 }
 
@@ -124,6 +181,16 @@ fn a_subscription_that_is_not_refreshed_expires_with_a_terminated_notify() {
     let tsps = Tsps::start(TENANTS, &[("TSPS_PRESENCE__MIN_EXPIRES", "2")]);
     tsps.sipp(carol_watching_bob("presence_expiry.xml"))
         .assert_success("423 below the minimum, refresh, then terminated;reason=timeout");
+    let text = wait_metric(&tsps, NOTIFY_OK, |v| v >= 3.0, "three NOTIFYs answered");
+    assert_eq!(sample(&text, DIALOG_SUBS), Some(0.0), "expired: {text}");
+    assert_eq!(
+        sample(
+            &text,
+            "tsps_presence_subscribe_rejected_total{code=\"423\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]
@@ -131,6 +198,15 @@ fn an_unknown_event_package_is_refused_with_489() {
     let tsps = Tsps::start(TENANTS, &[]);
     tsps.sipp(carol_watching_bob("presence_bad_event.xml"))
         .assert_success("489 Bad Event with Allow-Events");
+    let text = metrics(&tsps);
+    assert_eq!(
+        sample(
+            &text,
+            "tsps_presence_subscribe_rejected_total{code=\"489\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[test]
@@ -154,6 +230,11 @@ fn watchers_see_only_their_own_tenant() {
         .calling("1002");
     tsps.sipp(dave_own)
         .assert_success("tenant B's watcher: 1002 is not a user of tenant B");
+    let text = metrics(&tsps);
+    for code in ["403", "404"] {
+        let name = format!("tsps_presence_subscribe_rejected_total{{code=\"{code}\"}}");
+        assert_eq!(sample(&text, &name), Some(1.0), "{text}");
+    }
 }
 
 #[test]
@@ -175,6 +256,12 @@ fn a_watcher_who_asked_for_it_gets_instant_messages_on_hook_changes() {
         .assert_success("the watcher's NOTIFYs are as without instant messages");
     let inbox = inbox.join();
     inbox.assert_success("three instant messages, each answered 200");
+    wait_metric(
+        &tsps,
+        "tsps_presence_messages_total{result=\"ok\"}",
+        |v| v == 3.0,
+        "three MESSAGEs answered 200",
+    );
     let actions = inbox.actions();
     let order: Vec<usize> = ["is ringing", "is on the phone", "is available"]
         .iter()

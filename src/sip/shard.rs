@@ -55,6 +55,9 @@ pub struct SipContext {
     pub shards: std::sync::OnceLock<Vec<Addr<Shard>>>,
     /// Personal mode: the upstream tenant's registrar (None on a platform).
     pub upstream: Option<Upstream>,
+    /// The notifier's counters (subscriptions, NOTIFY and MESSAGE outcomes), for the
+    /// metrics.
+    pub presence_stats: Arc<super::presence::PresenceStats>,
 }
 
 impl SipContext {

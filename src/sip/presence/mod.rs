@@ -6,6 +6,7 @@
 //! told what.
 
 pub mod body;
+pub mod stats;
 pub mod subscription;
 
 use super::timer::TimerQueue;
@@ -15,6 +16,7 @@ use tsps_actors::model::{Tenant, User};
 use tsps_actors::presence::{Package, SubscriptionId};
 use tsps_actors::Directory;
 
+pub use stats::PresenceStats;
 pub use subscription::Subscription;
 
 /// The packages tsps serves, for `Allow-Events` (RFC 6665 §8.2.2).

@@ -109,6 +109,9 @@ pub struct Subscription {
     /// A change waits for the NOTIFY in flight.
     dirty: bool,
     latest: Option<Arc<WatchedState>>,
+    /// Changes (and refreshes) that went into a later NOTIFY instead of one of their
+    /// own, since the start (for the metrics).
+    folded: u64,
 }
 
 impl Subscription {
@@ -121,7 +124,13 @@ impl Subscription {
             outstanding: 0,
             dirty: false,
             latest: None,
+            folded: 0,
         }
+    }
+
+    /// How many changes were folded into a later NOTIFY so far.
+    pub fn folded(&self) -> u64 {
+        self.folded
     }
 
     /// Seconds left until expiry (for `Subscription-State: active;expires=`).
@@ -172,6 +181,7 @@ impl Subscription {
     fn active_notify(&mut self, now: Instant, out: &mut Vec<Output>) {
         if self.outstanding > 0 {
             self.dirty = true;
+            self.folded += 1;
         } else {
             let expires = self.left(now);
             self.notify(SubState::Active { expires }, out);
@@ -331,6 +341,11 @@ mod tests {
         assert!(sub.handle(Instant::now(), up(3)).is_empty());
         // An older state that crossed is ignored.
         assert!(sub.handle(Instant::now(), up(2)).is_empty());
+        assert_eq!(
+            sub.folded(),
+            2,
+            "two changes wait, the stale one is not one"
+        );
         tokio::time::advance(Duration::from_secs(10)).await;
         let out = sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
         assert_eq!(
@@ -341,6 +356,7 @@ mod tests {
         sub.handle(Instant::now(), Input::NotifyAnswered { code: 200 });
         let out = sub.handle(Instant::now(), up(4));
         assert_eq!(notifies(&out), [(4, 2, SubState::Active { expires: 50 })]);
+        assert_eq!(sub.folded(), 2, "nothing in flight: a NOTIFY of its own");
     }
 
     #[tokio::test(start_paused = true)]

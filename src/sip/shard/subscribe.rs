@@ -6,6 +6,7 @@
 //! The decisions are sans-IO (`sip::presence`); this file only executes them.
 
 use super::*;
+use crate::sip::presence::stats::Outcome;
 use crate::sip::presence::subscription::{Input, Output, Phase, SubState};
 use crate::sip::presence::{
     accepts, authorize, body, content_type, grant, may_watch, package_of, wants_im, SubDialog,
@@ -33,14 +34,7 @@ impl Shard {
         ctx: &mut Context<Self>,
     ) {
         let Some((package, _)) = event_header(req).and_then(package_of) else {
-            let tag = build::token();
-            self.respond(
-                &key,
-                489,
-                Some(&tag),
-                &[("Allow-Events", ALLOW_EVENTS)],
-                None,
-            );
+            self.refuse_subscribe(&key, 489, false, &[("Allow-Events", ALLOW_EVENTS)]);
             return;
         };
         let to_tag = h::first(&req.headers, "To").and_then(|t| h::param(t, "tag"));
@@ -49,6 +43,20 @@ impl Shard {
         } else {
             self.on_new_subscribe(req, peer, key, package, ctx);
         }
+    }
+
+    /// Refuses a SUBSCRIBE (counted by code): out of dialog with a fresh To tag, in
+    /// dialog with the subscription's.
+    fn refuse_subscribe(
+        &mut self,
+        key: &TxKey,
+        code: u16,
+        in_dialog: bool,
+        extra: &[(&str, &str)],
+    ) {
+        self.ctx.presence_stats.rejected(code);
+        let tag = (!in_dialog).then(build::token);
+        self.respond(key, code, tag.as_deref(), extra, None);
     }
 
     fn requested_expires(req: &Request) -> Option<u32> {
@@ -65,21 +73,14 @@ impl Shard {
     ) {
         let accept = h::all(&req.headers, "Accept");
         if !accepts(&accept, package) {
-            let tag = build::token();
-            self.respond(
-                &key,
-                406,
-                Some(&tag),
-                &[("Accept", content_type(package))],
-                None,
-            );
+            self.refuse_subscribe(&key, 406, false, &[("Accept", content_type(package))]);
             return;
         }
         let granted = match grant(Self::requested_expires(req), &self.ctx.settings.presence) {
             Ok(g) => g,
             Err(min) => {
-                let (tag, min) = (build::token(), min.to_string());
-                self.respond(&key, 423, Some(&tag), &[("Min-Expires", &min)], None);
+                let min = min.to_string();
+                self.refuse_subscribe(&key, 423, false, &[("Min-Expires", &min)]);
                 return;
             }
         };
@@ -87,14 +88,14 @@ impl Shard {
         let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
         let dir = self.ctx.directory.get();
         let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
-            self.refuse(&key, 403);
+            self.refuse_subscribe(&key, 403, false, &[]);
             return;
         };
         let Some(device) = self.authenticate(req, &key, &tenant.domain, tenant.id, true) else {
             return;
         };
         let Some(watcher) = dir.user(device.user_id).cloned() else {
-            self.refuse(&key, 403);
+            self.refuse_subscribe(&key, 403, false, &[]);
             return;
         };
         let target = req.uri.to_string();
@@ -102,7 +103,7 @@ impl Shard {
             Ok(u) => u.clone(),
             Err(r) => {
                 debug!(watcher = %watcher.id, %target, code = r.code(), "subscription refused");
-                self.refuse(&key, r.code());
+                self.refuse_subscribe(&key, r.code(), false, &[]);
                 return;
             }
         };
@@ -110,7 +111,7 @@ impl Shard {
             h::first(&req.headers, "Contact"),
             h::param(&from, "tag").map(str::to_string),
         ) else {
-            self.refuse(&key, 400);
+            self.refuse_subscribe(&key, 400, false, &[]);
             return;
         };
         let event = match package_of(event_header(req).unwrap_or("")) {
@@ -199,13 +200,12 @@ impl Shard {
             }
             Ok(Err(e)) => {
                 info!(sub = %id, error = %e, "subscription refused");
-                self.refuse(&key, 403);
+                self.refuse_subscribe(&key, 403, false, &[]);
                 self.sub_input(id, Input::Refused);
             }
             Err(e) => {
                 warn!(sub = %id, error = %e, "presence actor unavailable for SUBSCRIBE");
-                let tag = build::token();
-                self.respond(&key, 500, Some(&tag), &[("Retry-After", "5")], None);
+                self.refuse_subscribe(&key, 500, false, &[("Retry-After", "5")]);
                 self.sub_input(id, Input::Refused);
             }
         }
@@ -218,7 +218,7 @@ impl Shard {
             .and_then(|t| h::param(t, "tag"))
             .unwrap_or("");
         let Some(id) = self.subscriptions.of_dialog(call_id, to_tag) else {
-            self.respond(&key, 481, None, &[], None);
+            self.refuse_subscribe(&key, 481, true, &[]);
             return;
         };
         let cseq = h::first(&req.headers, "CSeq")
@@ -230,23 +230,23 @@ impl Shard {
             return;
         };
         if entry.machine.phase != Phase::Active {
-            self.respond(&key, 481, None, &[], None);
+            self.refuse_subscribe(&key, 481, true, &[]);
             return;
         }
         if cseq <= entry.dialog.remote_cseq {
-            self.respond(&key, 500, None, &[("Retry-After", "1")], None);
+            self.refuse_subscribe(&key, 500, true, &[("Retry-After", "1")]);
             return;
         }
         entry.dialog.remote_cseq = cseq;
         if entry.machine.package != package {
-            self.respond(&key, 489, None, &[("Allow-Events", ALLOW_EVENTS)], None);
+            self.refuse_subscribe(&key, 489, true, &[("Allow-Events", ALLOW_EVENTS)]);
             return;
         }
         let granted = match granted {
             Ok(g) => g,
             Err(min) => {
                 let min = min.to_string();
-                self.respond(&key, 423, None, &[("Min-Expires", &min)], None);
+                self.refuse_subscribe(&key, 423, true, &[("Min-Expires", &min)]);
                 return;
             }
         };
@@ -260,7 +260,7 @@ impl Shard {
                 .is_some_and(|(watcher, watched)| may_watch(&dir, watcher, watched));
         if !allowed {
             debug!(sub = %id, "refresh of a subscription no longer allowed");
-            self.respond(&key, 403, None, &[], None);
+            self.refuse_subscribe(&key, 403, true, &[]);
             self.sub_input(id, Input::Revoke);
             return;
         }
@@ -291,7 +291,16 @@ impl Shard {
         let Some(entry) = self.subscriptions.subs.get_mut(&id) else {
             return;
         };
+        let (was, folded) = (entry.machine.phase, entry.machine.folded());
         let outputs = entry.machine.handle(Instant::now(), input);
+        let (m, stats) = (&entry.machine, &self.ctx.presence_stats);
+        // The gauge counts active subscriptions: granted, not ended.
+        match (was == Phase::Active, m.phase == Phase::Active) {
+            (false, true) => stats.subscription_started(m.package),
+            (true, false) => stats.subscription_ended(m.package),
+            _ => {}
+        }
+        stats.folded(m.folded() - folded);
         for out in outputs {
             match out {
                 Output::Notify {
@@ -456,12 +465,16 @@ impl Shard {
     pub(super) fn on_uac_response(&mut self, key: &TxKey, code: u16) {
         match key.method {
             Method::Notify => {
+                self.ctx.presence_stats.notify_ended(Outcome::of(code));
                 if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
                     self.sub_input(id, Input::NotifyAnswered { code });
                 }
             }
-            Method::Message if code >= 300 => {
-                debug!(code, "instant message refused by the watcher");
+            Method::Message => {
+                self.ctx.presence_stats.message_ended(Outcome::of(code));
+                if code >= 300 {
+                    debug!(code, "instant message refused by the watcher");
+                }
             }
             _ => {}
         }
@@ -469,10 +482,15 @@ impl Shard {
 
     /// A request of ours that belongs to no leg got no final response (Timer F).
     pub(super) fn on_uac_timeout(&mut self, key: &TxKey) {
-        if key.method == Method::Notify {
-            if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
-                self.sub_input(id, Input::NotifyTimedOut);
+        match key.method {
+            Method::Notify => {
+                self.ctx.presence_stats.notify_ended(Outcome::Timeout);
+                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                    self.sub_input(id, Input::NotifyTimedOut);
+                }
             }
+            Method::Message => self.ctx.presence_stats.message_ended(Outcome::Timeout),
+            _ => {}
         }
     }
 
