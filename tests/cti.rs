@@ -651,3 +651,55 @@ fn revoked_and_expired_tokens_are_refused() {
     let listed = admin.ok(Method::GET, &format!("{}/api-tokens", pbx.tenant_a()), None);
     assert_eq!(listed[0]["name"], "trial", "{listed}");
 }
+
+/// Within this a revoked token's streams end on the node that revoked it (a local
+/// signal, not the 30 s re-check: without it they would stay open).
+const ENDS: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_revoked_token_ends_the_event_streams_it_opened() {
+    let pbx = Pbx::start();
+    let admin = pbx.admin();
+    let (created, cti) = pbx.crm(&admin);
+    let sse_url = pbx.events_url("1001").replace("/events/ws", "/events/sse");
+    let mut ws = pbx.events(&cti, "1001");
+    let mut sse = EventsClient::connect(Kind::Sse, &sse_url, token(&cti), None);
+    assert_eq!(sse.next(WAIT)["type"], "snapshot");
+    // Another integration's stream of the same user.
+    let console = pbx.create_token(&admin, json!({"name": "console"}));
+    let console = console["token"].as_str().unwrap();
+    let mut kept = EventsClient::connect(Kind::Sse, &sse_url, console, None);
+    assert_eq!(kept.next(WAIT)["type"], "snapshot");
+
+    let id = created["id"].as_str().unwrap();
+    let (code, body) = admin.call(
+        Method::DELETE,
+        &format!("{}/api-tokens/{id}", pbx.tenant_a()),
+        None,
+    );
+    assert_eq!(code, 204, "{body}");
+    // The WebSocket is closed with 4401, the SSE response ends.
+    assert_eq!(ws.wait_ended(ENDS), "close 4401 credentials revoked");
+    assert_eq!(sse.wait_ended(ENDS), "end");
+    // Reconnecting is refused, as any request with the token.
+    for (kind, url) in [
+        (Kind::WebSocket, pbx.events_url("1001")),
+        (Kind::Sse, sse_url.clone()),
+    ] {
+        let refused = EventsClient::try_connect(kind, &url, token(&cti), None, &[]);
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("401")),
+            "{url}: {:?}",
+            refused.err()
+        );
+    }
+    // The other token's stream is still live: it sees 1001's status change.
+    admin.ok(
+        Method::PUT,
+        &format!("{}/status", pbx.user("1001")),
+        Some(json!({"presence": "away"})),
+    );
+    kept.until(WAIT, "the status change", |v| {
+        v["type"] == "status" && v["data"]["presence"] == "away"
+    });
+}

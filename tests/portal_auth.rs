@@ -8,6 +8,7 @@
 mod common;
 
 use chrono::{TimeZone, Utc};
+use common::events::{Credentials, EventsClient, Kind};
 use common::{PgDatabase, Tsps};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::Method;
@@ -418,6 +419,123 @@ fn a_user_sees_itself_and_gets_404_for_what_is_not_its_own() {
     replay.cookie = stolen;
     let r = replay.get(&format!("/tenants/{a}/users/{me}/profile"));
     assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
+}
+
+/// Within this a session's streams end on the node that ended it (a local signal, not
+/// the 30 s re-check: without it they would stay open).
+const ENDS: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A portal page's event stream (`ws` or `sse`) of `user` with the session `cookie`,
+/// its snapshot read; the refusal as an error.
+fn session_events(
+    tsps: &Tsps,
+    kind: Kind,
+    (tenant, user): (&str, &str),
+    cookie: &str,
+) -> Result<EventsClient, String> {
+    let path = match kind {
+        Kind::WebSocket => "ws",
+        Kind::Sse => "sse",
+    };
+    let url = format!(
+        "{}/api/v1/tenants/{tenant}/users/{user}/events/{path}",
+        tsps.http_url()
+    );
+    // A browser's WebSocket comes with its page's origin.
+    let origin = tsps.http_url();
+    let mut events = EventsClient::try_connect_as(
+        kind,
+        &url,
+        Credentials::Cookie(cookie),
+        None,
+        &[("origin", origin.as_str())],
+    )?;
+    let snapshot = events.next(WAIT);
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    Ok(events)
+}
+
+#[test]
+fn a_sessions_event_streams_end_with_the_session() {
+    let tsps = Tsps::start(provisioning(), &[]);
+    let mut alice = Browser::new(&tsps);
+    let (a, me) = alice.logged_in("a.test", "1001", "alice-secret-1");
+    let cookie = alice.cookie.clone().unwrap();
+    let mine = (a.as_str(), me.as_str());
+    let mut ws = session_events(&tsps, Kind::WebSocket, mine, &cookie).unwrap();
+    let mut sse = session_events(&tsps, Kind::Sse, mine, &cookie).unwrap();
+    // Alice on another device: another session, which stays.
+    let mut phone = Browser::new(&tsps);
+    phone.logged_in("a.test", "1001", "alice-secret-1");
+    let phone_cookie = phone.cookie.clone().unwrap();
+    let mut kept = session_events(&tsps, Kind::Sse, mine, &phone_cookie).unwrap();
+
+    // Logout: the WebSocket is closed with 4401, the SSE response ends.
+    let out = alice.send(Method::POST, "/auth/logout", None, true);
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert_eq!(ws.wait_ended(ENDS), "close 4401 credentials revoked");
+    assert_eq!(sse.wait_ended(ENDS), "end");
+    for kind in [Kind::WebSocket, Kind::Sse] {
+        let again = session_events(&tsps, kind, mine, &cookie);
+        assert!(
+            again.as_ref().is_err_and(|e| e.contains("401")),
+            "{:?}",
+            again.err()
+        );
+    }
+    let status = format!("/tenants/{a}/users/{me}/status");
+    let set = phone.write(Method::PUT, &status, json!({"presence": "away"}));
+    assert_eq!(set.status, 200, "{}", set.body);
+    kept.until(WAIT, "the status change", |v| {
+        v["type"] == "status" && v["data"]["presence"] == "away"
+    });
+
+    // An administrator resets Bob's password: Bob's sessions end, and their streams.
+    let mut bob = Browser::new(&tsps);
+    let (_, bob_id) = bob.logged_in("a.test", "Bob.B", "bob-secret-2");
+    let bobs = (a.as_str(), bob_id.as_str());
+    let mut bob_events =
+        session_events(&tsps, Kind::WebSocket, bobs, &bob.cookie.clone().unwrap()).unwrap();
+    let mut ada = Browser::new(&tsps);
+    let (_, ada_id) = ada.logged_in("a.test", "1009", "admin-secret-9");
+    let ada_cookie = ada.cookie.clone().unwrap();
+    let reset = ada.write(
+        Method::PUT,
+        &format!("/tenants/{a}/users/{bob_id}/password"),
+        json!({"password": "bob-new-secret"}),
+    );
+    assert_eq!(reset.status, 204, "{}", reset.body);
+    assert_eq!(
+        bob_events.wait_ended(ENDS),
+        "close 4401 credentials revoked"
+    );
+
+    // The admin follows Alice's events; demoted to a plain user, it may no longer.
+    let mut watched = session_events(&tsps, Kind::Sse, mine, &ada_cookie).unwrap();
+    let mut own = session_events(&tsps, Kind::Sse, (&a, &ada_id), &ada_cookie).unwrap();
+    tsps.api_ok(
+        Method::PUT,
+        &format!("/tenants/{a}/users/{ada_id}"),
+        Some(&json!({"extension": "1009", "display_name": "Ada Admin", "role": "user"})),
+    );
+    assert_eq!(watched.wait_ended(ENDS), "end");
+    let again = session_events(&tsps, Kind::Sse, mine, &ada_cookie);
+    assert!(
+        again.as_ref().is_err_and(|e| e.contains("404")),
+        "{:?}",
+        again.err()
+    );
+    // Its own stream stays: the session still opens it.
+    let set = ada.write(
+        Method::PUT,
+        &format!("/tenants/{a}/users/{ada_id}/status"),
+        json!({"presence": "away"}),
+    );
+    assert_eq!(set.status, 200, "{}", set.body);
+    own.until(WAIT, "the status change", |v| {
+        v["type"] == "status" && v["data"]["presence"] == "away"
+    });
 }
 
 /// Opens a WebSocket handshake with the session cookie and `origin`; returns the

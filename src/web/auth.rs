@@ -32,13 +32,19 @@
 //!
 //! Without `http.api_token` (a local trial) a request without credentials is the
 //! operator, as before; a request with a session cookie is that session's user.
+//!
+//! The [`Credential`] that opened a request goes with it too: an event stream asks
+//! [`Auth::still_allows`] again while it is open (`web::revalidate`), prompted by the
+//! [`CredentialsChanged`] signals that revoking a token, logging out and removing
+//! users send through [`Auth`].
 
 use super::error::ApiError;
+use super::revalidate::{CredentialsChanged, CHANGES_BUFFER};
 use super::session::{self, ActiveSession, LoginLimits, Sessions};
 use super::tokens;
 use crate::config::{HttpConfig, Secret};
 use crate::store::ApiTokenId;
-use crate::store::{DynStore, SessionAccount, UserRole};
+use crate::store::{DynStore, SessionAccount, StoreError, UserRole};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
@@ -51,6 +57,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tokio::sync::broadcast;
 use tsps_actors::{TenantId, UserId};
 
 /// The prefix every authorized route lives under.
@@ -135,6 +142,20 @@ impl Principal {
     }
 }
 
+/// What opened a request (a request extension beside the [`Principal`]), kept so that
+/// an event stream can ask later whether it still does. Only hashes: no secret stays
+/// in memory longer than the request that presented it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// The operator's configured token, or no credentials where none are configured:
+    /// valid as long as the configuration.
+    Standing,
+    /// An integration's API token: the SHA-256 of its secret, as the store keeps it.
+    ApiToken { secret_hash: String },
+    /// A portal session: the SHA-256 of its id, as the store keeps it.
+    Session { id_hash: String },
+}
+
 /// The client's address as the socket saw it (none when the server was started
 /// without connect info, as in some tests).
 #[derive(Clone, Copy, Debug)]
@@ -172,20 +193,25 @@ pub struct Auth {
     sessions: Sessions,
     limits: Mutex<LoginLimits>,
     secure_cookies: bool,
+    /// This node's credential changes, to the open event streams.
+    changes: broadcast::Sender<CredentialsChanged>,
 }
 
 impl Auth {
     pub fn new(api_token: Option<Secret>, store: DynStore, settings: &AuthSettings) -> Self {
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         Self {
             api_token,
             sessions: Sessions::new(
                 store.clone(),
                 settings.session_idle,
                 settings.session_lifetime,
+                changes.clone(),
             ),
             store,
             limits: Mutex::new(LoginLimits::default()),
             secure_cookies: settings.secure_cookies,
+            changes,
         }
     }
 
@@ -204,6 +230,64 @@ impl Auth {
 
     pub fn secure_cookies(&self) -> bool {
         self.secure_cookies
+    }
+
+    /// Whether `credential` still opens the event stream of `user` of `tenant`: it
+    /// resolves as [`authorize`] would resolve it now (a token revoked or expired, a
+    /// session ended or expired: no), to a principal that may act for the user (a
+    /// demoted admin: no). Reads the store the same way, but never extends a session's
+    /// idle time: an open stream is no sign of someone at the keyboard.
+    pub async fn still_allows(
+        &self,
+        credential: &Credential,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        let principal = match credential {
+            Credential::Standing => return Ok(true),
+            Credential::ApiToken { secret_hash } => {
+                tokens::resolve_hash(&self.store, secret_hash, Utc::now()).await?
+            }
+            Credential::Session { id_hash } => self
+                .sessions
+                .check(id_hash)
+                .await?
+                .map(|s| Principal::of_session(&s)),
+        };
+        Ok(principal.is_some_and(|p| p.acts_for(tenant, user)))
+    }
+
+    /// The credential changes this node makes from now on.
+    pub fn changes(&self) -> broadcast::Receiver<CredentialsChanged> {
+        self.changes.subscribe()
+    }
+
+    /// An API token was revoked.
+    pub fn token_revoked(&self, token: ApiTokenId) {
+        self.signal(CredentialsChanged::Token(token));
+    }
+
+    /// A user was removed or its role changed: its sessions are read again.
+    pub fn user_changed(&self, tenant: TenantId, user: UserId) {
+        self.sessions.forget_user(tenant, user);
+        self.signal(CredentialsChanged::User(tenant, user));
+    }
+
+    /// A tenant was removed, with its users, sessions and tokens.
+    pub fn tenant_removed(&self, tenant: TenantId) {
+        self.sessions.forget_tenant(tenant);
+        self.signal(CredentialsChanged::Tenant(tenant));
+    }
+
+    /// Accounts may have changed anywhere (a provisioning document).
+    pub fn accounts_changed(&self) {
+        self.sessions.forget_all();
+        self.signal(CredentialsChanged::Any);
+    }
+
+    fn signal(&self, change: CredentialsChanged) {
+        // No receiver: no stream open; nothing to tell.
+        let _ = self.changes.send(change);
     }
 
     /// The bearer token compared in constant time over digests: no timing hint about
@@ -442,14 +526,19 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
         return next.run(req).await;
     }
     let mut session = None;
+    let mut credential = Credential::Standing;
     let principal = if let Some(presented) = bearer(req.headers()) {
         if auth.token_matches(presented) {
             Some(Principal::Operator)
         } else if tokens::is_api_token(presented) {
             // Checked even without an operator token: an integration is held to its
             // scope, and a revoked token is refused, whether the API is open or not.
-            match tokens::resolve(auth.store(), presented, Utc::now()).await {
-                Ok(Some(p)) => Some(p),
+            let secret_hash = tokens::hash_secret(presented);
+            match tokens::resolve_hash(auth.store(), &secret_hash, Utc::now()).await {
+                Ok(Some(p)) => {
+                    credential = Credential::ApiToken { secret_hash };
+                    Some(p)
+                }
                 Ok(None) => {
                     return ApiError::new(
                         StatusCode::UNAUTHORIZED,
@@ -472,6 +561,9 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
         match auth.sessions().resolve(value).await {
             Ok(Some(s)) => {
                 let p = Principal::of_session(&s);
+                credential = Credential::Session {
+                    id_hash: s.id_hash.clone(),
+                };
                 session = Some(s);
                 Some(p)
             }
@@ -499,6 +591,7 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
     }
     if let Some(p) = principal {
         req.extensions_mut().insert(p);
+        req.extensions_mut().insert(credential);
     }
     if let Some(s) = session {
         req.extensions_mut().insert(s);

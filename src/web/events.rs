@@ -1,17 +1,27 @@
 //! A user's live events: the same messages over a WebSocket (browsers) or
 //! Server-Sent Events (simple integrations). See `docs/events.md`.
+//!
+//! A stream lasts as long as the credential that opened it: when the token is revoked
+//! or the session ends (`web::revalidate`), a WebSocket gets a Close frame with
+//! [`CLOSE_REVOKED`] and an SSE response ends.
 
+use super::auth::{Auth, Credential, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::revalidate;
 use super::ApiState;
 use crate::push::{Resume, Session, WatchError};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tsps_actors::{TenantId, UserId};
 use utoipa::{IntoParams, ToSchema};
@@ -22,6 +32,73 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// What a client may send in one message (it has nothing to say but pings).
 const READ_BUFFER: usize = 4096;
+/// The WebSocket close code when the stream's credential is revoked or has ended: in
+/// the application range (4000-4999, RFC 6455 §7.4.2), 4000 + HTTP 401, since a new
+/// connection with the same credential gets 401. The client must log in again (or get
+/// a new token) rather than reconnect.
+pub const CLOSE_REVOKED: u16 = 4401;
+const CLOSE_REVOKED_REASON: &str = "credentials revoked";
+
+/// What authenticated a stream's request (the extensions `web::auth` leaves), to ask
+/// again while the stream is open.
+pub struct Opener {
+    auth: Arc<Auth>,
+    credential: Credential,
+    principal: Principal,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Opener {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ext = &parts.extensions;
+        match (
+            ext.get::<Arc<Auth>>(),
+            ext.get::<Credential>(),
+            ext.get::<Principal>(),
+        ) {
+            (Some(auth), Some(credential), Some(principal)) => Ok(Opener {
+                auth: auth.clone(),
+                credential: credential.clone(),
+                principal: principal.clone(),
+            }),
+            // Only a route outside `auth::authorize` would get here: refuse rather
+            // than stream unchecked.
+            _ => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )),
+        }
+    }
+}
+
+impl Opener {
+    /// Resolves when the credential no longer opens the stream of `user` of `tenant`.
+    /// Listens for changes from now on, not from the stream's first poll.
+    fn revoked(self, tenant: TenantId, user: UserId) -> impl Future<Output = ()> + Send {
+        let Opener {
+            auth,
+            credential,
+            principal,
+        } = self;
+        // None for the configured operator token: nothing to re-check.
+        let changes = (credential != Credential::Standing).then(|| auth.changes());
+        async move {
+            let Some(changes) = changes else {
+                return std::future::pending().await;
+            };
+            revalidate::until_revoked(
+                changes,
+                |c| c.concerns(&credential, &principal),
+                revalidate::first_check_after(),
+                || auth.still_allows(&credential, tenant, user),
+            )
+            .await;
+            tracing::info!(%tenant, %user, "event stream closed: its credentials were revoked or ended");
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -60,6 +137,7 @@ async fn open(
         (status = 404, body = ErrorBody)))]
 pub async fn events_ws(
     State(st): State<ApiState>,
+    opener: Opener,
     ApiPath((tenant, user)): ApiPath<(TenantId, UserId)>,
     ApiQuery(q): ApiQuery<EventsQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -73,14 +151,24 @@ pub async fn events_ws(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(READ_BUFFER)
-        .on_upgrade(move |socket| pump(socket, session)))
+        .on_upgrade(move |socket| pump(socket, session, opener.revoked(tenant, user))))
 }
 
-async fn pump(mut socket: WebSocket, mut session: Session) {
+async fn pump(mut socket: WebSocket, mut session: Session, revoked: impl Future<Output = ()>) {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    tokio::pin!(revoked);
     loop {
         tokio::select! {
+            _ = &mut revoked => {
+                let close = Message::Close(Some(CloseFrame {
+                    code: CLOSE_REVOKED,
+                    reason: CLOSE_REVOKED_REASON.into(),
+                }));
+                // Best effort: the socket is dropped right after either way.
+                let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(close)).await;
+                break;
+            }
             msg = session.next() => {
                 let Some(msg) = msg else { break };
                 let send = socket.send(Message::Text(msg.json.as_ref().into()));
@@ -113,6 +201,7 @@ async fn pump(mut socket: WebSocket, mut session: Session) {
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn events_sse(
     State(st): State<ApiState>,
+    opener: Opener,
     ApiPath((tenant, user)): ApiPath<(TenantId, UserId)>,
     ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
@@ -130,6 +219,8 @@ pub async fn events_sse(
             .data(msg.json.as_ref());
         Some((Ok::<_, std::convert::Infallible>(ev), s))
     });
+    // Ended with its credential: the client's reconnect then gets 401.
+    let stream = stream.take_until(Box::pin(opener.revoked(tenant, user)));
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(PING_EVERY))
         .into_response();

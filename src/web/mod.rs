@@ -26,6 +26,7 @@ mod policy;
 mod portal;
 mod profile;
 mod profile_schema;
+mod revalidate;
 mod session;
 mod settings;
 mod status;
@@ -295,10 +296,13 @@ async fn healthz() -> Json<Health> {
         (status = 409, body = ErrorBody)))]
 async fn apply_provisioning(
     State(st): State<ApiState>,
+    axum::extract::Extension(auth): axum::extract::Extension<Arc<auth::Auth>>,
     ApiJson(doc): ApiJson<ProvisionDoc>,
 ) -> Result<Json<ApplySummary>, ApiError> {
     let result = provision::apply(st.store().as_ref(), &doc).await;
-    // A failure half-way may still have written something: reload either way.
+    // A failure half-way may still have written something: reload either way. Roles
+    // may have changed: open event streams check their credentials.
+    auth.accounts_changed();
     reloaded(&st).await?;
     Ok(Json(result?))
 }

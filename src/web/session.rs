@@ -8,13 +8,16 @@
 //! sessions survive a restart and every node sees them. Each node caches a session it
 //! has read for [`CACHE_FOR`]: a logout on another node, or a role change, takes effect
 //! here within that time. A session ends after `http.session_idle_secs` without a
-//! request or `http.session_lifetime_secs` after login, whichever comes first.
+//! request or `http.session_lifetime_secs` after login, whichever comes first. An event
+//! stream of the session ends with it (`web::revalidate`): ending sessions here tells
+//! the open streams.
 //!
 //! The limiter is in memory, hence per node: see [`FailureLimiter`].
 
 use super::auth::{Auth, ClientIp};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
+use super::revalidate::CredentialsChanged;
 use crate::store::{DynStore, SessionAccount, SessionRecord, SessionSubject, StoreError, UserRole};
 use axum::extract::Extension;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -30,6 +33,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
@@ -194,6 +198,8 @@ pub struct Sessions {
     idle: Duration,
     lifetime: Duration,
     cache: Mutex<HashMap<String, Cached>>,
+    /// `Auth`'s signal to open event streams.
+    changes: broadcast::Sender<CredentialsChanged>,
 }
 
 /// A new session's secrets: the cookie value (only the client keeps it) and the row.
@@ -203,12 +209,18 @@ pub struct NewSession {
 }
 
 impl Sessions {
-    pub fn new(store: DynStore, idle: Duration, lifetime: Duration) -> Self {
+    pub fn new(
+        store: DynStore,
+        idle: Duration,
+        lifetime: Duration,
+        changes: broadcast::Sender<CredentialsChanged>,
+    ) -> Self {
         Self {
             store,
             idle,
             lifetime,
             cache: Mutex::new(HashMap::new()),
+            changes,
         }
     }
 
@@ -259,7 +271,20 @@ impl Sessions {
 
     /// The live session behind a cookie value, if any. An expired one is deleted.
     pub async fn resolve(&self, cookie_value: &str) -> Result<Option<ActiveSession>, StoreError> {
-        let id_hash = hash_id(cookie_value);
+        self.lookup(hash_id(cookie_value), true).await
+    }
+
+    /// The live session of `id_hash`, as [`Sessions::resolve`], but not counted as use:
+    /// an open event stream asking again does not keep an idle session alive.
+    pub async fn check(&self, id_hash: &str) -> Result<Option<ActiveSession>, StoreError> {
+        self.lookup(id_hash.to_owned(), false).await
+    }
+
+    async fn lookup(
+        &self,
+        id_hash: String,
+        touch: bool,
+    ) -> Result<Option<ActiveSession>, StoreError> {
         let now = Utc::now();
         let cached = {
             let cache = self.cache.lock().expect("session cache lock");
@@ -285,8 +310,9 @@ impl Sessions {
             self.store.delete_session(&id_hash).await?;
             return Ok(None);
         }
-        if now - record.last_seen_at
-            >= chrono::Duration::from_std(TOUCH_EVERY).unwrap_or(chrono::Duration::MAX)
+        if touch
+            && now - record.last_seen_at
+                >= chrono::Duration::from_std(TOUCH_EVERY).unwrap_or(chrono::Duration::MAX)
         {
             self.store.touch_session(&id_hash, now).await?;
             record.last_seen_at = now;
@@ -303,7 +329,11 @@ impl Sessions {
 
     pub async fn end(&self, id_hash: &str) -> Result<(), StoreError> {
         self.forget(id_hash);
-        self.store.delete_session(id_hash).await
+        self.store.delete_session(id_hash).await?;
+        let _ = self
+            .changes
+            .send(CredentialsChanged::Session(id_hash.to_owned()));
+        Ok(())
     }
 
     /// Ends every session of the user but `keep` (a password change).
@@ -319,7 +349,29 @@ impl Sessions {
             .expect("session cache lock")
             .retain(|id, c| Some(id.as_str()) == keep || c.record.subject != subject);
         self.store.delete_user_sessions(tenant, user, keep).await?;
+        let _ = self.changes.send(CredentialsChanged::User(tenant, user));
         Ok(())
+    }
+
+    /// Drops the cached sessions of a user whose account changed (removed, its role).
+    pub fn forget_user(&self, tenant: TenantId, user: UserId) {
+        let subject = SessionSubject::User { tenant, user };
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .retain(|_, c| c.record.subject != subject);
+    }
+
+    /// Drops the cached sessions of a tenant's users.
+    pub fn forget_tenant(&self, tenant: TenantId) {
+        self.cache
+            .lock()
+            .expect("session cache lock")
+            .retain(|_, c| !matches!(c.record.subject, SessionSubject::User { tenant: t, .. } if t == tenant));
+    }
+
+    pub fn forget_all(&self) {
+        self.cache.lock().expect("session cache lock").clear();
     }
 
     fn forget(&self, id_hash: &str) {

@@ -1,13 +1,15 @@
 //! `/tenants`: create, read, update and delete tenants.
 
+use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::{field, reloaded, ApiState};
 use crate::provision::rules;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tsps_actors::model::Tenant;
 use tsps_actors::TenantId;
 use utoipa::ToSchema;
@@ -114,9 +116,11 @@ pub async fn update_tenant(
         (status = 404, body = ErrorBody)))]
 pub async fn delete_tenant(
     State(st): State<ApiState>,
+    Extension(auth): Extension<Arc<Auth>>,
     ApiPath(tenant_id): ApiPath<TenantId>,
 ) -> Result<StatusCode, ApiError> {
     st.store().delete_tenant(tenant_id).await?;
+    auth.tenant_removed(tenant_id);
     reloaded(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }

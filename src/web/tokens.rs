@@ -7,14 +7,15 @@
 //! A request with `Authorization: Bearer <token>` is then [`Principal::Integration`],
 //! and `web::auth` decides what it may do. Every request reads the token from the
 //! store, so a revoked or expired token is refused at once, on every node. An event
-//! stream opened before stays open until it closes.
+//! stream opened with it ends too (`web::revalidate`): at once on the node that revoked
+//! it, within `REVALIDATE_EVERY` (30 s) on the others and after its expiry.
 
-use super::auth::Principal;
+use super::auth::{Auth, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::ApiState;
 use crate::store::{ApiToken, ApiTokenId, DynStore, StoreError};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine as _;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
 
@@ -56,14 +58,14 @@ fn new_secret() -> String {
     )
 }
 
-/// The integration a presented token opens at `now`; `None` for a token never issued,
-/// revoked, or expired.
-pub async fn resolve(
+/// The integration a token opens at `now`, by its secret's [`hash_secret`] (what an open
+/// event stream keeps); `None` for a token never issued, revoked, or expired.
+pub async fn resolve_hash(
     store: &DynStore,
-    presented: &str,
+    secret_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Principal>, StoreError> {
-    let Some(token) = store.find_api_token(&hash_secret(presented)).await? else {
+    let Some(token) = store.find_api_token(secret_hash).await? else {
         return Ok(None);
     };
     if token.is_expired(now) {
@@ -271,15 +273,17 @@ pub async fn create_api_token(
     ))
 }
 
-/// Revokes a token: from now on it is `401`.
+/// Revokes a token: from now on it is `401`, and the event streams it opened end.
 #[utoipa::path(delete, path = "/tenants/{tenant_id}/api-tokens/{token_id}", tag = "api-tokens",
     params(("tenant_id" = Uuid, Path), ("token_id" = Uuid, Path)),
     responses((status = 204, description = "revoked"), (status = 404, body = ErrorBody)))]
 pub async fn revoke_api_token(
     State(st): State<ApiState>,
+    Extension(auth): Extension<Arc<Auth>>,
     ApiPath((tenant_id, token_id)): ApiPath<(TenantId, ApiTokenId)>,
 ) -> Result<StatusCode, ApiError> {
     st.store().delete_api_token(tenant_id, token_id).await?;
+    auth.token_revoked(token_id);
     tracing::info!(%tenant_id, token = %token_id, "api token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

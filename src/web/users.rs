@@ -137,6 +137,7 @@ pub async fn get_user(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update_user(
     State(st): State<ApiState>,
+    Extension(auth): Extension<Arc<Auth>>,
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
     ApiJson(input): ApiJson<UserInput>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -144,6 +145,8 @@ pub async fn update_user(
     st.store().update_user(tenant_id, &user).await?;
     if let Some(role) = role {
         st.store().set_user_role(tenant_id, user_id, role).await?;
+        // A demoted admin's event streams of other users end.
+        auth.user_changed(tenant_id, user_id);
     }
     reloaded(&st).await?;
     Ok(Json(
@@ -160,9 +163,11 @@ pub async fn update_user(
         (status = 404, body = ErrorBody)))]
 pub async fn delete_user(
     State(st): State<ApiState>,
+    Extension(auth): Extension<Arc<Auth>>,
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
 ) -> Result<StatusCode, ApiError> {
     st.store().delete_user(tenant_id, user_id).await?;
+    auth.user_changed(tenant_id, user_id);
     reloaded(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }

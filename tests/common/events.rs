@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use serde_json::Value;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,6 +15,16 @@ pub struct EventsClient {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Every message received so far (for failure messages).
     pub seen: Vec<Value>,
+    /// How the server ended the stream, once it has (see [`EventsClient::wait_ended`]).
+    end: Arc<Mutex<Option<String>>>,
+}
+
+/// How a request authenticates.
+pub enum Credentials<'a> {
+    /// `Authorization: Bearer <token>` (the operator's or an integration's).
+    Bearer(&'a str),
+    /// A portal session's `tsps_session` cookie (a WebSocket also needs an `Origin`).
+    Cookie(&'a str),
 }
 
 pub enum Kind {
@@ -41,10 +51,33 @@ impl EventsClient {
         since: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<EventsClient, String> {
-        let headers: Vec<(String, String)> = headers
+        Self::try_connect_as(kind, url, Credentials::Bearer(token), since, headers)
+    }
+
+    /// Like [`EventsClient::try_connect`], authenticated by `credentials`.
+    pub fn try_connect_as(
+        kind: Kind,
+        url: &str,
+        credentials: Credentials<'_>,
+        since: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<EventsClient, String> {
+        let mut headers: Vec<(String, String)> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let token = match credentials {
+            Credentials::Bearer(token) => Some(token.to_string()),
+            Credentials::Cookie(value) => {
+                headers.push(("cookie".into(), format!("tsps_session={value}")));
+                None
+            }
+        };
+        let end = Arc::new(Mutex::new(None::<String>));
+        let ended = end.clone();
+        let record = move |how: String| {
+            ended.lock().unwrap().get_or_insert(how);
+        };
         let (tx, rx) = mpsc::channel();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -52,7 +85,6 @@ impl EventsClient {
         if let Some(s) = since {
             url = format!("{url}?since={s}");
         }
-        let token = token.to_string();
         let shown = url.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -64,10 +96,12 @@ impl EventsClient {
                     Kind::WebSocket => {
                         let ws_url = url.replacen("http://", "ws://", 1);
                         let mut req = ws_url.into_client_request().expect("ws request");
-                        req.headers_mut().insert(
-                            "authorization",
-                            format!("Bearer {token}").parse().expect("header"),
-                        );
+                        if let Some(token) = &token {
+                            req.headers_mut().insert(
+                                "authorization",
+                                format!("Bearer {token}").parse().expect("header"),
+                            );
+                        }
                         for (k, v) in &headers {
                             let name: tokio_tungstenite::tungstenite::http::HeaderName =
                                 k.parse().expect("header name");
@@ -93,15 +127,23 @@ impl EventsClient {
                                         let v = serde_json::from_str(&t).expect("JSON message");
                                         if tx.send(v).is_err() { return; }
                                     }
+                                    Some(Ok(Message::Close(frame))) => record(match frame {
+                                        Some(f) => format!("close {} {}", u16::from(f.code), f.reason),
+                                        None => "close".to_string(),
+                                    }),
                                     Some(Ok(_)) => {}
-                                    _ => return,
+                                    None => return record("end".into()),
+                                    Some(Err(e)) => return record(format!("error: {e}")),
                                 },
                             }
                         }
                     }
                     Kind::Sse => {
                         let client = reqwest::Client::new();
-                        let mut req = client.get(&url).bearer_auth(&token);
+                        let mut req = client.get(&url);
+                        if let Some(token) = &token {
+                            req = req.bearer_auth(token);
+                        }
                         for (k, v) in &headers {
                             req = req.header(k.as_str(), v.as_str());
                         }
@@ -143,7 +185,8 @@ impl EventsClient {
                                             if tx.send(v).is_err() { return; }
                                         }
                                     }
-                                    _ => return,
+                                    Ok(None) => return record("end".into()),
+                                    Err(e) => return record(format!("error: {e}")),
                                 },
                             }
                         }
@@ -157,6 +200,7 @@ impl EventsClient {
                 stop: Some(stop),
                 thread: Some(thread),
                 seen: Vec::new(),
+                end,
             }),
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -192,6 +236,30 @@ impl EventsClient {
                 Err(_) => panic!("no {what} within {wait:?}; seen: {:#?}", self.seen),
             }
         }
+    }
+
+    /// Waits until the server ends the stream (reading what it still sends); how it
+    /// ended: `close <code> <reason>` (a WebSocket Close frame), `end` (an SSE response
+    /// complete) or `error: ...`. Panics if the stream is still open after `wait`.
+    pub fn wait_ended(&mut self, wait: Duration) -> String {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "the stream is still open after {wait:?}; seen: {:#?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.end.lock().unwrap().clone().unwrap_or_default()
     }
 
     /// Closes the stream (like a browser tab going away).
