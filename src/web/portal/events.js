@@ -4,6 +4,7 @@
 // change one thing; a `message` (chat) is added to the messages this page has seen
 // (a snapshot carries none: they are kept here, not on the server). After a drop the stream reconnects with backoff and passes the last
 // `resume` it saw, so the server replays what was missed (or sends a new snapshot).
+import { api } from './api.js';
 
 /** Instant messages a page keeps (the oldest go first). */
 const MAX_MESSAGES = 200;
@@ -90,9 +91,14 @@ export class LiveState extends EventTarget {
       this.setConnection('live');
     };
     ws.onmessage = (e) => this.receive(e.data);
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.socket !== ws) return;
       this.socket = null;
+      // 4401: the server ended the stream because the session (or token) ended.
+      if (e.code === 4401) {
+        this.sessionEnded();
+        return;
+      }
       if (!opened) {
         this.wsFailures += 1;
         if (this.wsFailures >= WS_FAILURES_BEFORE_SSE && typeof EventSource !== 'undefined') this.useSse = true;
@@ -113,12 +119,26 @@ export class LiveState extends EventTarget {
     }
     src.onerror = () => {
       if (src.readyState === EventSource.CLOSED) {
+        // Refused (a 401 after the session ended) or gone: the session decides.
         this.source = null;
-        this.scheduleReconnect();
+        this.sessionEnded();
       } else {
         this.setConnection('reconnecting');
       }
     };
+  }
+
+  /**
+   * The stream was closed for its credentials, or refused: ask whether the session
+   * still holds. A 401 there shows the login (api.js's handler); otherwise reconnect.
+   */
+  sessionEnded() {
+    if (this.stopped) return;
+    this.setConnection('reconnecting');
+    api('GET', '/auth/me').then(
+      () => this.scheduleReconnect(),
+      (err) => { if (!(err && err.status === 401)) this.scheduleReconnect(); },
+    );
   }
 
   scheduleReconnect() {
