@@ -36,6 +36,12 @@
 #            notifications, tsps RSS and CPU per subscription. Not in the default list;
 #            see load-tests/presence/phase.sh. PHASES=presence alone writes to
 #            results/<UTC date>-presence/.
+#   media    conference bridges (docs/media.md): MEDIA_LEVELS conferences of
+#            MEDIA_PARTICIPANTS parties on tsps's media engine, in one process with its
+#            load generator (load-tests/media/main.rs, a cargo example), against a plain
+#            UDP echo and the generator alone; CPU per participant, loss, jitter, memory.
+#            Not in the default list; see load-tests/media/phase.sh. PHASES=media alone
+#            writes to results/<UTC date>-media/.
 # Each rate phase ramps the offered rate until a step fails, bisects BISECT_STEPS times,
 # then confirms the best passing rate with a run twice as long (backing off 10% when the
 # confirm fails). A step PASSES when failed calls < 0.1% of attempted, all attempted calls
@@ -57,7 +63,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
-OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)$(case "${PHASES:-}" in ws) echo -ws;; presence) echo -presence;; esac)}
+OUTDIR=${OUTDIR:-$HERE/results/$(date -u +%Y-%m-%d)$(case "${PHASES:-}" in ws) echo -ws;; presence) echo -presence;; media) echo -media;; esac)}
 RUNDIR=${RUNDIR:-/tmp/tsps-load}
 STEP_SECONDS=${STEP_SECONDS:-10}
 COOLDOWN=${COOLDOWN:-3}
@@ -696,6 +702,8 @@ run_phase() {
       ws_phase ;;
     presence)
       presence_phase ;;
+    media)
+      media_phase ;;
     *)
       echo "unknown phase $ph"; exit 1 ;;
   esac
@@ -705,6 +713,8 @@ run_phase() {
 . "$HERE/ws/phase.sh"
 # the presence phase's functions
 . "$HERE/presence/phase.sh"
+# the media phase's functions
+. "$HERE/media/phase.sh"
 
 # ---------------- main ----------------
 need
