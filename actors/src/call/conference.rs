@@ -15,7 +15,7 @@
 //! call ends.
 
 use super::control::{settled, Reply, Role};
-use super::{CallActor, Leg, LegState, Phase};
+use super::{CallActor, LegState, Phase};
 use crate::events::{CallEventKind, ConferenceParty};
 use crate::ids::{CallId, LegId, UserId};
 use crate::model::{CallOutcome, Party};
@@ -185,40 +185,12 @@ impl CallActor {
             replay(ctx, stashed);
             return Err(ControlError::NotFound);
         }
-        let dir = self.platform.directory.current();
-        let ext = dir
-            .user(user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default();
+        let ext = self.extension_of(user);
         self.decision.push(format!(
             "{ext}: conference with {} of call {with}",
             h.party.user
         ));
-        let mut record = h.record;
-        record.role = Party::Callee;
-        record.ended_at = None;
-        self.legs.push(Leg {
-            state: LegState::Answered,
-            record,
-            incoming: h.incoming,
-            ringing_published: true,
-            user: h.user,
-            step: self.step,
-            sdp: h.sdp,
-            needs_ack: false,
-            sip: Some(h.sip),
-            device: h.device,
-            talk: false,
-        });
-        self.publish(CallEventKind::LegJoined {
-            leg: h.leg,
-            side: Party::Callee,
-            user: h.user,
-            device: h.device,
-            number: h.party.user.clone(),
-            from_call: with,
-        });
-        self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+        let (joined, party) = self.take_over(h, Party::Callee, with);
 
         let mut invite = Vec::new();
         if let Some(bridge) = bridge {
@@ -247,13 +219,13 @@ impl CallActor {
         }
         if let Some(c) = self.conference.as_mut() {
             c.members.push(Member {
-                leg: h.leg,
-                party: h.party,
+                leg: joined,
+                party,
                 state: MemberState::Offered,
                 glare: 0,
             });
         }
-        invite.push(h.leg);
+        invite.push(joined);
         for leg in invite {
             self.offer_bridge(leg, ctx);
         }

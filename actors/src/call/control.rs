@@ -686,15 +686,49 @@ impl CallActor {
         self.set_user_phase(Some(user), None);
 
         // The other call's party takes the user's side.
-        let dir = self.platform.directory.current();
-        let ext = dir
-            .user(user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default();
+        let ext = self.extension_of(user);
         self.decision.push(format!(
             "{ext}: joined with {} of call {with} (consultative transfer)",
             h.party.user
         ));
+        let (joined, party) = self.take_over(h, side, with);
+        match side {
+            Party::Caller => self.caller_party = party,
+            _ => self.callee_party = Some(party),
+        }
+        self.anchor = Some(super::Anchor {
+            leg: remaining,
+            side: self.side_of(remaining),
+            kind: AnchorKind::Established,
+        });
+        self.answered = Some(joined);
+        self.held_by = None;
+
+        // The joined party makes a fresh offer; it goes to the remaining party.
+        self.own_reinvite = Some(OwnReInvite::Fetch {
+            leg: joined,
+            then: remaining,
+        });
+        self.send(LegCommand::ReOffer {
+            leg: joined,
+            body: None,
+        });
+        for ev in stashed {
+            ctx.notify(ev);
+        }
+        Ok(())
+    }
+}
+
+impl CallActor {
+    /// The leg another call handed over is this call's now, on `side` (consultative
+    /// transfer, conference): its party and the leg's id.
+    pub(super) fn take_over(
+        &mut self,
+        h: HandedLeg,
+        side: Party,
+        with: CallId,
+    ) -> (LegId, PartyInfo) {
         let mut record = h.record;
         record.role = side;
         record.ended_at = None;
@@ -711,39 +745,25 @@ impl CallActor {
             device: h.device,
             talk: false,
         });
-        match side {
-            Party::Caller => self.caller_party = h.party.clone(),
-            _ => self.callee_party = Some(h.party.clone()),
-        }
-        self.anchor = Some(super::Anchor {
-            leg: remaining,
-            side: self.side_of(remaining),
-            kind: AnchorKind::Established,
-        });
-        self.answered = Some(h.leg);
-        self.held_by = None;
         self.publish(CallEventKind::LegJoined {
             leg: h.leg,
             side,
             user: h.user,
             device: h.device,
-            number: h.party.user,
+            number: h.party.user.clone(),
             from_call: with,
         });
         self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+        (h.leg, h.party)
+    }
 
-        // The joined party makes a fresh offer; it goes to the remaining party.
-        self.own_reinvite = Some(OwnReInvite::Fetch {
-            leg: h.leg,
-            then: remaining,
-        });
-        self.send(LegCommand::ReOffer {
-            leg: h.leg,
-            body: None,
-        });
-        for ev in stashed {
-            ctx.notify(ev);
-        }
-        Ok(())
+    /// The user's extension, for the call record's decision notes.
+    pub(super) fn extension_of(&self, user: UserId) -> String {
+        self.platform
+            .directory
+            .current()
+            .user(user)
+            .map(|u| u.extension.clone())
+            .unwrap_or_default()
     }
 }
