@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{free_port, Tsps, DEVICE_IP};
+use common::audio::goertzel_amplitude;
+use common::{free_port, tenant_users, Tsps, DEVICE_IP, THREE_USERS_YAML};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tsps_actors::model::{CallDirection, CallOutcome, Party};
@@ -40,34 +41,12 @@ const STEP_DEADLINE: Duration = Duration::from_secs(15);
 /// A ctrl_tcp message is a few hundred bytes; anything this large is a broken stream.
 const MAX_NETSTRING: usize = 1 << 20;
 
-const PROVISION: &str = r#"tenants:
-  - domain: a.test
-    name: Tenant A
-    time_zone: Europe/Zurich
-    users:
-      - extension: "1001"
-        display_name: Alice
-        devices:
-          - sip_username: "1001"
-            password: secret1001
-      - extension: "1002"
-        display_name: Bob
-        devices:
-          - sip_username: "1002"
-            password: secret1002
-      - extension: "1003"
-        display_name: Carol
-        devices:
-          - sip_username: "1003"
-            password: secret1003
-"#;
-
 #[test]
 fn two_baresip_phones_call_through_tsps() {
     // baresip 1.0 (Debian 12, libre 1.x) knows only MD5 digests, and it fails the whole
     // REGISTER ("Function not implemented") when any challenge of the 401 uses another
     // algorithm, even with MD5 offered first. So tsps offers MD5 alone to these phones.
-    let mut tsps = Tsps::start(PROVISION, &[("TSPS_SIP__DIGEST_ALGORITHMS", "MD5")]);
+    let mut tsps = Tsps::start(THREE_USERS_YAML, &[("TSPS_SIP__DIGEST_ALGORITHMS", "MD5")]);
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/baresip");
 
     let mut alice = Baresip::start(&tsps, &templates, "1001", "secret1001", "20000-20499");
@@ -187,7 +166,7 @@ fn baresip_conference_after_holding_call_1() {
 /// neither a bridge nor a parallel test is in the way.
 fn conference_of_three_phones(hold: bool, rtp_ports: [&'static str; 3]) {
     // MD5 alone: see two_baresip_phones_call_through_tsps.
-    let mut tsps = Tsps::start(PROVISION, &[("TSPS_SIP__DIGEST_ALGORITHMS", "MD5")]);
+    let mut tsps = Tsps::start(THREE_USERS_YAML, &[("TSPS_SIP__DIGEST_ALGORITHMS", "MD5")]);
     let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/baresip");
     let phone = |user, password, rtp_ports, codecs, tone| {
         let setup = Setup {
@@ -754,20 +733,10 @@ struct Host {
 
 impl Host {
     fn new(tsps: &Tsps, extension: &str) -> Host {
-        let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-        let tenant = tenants
-            .as_array()
-            .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
-            .and_then(|t| t["id"].as_str())
-            .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
-            .to_string();
-        let users = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
+        let (tenant, mut users) = tenant_users(tsps, DOMAIN);
         let user = users
-            .as_array()
-            .and_then(|all| all.iter().find(|u| u["extension"] == extension))
-            .and_then(|u| u["id"].as_str())
-            .unwrap_or_else(|| panic!("user {extension} in {users}"))
-            .to_string();
+            .remove(extension)
+            .unwrap_or_else(|| panic!("user {extension} in {users:?}"));
         Host { tenant, user }
     }
 
@@ -974,21 +943,6 @@ fn wav_data_offset(bytes: &[u8]) -> Result<usize, String> {
         at = body + len + (len & 1); // chunks are padded to even lengths
     }
     Err("no data chunk".into())
-}
-
-/// The amplitude of the `freq` component of `frame` (Goertzel): a sine of amplitude A
-/// at a bin frequency gives A.
-fn goertzel_amplitude(frame: &[i16], freq: f64) -> f64 {
-    let n = frame.len() as f64;
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(RATE)).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in frame {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0);
-    2.0 * power.sqrt() / n
 }
 
 /// The RMS over 20 ms frames of the amplitude of `freq` in `audio`. 400, 1000 and

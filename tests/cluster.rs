@@ -10,7 +10,10 @@
 mod common;
 
 use common::events::{EventsClient, Kind};
-use common::{free_port, register, PgDatabase, Sipp, SippHandle, Tsps, DEVICE_IP};
+use common::{
+    free_port, register, tenant_users, PgDatabase, Sipp, SippHandle, Tsps, DEVICE_IP,
+    THREE_USERS_YAML,
+};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,31 +26,6 @@ use tsps_actors::model::{CallOutcome, CallRecord};
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 const WAIT: Duration = Duration::from_secs(20);
 const CDR_WAIT: Duration = Duration::from_secs(10);
-
-fn provisioning() -> String {
-    r#"tenants:
-  - domain: a.test
-    name: Tenant A
-    time_zone: Europe/Zurich
-    users:
-      - extension: "1001"
-        display_name: Alice
-        devices:
-          - sip_username: "1001"
-            password: secret1001
-      - extension: "1002"
-        display_name: Bob
-        devices:
-          - sip_username: "1002"
-            password: secret1002
-      - extension: "1003"
-        display_name: Carol
-        devices:
-          - sip_username: "1003"
-            password: secret1003
-"#
-    .to_string()
-}
 
 /// Channels and keys of this test only.
 fn unique_prefix() -> String {
@@ -75,21 +53,9 @@ impl Cluster {
             ("TSPS_REDIS__URL", redis_url),
             ("TSPS_REDIS__PREFIX", prefix.as_str()),
         ];
-        let n1 = Tsps::start_with_database(&provisioning(), &env, &db.url());
-        let n2 = Tsps::start_with_database(&provisioning(), &env, &db.url());
-        let tenants = n1.api_ok(Method::GET, "/tenants", None);
-        let tenant = tenants[0]["id"].as_str().expect("tenant id").to_string();
-        let mut users = BTreeMap::new();
-        for u in n1
-            .api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None)
-            .as_array()
-            .expect("users")
-        {
-            users.insert(
-                u["extension"].as_str().unwrap().to_string(),
-                u["id"].as_str().unwrap().to_string(),
-            );
-        }
+        let n1 = Tsps::start_with_database(THREE_USERS_YAML, &env, &db.url());
+        let n2 = Tsps::start_with_database(THREE_USERS_YAML, &env, &db.url());
+        let (tenant, users) = tenant_users(&n1, "a.test");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -12,16 +12,16 @@
 
 mod common;
 
-use common::events::{EventsClient, Kind};
-use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
-use reqwest::Method;
+use common::audio::goertzel_amplitude;
+use common::events::EventsClient;
+use common::pbx::{Pbx, DOMAIN};
+use common::{Sipp, SippHandle, DEVICE_IP};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use tsps_actors::model::{CallOutcome, CallRecord};
 
-const DOMAIN: &str = "a.test";
 const CDR_WAIT: Duration = Duration::from_secs(10);
 const SIP_WAIT: Duration = Duration::from_secs(8);
 
@@ -36,100 +36,8 @@ const LISTEN_TAIL: Duration = Duration::from_millis(300);
 /// beyond the three-way media phase, which starts right after the three answers.
 const CAROL_STAYS_MS: &str = "4000";
 
-const PROVISIONING: &str = r#"tenants:
-  - domain: a.test
-    name: Tenant A
-    time_zone: Europe/Zurich
-    users:
-      - extension: "1001"
-        display_name: Alice
-        devices:
-          - sip_username: "1001"
-            password: secret1001
-      - extension: "1002"
-        display_name: Bob
-        devices:
-          - sip_username: "1002"
-            password: secret1002
-      - extension: "1003"
-        display_name: Carol
-        devices:
-          - sip_username: "1003"
-            password: secret1003
-"#;
-
-struct Pbx {
-    tsps: Tsps,
-    tenant: String,
-    /// Extension → user id.
-    users: BTreeMap<String, String>,
-}
-
+/// Conference commands of the shared [`Pbx`].
 impl Pbx {
-    fn start() -> Pbx {
-        let tsps = Tsps::start(PROVISIONING, &[]);
-        let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-        let tenant = tenants
-            .as_array()
-            .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
-            .and_then(|t| t["id"].as_str())
-            .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
-            .to_string();
-        let listed = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
-        let users = listed
-            .as_array()
-            .unwrap_or_else(|| panic!("a list of users: {listed}"))
-            .iter()
-            .map(|u| {
-                let ext = u["extension"].as_str().expect("extension").to_string();
-                (ext, u["id"].as_str().expect("user id").to_string())
-            })
-            .collect();
-        Pbx {
-            tsps,
-            tenant,
-            users,
-        }
-    }
-
-    fn user_path(&self, extension: &str) -> String {
-        format!("/tenants/{}/users/{}", self.tenant, self.users[extension])
-    }
-
-    fn device_id(&self, extension: &str) -> String {
-        let path = format!("{}/devices", self.user_path(extension));
-        let devices = self.tsps.api_ok(Method::GET, &path, None);
-        devices[0]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a device of {extension}: {devices}"))
-            .to_string()
-    }
-
-    /// The device of `extension`, registered from a fresh port, playing `uas`.
-    fn device(&self, extension: &str, uas: Sipp) -> SippHandle {
-        let port = free_port(IpAddr::V4(DEVICE_IP), false);
-        register(
-            &self.tsps,
-            DOMAIN,
-            extension,
-            &format!("secret{extension}"),
-            port,
-        );
-        self.tsps.spawn_sipp(uas.port(port))
-    }
-
-    /// A control command of `extension` on `call_id`: `.../calls/{call_id}/{what}`.
-    fn control(
-        &self,
-        extension: &str,
-        call_id: &str,
-        what: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let path = format!("{}/calls/{call_id}/{what}", self.user_path(extension));
-        self.tsps.api(Method::POST, &path, body.as_ref())
-    }
-
     /// `extension` merges `with` into `call_id`.
     fn conference(&self, extension: &str, call_id: &str, with: &str) -> (u16, Value) {
         self.control(
@@ -138,26 +46,6 @@ impl Pbx {
             "conference",
             Some(json!({ "with": with })),
         )
-    }
-
-    /// Click-to-dial from 1001's device: returns the call id.
-    fn click_to_dial(&self, device: &str, destination: &str) -> String {
-        let path = format!("{}/calls", self.user_path("1001"));
-        let body = json!({ "device_id": device, "destination": destination });
-        let (status, body) = self.tsps.api(Method::POST, &path, Some(&body));
-        assert_eq!(status, 201, "click-to-dial {destination}: {body}");
-        body["call_id"].as_str().expect("call_id").to_string()
-    }
-
-    fn events_of(&self, extension: &str) -> EventsClient {
-        let url = format!(
-            "{}/api/v1{}/events/sse",
-            self.tsps.http_url(),
-            self.user_path(extension)
-        );
-        let mut events = EventsClient::connect(Kind::Sse, &url, self.tsps.api_token(), None);
-        assert_eq!(events.next(SIP_WAIT)["type"], "snapshot");
-        events
     }
 }
 
@@ -761,21 +649,6 @@ impl Heard {
             );
         }
     }
-}
-
-/// The amplitude of the `freq` component of `samples` (Goertzel): a full-scale sine
-/// of amplitude A at a bin frequency gives A.
-fn goertzel_amplitude(samples: &[i16], freq: f64) -> f64 {
-    let n = samples.len() as f64;
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / RATE).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0);
-    2.0 * power.sqrt() / n
 }
 
 // G.711 (ITU-T G.711, as in the classic Sun reference code).

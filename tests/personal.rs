@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{free_port, register, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP};
+use common::{free_port, register, tenant_users, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -177,24 +177,14 @@ fn one_record(tsps: &mut Tsps, side: &str) -> CallRecord {
 }
 
 fn tenant_id(tsps: &Tsps) -> String {
-    let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-    tenants
-        .as_array()
-        .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
-        .and_then(|t| t["id"].as_str())
-        .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
-        .to_string()
+    tenant_users(tsps, DOMAIN).0
 }
 
 fn user_path(tsps: &Tsps, extension: &str) -> String {
-    let tenant = tenant_id(tsps);
-    let users = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
+    let (tenant, users) = tenant_users(tsps, DOMAIN);
     let id = users
-        .as_array()
-        .and_then(|all| all.iter().find(|u| u["extension"] == extension))
-        .and_then(|u| u["id"].as_str())
-        .unwrap_or_else(|| panic!("user {extension} in {users}"))
-        .to_string();
+        .get(extension)
+        .unwrap_or_else(|| panic!("user {extension} in {users:?}"));
     format!("/tenants/{tenant}/users/{id}")
 }
 

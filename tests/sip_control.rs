@@ -13,100 +13,21 @@
 mod common;
 
 use common::events::{EventsClient, Kind};
-use common::{free_port, register, tenant_a_yaml, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP};
+use common::pbx::{Pbx, DOMAIN};
+use common::{
+    free_port, register, tenant_a_yaml, tenant_users, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tsps_actors::model::{CallOutcome, CallRecord, Party};
 
-const DOMAIN: &str = "a.test";
 const CDR_WAIT: Duration = Duration::from_secs(10);
 const SIP_WAIT: Duration = Duration::from_secs(8);
 
-const PROVISIONING: &str = r#"tenants:
-  - domain: a.test
-    name: Tenant A
-    time_zone: Europe/Zurich
-    users:
-      - extension: "1001"
-        display_name: Alice
-        devices:
-          - sip_username: "1001"
-            password: secret1001
-      - extension: "1002"
-        display_name: Bob
-        devices:
-          - sip_username: "1002"
-            password: secret1002
-      - extension: "1003"
-        display_name: Carol
-        devices:
-          - sip_username: "1003"
-            password: secret1003
-"#;
-
-struct Pbx {
-    tsps: Tsps,
-    tenant: String,
-    /// Extension → user id.
-    users: BTreeMap<String, String>,
-}
-
+/// Call-control helpers of the shared [`Pbx`].
 impl Pbx {
-    fn start() -> Pbx {
-        let tsps = Tsps::start(PROVISIONING, &[]);
-        let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-        let tenant = tenants
-            .as_array()
-            .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
-            .and_then(|t| t["id"].as_str())
-            .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
-            .to_string();
-        let listed = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
-        let users = listed
-            .as_array()
-            .unwrap_or_else(|| panic!("a list of users: {listed}"))
-            .iter()
-            .map(|u| {
-                let ext = u["extension"].as_str().expect("extension").to_string();
-                (ext, u["id"].as_str().expect("user id").to_string())
-            })
-            .collect();
-        Pbx {
-            tsps,
-            tenant,
-            users,
-        }
-    }
-
-    fn user_path(&self, extension: &str) -> String {
-        format!("/tenants/{}/users/{}", self.tenant, self.users[extension])
-    }
-
-    fn device_id(&self, extension: &str) -> String {
-        let path = format!("{}/devices", self.user_path(extension));
-        let devices = self.tsps.api_ok(Method::GET, &path, None);
-        devices[0]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a device of {extension}: {devices}"))
-            .to_string()
-    }
-
-    /// The device of `extension`, registered from a fresh port, playing `uas`.
-    fn device(&self, extension: &str, uas: Sipp) -> SippHandle {
-        let port = free_port(IpAddr::V4(DEVICE_IP), false);
-        register(
-            &self.tsps,
-            DOMAIN,
-            extension,
-            &format!("secret{extension}"),
-            port,
-        );
-        self.tsps.spawn_sipp(uas.port(port))
-    }
-
     /// 1001 dials `callee` with `scenario`.
     fn caller(&self, scenario: &str, callee: &str) -> SippHandle {
         self.tsps.spawn_sipp(
@@ -114,18 +35,6 @@ impl Pbx {
                 .device(DOMAIN, "1001", "secret1001")
                 .calling(callee),
         )
-    }
-
-    /// A control command of `extension` on `call_id`: `.../calls/{call_id}/{what}`.
-    fn control(
-        &self,
-        extension: &str,
-        call_id: &str,
-        what: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let path = format!("{}/calls/{call_id}/{what}", self.user_path(extension));
-        self.tsps.api(Method::POST, &path, body.as_ref())
     }
 
     /// Polls the live calls until exactly one is there; returns its id.
@@ -341,24 +250,6 @@ fn click_to_dial_rings_the_users_device_first() {
     );
 }
 
-/// Click-to-dial from 1001's device: returns the call id.
-fn click_to_dial(pbx: &Pbx, device: &str, destination: &str) -> String {
-    let path = format!("{}/calls", pbx.user_path("1001"));
-    let body = json!({ "device_id": device, "destination": destination });
-    let (status, body) = pbx.tsps.api(Method::POST, &path, Some(&body));
-    assert_eq!(status, 201, "click-to-dial {destination}: {body}");
-    body["call_id"].as_str().expect("call_id").to_string()
-}
-
-fn events_of(pbx: &Pbx, extension: &str) -> EventsClient {
-    let url = format!(
-        "{}/api/v1{}/events/sse",
-        pbx.tsps.http_url(),
-        pbx.user_path(extension)
-    );
-    EventsClient::connect(Kind::Sse, &url, pbx.tsps.api_token(), None)
-}
-
 fn is_line(v: &Value, call: &str, state: &str) -> bool {
     v["type"] == "line" && v["data"]["call_id"] == call && v["data"]["state"] == state
 }
@@ -375,12 +266,11 @@ fn consultative_transfer_joins_the_held_party_with_the_second_call() {
     );
     let mut bob = pbx.device("1002", Sipp::uas("control_uas_join_held.xml"));
     let mut carol = pbx.device("1003", Sipp::uas("control_uas_join_remaining.xml"));
-    let mut lines = events_of(&pbx, "1001");
-    assert_eq!(lines.next(SIP_WAIT)["type"], "snapshot");
+    let mut lines = pbx.events_of("1001");
     let device = pbx.device_id("1001");
 
     // Call 1 to 1002, answered, then held.
-    let first = click_to_dial(&pbx, &device, "1002");
+    let first = pbx.click_to_dial(&device, "1002");
     wait_for(&mut bob, "ACK sip:", "1002 answers");
     let (status, body) = pbx.control("1001", &first, "hold", None);
     assert_eq!(status, 204, "hold: {body}");
@@ -390,7 +280,7 @@ fn consultative_transfer_joins_the_held_party_with_the_second_call() {
 
     // Call 2 to 1003 from the same phone while call 1 is held; while the phone still
     // rings the calls cannot be joined.
-    let second = click_to_dial(&pbx, &device, "1003");
+    let second = pbx.click_to_dial(&device, "1003");
     let transfer = |call: &str, body: Value| pbx.control("1001", call, "transfer", Some(body));
     let (status, body) = transfer(&first, json!({ "replaces_call": second }));
     assert_eq!(status, 409, "the second call is not answered yet: {body}");
@@ -459,17 +349,8 @@ fn consultative_transfer_joins_the_held_party_with_the_second_call() {
 fn click_to_dial_from_an_external_phone_rings_it_through_the_trunk_first() {
     let trunk_port = free_port(IpAddr::V4(CARRIER_IP), false);
     let tsps = Tsps::start(&tenant_a_yaml(trunk_port), &[]);
-    let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-    let tenant = tenants[0]["id"].as_str().expect("tenant id").to_string();
-    let users = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
-    let user = |ext: &str| {
-        let u = users
-            .as_array()
-            .and_then(|all| all.iter().find(|u| u["extension"] == ext))
-            .unwrap_or_else(|| panic!("user {ext}: {users}"));
-        format!("/tenants/{tenant}/users/{}", u["id"].as_str().unwrap())
-    };
-    let alice = user("1001");
+    let (tenant, users) = tenant_users(&tsps, DOMAIN);
+    let alice = format!("/tenants/{tenant}/users/{}", users["1001"]);
     let phones = format!("{alice}/external-phones");
 
     // Numbers are stored in E.164 by the tenant's dialing rules (no country code here).

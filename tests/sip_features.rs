@@ -12,7 +12,9 @@
 
 mod common;
 
-use common::{assert_silent, free_port, register, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP};
+use common::{
+    assert_silent, free_port, register, tenant_users, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -79,24 +81,7 @@ impl Pbx {
     fn start(extra_env: &[(&str, &str)]) -> Pbx {
         let trunk_port = free_port(IpAddr::V4(CARRIER_IP), false);
         let tsps = Tsps::start(&provisioning(trunk_port), extra_env);
-        let tenants = tsps.api_ok(Method::GET, "/tenants", None);
-        let tenant = tenants
-            .as_array()
-            .and_then(|all| all.iter().find(|t| t["domain"] == DOMAIN))
-            .and_then(|t| t["id"].as_str())
-            .unwrap_or_else(|| panic!("tenant {DOMAIN} in {tenants}"))
-            .to_string();
-        let listed = tsps.api_ok(Method::GET, &format!("/tenants/{tenant}/users"), None);
-        let users = listed
-            .as_array()
-            .unwrap_or_else(|| panic!("a list of users: {listed}"))
-            .iter()
-            .map(|u| {
-                let ext = u["extension"].as_str().expect("extension").to_string();
-                let id = u["id"].as_str().expect("user id").to_string();
-                (ext, id)
-            })
-            .collect();
+        let (tenant, users) = tenant_users(&tsps, DOMAIN);
         Pbx {
             tsps,
             tenant,

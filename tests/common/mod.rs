@@ -12,7 +12,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod audio;
 pub mod events;
+pub mod pbx;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -1011,6 +1013,54 @@ fn run_pg(admin_url: &str, sql: &str) {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         let _ = conn.close().await;
     });
+}
+
+/// Tenant `a.test` with 1001 (Alice), 1002 (Bob) and 1003 (Carol), one device each with
+/// the password `secret<ext>`, and nothing else (see [`pbx::Pbx`]).
+pub const THREE_USERS_YAML: &str = r#"tenants:
+  - domain: a.test
+    name: Tenant A
+    time_zone: Europe/Zurich
+    users:
+      - extension: "1001"
+        display_name: Alice
+        devices:
+          - sip_username: "1001"
+            password: secret1001
+      - extension: "1002"
+        display_name: Bob
+        devices:
+          - sip_username: "1002"
+            password: secret1002
+      - extension: "1003"
+        display_name: Carol
+        devices:
+          - sip_username: "1003"
+            password: secret1003
+"#;
+
+/// By the operator's API: the id of the tenant of `domain` and its users' ids by
+/// extension.
+pub fn tenant_users(tsps: &Tsps, domain: &str) -> (String, BTreeMap<String, String>) {
+    let tenants = tsps.api_ok(reqwest::Method::GET, "/tenants", None);
+    let tenant = tenants
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["domain"] == domain))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_else(|| panic!("tenant {domain} in {tenants}"))
+        .to_string();
+    let path = format!("/tenants/{tenant}/users");
+    let listed = tsps.api_ok(reqwest::Method::GET, &path, None);
+    let users = listed
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of users: {listed}"))
+        .iter()
+        .map(|u| {
+            let ext = u["extension"].as_str().expect("extension").to_string();
+            (ext, u["id"].as_str().expect("user id").to_string())
+        })
+        .collect();
+    (tenant, users)
 }
 
 /// The provisioning document most tests use: tenant `a.test` with 1001 and 1002, a DID
