@@ -1797,29 +1797,28 @@ fn answer_sdp(who: &str) -> LegEventKind {
     }
 }
 
-#[actix::test]
-async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
-    let media = testkit::FakeMedia::default();
-    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
-    let (mut first, bob) = Harness::connected_with_media(&bindings, media.clone()).await;
+/// Alice's conference of her two calls: Bob (held on the first call, whose leg now
+/// speaks through `to`) and Carol (the second call, which is the conference).
+struct Conferenced {
+    first: Harness,
+    second: Harness,
+    bob: LegId,
+    carol: LegId,
+    to: actix::Recipient<LegEvent>,
+}
+
+/// Alice calls Bob, then Carol, and merges the calls: every party has the bridge's
+/// offer (not answered yet).
+async fn conferenced(media: &testkit::FakeMedia, bindings: &[(UserId, &str)]) -> Conferenced {
+    let (mut first, bob) = Harness::connected_with_media(bindings, media.clone()).await;
     let mut second = first.second_call("1003");
     let carol = second.answered_by(CAROL_PHONE).await;
-    let conference = |with| ControlAction::Conference { with };
-    assert_eq!(
-        second
-            .control_now(ALICE, conference(second.call_id()))
-            .await,
-        Err(ControlError::WrongState(
-            "a call cannot be conferenced with itself"
-        ))
+    let merged = second.control(
+        ALICE,
+        ControlAction::Conference {
+            with: first.call_id(),
+        },
     );
-    assert_eq!(
-        second.control_now(BOB, conference(first.call_id())).await,
-        Err(ControlError::NotFound),
-        "Bob takes no part in the second call"
-    );
-
-    let merged = second.control(ALICE, conference(first.call_id()));
     // The first call hands Bob over and releases Alice's leg there, as in a transfer.
     let to = match first.next().await {
         LegCommand::HandOver { leg, events } if leg == bob => events,
@@ -1831,6 +1830,47 @@ async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
     bridge_offer(second.next().await, carol);
     bridge_offer(first.next().await, bob);
     assert_eq!(merged.await.unwrap(), Ok(()));
+    Conferenced {
+        first,
+        second,
+        bob,
+        carol,
+        to,
+    }
+}
+
+#[actix::test]
+async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
+    let media = testkit::FakeMedia::default();
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    {
+        // Refused before anything moves.
+        let (mut first, _) = Harness::connected_with_media(&bindings, media.clone()).await;
+        let mut second = first.second_call("1003");
+        second.answered_by(CAROL_PHONE).await;
+        let conference = |with| ControlAction::Conference { with };
+        assert_eq!(
+            second
+                .control_now(ALICE, conference(second.call_id()))
+                .await,
+            Err(ControlError::WrongState(
+                "a call cannot be conferenced with itself"
+            ))
+        );
+        assert_eq!(
+            second.control_now(BOB, conference(first.call_id())).await,
+            Err(ControlError::NotFound),
+            "Bob takes no part in the second call"
+        );
+    }
+    let conference = |with| ControlAction::Conference { with };
+    let Conferenced {
+        mut first,
+        mut second,
+        bob,
+        carol,
+        to,
+    } = conferenced(&media, &bindings).await;
     for (leg, who) in [(second.a, "alice"), (carol, "carol")] {
         second.event(leg, answer_sdp(who));
         assert!(matches!(second.next().await, LegCommand::Ack { leg: l, body: None } if l == leg));
@@ -1934,24 +1974,13 @@ async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
 async fn a_party_hanging_up_leaves_and_the_last_one_alone_is_released() {
     let media = testkit::FakeMedia::default();
     let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
-    let (mut first, bob) = Harness::connected_with_media(&bindings, media.clone()).await;
-    let mut second = first.second_call("1003");
-    let carol = second.answered_by(CAROL_PHONE).await;
-    let merged = second.control(
-        ALICE,
-        ControlAction::Conference {
-            with: first.call_id(),
-        },
-    );
-    let to = match first.next().await {
-        LegCommand::HandOver { events, .. } => events,
-        other => panic!("expected the hand-over, got {other:?}"),
-    };
-    assert!(matches!(first.next().await, LegCommand::Hangup { .. }));
-    bridge_offer(second.next().await, second.a);
-    bridge_offer(second.next().await, carol);
-    bridge_offer(first.next().await, bob);
-    assert_eq!(merged.await.unwrap(), Ok(()));
+    let Conferenced {
+        bob,
+        carol,
+        to,
+        mut second,
+        ..
+    } = conferenced(&media, &bindings).await;
     // Carol refuses the bridge: she leaves (BYE after the failed re-INVITE).
     second.event(
         carol,
@@ -2006,4 +2035,65 @@ async fn without_a_bridge_nothing_is_touched() {
     assert!(matches!(first.next().await, LegCommand::Hangup { leg } if leg == first.a));
     second.event(carol, LegEventKind::Hangup);
     assert!(matches!(second.next().await, LegCommand::Hangup { leg } if leg == second.a));
+}
+
+#[actix::test]
+async fn the_host_adds_a_third_call_to_the_conference() {
+    let media = testkit::FakeMedia::default();
+    let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
+    let Conferenced {
+        first,
+        mut second,
+        bob,
+        carol,
+        ..
+    } = conferenced(&media, &bindings).await;
+    drop(first);
+    // Alice's third call: to Carol's phone once more (a second line; any party would do).
+    let mut third = second.second_call("1003");
+    let carol2 = third.answered_by(CAROL_PHONE).await;
+    let added = second.control(
+        ALICE,
+        ControlAction::Conference {
+            with: third.call_id(),
+        },
+    );
+    let to3 = match third.next().await {
+        LegCommand::HandOver { leg, events } if leg == carol2 => events,
+        other => panic!("expected the hand-over of the third call's party, got {other:?}"),
+    };
+    assert!(matches!(third.next().await, LegCommand::Hangup { leg } if leg == third.a));
+    // Only the new party is invited to the bridge; the others are not asked again.
+    bridge_offer(third.next().await, carol2);
+    assert_eq!(added.await.unwrap(), Ok(()));
+    to3.do_send(LegEvent {
+        leg: carol2,
+        kind: answer_sdp("carol-again"),
+    });
+    assert!(matches!(third.next().await, LegCommand::Ack { leg, body: None } if leg == carol2));
+    assert!(media.log().contains(&format!("answer {carol2}")));
+    assert_eq!(
+        media.log().iter().filter(|l| *l == "open").count(),
+        1,
+        "one bridge"
+    );
+    // The host ends it: every party gets a BYE where its leg lives.
+    assert_eq!(
+        second.control_now(ALICE, ControlAction::Release).await,
+        Ok(())
+    );
+    assert!(matches!(third.next().await, LegCommand::Hangup { leg } if leg == carol2));
+    let (r2, k2) = second.record_of().await;
+    let last = k2
+        .iter()
+        .rev()
+        .find_map(|k| match k {
+            K::Conference { parties, .. } => Some(parties.iter().map(|p| p.leg).collect()),
+            _ => None,
+        })
+        .unwrap_or_else(Vec::new);
+    assert_eq!(last, [second.a, carol, bob, carol2], "four parties");
+    let want = format!("1001: conference with 1003 of call {}", third.call_id());
+    assert!(r2.decision.contains(&want), "{:?}", r2.decision);
+    assert_eq!(r2.legs.len(), 4);
 }
