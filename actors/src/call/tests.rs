@@ -1845,7 +1845,7 @@ async fn conference_mixes_the_held_party_the_active_one_and_the_host() {
     let bindings = [(BOB, BOB_PHONE), (testkit::CAROL, CAROL_PHONE)];
     {
         // Refused before anything moves.
-        let (mut first, _) = Harness::connected_with_media(&bindings, media.clone()).await;
+        let (first, _) = Harness::connected_with_media(&bindings, media.clone()).await;
         let mut second = first.second_call("1003");
         second.answered_by(CAROL_PHONE).await;
         let conference = |with| ControlAction::Conference { with };
