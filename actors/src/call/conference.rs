@@ -22,10 +22,9 @@ use crate::model::{CallOutcome, Party};
 use crate::ports::{Body, Bridge, LegCommand, LegEventKind, MediaError, PartyInfo};
 use actix::prelude::*;
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::control::{ControlError, HandOver, HandedLeg};
+use super::control::{ControlError, HandedLeg};
 
 /// How often a member's re-INVITE is tried again after 491 (glare with its own).
 const GLARE_RETRIES: u8 = 3;
@@ -125,21 +124,11 @@ impl CallActor {
                 Some(bridge)
             }
         };
-        let (reply, rx) = oneshot::channel();
-        self.joining = Some(with);
-        let ask = HandOver {
-            user,
-            into: self.setup.call,
-            events: ctx.address().recipient(),
-        };
-        addr.send(ask)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                let res = res.unwrap_or(Err(ControlError::NotFound));
-                let _ = reply.send(act.conference_adopt(user, mine, with, res, bridge, ctx));
-            })
-            .spawn(ctx);
-        Ok(rx)
+        Ok(
+            self.ask_hand_over(user, with, addr, ctx, move |act, h, ctx| {
+                act.conference_adopt(user, mine, with, h, bridge, ctx)
+            }),
+        )
     }
 
     /// The other call handed its party over: it joins the conference (which starts now
@@ -149,27 +138,10 @@ impl CallActor {
         user: UserId,
         mine: LegId,
         with: CallId,
-        res: Result<HandedLeg, ControlError>,
+        h: HandedLeg,
         bridge: Option<Box<dyn Bridge>>,
         ctx: &mut Context<Self>,
     ) -> Result<(), ControlError> {
-        self.joining = None;
-        let stashed = std::mem::take(&mut self.stashed);
-        let replay = |ctx: &mut Context<Self>, stashed: Vec<crate::ports::LegEvent>| {
-            for ev in stashed {
-                ctx.notify(ev);
-            }
-        };
-        let h = match res {
-            Ok(h) => h,
-            Err(e) => {
-                if self.phase == Phase::Ended {
-                    ctx.stop();
-                }
-                replay(ctx, stashed);
-                return Err(e);
-            }
-        };
         // The user's leg must still be here: the call may have ended, or the user hung
         // up, while the other call handed over.
         let live = self.phase == Phase::Answered
@@ -179,10 +151,6 @@ impl CallActor {
             };
         if !live {
             h.sip.do_send(LegCommand::Hangup { leg: h.leg });
-            if self.phase == Phase::Ended {
-                ctx.stop();
-            }
-            replay(ctx, stashed);
             return Err(ControlError::NotFound);
         }
         let ext = self.extension_of(user);
@@ -230,7 +198,6 @@ impl CallActor {
             self.offer_bridge(leg, ctx);
         }
         self.publish_conference();
-        replay(ctx, stashed);
         Ok(())
     }
 

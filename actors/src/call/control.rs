@@ -546,6 +546,25 @@ impl CallActor {
             .platform
             .call(self.setup.tenant, with)
             .ok_or(ControlError::NotFound)?;
+        Ok(self.ask_hand_over(user, with, addr, ctx, move |act, h, _| {
+            act.adopt(user, mine, with, h)
+        }))
+    }
+
+    /// Asks the call `with` (at `addr`) for `user`'s other party; `then` takes the leg
+    /// over once it is handed. Events of that leg that arrive meanwhile wait in
+    /// `stashed` and are replayed after. The reply answers the user's request.
+    pub(super) fn ask_hand_over<F>(
+        &mut self,
+        user: UserId,
+        with: CallId,
+        addr: Addr<CallActor>,
+        ctx: &mut Context<Self>,
+        then: F,
+    ) -> Reply
+    where
+        F: FnOnce(&mut Self, HandedLeg, &mut Context<Self>) -> Result<(), ControlError> + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         self.joining = Some(with);
         let ask = HandOver {
@@ -558,11 +577,22 @@ impl CallActor {
         addr.send(ask)
             .into_actor(self)
             .map(move |res, act, ctx| {
-                let res = res.unwrap_or(Err(ControlError::NotFound));
-                let _ = reply.send(act.adopt(user, mine, with, res, ctx));
+                act.joining = None;
+                let stashed = std::mem::take(&mut act.stashed);
+                let res = res
+                    .unwrap_or(Err(ControlError::NotFound))
+                    .and_then(|h| then(act, h, ctx));
+                // This call ended meanwhile: its `finish` waited for this answer.
+                if res.is_err() && act.phase == Phase::Ended {
+                    ctx.stop();
+                }
+                for ev in stashed {
+                    ctx.notify(ev);
+                }
+                let _ = reply.send(res);
             })
             .spawn(ctx);
-        Ok(rx)
+        rx
     }
 
     /// Consultative transfer, on the call that ends: the user's leg is hung up and the
@@ -646,29 +676,13 @@ impl CallActor {
         user: UserId,
         mine: LegId,
         with: CallId,
-        res: Result<HandedLeg, ControlError>,
-        ctx: &mut Context<Self>,
+        h: HandedLeg,
     ) -> Result<(), ControlError> {
-        self.joining = None;
-        let stashed = std::mem::take(&mut self.stashed);
-        let h = match res {
-            Ok(h) => h,
-            Err(e) => {
-                if self.phase == Phase::Ended {
-                    ctx.stop();
-                }
-                for ev in stashed {
-                    ctx.notify(ev);
-                }
-                return Err(e);
-            }
-        };
         let remaining = self.peer_of(mine).filter(|_| self.phase == Phase::Answered);
         let Some(remaining) = remaining else {
             // This call ended while the other one handed over (its `finish` waited for
             // this answer): the handed-over party has no one to talk to.
             h.sip.do_send(LegCommand::Hangup { leg: h.leg });
-            ctx.stop();
             return Err(ControlError::NotFound);
         };
         let now = self.platform.clock.now();
@@ -713,9 +727,6 @@ impl CallActor {
             leg: joined,
             body: None,
         });
-        for ev in stashed {
-            ctx.notify(ev);
-        }
         Ok(())
     }
 }
