@@ -48,6 +48,8 @@ pub struct Config {
     pub presence: PresenceConfig,
     #[serde(default)]
     pub media: MediaConfig,
+    #[serde(default)]
+    pub security: SecurityConfig,
     /// Personal mode: absent on a platform (the usual case).
     #[serde(default)]
     pub personal: Option<PersonalConfig>,
@@ -132,6 +134,160 @@ impl Default for MediaConfig {
             bind: None,
             rtp_port_min: default_rtp_port_min(),
             rtp_port_max: default_rtp_port_max(),
+        }
+    }
+}
+
+/// Defences against what arrives from the network (`[security]`): the brute-force
+/// guard, connection limits and log limits. See docs/security.md.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    #[serde(default)]
+    pub auth: AuthGuardConfig,
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+    #[serde(default)]
+    pub log: LogLimitConfig,
+}
+
+/// `[security.auth]`: failed digest answers allowed per source and per account before
+/// a block, and how long blocks last.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthGuardConfig {
+    /// Failures a source may make at once...
+    #[serde(default = "default_source_burst")]
+    pub source_burst: u32,
+    /// ...and per minute after that, for ever.
+    #[serde(default = "default_source_per_minute")]
+    pub source_per_minute: u32,
+    #[serde(default = "default_account_burst")]
+    pub account_burst: u32,
+    #[serde(default = "default_account_per_minute")]
+    pub account_per_minute: u32,
+    /// The first block; each repeat within `max_block_secs` of the last block doubles it.
+    #[serde(default = "default_block_secs")]
+    pub block_secs: u64,
+    #[serde(default = "default_max_block_secs")]
+    pub max_block_secs: u64,
+    /// Addresses or CIDR blocks never blocked: a proxy or SBC in front of tsps.
+    #[serde(default)]
+    pub trusted_sources: Vec<String>,
+}
+
+fn default_source_burst() -> u32 {
+    20
+}
+fn default_source_per_minute() -> u32 {
+    6
+}
+fn default_account_burst() -> u32 {
+    10
+}
+fn default_account_per_minute() -> u32 {
+    3
+}
+fn default_block_secs() -> u64 {
+    60
+}
+fn default_max_block_secs() -> u64 {
+    3600
+}
+
+impl Default for AuthGuardConfig {
+    fn default() -> Self {
+        Self {
+            source_burst: default_source_burst(),
+            source_per_minute: default_source_per_minute(),
+            account_burst: default_account_burst(),
+            account_per_minute: default_account_per_minute(),
+            block_secs: default_block_secs(),
+            max_block_secs: default_max_block_secs(),
+            trusted_sources: Vec::new(),
+        }
+    }
+}
+
+impl AuthGuardConfig {
+    pub fn settings(&self) -> crate::sip::auth::guard::GuardSettings {
+        crate::sip::auth::guard::GuardSettings {
+            source_burst: self.source_burst,
+            source_per_minute: self.source_per_minute,
+            account_burst: self.account_burst,
+            account_per_minute: self.account_per_minute,
+            block_ms: self.block_secs * 1000,
+            max_block_ms: self.max_block_secs * 1000,
+            trusted: self
+                .trusted_sources
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `[security.connections]`: SIP over TCP and HTTP. Each limit applies to each
+/// listener separately.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// Open connections in all; 0 sizes it from the file descriptor limit.
+    #[serde(default)]
+    pub max_total: usize,
+    /// Open connections from one address.
+    #[serde(default = "default_max_per_source")]
+    pub max_per_source: usize,
+    /// A SIP connection with no traffic for this long is closed, unless a phone
+    /// registered over it (then it lasts as long as the registration).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// A SIP message or an HTTP request head must arrive whole within this once begun;
+    /// an idle HTTP keep-alive connection is closed after it too.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+}
+
+fn default_max_per_source() -> usize {
+    64
+}
+fn default_idle_timeout() -> u64 {
+    120
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            max_total: 0,
+            max_per_source: default_max_per_source(),
+            idle_timeout_secs: default_idle_timeout(),
+            header_timeout_secs: default_header_timeout(),
+        }
+    }
+}
+
+/// `[security.log]`: each place in the code that logs may write this many lines a
+/// second (after a burst of ten times as many); what it could not write is counted and
+/// reported in one line every ten seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLimitConfig {
+    #[serde(default = "default_log_lines_per_second")]
+    pub lines_per_second: u32,
+}
+
+fn default_log_lines_per_second() -> u32 {
+    10
+}
+
+impl Default for LogLimitConfig {
+    fn default() -> Self {
+        Self {
+            lines_per_second: default_log_lines_per_second(),
         }
     }
 }
@@ -469,6 +625,7 @@ impl Default for Config {
             testing: TestingConfig::default(),
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
+            security: SecurityConfig::default(),
             personal: None,
         }
     }
@@ -499,6 +656,7 @@ impl Config {
             .separator("__")
             .list_separator(",")
             .with_list_parse_key("sip.digest_algorithms")
+            .with_list_parse_key("security.auth.trusted_sources")
             .try_parsing(true)
             .source(Some(
                 env.iter()
@@ -621,7 +779,48 @@ impl Config {
             p.validate()?;
         }
         self.validate_media()?;
+        self.validate_security()?;
         Ok(self)
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let a = &self.security.auth;
+        for s in &a.trusted_sources {
+            s.parse::<tsps_actors::directory::SourceRange>()
+                .map_err(|e| invalid("security.auth.trusted_sources", e))?;
+        }
+        if a.source_burst == 0 || a.account_burst == 0 {
+            return Err(invalid(
+                "security.auth",
+                "source_burst and account_burst must be at least 1",
+            ));
+        }
+        if a.block_secs == 0 || a.max_block_secs < a.block_secs {
+            return Err(invalid(
+                "security.auth.block_secs",
+                "must be at least 1 and at most max_block_secs",
+            ));
+        }
+        let c = &self.security.connections;
+        if c.max_per_source == 0 {
+            return Err(invalid(
+                "security.connections.max_per_source",
+                "must be at least 1",
+            ));
+        }
+        if c.idle_timeout_secs == 0 || c.header_timeout_secs == 0 {
+            return Err(invalid(
+                "security.connections",
+                "idle_timeout_secs and header_timeout_secs must be at least 1",
+            ));
+        }
+        if self.security.log.lines_per_second == 0 {
+            return Err(invalid(
+                "security.log.lines_per_second",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_media(&self) -> Result<(), ConfigError> {

@@ -4,6 +4,8 @@
 use crate::cluster::ClusterStats;
 use crate::media::MediaStats;
 use crate::push::Hub;
+use crate::sip::auth::guard::Guard;
+use crate::sip::auth::{AuthOutcome, AuthStats};
 use crate::sip::presence::stats::{package_label, Outcome, PACKAGES};
 use crate::sip::presence::PresenceStats;
 use prometheus::{
@@ -42,6 +44,74 @@ pub struct NodeMetrics {
     media: Option<MediaMetrics>,
     /// The SIP notifier: subscriptions, NOTIFY and MESSAGE outcomes.
     presence: Option<PresenceMetrics>,
+    /// Digest authentication and the brute-force guard.
+    auth: Option<AuthMetrics>,
+}
+
+struct AuthMetrics {
+    stats: Arc<AuthStats>,
+    guard: Arc<Guard>,
+    outcomes: IntCounterVec,
+    blocked: IntGaugeVec,
+    untracked: IntCounter,
+}
+
+impl AuthMetrics {
+    fn new(stats: Arc<AuthStats>, guard: Arc<Guard>, registry: &Registry) -> Self {
+        let m = Self {
+            stats,
+            guard,
+            outcomes: IntCounterVec::new(
+                Opts::new(
+                    "tsps_sip_auth_total",
+                    "Digest authentications by result: ok, challenged, stale, replay (a \
+                     nonce count used again), wrong_password, unknown_user, wrong_uri (the \
+                     digest names another Request-URI), blocked_source (dropped \
+                     unanswered), blocked_account (refused unchecked).",
+                ),
+                &["result"],
+            )
+            .expect("valid metric"),
+            blocked: IntGaugeVec::new(
+                Opts::new(
+                    "tsps_sip_auth_blocked",
+                    "Sources and accounts blocked now for failed authentications.",
+                ),
+                &["scope"],
+            )
+            .expect("valid metric"),
+            untracked: IntCounter::new(
+                "tsps_sip_auth_untracked_total",
+                "Failed authentications the guard could not count: its tables were full.",
+            )
+            .expect("valid metric"),
+        };
+        for c in [
+            Box::new(m.outcomes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.blocked.clone()),
+            Box::new(m.untracked.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        m
+    }
+
+    fn update(&self, now_ms: u64) {
+        for o in AuthOutcome::ALL {
+            let c = self.outcomes.with_label_values(&[o.label()]);
+            c.inc_by(self.stats.total(o).saturating_sub(c.get()));
+        }
+        let (sources, accounts) = self.guard.counts(now_ms);
+        self.blocked
+            .with_label_values(&["source"])
+            .set(sources as i64);
+        self.blocked
+            .with_label_values(&["account"])
+            .set(accounts as i64);
+        let untracked = self.guard.untracked();
+        self.untracked
+            .inc_by(untracked.saturating_sub(self.untracked.get()));
+    }
 }
 
 struct PresenceMetrics {
@@ -180,7 +250,14 @@ impl NodeMetrics {
             redis: None,
             media: None,
             presence: None,
+            auth: None,
         }
+    }
+
+    /// Adds the metrics of digest authentication and the brute-force guard.
+    pub fn with_auth(mut self, stats: Arc<AuthStats>, guard: Arc<Guard>) -> Self {
+        self.auth = Some(AuthMetrics::new(stats, guard, &self.registry));
+        self
     }
 
     /// Adds the metrics of the SIP notifier (presence subscriptions).
@@ -290,6 +367,9 @@ impl MetricsSource for NodeMetrics {
         }
         if let Some(p) = &self.presence {
             p.update();
+        }
+        if let Some(a) = &self.auth {
+            a.update(chrono::Utc::now().timestamp_millis().max(0) as u64);
         }
         encode(&self.registry)
     }

@@ -2,6 +2,8 @@
 
 use crate::config::Config;
 use crate::persistence::StorePersistence;
+use crate::sip::auth::guard::Guard;
+use crate::sip::auth::Authenticator;
 use crate::sip::digest::{Algorithm, NonceKeeper};
 use crate::sip::shard::{Shard, ShardPool, SipContext, SipSettings};
 use crate::store::SharedDirectory;
@@ -226,6 +228,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         info!(%public_host, "sip.public_host not set: using this address in Via and Contact");
     }
     let presence_stats = Arc::new(crate::sip::presence::PresenceStats::default());
+    let guard = Arc::new(Guard::new(config.security.auth.settings()));
     let ctx = Arc::new(SipContext {
         settings: SipSettings {
             public_host,
@@ -234,7 +237,14 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             min_expires: config.sip.min_expires,
             max_expires: config.sip.max_expires,
             shards: workers,
-            digest_algorithms: config
+            presence: config.presence.settings(),
+        },
+        directory: directory.clone(),
+        platform: platform.clone(),
+        auth: Authenticator::new(
+            NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
+            guard.clone(),
+            config
                 .sip
                 .digest_algorithms
                 .iter()
@@ -246,11 +256,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                     }
                 })
                 .collect(),
-            presence: config.presence.settings(),
-        },
-        directory: directory.clone(),
-        platform: platform.clone(),
-        nonces: NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
+        ),
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
@@ -342,7 +348,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         directory: directory.clone(),
     });
     let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone())
-        .with_presence(presence_stats);
+        .with_presence(presence_stats)
+        .with_auth(ctx.auth.stats().clone(), guard.clone());
     if let Some(engine) = &media_engine {
         metrics = metrics.with_media(engine.stats());
     }
@@ -374,6 +381,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         }),
         metrics: Arc::new(metrics),
         push,
+        guard: guard.clone(),
     };
     let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));
     {

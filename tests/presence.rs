@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{free_port, register, Sipp, SippHandle, Tsps, DEVICE_IP};
+use common::{free_port, register, sample, Sipp, SippHandle, Tsps, DEVICE_IP};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -51,40 +51,12 @@ fn port() -> u16 {
     free_port(IpAddr::V4(DEVICE_IP), false)
 }
 
-/// The node's metrics (`/api/v1/metrics` with the operator token).
-fn metrics(tsps: &Tsps) -> String {
-    let url = format!("{}/api/v1/metrics", tsps.http_url());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let resp = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth(tsps.api_token())
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap()
-    })
-}
-
-/// One sample's value (`name{labels}` exactly as rendered).
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let (k, v) = l.split_once(' ')?;
-        (k == name).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
 /// Polls the metrics until `name` satisfies `ok` (the shards count as the answers
 /// arrive, a moment after the peer's scenario ends); returns the whole text.
 fn wait_metric(tsps: &Tsps, name: &str, ok: impl Fn(f64) -> bool, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = metrics(tsps);
+        let text = tsps.metrics();
         if sample(&text, name).is_some_and(&ok) {
             return text;
         }
@@ -198,7 +170,7 @@ fn an_unknown_event_package_is_refused_with_489() {
     let tsps = Tsps::start(TENANTS, &[]);
     tsps.sipp(carol_watching_bob("presence_bad_event.xml"))
         .assert_success("489 Bad Event with Allow-Events");
-    let text = metrics(&tsps);
+    let text = tsps.metrics();
     assert_eq!(
         sample(
             &text,
@@ -230,7 +202,7 @@ fn watchers_see_only_their_own_tenant() {
         .calling("1002");
     tsps.sipp(dave_own)
         .assert_success("tenant B's watcher: 1002 is not a user of tenant B");
-    let text = metrics(&tsps);
+    let text = tsps.metrics();
     for code in ["403", "404"] {
         let name = format!("tsps_presence_subscribe_rejected_total{{code=\"{code}\"}}");
         assert_eq!(sample(&text, &name), Some(1.0), "{text}");

@@ -4,6 +4,7 @@
 
 use crate::ids::{DeviceId, TenantId, TrunkId, UserId};
 use crate::model::{Device, Did, ExternalPhone, Tenant, Trunk, User};
+pub use crate::source::SourceRange;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -19,6 +20,9 @@ pub struct Directory {
     dids: HashMap<String, Did>,
     trunks: HashMap<TrunkId, Trunk>,
     trunks_of_tenant: HashMap<TenantId, Vec<TrunkId>>,
+    /// Every trunk's inbound sources, most specific first (then by trunk name), so the
+    /// trunk a source belongs to never depends on hash order.
+    trunk_sources: Vec<(SourceRange, TrunkId)>,
     external_phones: HashMap<DeviceId, ExternalPhone>,
     external_phones_of_user: HashMap<UserId, Vec<DeviceId>>,
     /// The subscriber table: users who restricted who may watch them, with the users
@@ -62,8 +66,23 @@ impl Directory {
                 .entry(t.tenant_id)
                 .or_default()
                 .push(t.id);
+            // Stored sources were validated when written; one that no longer parses
+            // matches nothing.
+            d.trunk_sources.extend(
+                t.inbound_sources
+                    .iter()
+                    .filter_map(|s| s.parse::<SourceRange>().ok())
+                    .map(|r| (r, t.id)),
+            );
             d.trunks.insert(t.id, t);
         }
+        let trunks = &d.trunks;
+        d.trunk_sources.sort_by(|(a, ta), (b, tb)| {
+            b.prefix()
+                .cmp(&a.prefix())
+                .then_with(|| trunks[ta].name.cmp(&trunks[tb].name))
+                .then_with(|| ta.cmp(tb))
+        });
         d
     }
 
@@ -163,59 +182,145 @@ impl Directory {
             .flatten()
             .filter_map(|id| self.trunks.get(id))
     }
-    /// The trunk whose accepted inbound sources contain `ip` (an address or a CIDR block).
+    /// The trunk whose accepted inbound sources contain `ip`: the most specific range
+    /// wins. Ranges of different tenants never overlap (see [`source_conflicts`]).
     pub fn trunk_by_source(&self, ip: IpAddr) -> Option<&Trunk> {
-        self.trunks
-            .values()
-            .find(|t| t.inbound_sources.iter().any(|s| source_matches(s, ip)))
+        self.trunk_sources
+            .iter()
+            .find(|(r, _)| r.contains(ip))
+            .and_then(|(_, t)| self.trunks.get(t))
+    }
+
+    /// The trunk of another tenant than `tenant` whose sources contain `ip`.
+    pub fn foreign_trunk_by_source(&self, tenant: TenantId, ip: IpAddr) -> Option<&Trunk> {
+        self.trunk_sources
+            .iter()
+            .filter(|(r, _)| r.contains(ip))
+            .filter_map(|(_, t)| self.trunks.get(t))
+            .find(|t| t.tenant_id != tenant)
     }
 }
 
-/// `s` is an IP address (`192.0.2.1`) or a CIDR block (`192.0.2.0/24`, `::1/128`).
-pub fn source_matches(s: &str, ip: IpAddr) -> bool {
-    let (addr, prefix) = match s.split_once('/') {
-        Some((a, p)) => (a, p.parse::<u8>().ok()),
-        None => (s, None),
-    };
-    let Ok(net) = addr.trim().parse::<IpAddr>() else {
-        return false;
-    };
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let bits = prefix.unwrap_or(32).min(32) as u32;
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            (u32::from(n) & mask) == (u32::from(i) & mask)
+/// Why a trunk's inbound sources cannot be assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceConflict {
+    /// The range overlaps a range of another tenant's trunk.
+    OtherTenant {
+        range: SourceRange,
+        other: SourceRange,
+    },
+    /// The range holds an address a phone of another tenant registered from.
+    RegisteredPhone { range: SourceRange, address: IpAddr },
+}
+
+impl std::fmt::Display for SourceConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OtherTenant { range, other } => write!(
+                f,
+                "{range} overlaps {other}, an inbound source of another tenant's trunk"
+            ),
+            Self::RegisteredPhone { range, address } => write!(
+                f,
+                "{range} holds {address}, where a phone of another tenant is registered"
+            ),
         }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let bits = prefix.unwrap_or(128).min(128) as u32;
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            (u128::from(n) & mask) == (u128::from(i) & mask)
-        }
-        _ => false,
     }
+}
+
+/// Checks inbound sources for a trunk of `tenant` against the other tenants' trunks and
+/// the addresses their phones registered from: a source address names one tenant, and
+/// never one whose phones would be taken for a carrier. Pure: the caller gathers both.
+pub fn source_conflicts<'a>(
+    tenant: TenantId,
+    ranges: &[SourceRange],
+    trunks: impl IntoIterator<Item = &'a Trunk>,
+    registered: &[(TenantId, IpAddr)],
+) -> Vec<SourceConflict> {
+    let others: Vec<SourceRange> = trunks
+        .into_iter()
+        .filter(|t| t.tenant_id != tenant)
+        .flat_map(|t| t.inbound_sources.iter())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let mut out = Vec::new();
+    for range in ranges {
+        if let Some(other) = others.iter().find(|o| o.overlaps(range)) {
+            out.push(SourceConflict::OtherTenant {
+                range: *range,
+                other: *other,
+            });
+        }
+        if let Some((_, address)) = registered
+            .iter()
+            .find(|(t, ip)| *t != tenant && range.contains(*ip))
+        {
+            out.push(SourceConflict::RegisteredPhone {
+                range: *range,
+                address: *address,
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn trunk(tenant: TenantId, n: u128, name: &str, sources: &[&str]) -> Trunk {
+        Trunk {
+            id: TrunkId::for_test(n),
+            tenant_id: tenant,
+            name: name.into(),
+            peer_host: "192.0.2.1".into(),
+            peer_port: 5060,
+            transport: crate::model::TransportKind::Udp,
+            username: None,
+            password: None,
+            inbound_sources: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     #[test]
-    fn cidr_and_plain_sources() {
-        let ip: IpAddr = "127.0.0.5".parse().unwrap();
-        assert!(source_matches("127.0.0.0/8", ip));
-        assert!(source_matches("127.0.0.5", ip));
-        assert!(!source_matches("127.0.0.6", ip));
-        assert!(!source_matches("::1", ip));
-        assert!(source_matches("::1/128", "::1".parse().unwrap()));
-        assert!(!source_matches("garbage", ip));
+    fn the_most_specific_source_wins_whatever_the_order() {
+        let a = TenantId::for_test(1);
+        let wide = trunk(a, 1, "wide", &["192.0.2.0/24"]);
+        let narrow = trunk(a, 2, "narrow", &["192.0.2.7"]);
+        for trunks in [
+            vec![wide.clone(), narrow.clone()],
+            vec![narrow.clone(), wide.clone()],
+        ] {
+            let d = Directory::new(vec![], vec![], vec![], vec![], trunks);
+            let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            assert_eq!(d.trunk_by_source(ip("192.0.2.7")).unwrap().name, "narrow");
+            assert_eq!(d.trunk_by_source(ip("192.0.2.8")).unwrap().name, "wide");
+            assert!(d.trunk_by_source(ip("192.0.3.1")).is_none());
+        }
+    }
+
+    #[test]
+    fn sources_may_not_cross_tenants_or_cover_their_phones() {
+        let (a, b) = (TenantId::for_test(1), TenantId::for_test(2));
+        let trunks = [trunk(a, 1, "carrier", &["127.0.0.2"])];
+        let r = |s: &str| s.parse::<SourceRange>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let phones = [(a, ip("127.0.0.1"))];
+        // B may not take A's carrier address, nor the address A's phone registered from.
+        assert_eq!(
+            source_conflicts(b, &[r("127.0.0.0/8")], &trunks, &phones).len(),
+            2
+        );
+        assert_eq!(
+            source_conflicts(b, &[r("127.0.0.1")], &trunks, &phones),
+            vec![SourceConflict::RegisteredPhone {
+                range: r("127.0.0.1"),
+                address: ip("127.0.0.1")
+            }]
+        );
+        assert!(source_conflicts(b, &[r("127.0.0.3")], &trunks, &phones).is_empty());
+        // Within a tenant, ranges may overlap (the most specific wins).
+        assert!(source_conflicts(a, &[r("127.0.0.0/8")], &trunks, &phones).is_empty());
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! HTTP digest authentication for SIP (RFC 3261 §22, RFC 2617 with `qop=auth`, RFC 8760
 //! for SHA-256).
 //!
-//! Server side: [`NonceKeeper`] issues stateless nonces (an HMAC over a timestamp and the
-//! realm, so any node holding the secret can check a nonce without shared state) and
-//! checks [`Credentials`] against the stored HA1; the password never reaches this module.
+//! Server side: [`NonceKeeper`] issues nonces that carry their own proof (an HMAC over a
+//! timestamp, a nonce id and the realm) and checks [`Credentials`] against the stored
+//! HA1; the password never reaches this module. Replays are refused by a bounded window
+//! of nonce counts ([`NonceCounts`]): per nonce, the highest `nc` accepted (RFC 7616
+//! §3.3, §5.3); a nonce answered without `qop` (no `nc`) is good once.
 //! Client side (tsps toward a carrier trunk): [`answer_challenge`].
 //!
-//! Sans-IO: no sockets and no clock; the current time comes in as Unix seconds.
-//! Stateless nonces cannot detect a replayed `nc`: the nonce TTL bounds the replay window.
+//! Sans-IO: no sockets and no clock; the current time comes in as Unix seconds. The
+//! nonce secret is drawn at start, so a nonce is valid only on the node (and process)
+//! that issued it, which is also where its counts live: nothing is shared between nodes.
 //! The caller still checks that `Credentials::uri` names the request it authenticates and
 //! that `username` is the user it looked up.
 
@@ -16,14 +19,20 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of HMAC output kept in a nonce: 128 bits is ample against forgery and keeps
-/// the nonce short (32 characters).
+/// the nonce short (38 characters with the timestamp and the id).
 const NONCE_MAC_LEN: usize = 16;
-const NONCE_LEN: usize = 8 + NONCE_MAC_LEN;
+const NONCE_LEN: usize = 8 + 4 + NONCE_MAC_LEN;
+/// Slots of the nonce-count window (8 bytes each, touched only when used: 8 MiB at
+/// most). A nonce keeps its count until 2^20 newer nonces have been issued: at 5,000
+/// challenges a second, 210 s, against a default TTL of 300 s; past that its user agent
+/// gets a `stale=true` challenge and answers it without asking anyone.
+pub const NONCE_SLOTS: usize = 1 << 20;
 
 /// HA1 = MD5(username:realm:password), lowercase hex. Stored instead of the password.
 pub fn ha1_md5(username: &str, realm: &str, password: &str) -> String {
@@ -121,6 +130,11 @@ pub enum Verdict {
     BadNonce,
     /// The response does not match: wrong password, or wrong method/uri/qop.
     BadResponse,
+    /// The response matches but its nonce count was already used (a replay, or a
+    /// request overtaken by a later one), or the nonce's slot went to a newer nonce:
+    /// challenge again with `stale=true`. A user agent answers that by itself; a replayed
+    /// header cannot.
+    Replay,
 }
 
 /// Parsed `Authorization` / `Proxy-Authorization` digest credentials. Values are
@@ -151,11 +165,14 @@ pub struct Challenge {
     pub stale: bool,
 }
 
-/// Issues and checks stateless nonces:
-/// `nonce = base64url(timestamp_secs || HMAC-SHA256(secret, timestamp || realm)[..16])`.
+/// Issues and checks nonces:
+/// `nonce = base64url(timestamp_secs || id || HMAC-SHA256(secret, timestamp || id || realm)[..16])`,
+/// where `id` numbers the nonces this keeper issued and picks the nonce's slot in the
+/// count window.
 pub struct NonceKeeper {
     secret: [u8; 32],
     ttl_secs: u64,
+    counts: NonceCounts,
 }
 
 impl std::fmt::Debug for NonceKeeper {
@@ -167,17 +184,76 @@ impl std::fmt::Debug for NonceKeeper {
     }
 }
 
+/// The replay window: a ring of slots, one per recently issued nonce, each holding the
+/// nonce's id (high 32 bits) and the highest nonce count accepted with it (low 32
+/// bits; 0 before the first). Lock-free, shared by every shard of the node: a replay
+/// with another Call-ID lands on another shard. Memory is fixed: a flood of challenges
+/// only makes older nonces stale sooner.
+pub struct NonceCounts {
+    slots: Box<[AtomicU64]>,
+    next: AtomicU32,
+}
+
+impl NonceCounts {
+    pub fn new(slots: usize) -> Self {
+        let slots = slots.next_power_of_two().max(1);
+        Self {
+            slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+            next: AtomicU32::new(0),
+        }
+    }
+
+    fn slot(&self, id: u32) -> &AtomicU64 {
+        &self.slots[id as usize & (self.slots.len() - 1)]
+    }
+
+    /// A new nonce id; its slot starts with no count accepted.
+    fn issue(&self) -> u32 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.slot(id).store(u64::from(id) << 32, Ordering::Relaxed);
+        id
+    }
+
+    /// Accepts `nc` for nonce `id` when it is above every count accepted before and the
+    /// slot still belongs to the nonce.
+    fn accept(&self, id: u32, nc: u32) -> bool {
+        let slot = self.slot(id);
+        let mut current = slot.load(Ordering::Acquire);
+        loop {
+            if (current >> 32) as u32 != id || nc <= current as u32 {
+                return false;
+            }
+            let next = (u64::from(id) << 32) | u64::from(nc);
+            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+}
+
 impl NonceKeeper {
     pub fn new(secret: [u8; 32], ttl_secs: u64) -> Self {
-        Self { secret, ttl_secs }
+        Self::with_slots(secret, ttl_secs, NONCE_SLOTS)
+    }
+
+    /// A keeper whose count window has `slots` slots (rounded up to a power of two).
+    pub fn with_slots(secret: [u8; 32], ttl_secs: u64, slots: usize) -> Self {
+        Self {
+            secret,
+            ttl_secs,
+            counts: NonceCounts::new(slots),
+        }
     }
 
     /// A fresh nonce for `realm` at `now_secs`.
     pub fn nonce(&self, realm: &str, now_secs: u64) -> String {
         let ts = now_secs.to_be_bytes();
+        let id = self.counts.issue().to_be_bytes();
         let mut out = Vec::with_capacity(NONCE_LEN);
         out.extend_from_slice(&ts);
-        out.extend_from_slice(&self.mac(&ts, realm).finalize().into_bytes()[..NONCE_MAC_LEN]);
+        out.extend_from_slice(&id);
+        out.extend_from_slice(&self.mac(&ts, &id, realm).finalize().into_bytes()[..NONCE_MAC_LEN]);
         URL_SAFE_NO_PAD.encode(out)
     }
 
@@ -206,9 +282,10 @@ impl NonceKeeper {
     /// picks the HA1 matching `creds.algorithm`). The nonce is checked against
     /// `creds.realm`, so credentials for another realm are `BadNonce`. `Stale` is only
     /// returned for a correct response (RFC 2617 §3.2.1), so a stale answer never tells
-    /// an attacker to retry.
+    /// an attacker to retry. A correct, fresh response is accepted once per nonce count:
+    /// `Ok` records its `nc`, and the same or a lower count afterwards is `Replay`.
     pub fn verify(&self, creds: &Credentials, method: &str, ha1: &str, now_secs: u64) -> Verdict {
-        let Some(issued) = self.nonce_timestamp(&creds.nonce, &creds.realm) else {
+        let Some((issued, id)) = self.nonce_origin(&creds.nonce, &creds.realm) else {
             return Verdict::BadNonce;
         };
         let qop = match (&creds.qop, &creds.nc, &creds.cnonce) {
@@ -235,21 +312,33 @@ impl NonceKeeper {
         if now_secs.saturating_sub(issued) > self.ttl_secs {
             return Verdict::Stale;
         }
+        // Without qop there is no count: the nonce is good for one request.
+        let nc = match qop {
+            Some((nc, _)) => match u32::from_str_radix(nc, 16) {
+                Ok(nc) => nc,
+                Err(_) => return Verdict::BadResponse,
+            },
+            None => 1,
+        };
+        if !self.counts.accept(id, nc) {
+            return Verdict::Replay;
+        }
         Verdict::Ok
     }
 
-    fn mac(&self, ts: &[u8; 8], realm: &str) -> HmacSha256 {
+    fn mac(&self, ts: &[u8; 8], id: &[u8; 4], realm: &str) -> HmacSha256 {
         // new_from_slice cannot fail: HMAC accepts keys of any length.
         let mut mac =
             <HmacSha256 as Mac>::new_from_slice(&self.secret).expect("hmac accepts any key length");
         mac.update(ts);
+        mac.update(id);
         mac.update(realm.as_bytes());
         mac
     }
 
-    /// The issue time of a nonce we made for `realm`, or None if it is not ours.
-    fn nonce_timestamp(&self, nonce: &str, realm: &str) -> Option<u64> {
-        // Bound the work before decoding: a real nonce is exactly 32 characters.
+    /// The issue time and id of a nonce we made for `realm`, or None if it is not ours.
+    fn nonce_origin(&self, nonce: &str, realm: &str) -> Option<(u64, u32)> {
+        // Bound the work before decoding: a real nonce is exactly 38 characters.
         if nonce.len() > 64 {
             return None;
         }
@@ -258,8 +347,11 @@ impl NonceKeeper {
             return None;
         }
         let ts: [u8; 8] = raw[..8].try_into().ok()?;
-        self.mac(&ts, realm).verify_truncated_left(&raw[8..]).ok()?;
-        Some(u64::from_be_bytes(ts))
+        let id: [u8; 4] = raw[8..12].try_into().ok()?;
+        self.mac(&ts, &id, realm)
+            .verify_truncated_left(&raw[12..])
+            .ok()?;
+        Some((u64::from_be_bytes(ts), u32::from_be_bytes(id)))
     }
 }
 
@@ -692,8 +784,6 @@ mod tests {
             assert_eq!(creds.nc.as_deref(), Some("00000001"));
             assert_eq!(creds.cnonce.as_deref(), Some("c-nonce/1"));
             let ha1 = alg.ha1("alice", "tsps.test", "s3cret");
-            assert_eq!(k.verify(&creds, "REGISTER", &ha1, NOW), Verdict::Ok);
-            assert_eq!(k.verify(&creds, "REGISTER", &ha1, NOW + 300), Verdict::Ok);
             // A different method changes HA2.
             assert_eq!(k.verify(&creds, "INVITE", &ha1, NOW), Verdict::BadResponse);
             // The HA1 of the other algorithm does not fit.
@@ -706,14 +796,108 @@ mod tests {
                 k.verify(&creds, "REGISTER", &wrong_ha1, NOW),
                 Verdict::BadResponse
             );
+            // Refused answers do not use up the count: the right one still passes, once.
+            assert_eq!(k.verify(&creds, "REGISTER", &ha1, NOW + 300), Verdict::Ok);
+            assert_eq!(k.verify(&creds, "REGISTER", &ha1, NOW), Verdict::Replay);
         }
+    }
+
+    /// The answer to `challenge` with nonce count `nc`.
+    fn answer_nc(challenge: &str, nc: u32) -> Credentials {
+        let value = answer_challenge(
+            challenge,
+            "REGISTER",
+            "sip:tsps.test",
+            "alice",
+            "s3cret",
+            "c-nonce/1",
+            nc,
+        )
+        .unwrap();
+        parse_credentials(&value).unwrap()
+    }
+
+    #[test]
+    fn each_nonce_count_is_accepted_once_and_in_order() {
+        let k = keeper();
+        let ha1 = ha1_md5("alice", "tsps.test", "s3cret");
+        let ch = challenge_for(&k, Algorithm::Md5, false);
+        let first = answer_nc(&ch, 1);
+        assert_eq!(k.verify(&first, "REGISTER", &ha1, NOW), Verdict::Ok);
+        // The captured header sent again (another socket, another Call-ID: the digest
+        // does not cover them) is a replay.
+        assert_eq!(k.verify(&first, "REGISTER", &ha1, NOW + 1), Verdict::Replay);
+        // The user agent's next request with the same nonce counts on.
+        assert_eq!(
+            k.verify(&answer_nc(&ch, 2), "REGISTER", &ha1, NOW + 2),
+            Verdict::Ok
+        );
+        // Counts may skip (requests lost on the way) but never go back.
+        assert_eq!(
+            k.verify(&answer_nc(&ch, 7), "REGISTER", &ha1, NOW + 3),
+            Verdict::Ok
+        );
+        assert_eq!(
+            k.verify(&answer_nc(&ch, 5), "REGISTER", &ha1, NOW + 4),
+            Verdict::Replay
+        );
+        // A wrong password with a fresh count is still a wrong password.
+        let mut guessed = answer_nc(&ch, 8);
+        guessed.response = "0".repeat(32);
+        assert_eq!(
+            k.verify(&guessed, "REGISTER", &ha1, NOW + 5),
+            Verdict::BadResponse
+        );
+        assert_eq!(
+            k.verify(&answer_nc(&ch, 8), "REGISTER", &ha1, NOW + 5),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn a_nonce_whose_slot_went_to_a_newer_one_is_stale() {
+        let k = NonceKeeper::with_slots(SECRET, 300, 4);
+        let ha1 = ha1_md5("alice", "tsps.test", "s3cret");
+        let old = challenge_for(&k, Algorithm::Md5, false);
+        // Four more nonces: the ring of four slots has come round to the first one's.
+        for _ in 0..4 {
+            k.nonce("tsps.test", NOW);
+        }
+        assert_eq!(
+            k.verify(&answer_nc(&old, 1), "REGISTER", &ha1, NOW),
+            Verdict::Replay
+        );
+        let fresh = challenge_for(&k, Algorithm::Md5, false);
+        assert_eq!(
+            k.verify(&answer_nc(&fresh, 1), "REGISTER", &ha1, NOW),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn concurrent_replays_let_one_through() {
+        let k = std::sync::Arc::new(keeper());
+        let ha1 = ha1_md5("alice", "tsps.test", "s3cret");
+        let creds = answer_nc(&challenge_for(&k, Algorithm::Md5, false), 1);
+        let oks: usize = (0..4)
+            .map(|_| {
+                let (k, creds, ha1) = (k.clone(), creds.clone(), ha1.clone());
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| k.verify(&creds, "REGISTER", &ha1, NOW) == Verdict::Ok)
+                        .count()
+                })
+            })
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(oks, 1);
     }
 
     #[test]
     fn qop_absent_round_trip() {
         let k = keeper();
-        let nonce = k.nonce("tsps.test", NOW);
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
+            let nonce = k.nonce("tsps.test", NOW);
             let ch = format!(
                 "Digest realm=\"tsps.test\", nonce=\"{nonce}\", algorithm={}",
                 alg.name()
@@ -726,6 +910,8 @@ mod tests {
             assert_eq!(creds.qop, None);
             let ha1 = alg.ha1("alice", "tsps.test", "pw");
             assert_eq!(k.verify(&creds, "INVITE", &ha1, NOW + 1), Verdict::Ok);
+            // Without a nonce count the nonce is good once.
+            assert_eq!(k.verify(&creds, "INVITE", &ha1, NOW + 2), Verdict::Replay);
         }
     }
 

@@ -7,5 +7,6 @@ pub mod presence;
 pub mod timer;
 pub mod transaction;
 pub use peer::{Peer, Proto};
+pub mod auth;
 pub mod build;
 pub mod shard;

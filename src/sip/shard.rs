@@ -4,8 +4,9 @@
 //! creates one call actor per call and maps each leg's dialog to [`LegEvent`]s and
 //! [`LegCommand`]s back to SIP. Call logic lives in the call actor, not here.
 
+use super::auth::{Attempt, Authenticator, Decision};
 use super::build::{self, RequestSpec};
-use super::digest::{self, Algorithm, NonceKeeper, Verdict};
+use super::digest;
 use super::headers as h;
 use super::timer::TimerQueue;
 use super::transaction::{Action, Actions, Kind, State, Timer, Transaction};
@@ -38,8 +39,6 @@ pub struct SipSettings {
     pub min_expires: u32,
     pub max_expires: u32,
     pub shards: usize,
-    /// Digest algorithms to offer, most preferred first.
-    pub digest_algorithms: Vec<Algorithm>,
     /// Subscription limits (SUBSCRIBE/NOTIFY).
     pub presence: super::presence::PresenceSettings,
 }
@@ -49,7 +48,8 @@ pub struct SipContext {
     pub settings: SipSettings,
     pub directory: SharedDirectory,
     pub platform: Arc<Platform>,
-    pub nonces: NonceKeeper,
+    /// Digest authentication: nonces, their counts, the brute-force guard.
+    pub auth: Authenticator,
     pub transports: Arc<Transports>,
     /// Every shard, by index (set once at start).
     pub shards: std::sync::OnceLock<Vec<Addr<Shard>>>,
@@ -521,6 +521,13 @@ impl Shard {
             self.on_cancel(req, peer, key);
             return;
         }
+        if (h::first(&req.headers, "Authorization").is_some()
+            || h::first(&req.headers, "Proxy-Authorization").is_some())
+            && self.ctx.auth.ignores(peer.addr.ip(), unix_now_ms())
+        {
+            // A source blocked for guessing passwords gets no answer (src/sip/auth/guard.rs).
+            return;
+        }
         let kind = if method == Method::Invite {
             Kind::InviteServer
         } else {
@@ -676,14 +683,16 @@ impl Shard {
         }
     }
 
-    /// Digest authentication of a request from a device of `tenant`. Answers the
-    /// challenge or refusal itself and returns None unless the device proved itself.
+    /// Digest authentication of a request from a device of `tenant` (None: nobody hosts
+    /// `realm`, which is challenged all the same). Sends the challenge or refusal itself
+    /// (src/sip/auth decides) and returns None unless the device proved itself.
     fn authenticate(
         &mut self,
         req: &Request,
+        peer: Peer,
         key: &TxKey,
-        tenant_domain: &str,
-        tenant: tsps_actors::TenantId,
+        realm: &str,
+        tenant: Option<tsps_actors::TenantId>,
         proxy: bool,
     ) -> Option<Device> {
         let header = if proxy {
@@ -691,69 +700,42 @@ impl Shard {
         } else {
             "Authorization"
         };
-        let now = unix_now();
-        let creds = h::each(&req.headers, header)
-            .into_iter()
-            .filter_map(|v| digest::parse_credentials(v).ok())
-            .find(|c| c.realm.eq_ignore_ascii_case(tenant_domain));
-        let Some(creds) = creds else {
-            self.challenge(key, tenant_domain, proxy, false, now);
-            return None;
+        let request_uri = req.uri.to_string();
+        let attempt = Attempt {
+            method: method_name(req.method),
+            request_uri: &request_uri,
+            credentials: h::each(&req.headers, header),
+            source: peer.addr.ip(),
+            realm,
+            tenant,
         };
+        let now = unix_now_ms();
         let dir = self.ctx.directory.get();
-        let Some(device) = dir.device_by_username(tenant, &creds.username).cloned() else {
-            self.refuse(key, 403);
-            return None;
-        };
-        if !self
-            .ctx
-            .settings
-            .digest_algorithms
-            .contains(&creds.algorithm)
-        {
-            self.challenge(key, tenant_domain, proxy, false, now);
-            return None;
-        }
-        let ha1 = match creds.algorithm {
-            Algorithm::Md5 => &device.ha1_md5,
-            Algorithm::Sha256 => &device.ha1_sha256,
-        };
-        match self
-            .ctx
-            .nonces
-            .verify(&creds, method_name(req.method), ha1, now)
-        {
-            Verdict::Ok => Some(device),
-            Verdict::Stale => {
-                self.challenge(key, tenant_domain, proxy, true, now);
+        match self.ctx.auth.decide(&attempt, &dir, now) {
+            Decision::Accept(device) => Some(device),
+            Decision::Challenge { stale } => {
+                self.challenge(key, realm, proxy, stale, now);
                 None
             }
-            Verdict::BadNonce => {
-                self.challenge(key, tenant_domain, proxy, false, now);
+            Decision::Refuse(code) => {
+                self.refuse(key, code);
                 None
             }
-            Verdict::BadResponse => {
-                self.refuse(key, 403);
+            Decision::Ignore => {
+                // Nothing is sent; the transaction goes with its retransmissions.
+                self.txs.remove(key);
                 None
             }
         }
     }
 
-    fn challenge(&mut self, key: &TxKey, realm: &str, proxy: bool, stale: bool, now: u64) {
+    fn challenge(&mut self, key: &TxKey, realm: &str, proxy: bool, stale: bool, now_ms: u64) {
         let (code, name) = if proxy {
             (407, "Proxy-Authenticate")
         } else {
             (401, "WWW-Authenticate")
         };
-        let offered = self.ctx.nonces.challenges(realm, now, stale);
-        let mut values = Vec::with_capacity(offered.len());
-        for alg in &self.ctx.settings.digest_algorithms {
-            let name = match alg {
-                Algorithm::Md5 => "algorithm=MD5",
-                Algorithm::Sha256 => "algorithm=SHA-256",
-            };
-            values.extend(offered.iter().filter(|v| v.contains(name)).cloned());
-        }
+        let values = self.ctx.auth.challenges(realm, now_ms, stale);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (name, v.as_str())).collect();
         let tag = build::token();
         self.respond(key, code, Some(&tag), &extra, None);
@@ -771,13 +753,25 @@ impl Shard {
         let aor = h::uri(to);
         let domain = h::uri_host(aor).to_ascii_lowercase();
         let dir = self.ctx.directory.get();
+        // A domain nobody hosts is challenged like a hosted one (no answer can pass): an
+        // outsider cannot tell which domains are hosted here.
         let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
-            self.refuse(&key, 404);
+            self.authenticate(req, peer, &key, &domain, None, false);
             return;
         };
-        let Some(device) = self.authenticate(req, &key, &tenant.domain, tenant.id, false) else {
+        let Some(device) =
+            self.authenticate(req, peer, &key, &tenant.domain, Some(tenant.id), false)
+        else {
             return;
         };
+        if let Some(trunk) = dir.foreign_trunk_by_source(tenant.id, peer.addr.ip()) {
+            // Calls from this address are another tenant's carrier's: a phone here would
+            // be taken for it.
+            warn!(%peer, device = %device.id, trunk = %trunk.id,
+                "REGISTER refused: the source is another tenant's trunk address");
+            self.refuse(&key, 403);
+            return;
+        }
         let Some(user) = dir.user(device.user_id).cloned() else {
             self.refuse(&key, 404);
             return;
@@ -877,8 +871,19 @@ impl Shard {
         let dialled = upstream.as_ref().map_or(dialled, |(_, x)| x.clone());
         let trunk = upstream.and_then(|(t, _)| dir.trunk(t));
 
-        let (tenant, origin, caller, caller_target) = if let Some(trunk) =
-            trunk.or_else(|| dir.trunk_by_source(peer.addr.ip()))
+        // Credentials for a hosted realm make the request a device's, whatever its
+        // address: a trunk's source range never takes a phone's call that way.
+        let claims_device = ["Proxy-Authorization", "Authorization"]
+            .iter()
+            .flat_map(|name| h::each(&req.headers, name))
+            .filter_map(|v| crate::sip::digest::parse_credentials(v).ok())
+            .any(|c| dir.tenant_by_domain(&c.realm).is_some());
+        let by_source = || {
+            (!claims_device)
+                .then(|| dir.trunk_by_source(peer.addr.ip()))
+                .flatten()
+        };
+        let (tenant, origin, caller, caller_target) = if let Some(trunk) = trunk.or_else(by_source)
         {
             let Some(tenant) = dir.tenant(trunk.tenant_id).cloned() else {
                 self.refuse(&key, 403);
@@ -899,12 +904,24 @@ impl Shard {
         } else {
             let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
             let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
-                self.refuse(&key, 403);
+                self.authenticate(req, peer, &key, &domain, None, true);
                 return;
             };
-            let Some(device) = self.authenticate(req, &key, &tenant.domain, tenant.id, true) else {
+            let Some(device) =
+                self.authenticate(req, peer, &key, &tenant.domain, Some(tenant.id), true)
+            else {
                 return;
             };
+            // The Request-URI may name another tenant's domain: tsps routes a device's
+            // call inside its own tenant only, so that is nobody it can reach.
+            let target = h::uri_host(&ruri).to_ascii_lowercase();
+            if dir
+                .tenant_by_domain(&target)
+                .is_some_and(|t| t.id != tenant.id)
+            {
+                self.refuse(&key, 404);
+                return;
+            }
             let Some(user) = dir.user(device.user_id).cloned() else {
                 self.refuse(&key, 403);
                 return;
@@ -1693,10 +1710,10 @@ fn method_name(m: Method) -> &'static str {
     }
 }
 
-fn unix_now() -> u64 {
+fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 

@@ -27,6 +27,7 @@ mod portal;
 mod profile;
 mod profile_schema;
 mod revalidate;
+mod security;
 mod session;
 mod settings;
 mod status;
@@ -70,6 +71,8 @@ pub struct ApiState {
     pub push: Arc<crate::push::Hub>,
     /// What `/api/v1/metrics` shows.
     pub metrics: Arc<dyn crate::metrics::MetricsSource>,
+    /// The SIP brute-force guard: its blocks, for the operator (`/security/blocks`).
+    pub guard: Arc<crate::sip::auth::guard::Guard>,
 }
 
 /// How the API tells the running system that stored feature-server data changed.
@@ -241,6 +244,9 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         // Issue 5: the subscriber table (the tenant admin's), instant messages.
         .routes(routes!(watchers::get_watchers, watchers::put_watchers))
         .routes(routes!(messages::send_message))
+        .routes(routes!(security::list_blocks))
+        .routes(routes!(security::unblock_source))
+        .routes(routes!(security::unblock_account))
         .routes(routes!(metrics));
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)

@@ -13,8 +13,10 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod audio;
+pub mod browser;
 pub mod events;
 pub mod pbx;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -421,7 +423,13 @@ impl Tsps {
         if let Some((user, password)) = &sipp.auth {
             cmd.args(["-au", user, "-ap", password]);
             // The digest uri must equal the Request-URI of the challenged request.
-            let domain = sipp.keys.get("domain").cloned().unwrap_or_default();
+            // A scenario whose Request-URI names another domain sets `target_domain`.
+            let domain = sipp
+                .keys
+                .get("target_domain")
+                .or_else(|| sipp.keys.get("domain"))
+                .cloned()
+                .unwrap_or_default();
             let uri = match sipp.keys.get("callee") {
                 Some(callee) if sipp.auth_uri_is_callee => format!("{callee}@{domain}"),
                 _ => domain,
@@ -579,6 +587,22 @@ impl Tsps {
             "{method} /api/v1{path} with {body:?}: {status} {json}"
         );
         json
+    }
+
+    /// The node's metrics (`/api/v1/metrics` with the operator token), as text.
+    pub fn metrics(&self) -> String {
+        let url = format!("{}/api/v1/metrics", self.http_url());
+        self.rt.block_on(async {
+            let resp = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(API_TOKEN)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        })
     }
 
     /// Asserts that tsps still serves: an OPTIONS ping from SIPp gets 200.
@@ -928,6 +952,14 @@ pub fn assert_silent(socket: &UdpSocket, wait: Duration, what: &str) {
             String::from_utf8_lossy(&buf[..n])
         );
     }
+}
+
+/// One sample's value in Prometheus text (`name{labels}` exactly as rendered).
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 /// The status line of a SIP response, e.g. `SIP/2.0 400 Bad Request`.

@@ -88,10 +88,12 @@ impl Shard {
         let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
         let dir = self.ctx.directory.get();
         let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
-            self.refuse_subscribe(&key, 403, false, &[]);
+            self.authenticate(req, peer, &key, &domain, None, true);
             return;
         };
-        let Some(device) = self.authenticate(req, &key, &tenant.domain, tenant.id, true) else {
+        let Some(device) =
+            self.authenticate(req, peer, &key, &tenant.domain, Some(tenant.id), true)
+        else {
             return;
         };
         let Some(watcher) = dir.user(device.user_id).cloned() else {

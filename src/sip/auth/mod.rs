@@ -1,0 +1,216 @@
+//! Digest authentication of a device's request, as one decision: which credentials
+//! answer our realm, whose they are, whether the source or the account is blocked for
+//! guessing ([`guard`]), whether the digest names this request (its `uri` is the
+//! Request-URI; the method is in the hash) and whether its nonce count is new (a replay
+//! is challenged again). The shard sends what [`Decision`] says; nothing here does I/O.
+//!
+//! Order matters for what an outsider learns: a realm nobody hosts is challenged like a
+//! hosted one, and an unknown user name, a wrong password and a blocked account all get
+//! the same 403.
+
+pub mod guard;
+mod stats;
+
+use super::digest::{self, Algorithm, NonceKeeper, Verdict};
+use super::headers as h;
+use guard::{Account, Guard};
+pub use stats::{AuthOutcome, AuthStats};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tracing::warn;
+use tsps_actors::model::Device;
+use tsps_actors::{Directory, TenantId};
+
+/// One request to authenticate.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// `REGISTER`, `INVITE`, ...: what the digest's HA2 covers.
+    pub method: &'a str,
+    /// The Request-URI as received (normalized by the parser).
+    pub request_uri: &'a str,
+    /// The values of every `Authorization` (or `Proxy-Authorization`) header.
+    pub credentials: Vec<&'a str>,
+    pub source: IpAddr,
+    /// The realm challenged: the tenant's domain, or the domain asked for when no tenant
+    /// hosts it (challenged all the same; no credentials can answer it).
+    pub realm: &'a str,
+    pub tenant: Option<TenantId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Accept(Device),
+    /// 401/407 with a fresh nonce; `stale` tells the user agent its password was right.
+    Challenge {
+        stale: bool,
+    },
+    /// A final refusal: 403 (wrong or blocked), 400 (the digest names another request).
+    Refuse(u16),
+    /// The source is blocked: send nothing.
+    Ignore,
+}
+
+pub struct Authenticator {
+    nonces: NonceKeeper,
+    guard: Arc<Guard>,
+    /// Offered in challenges, most preferred first; answers in another are re-challenged.
+    algorithms: Vec<Algorithm>,
+    stats: Arc<AuthStats>,
+}
+
+impl Authenticator {
+    pub fn new(nonces: NonceKeeper, guard: Arc<Guard>, algorithms: Vec<Algorithm>) -> Self {
+        Self {
+            nonces,
+            guard,
+            algorithms,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    pub fn stats(&self) -> &Arc<AuthStats> {
+        &self.stats
+    }
+
+    /// Whether requests with credentials from `source` are to be dropped unanswered.
+    /// Checked before a transaction is made for them.
+    pub fn ignores(&self, source: IpAddr, now_ms: u64) -> bool {
+        let blocked = self.guard.source_blocked(source, now_ms).is_some();
+        if blocked {
+            self.stats.count(AuthOutcome::BlockedSource);
+        }
+        blocked
+    }
+
+    /// Header values for a 401/407: one challenge per offered algorithm, in order.
+    pub fn challenges(&self, realm: &str, now_ms: u64, stale: bool) -> Vec<String> {
+        let offered = self.nonces.challenges(realm, now_ms / 1000, stale);
+        let mut values = Vec::with_capacity(self.algorithms.len());
+        for alg in &self.algorithms {
+            let wanted = format!("algorithm={}", alg.name());
+            values.extend(offered.iter().filter(|v| v.contains(&wanted)).cloned());
+        }
+        values
+    }
+
+    pub fn decide(&self, a: &Attempt<'_>, dir: &Directory, now_ms: u64) -> Decision {
+        let creds = a
+            .credentials
+            .iter()
+            .filter_map(|v| digest::parse_credentials(v).ok())
+            .find(|c| c.realm.eq_ignore_ascii_case(a.realm));
+        let Some(creds) = creds else {
+            self.stats.count(AuthOutcome::Challenged);
+            return Decision::Challenge { stale: false };
+        };
+        if self.ignores(a.source, now_ms) {
+            return Decision::Ignore;
+        }
+        let device = a
+            .tenant
+            .and_then(|t| dir.device_by_username(t, &creds.username));
+        let (Some(tenant), Some(device)) = (a.tenant, device) else {
+            self.stats.count(AuthOutcome::UnknownUser);
+            self.failed(a.source, None, now_ms);
+            return Decision::Refuse(403);
+        };
+        let account = Account {
+            tenant,
+            username: creds.username.clone(),
+        };
+        if self
+            .guard
+            .account_blocked(&account, a.source, now_ms)
+            .is_some()
+        {
+            // Still a guess from this source, unchecked.
+            self.stats.count(AuthOutcome::BlockedAccount);
+            self.failed(a.source, None, now_ms);
+            return Decision::Refuse(403);
+        }
+        if !self.algorithms.contains(&creds.algorithm) {
+            self.stats.count(AuthOutcome::Challenged);
+            return Decision::Challenge { stale: false };
+        }
+        if !same_resource(&creds.uri, a.request_uri) {
+            // RFC 2617 §3.2.2.5: the digest was made for another request.
+            self.stats.count(AuthOutcome::WrongUri);
+            return Decision::Refuse(400);
+        }
+        let ha1 = match creds.algorithm {
+            Algorithm::Md5 => &device.ha1_md5,
+            Algorithm::Sha256 => &device.ha1_sha256,
+        };
+        match self.nonces.verify(&creds, a.method, ha1, now_ms / 1000) {
+            Verdict::Ok => {
+                self.stats.count(AuthOutcome::Ok);
+                self.guard.success(a.source, &account, now_ms);
+                Decision::Accept(device.clone())
+            }
+            Verdict::Stale => {
+                self.stats.count(AuthOutcome::Stale);
+                Decision::Challenge { stale: true }
+            }
+            Verdict::Replay => {
+                self.stats.count(AuthOutcome::Replay);
+                Decision::Challenge { stale: true }
+            }
+            Verdict::BadNonce => {
+                self.stats.count(AuthOutcome::Challenged);
+                Decision::Challenge { stale: false }
+            }
+            Verdict::BadResponse => {
+                self.stats.count(AuthOutcome::WrongPassword);
+                self.failed(a.source, Some(&account), now_ms);
+                Decision::Refuse(403)
+            }
+        }
+    }
+
+    fn failed(&self, source: IpAddr, account: Option<&Account>, now_ms: u64) {
+        let blocks = self.guard.failure(source, account, now_ms);
+        if let Some(until) = blocks.source {
+            let secs = until.saturating_sub(now_ms) / 1000;
+            warn!(%source, block_secs = secs, "sip source blocked: too many failed authentications");
+        }
+        if let (Some(until), Some(account)) = (blocks.account, account) {
+            let secs = until.saturating_sub(now_ms) / 1000;
+            warn!(
+                tenant = %account.tenant,
+                username = %account.username,
+                block_secs = secs,
+                "sip account blocked for unknown sources: too many failed authentications"
+            );
+        }
+    }
+}
+
+/// Whether the digest's `uri` and the Request-URI name the same resource: scheme, user,
+/// host and port (default ports filled in); parameters are not compared, as proxies and
+/// user agents add or drop them.
+fn same_resource(digest_uri: &str, request_uri: &str) -> bool {
+    fn parts(u: &str) -> Option<(String, String, String, u16)> {
+        let u = u.trim();
+        let (scheme, _) = u.split_once(':')?;
+        let scheme = scheme.to_ascii_lowercase();
+        let user = h::uri_user(u).unwrap_or("");
+        let user = percent_encoding::percent_decode_str(user)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        let host = h::uri_host(u).to_ascii_lowercase();
+        let default = if scheme == "sips" { 5061 } else { 5060 };
+        Some((scheme, user, host, h::uri_port(u).unwrap_or(default)))
+    }
+    match (parts(digest_uri), parts(request_uri)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
