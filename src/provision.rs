@@ -23,7 +23,9 @@ use chrono::Timelike;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use tsps_actors::directory::{SourceConflict, SourceRange};
 use tsps_actors::model::{Device, Did, Tenant, TransportKind, Trunk, User};
 use tsps_actors::{DeviceId, TenantId, TrunkId, UserId};
 use utoipa::ToSchema;
@@ -607,23 +609,29 @@ pub mod rules {
         }
     }
 
-    /// An IP address or a CIDR block (`192.0.2.0/24`, `::1/128`).
+    /// An IP address or a CIDR block (`192.0.2.0/24`, `2001:db8::/48`), written back in
+    /// its canonical form. A trunk's sources name a carrier's servers, not a network:
+    /// blocks wider than /16 (IPv4) or /32 (IPv6), and the unspecified address, are
+    /// refused (`0.0.0.0/0` would take every call for one tenant).
     pub fn source(value: &str) -> Result<String, String> {
-        let (addr, prefix) = match value.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (value, None),
-        };
-        let ip: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{value:?} is not an ip address or cidr block"))?;
-        if let Some(p) = prefix {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            match p.parse::<u8>() {
-                Ok(bits) if bits <= max => {}
-                _ => return Err(format!("{value:?}: prefix must be 0 to {max}")),
-            }
+        use tsps_actors::directory::SourceRange;
+        let range: SourceRange = value.parse()?;
+        let widest = if range.is_ipv4() { 16 } else { 32 };
+        if range.prefix() < widest {
+            return Err(format!(
+                "{value:?} is too wide: a trunk's sources are its carrier's servers, at most a /{widest}"
+            ));
         }
-        Ok(value.to_string())
+        if range.prefix() == if range.is_ipv4() { 32 } else { 128 }
+            && value.split('/').next().is_some_and(|a| {
+                a.trim()
+                    .parse::<IpAddr>()
+                    .is_ok_and(|ip| ip.is_unspecified())
+            })
+        {
+            return Err(format!("{value:?} is no source address"));
+        }
+        Ok(range.to_string())
     }
 
     /// Outbound trunk credentials come as a pair.
@@ -978,11 +986,62 @@ async fn apply_did(
     }
 }
 
+/// The inbound sources of a trunk of `tenant` that it may not take, by their index in
+/// `sources`: a range overlapping another tenant's trunk sources, or holding an address
+/// a phone of another tenant registered from. A source address names one tenant's
+/// carrier (docs/security.md). Sources that do not parse are for [`rules::source`].
+pub async fn source_conflicts(
+    store: &dyn Store,
+    tenant: TenantId,
+    sources: &[String],
+) -> Result<Vec<(usize, SourceConflict)>, StoreError> {
+    let ranges: Vec<(usize, SourceRange)> = sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, s.parse().ok()?)))
+        .collect();
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dir = store.load_directory().await?;
+    let registered: Vec<(TenantId, IpAddr)> = store
+        .load_bindings(chrono::Utc::now())
+        .await?
+        .iter()
+        .filter_map(|b| Some((b.tenant_id, received_ip(&b.received)?)))
+        .collect();
+    let mut out = Vec::new();
+    for (i, range) in ranges {
+        for c in tsps_actors::directory::source_conflicts(
+            tenant,
+            &[range],
+            dir.all_trunks(),
+            &registered,
+        ) {
+            out.push((i, c));
+        }
+    }
+    Ok(out)
+}
+
+/// The IP of a binding's `received` (`udp:192.0.2.1:5060`, `tcp:[2001:db8::1]:5060`).
+fn received_ip(received: &str) -> Option<IpAddr> {
+    let addr = received.split_once(':')?.1;
+    addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+}
+
 async fn apply_trunk(
     store: &dyn Store,
     tenant: &Tenant,
     spec: &TrunkSpec,
 ) -> Result<Change, StoreError> {
+    if let Some((i, c)) = source_conflicts(store, tenant.id, &spec.inbound_sources)
+        .await?
+        .into_iter()
+        .next()
+    {
+        return Err(StoreError::Conflict(format!("inbound_sources[{i}]: {c}")));
+    }
     let existing = store.find_trunk_by_name(tenant.id, &spec.name).await?;
     let wanted = Trunk {
         id: existing.as_ref().map(|t| t.id).unwrap_or_else(TrunkId::new),

@@ -175,6 +175,9 @@ impl Directory {
     pub fn trunk(&self, id: TrunkId) -> Option<&Trunk> {
         self.trunks.get(&id)
     }
+    pub fn all_trunks(&self) -> impl Iterator<Item = &Trunk> {
+        self.trunks.values()
+    }
     pub fn trunks_of_tenant(&self, tenant: TenantId) -> impl Iterator<Item = &Trunk> {
         self.trunks_of_tenant
             .get(&tenant)

@@ -1,15 +1,22 @@
 //! `/tenants/{tenant_id}/trunks`: carrier interconnects. The outbound password is
 //! kept (tsps is the digest client toward the carrier) but never returned.
+//!
+//! A trunk's inbound sources decide which tenant a call from an address belongs to, so
+//! they are a platform resource: only the operator assigns them, never overlapping
+//! another tenant's or covering where another tenant's phones registered from
+//! (docs/security.md). A tenant admin manages the rest of its trunks.
 
-use super::error::{ApiError, ErrorBody};
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::{field, reloaded, ApiState};
 use crate::provision::rules;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use tsps_actors::directory::SourceRange;
 use tsps_actors::model::{TransportKind, Trunk};
 use tsps_actors::{TenantId, TrunkId};
 use utoipa::ToSchema;
@@ -64,9 +71,11 @@ pub struct TrunkInput {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
-    /// Addresses or CIDR blocks accepted as the carrier's inbound sources.
+    /// Addresses or CIDR blocks accepted as the carrier's inbound sources (at most a
+    /// /16, or /32 for IPv6). Set by the platform operator only; omitted on PUT, the
+    /// stored ones stay.
     #[serde(default)]
-    pub inbound_sources: Vec<String>,
+    pub inbound_sources: Option<Vec<String>>,
 }
 
 impl fmt::Debug for TrunkInput {
@@ -86,6 +95,7 @@ impl TrunkInput {
         tenant_id: TenantId,
         id: TrunkId,
         stored_password: Option<String>,
+        stored_sources: Vec<String>,
     ) -> Result<Trunk, ApiError> {
         let password = match &self.username {
             Some(_) => self.password.or(stored_password),
@@ -93,12 +103,15 @@ impl TrunkInput {
         };
         rules::credentials(self.username.as_deref(), password.as_deref())
             .map_err(|e| ApiError::invalid("username", e))?;
-        let inbound_sources = self
-            .inbound_sources
-            .iter()
-            .enumerate()
-            .map(|(i, s)| field(&format!("inbound_sources[{i}]"), rules::source(s)))
-            .collect::<Result<_, _>>()?;
+        // Omitted: the stored ones as they are (checked when they were written).
+        let inbound_sources = match self.inbound_sources {
+            None => stored_sources,
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| field(&format!("inbound_sources[{i}]"), rules::source(s)))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Trunk {
             id,
             tenant_id,
@@ -126,16 +139,77 @@ pub async fn list_trunks(
     Ok(Json(trunks.into_iter().map(TrunkView::from).collect()))
 }
 
+/// Only the operator sets inbound sources: anyone else may send the stored ones back
+/// unchanged (or leave them out), nothing more.
+fn may_set_sources(
+    principal: &Principal,
+    input: &TrunkInput,
+    stored: &[String],
+) -> Result<(), ApiError> {
+    let Some(given) = &input.inbound_sources else {
+        return Ok(());
+    };
+    let parsed = |list: &[String]| -> Option<Vec<SourceRange>> {
+        list.iter().map(|s| s.parse().ok()).collect()
+    };
+    let unchanged = parsed(given).is_some_and(|g| Some(g) == parsed(stored));
+    if unchanged || matches!(principal, Principal::Operator) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "inbound_sources are assigned by the platform operator: ask them to change the \
+         addresses your carrier sends calls from",
+    ))
+}
+
+/// Refuses new inbound sources that another tenant's trunks or phones hold (409).
+async fn check_sources(
+    st: &ApiState,
+    tenant_id: TenantId,
+    trunk: &Trunk,
+    stored: &[String],
+) -> Result<(), ApiError> {
+    if trunk.inbound_sources == stored {
+        return Ok(());
+    }
+    let conflicts =
+        crate::provision::source_conflicts(&**st.store(), tenant_id, &trunk.inbound_sources)
+            .await?;
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let details: Vec<FieldIssue> = conflicts
+        .iter()
+        .map(|(i, c)| FieldIssue::new(format!("inbound_sources[{i}]"), c.to_string()))
+        .collect();
+    let message = match details.as_slice() {
+        [one] => format!("{}: {}", one.field, one.reason),
+        many => format!(
+            "inbound sources are taken ({} problems, see details)",
+            many.len()
+        ),
+    };
+    let mut e = ApiError::new(StatusCode::CONFLICT, "conflict", message);
+    e.details = details;
+    Err(e)
+}
+
 #[utoipa::path(post, path = "/tenants/{tenant_id}/trunks", tag = "trunks",
     params(("tenant_id" = Uuid, Path)), request_body = TrunkInput,
     responses((status = 201, body = TrunkView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub async fn create_trunk(
     State(st): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     ApiPath(tenant_id): ApiPath<TenantId>,
     ApiJson(input): ApiJson<TrunkInput>,
 ) -> Result<(StatusCode, Json<TrunkView>), ApiError> {
-    let trunk = input.into_trunk(tenant_id, TrunkId::new(), None)?;
+    may_set_sources(&principal, &input, &[])?;
+    let trunk = input.into_trunk(tenant_id, TrunkId::new(), None, Vec::new())?;
+    check_sources(&st, tenant_id, &trunk, &[]).await?;
     st.store().create_trunk(tenant_id, &trunk).await?;
     reloaded(&st).await?;
     Ok((StatusCode::CREATED, Json(trunk.into())))
@@ -156,14 +230,23 @@ pub async fn get_trunk(
 #[utoipa::path(put, path = "/tenants/{tenant_id}/trunks/{trunk_id}", tag = "trunks",
     params(("tenant_id" = Uuid, Path), ("trunk_id" = Uuid, Path)), request_body = TrunkInput,
     responses((status = 200, body = TrunkView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub async fn update_trunk(
     State(st): State<ApiState>,
+    Extension(principal): Extension<Principal>,
     ApiPath((tenant_id, trunk_id)): ApiPath<(TenantId, TrunkId)>,
     ApiJson(input): ApiJson<TrunkInput>,
 ) -> Result<Json<TrunkView>, ApiError> {
     let stored = st.store().get_trunk(tenant_id, trunk_id).await?;
-    let trunk = input.into_trunk(tenant_id, trunk_id, stored.password)?;
+    may_set_sources(&principal, &input, &stored.inbound_sources)?;
+    let trunk = input.into_trunk(
+        tenant_id,
+        trunk_id,
+        stored.password,
+        stored.inbound_sources.clone(),
+    )?;
+    check_sources(&st, tenant_id, &trunk, &stored.inbound_sources).await?;
     st.store().update_trunk(tenant_id, &trunk).await?;
     reloaded(&st).await?;
     Ok(Json(trunk.into()))

@@ -145,15 +145,7 @@ impl Tsps {
 
     /// Runs `tsps provision apply` on the same database (before or between serves).
     pub fn provision(&self, yaml: &str) {
-        let file = self.dir.path().join("provision.yaml");
-        fs::write(&file, yaml).expect("write provisioning file");
-        let out = self
-            .command()
-            .args(["provision", "apply"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tsps provision apply");
+        let out = self.try_provision(yaml);
         assert!(
             out.status.success(),
             "tsps provision apply failed ({}):\n{}{}",
@@ -161,6 +153,18 @@ impl Tsps {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Runs `tsps provision apply` and returns how it went.
+    pub fn try_provision(&self, yaml: &str) -> std::process::Output {
+        let file = self.dir.path().join("provision.yaml");
+        fs::write(&file, yaml).expect("write provisioning file");
+        self.command()
+            .args(["provision", "apply"])
+            .arg(&file)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tsps provision apply")
     }
 
     /// Stops `serve` and starts it again on the same config and database.

@@ -52,6 +52,7 @@ export function renderAdmin(main, ctx) {
     return;
   }
   const t = (rest) => `/tenants/${ctx.tenantId}${rest}`;
+  const operator = ctx.user.role === 'operator';
   let users = [];
   const userName = (uid) => {
     const u = users.find((x) => x.id === uid);
@@ -115,8 +116,10 @@ export function renderAdmin(main, ctx) {
         { name: 'transport', label: 'Transport', options: () => [['udp', 'UDP'], ['tcp', 'TCP']] },
         { name: 'username', label: 'User name' },
         { name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password' },
-        { name: 'inbound_sources', label: 'Inbound sources', hint: 'Addresses or networks, comma separated' },
+        // Which tenant a call from an address belongs to is the platform's to say.
+        ...(operator ? [{ name: 'inbound_sources', label: 'Inbound sources', hint: 'The carrier\'s addresses or networks (at most a /16), comma separated' }] : []),
       ],
+      note: operator ? undefined : 'The addresses your carrier calls from are assigned by the platform operator.',
       create: (v) => api('POST', t('/trunks'), {
         name: v.name,
         peer_host: v.peer_host,
@@ -124,7 +127,7 @@ export function renderAdmin(main, ctx) {
         transport: v.transport || undefined,
         username: v.username || undefined,
         password: v.password || undefined,
-        inbound_sources: (v.inbound_sources || '').split(',').map((s) => s.trim()).filter(Boolean),
+        inbound_sources: operator ? (v.inbound_sources || '').split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       }),
       remove: (x) => api('DELETE', t(`/trunks/${x.id}`)),
       describe: (x) => x.name,
@@ -230,6 +233,7 @@ async function showKind(panel, kind) {
     controls[f.name] = control;
     form.append(field(f.label, control, f.hint));
   }
+  if (kind.note) form.append(h('p', { class: 'muted' }, kind.note));
   form.append(h('button', { type: 'submit' }, 'Add'));
 
   form.addEventListener('submit', async (e) => {
