@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod contacts;
 pub mod features;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod persistence;

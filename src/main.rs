@@ -153,13 +153,26 @@ fn read_password(from_env: Option<String>, input: &mut dyn BufRead) -> anyhow::R
     Ok(password.to_string())
 }
 
+/// The log filter of `log.level`, with the parser library's per-line warnings off, and
+/// every callsite rate-limited (src/logging.rs): no input floods the log.
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = format!("{},{}", config.log.level, tsps::logging::QUIET_LIBRARIES);
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("info,{}", tsps::logging::QUIET_LIBRARIES))
+    });
+    let limiter = tsps::logging::RateLimit::new(config.security.log.lines_per_second).install();
+    let filter = filter.and(limiter);
+    let registry = tracing_subscriber::registry();
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_filter(filter))
+            .init(),
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_filter(filter))
+            .init(),
     }
 }
 

@@ -38,6 +38,7 @@ pub struct NodeMetrics {
     sessions: IntGauge,
     streams: IntGauge,
     push_total: IntCounterVec,
+    log_suppressed: IntCounter,
     /// With Redis (several nodes): the bridge's link state and what it dropped.
     redis: Option<RedisMetrics>,
     /// With the media engine: conference bridges and their RTP.
@@ -238,6 +239,15 @@ impl NodeMetrics {
         registry
             .register(Box::new(push_total.clone()))
             .expect("unique metric");
+        let log_suppressed = IntCounter::new(
+            "tsps_log_suppressed_total",
+            "Log lines not written: over the rate limit of their place in the code \
+             ([security.log]); reported as one line every ten seconds.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(log_suppressed.clone()))
+            .expect("unique metric");
         Self {
             platform,
             push,
@@ -247,6 +257,7 @@ impl NodeMetrics {
             sessions,
             streams,
             push_total,
+            log_suppressed,
             redis: None,
             media: None,
             presence: None,
@@ -348,6 +359,9 @@ impl MetricsSource for NodeMetrics {
             // Counters only go up: add what happened since the last scrape.
             c.inc_by(value.saturating_sub(c.get()));
         }
+        let suppressed = crate::logging::suppressed_total();
+        self.log_suppressed
+            .inc_by(suppressed.saturating_sub(self.log_suppressed.get()));
         if let Some(r) = &self.redis {
             r.up.set(r.stats.up.load(Relaxed));
             let dropped = r.stats.dropped.load(Relaxed);

@@ -290,6 +290,19 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .await?;
         tasks.push(task);
     }
+    // Say, every ten seconds, which places in the code lost log lines to the rate limit.
+    {
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => crate::logging::report_suppressed(),
+                }
+            }
+        }));
+    }
     // Keep the actors in line with the directory after provisioning changes.
     {
         let (directory, platform, cancel) = (directory.clone(), platform.clone(), cancel.clone());
