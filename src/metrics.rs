@@ -8,6 +8,7 @@ use crate::sip::auth::guard::Guard;
 use crate::sip::auth::{AuthOutcome, AuthStats};
 use crate::sip::presence::stats::{package_label, Outcome, PACKAGES};
 use crate::sip::presence::PresenceStats;
+use crate::transport::limit::ConnStats;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -47,6 +48,12 @@ pub struct NodeMetrics {
     presence: Option<PresenceMetrics>,
     /// Digest authentication and the brute-force guard.
     auth: Option<AuthMetrics>,
+    /// Connection limits of each listener (SIP over TCP, HTTP).
+    connections: Vec<(&'static str, Arc<ConnStats>)>,
+    conns_open: IntGaugeVec,
+    conns_refused: IntCounterVec,
+    conns_closed: IntCounterVec,
+    accept_errors: IntCounterVec,
 }
 
 struct AuthMetrics {
@@ -248,6 +255,39 @@ impl NodeMetrics {
         registry
             .register(Box::new(log_suppressed.clone()))
             .expect("unique metric");
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let conns_refused = vec(
+            "tsps_connections_refused_total",
+            "Connections closed at once: over the listener's limit per source address \
+             (per_source) or in all (total).",
+            &["listener", "reason"],
+        );
+        let conns_closed = vec(
+            "tsps_connections_closed_total",
+            "Connections closed by tsps: silent too long (idle; SIP over TCP) or a \
+             message or request head too slow to arrive (slow).",
+            &["listener", "reason"],
+        );
+        let accept_errors = vec(
+            "tsps_accept_errors_total",
+            "Failed accepts (out of file descriptors, most likely), each followed by a \
+             growing pause.",
+            &["listener"],
+        );
+        let conns_open = IntGaugeVec::new(
+            Opts::new("tsps_connections", "Open connections of each listener."),
+            &["listener"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(conns_open.clone()))
+            .expect("unique metric");
         Self {
             platform,
             push,
@@ -262,7 +302,18 @@ impl NodeMetrics {
             media: None,
             presence: None,
             auth: None,
+            connections: Vec::new(),
+            conns_open,
+            conns_refused,
+            conns_closed,
+            accept_errors,
         }
+    }
+
+    /// Adds the connection counters of a listener (`sip_tcp`, `http`).
+    pub fn with_connections(mut self, listener: &'static str, stats: Arc<ConnStats>) -> Self {
+        self.connections.push((listener, stats));
+        self
     }
 
     /// Adds the metrics of digest authentication and the brute-force guard.
@@ -358,6 +409,31 @@ impl MetricsSource for NodeMetrics {
             let c = self.push_total.with_label_values(&[what]);
             // Counters only go up: add what happened since the last scrape.
             c.inc_by(value.saturating_sub(c.get()));
+        }
+        let catch_up = |c: IntCounter, value: u64| c.inc_by(value.saturating_sub(c.get()));
+        for (listener, s) in &self.connections {
+            self.conns_open
+                .with_label_values(&[listener])
+                .set(s.open.load(Relaxed));
+            for (reason, value) in [
+                ("per_source", &s.refused_per_source),
+                ("total", &s.refused_total),
+            ] {
+                catch_up(
+                    self.conns_refused.with_label_values(&[listener, reason]),
+                    value.load(Relaxed),
+                );
+            }
+            for (reason, value) in [("idle", &s.closed_idle), ("slow", &s.closed_slow)] {
+                catch_up(
+                    self.conns_closed.with_label_values(&[listener, reason]),
+                    value.load(Relaxed),
+                );
+            }
+            catch_up(
+                self.accept_errors.with_label_values(&[listener]),
+                s.accept_errors.load(Relaxed),
+            );
         }
         let suppressed = crate::logging::suppressed_total();
         self.log_suppressed

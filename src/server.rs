@@ -7,6 +7,7 @@ use crate::sip::auth::Authenticator;
 use crate::sip::digest::{Algorithm, NonceKeeper};
 use crate::sip::shard::{Shard, ShardPool, SipContext, SipSettings};
 use crate::store::SharedDirectory;
+use crate::transport::limit::Limits;
 use crate::transport::Transports;
 use actix::prelude::*;
 use anyhow::Context as _;
@@ -214,12 +215,26 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             Ok(Some(s.parse()?))
         }
     };
+    let nofile = crate::transport::limit::raise_nofile();
+    let conns = &config.security.connections;
+    let tcp_settings = crate::transport::TcpSettings {
+        limits: Limits::sized(conns.max_total, conns.max_per_source, nofile),
+        idle_timeout: Duration::from_secs(conns.idle_timeout_secs),
+        message_timeout: Duration::from_secs(conns.header_timeout_secs),
+    };
+    info!(
+        open_files = nofile,
+        max_connections = tcp_settings.limits.max_total,
+        max_per_source = tcp_settings.limits.max_per_source,
+        "connection limits (each of SIP over TCP and HTTP)"
+    );
     let transports = Transports::bind(
         parse(&config.sip.udp_listen)?,
         parse(&config.sip.tcp_listen)?,
         config.sip.max_message_bytes,
         cancel.clone(),
         workers,
+        tcp_settings,
     )
     .await
     .context("cannot bind the SIP sockets")?;
@@ -360,7 +375,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         platform: platform.clone(),
         directory: directory.clone(),
     });
+    let http_limiter = crate::transport::limit::ConnectionLimiter::new(tcp_settings.limits);
     let mut metrics = crate::metrics::NodeMetrics::new(platform.clone(), push.clone())
+        .with_connections("sip_tcp", transports.tcp_stats())
+        .with_connections("http", http_limiter.stats().clone())
         .with_presence(presence_stats)
         .with_auth(ctx.auth.stats().clone(), guard.clone());
     if let Some(engine) = &media_engine {
@@ -399,24 +417,14 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
     let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));
     {
         let cancel = cancel.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move { cancel.cancelled().await };
-            // Connect info: the login limiter counts failures per client address.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            // Pushed events are small writes: without TCP_NODELAY, Nagle's algorithm
-            // meets the browser's delayed ACK and each one waits about 40 ms.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "http server failed");
-            }
-        }));
+        let header_timeout = Duration::from_secs(config.security.connections.header_timeout_secs);
+        tasks.push(tokio::spawn(crate::web::serve::serve(
+            listener,
+            app,
+            http_limiter,
+            header_timeout,
+            cancel,
+        )));
     }
 
     Ok(Running {

@@ -836,6 +836,16 @@ impl Shard {
                 let tag = build::token();
                 match res {
                     Ok(Ok(bindings)) => {
+                        if peer.proto == Proto::Tcp {
+                            // The phone is reachable only through this connection.
+                            let longest = bindings.iter().map(|(_, left)| *left).max();
+                            if let Some(left) = longest {
+                                act.ctx.transports.keep_alive(
+                                    peer.addr,
+                                    Duration::from_secs(u64::from(left) + 32),
+                                );
+                            }
+                        }
                         let values: Vec<String> = bindings
                             .iter()
                             .map(|(b, left)| format!("<{}>;expires={left}", b.contact))

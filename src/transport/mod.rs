@@ -2,6 +2,14 @@
 //! shards, and a [`Transports`] handle the shards use to send. Parsing and the
 //! stateless rejection of malformed input (400/501/513) happen here, before any shard
 //! sees the message.
+//!
+//! TCP connections are limited ([`limit`]: in all and per source address) and timed:
+//! one that says nothing for `idle_timeout` is closed unless a phone registered over
+//! it (then it lasts as long as the registration: [`Transports::keep_alive`]), and a
+//! message must arrive whole within `message_timeout` of its first byte. RFC 5626
+//! keep-alives (CRLFCRLF) count as traffic and are answered with CRLF.
+
+pub mod limit;
 
 use crate::sip::message::{self, Frame, MessageError};
 use crate::sip::{Peer, Proto};
@@ -10,12 +18,17 @@ use rsipstack::sip::SipMessage;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
+
+use limit::{AcceptBackoff, ConnectionLimiter, Permit};
 
 /// Receives every well-formed message (implemented by the shard pool).
 pub trait Dispatch: Send + Sync + 'static {
@@ -27,6 +40,43 @@ const TCP_WRITE_QUEUE: usize = 1024;
 /// Socket buffers sized for bursts (SIPp's own 64 KB default drops on loopback).
 const UDP_BUFFER: usize = 4 * 1024 * 1024;
 
+/// Limits of SIP over TCP.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSettings {
+    pub limits: limit::Limits,
+    /// Close a connection that has carried nothing for this long (unless kept alive).
+    pub idle_timeout: Duration,
+    /// A message must be complete this long after its first byte arrived.
+    pub message_timeout: Duration,
+}
+
+impl Default for TcpSettings {
+    fn default() -> Self {
+        Self {
+            limits: limit::Limits {
+                max_total: 10_000,
+                max_per_source: 64,
+            },
+            idle_timeout: Duration::from_secs(120),
+            message_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One TCP connection as the senders see it.
+struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    times: Arc<ConnTimes>,
+}
+
+/// When a connection last carried traffic, and until when a registration keeps it,
+/// in milliseconds since the transports started.
+#[derive(Default)]
+struct ConnTimes {
+    active_ms: AtomicU64,
+    keep_until_ms: AtomicU64,
+}
+
 pub struct Transports {
     /// For sending from any thread (a duplicate of the first receive socket).
     udp_send: Option<std::net::UdpSocket>,
@@ -35,7 +85,11 @@ pub struct Transports {
     udp_local: Option<SocketAddr>,
     tcp_listener: Mutex<Option<TcpListener>>,
     tcp_local: Option<SocketAddr>,
-    tcp_conns: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
+    tcp_conns: Mutex<HashMap<SocketAddr, Conn>>,
+    tcp: TcpSettings,
+    tcp_limiter: Arc<ConnectionLimiter>,
+    /// The zero of [`ConnTimes`].
+    epoch: Instant,
     max_message: usize,
     dispatch: OnceLock<Arc<dyn Dispatch>>,
     rt: tokio::runtime::Handle,
@@ -52,13 +106,23 @@ impl Transports {
         max_message: usize,
         cancel: CancellationToken,
         udp_sockets: usize,
+        tcp_settings: TcpSettings,
     ) -> io::Result<Arc<Self>> {
         let shared_ephemeral =
             matches!((udp, tcp), (Some(u), Some(t)) if u.port() == 0 && t.port() == 0);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::bind_once(udp, tcp, max_message, cancel.clone(), udp_sockets).await {
+            match Self::bind_once(
+                udp,
+                tcp,
+                max_message,
+                cancel.clone(),
+                udp_sockets,
+                tcp_settings,
+            )
+            .await
+            {
                 Err(e)
                     if shared_ephemeral && e.kind() == io::ErrorKind::AddrInUse && attempt < 10 => {
                 }
@@ -76,6 +140,7 @@ impl Transports {
         max_message: usize,
         cancel: CancellationToken,
         udp_sockets: usize,
+        tcp_settings: TcpSettings,
     ) -> io::Result<Arc<Self>> {
         let mut sockets = Vec::new();
         let mut udp_local = None;
@@ -110,6 +175,9 @@ impl Transports {
             tcp_listener: Mutex::new(listener),
             tcp_local,
             tcp_conns: Mutex::new(HashMap::new()),
+            tcp: tcp_settings,
+            tcp_limiter: ConnectionLimiter::new(tcp_settings.limits),
+            epoch: Instant::now(),
             max_message,
             dispatch: OnceLock::new(),
             rt: tokio::runtime::Handle::current(),
@@ -161,7 +229,30 @@ impl Transports {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&addr)
-            .cloned()
+            .map(|c| c.tx.clone())
+    }
+
+    /// Keeps the TCP connection with `addr` open for `for_at_least` even without
+    /// traffic: a phone registered over it is reachable only through it.
+    pub fn keep_alive(&self, addr: SocketAddr, for_at_least: Duration) {
+        let until = self.ms_since_epoch(Instant::now() + for_at_least);
+        if let Some(c) = self
+            .tcp_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&addr)
+        {
+            c.times.keep_until_ms.fetch_max(until, Relaxed);
+        }
+    }
+
+    /// The SIP TCP listener's connection counters, for the metrics.
+    pub fn tcp_stats(&self) -> Arc<limit::ConnStats> {
+        self.tcp_limiter.stats().clone()
+    }
+
+    fn ms_since_epoch(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
     }
 
     /// Sends without waiting (callable from any thread, including actor threads).
@@ -189,7 +280,8 @@ impl Transports {
                     self.rt.spawn(async move {
                         match TcpStream::connect(peer.addr).await {
                             Ok(stream) => {
-                                let tx = me.clone().serve_connection(stream, peer.addr);
+                                // tsps's own connections take no place of the limits.
+                                let tx = me.clone().serve_connection(stream, peer.addr, None);
                                 let _ = tx.try_send(data);
                             }
                             Err(e) => warn!(%peer, error = %e, "tcp connect failed"),
@@ -242,18 +334,36 @@ impl Transports {
     }
 
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (stream, from) = tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 r = listener.accept() => match r {
                     Ok(x) => x,
+                    Err(e) if limit::is_connection_error(&e) => continue,
                     Err(e) => {
-                        warn!(error = %e, "tcp accept failed");
+                        // Out of descriptors, most likely: wait for some to free up.
+                        self.tcp_limiter.stats().accept_errors.fetch_add(1, Relaxed);
+                        let wait = backoff.failed();
+                        warn!(error = %e, wait_ms = wait.as_millis() as u64, "sip tcp accept failed");
+                        tokio::select! {
+                            _ = self.cancel.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
                         continue;
                     }
                 },
             };
-            self.clone().serve_connection(stream, from);
+            backoff.succeeded();
+            match self.tcp_limiter.acquire(from.ip()) {
+                Ok(permit) => {
+                    self.clone().serve_connection(stream, from, Some(permit));
+                }
+                Err(why) => {
+                    debug!(%from, ?why, "sip tcp connection refused: over the limit");
+                    drop(stream);
+                }
+            }
         }
     }
 
@@ -262,36 +372,82 @@ impl Transports {
         self: Arc<Self>,
         stream: TcpStream,
         from: SocketAddr,
+        permit: Option<Permit>,
     ) -> mpsc::Sender<Bytes> {
         let _ = stream.set_nodelay(true);
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Bytes>(TCP_WRITE_QUEUE);
+        let times = Arc::new(ConnTimes::default());
+        times
+            .active_ms
+            .store(self.ms_since_epoch(Instant::now()), Relaxed);
         self.tcp_conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(from, tx.clone());
+            .insert(
+                from,
+                Conn {
+                    tx: tx.clone(),
+                    times: times.clone(),
+                },
+            );
         let cancel = self.cancel.clone();
-        self.rt.spawn(async move {
-            while let Some(data) = rx.recv().await {
-                if wr.write_all(&data).await.is_err() {
-                    break;
+        {
+            let (me, times) = (self.clone(), times.clone());
+            self.rt.spawn(async move {
+                while let Some(data) = rx.recv().await {
+                    if wr.write_all(&data).await.is_err() {
+                        break;
+                    }
+                    times
+                        .active_ms
+                        .store(me.ms_since_epoch(Instant::now()), Relaxed);
                 }
-            }
-        });
+            });
+        }
         let me = self.clone();
         let mine = tx.clone();
         self.rt.spawn(async move {
+            // Held as long as the reader: the connection's place in the limits.
+            let _permit = permit;
             let peer = Peer::tcp(from);
             let mut buf = BytesMut::with_capacity(8192);
+            // When the first byte of a message not yet complete arrived.
+            let mut partial_since: Option<Instant> = None;
             'conn: loop {
+                let deadline = me.deadline(&times, partial_since);
                 let n = tokio::select! {
                     _ = cancel.cancelled() => break,
                     r = rd.read_buf(&mut buf) => r.unwrap_or(0),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        let now = Instant::now();
+                        if partial_since.is_some_and(|p| now >= p + me.tcp.message_timeout) {
+                            me.tcp_limiter.stats().closed_slow.fetch_add(1, Relaxed);
+                            debug!(%peer, "sip tcp connection closed: message too slow");
+                            break;
+                        }
+                        if now >= me.deadline(&times, None) {
+                            me.tcp_limiter.stats().closed_idle.fetch_add(1, Relaxed);
+                            debug!(%peer, "sip tcp connection closed: idle");
+                            break;
+                        }
+                        // Traffic (or a registration) moved the deadline: wait on.
+                        continue;
+                    }
                 };
                 if n == 0 {
                     break;
                 }
+                let now = Instant::now();
+                times.active_ms.store(me.ms_since_epoch(now), Relaxed);
                 loop {
+                    let skip = message::leading_crlf(&buf);
+                    if skip >= 4 && skip == buf.len() {
+                        // RFC 5626 §4.4.1: a CRLFCRLF ping gets a CRLF pong.
+                        buf.clear();
+                        let _ = mine.try_send(Bytes::from_static(b"\r\n"));
+                        break;
+                    }
                     match message::frame(&buf, me.max_message) {
                         Frame::Complete { start, len } => {
                             let msg = buf.split_to(start + len);
@@ -305,14 +461,32 @@ impl Transports {
                         }
                     }
                 }
+                partial_since = if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                    None
+                } else {
+                    partial_since.or(Some(now))
+                };
             }
             let mut conns = me.tcp_conns.lock().unwrap_or_else(|e| e.into_inner());
             // A newer connection from the same address may have replaced this one.
-            if conns.get(&from).is_some_and(|s| s.same_channel(&mine)) {
+            if conns.get(&from).is_some_and(|c| c.tx.same_channel(&mine)) {
                 conns.remove(&from);
             }
         });
         tx
+    }
+
+    /// When the connection is to be looked at again: its idle end (or the end of the
+    /// registration that keeps it), or the end of the time for a message begun.
+    fn deadline(&self, times: &ConnTimes, partial_since: Option<Instant>) -> Instant {
+        let at = |ms: u64| self.epoch + Duration::from_millis(ms);
+        let idle = at(times.active_ms.load(Relaxed)) + self.tcp.idle_timeout;
+        let kept = at(times.keep_until_ms.load(Relaxed));
+        let open_until = idle.max(kept);
+        match partial_since {
+            Some(p) => open_until.min(p + self.tcp.message_timeout),
+            None => open_until,
+        }
     }
 }
 

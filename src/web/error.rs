@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 pub struct ApiError {
     pub status: StatusCode,
     /// Stable, machine-readable: `not_found`, `already_exists`, `conflict`, `invalid`,
-    /// `bad_request`, `unauthorized`, `method_not_allowed`, `internal`, and for 422
-    /// `invalid_profile`, `invalid_contact`, `invalid_settings`, `invalid_policy`.
+    /// `bad_request`, `unauthorized`, `forbidden`, `method_not_allowed`,
+    /// `payload_too_large`, `internal`, and for 422 `invalid_profile`,
+    /// `invalid_contact`, `invalid_settings`, `invalid_policy`. (`uri_too_long` and
+    /// `headers_too_large` come from `serve`, for requests the router never sees.)
     pub code: &'static str,
     pub message: String,
     /// Every problem found, for validation errors (422); empty otherwise.

@@ -31,6 +31,11 @@ where
             Err(r @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_))) => Err(
                 ApiError::new(StatusCode::BAD_REQUEST, "bad_json", r.body_text()),
             ),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than tsps accepts (2 MB)",
+            )),
             Err(r) => Err(ApiError::new(r.status(), "bad_request", r.body_text())),
         }
     }

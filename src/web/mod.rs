@@ -28,6 +28,7 @@ mod profile;
 mod profile_schema;
 mod revalidate;
 mod security;
+pub mod serve;
 mod session;
 mod settings;
 mod status;

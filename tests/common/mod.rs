@@ -51,6 +51,8 @@ pub struct Tsps {
     http_port: u16,
     db_url: String,
     extra_env: Vec<(String, String)>,
+    /// The open file limit of `serve` (soft and hard), when a test sets one.
+    nofile: Option<u64>,
     child: Option<Child>,
     rt: tokio::runtime::Runtime,
     store: Option<DynStore>,
@@ -72,7 +74,26 @@ impl Tsps {
         Self::start_inner(provision_yaml, extra_env, Some(db_url.to_string()))
     }
 
+    /// Like [`Tsps::start`], with `serve` limited to `nofile` open files (soft and hard,
+    /// so that tsps cannot raise it).
+    pub fn start_with_nofile(
+        provision_yaml: &str,
+        extra_env: &[(&str, &str)],
+        nofile: u64,
+    ) -> Tsps {
+        Self::start_inner_with(provision_yaml, extra_env, None, Some(nofile))
+    }
+
     fn start_inner(provision_yaml: &str, extra_env: &[(&str, &str)], db: Option<String>) -> Tsps {
+        Self::start_inner_with(provision_yaml, extra_env, db, None)
+    }
+
+    fn start_inner_with(
+        provision_yaml: &str,
+        extra_env: &[(&str, &str)],
+        db: Option<String>,
+        nofile: Option<u64>,
+    ) -> Tsps {
         let dir = tempfile::Builder::new()
             .prefix("tsps-it-")
             .tempdir()
@@ -111,6 +132,7 @@ impl Tsps {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile,
             child: None,
             rt,
             store: None,
@@ -225,8 +247,19 @@ impl Tsps {
             .append(true)
             .open(&self.log_path)
             .expect("open tsps log");
-        let child = self
-            .command()
+        let mut cmd = self.command();
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, and nothing else runs in the child
+            // before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg("--ready-file")
             .arg(&ready)

@@ -188,6 +188,7 @@ impl Shard {
         match res {
             Ok(Ok(state)) => {
                 let tag = entry.dialog.local_tag.clone();
+                let peer = entry.dialog.peer;
                 let contact = self.ctx.contact(entry.dialog.peer.proto);
                 let expires = granted.to_string();
                 self.respond(
@@ -198,6 +199,7 @@ impl Shard {
                     None,
                 );
                 let expires = Duration::from_secs(granted.into());
+                self.keep_connection(peer, expires);
                 self.sub_input(id, Input::Accepted { state, expires });
             }
             Ok(Err(e)) => {
@@ -269,7 +271,8 @@ impl Shard {
         if let Some(c) = h::first(&req.headers, "Contact") {
             entry.dialog.remote_target = h::uri(c).to_string();
         }
-        let contact = self.ctx.contact(entry.dialog.peer.proto);
+        let peer = entry.dialog.peer;
+        let contact = self.ctx.contact(peer.proto);
         let expires = granted.to_string();
         self.respond(
             &key,
@@ -281,11 +284,21 @@ impl Shard {
         let input = if granted == 0 {
             Input::Unsubscribe
         } else {
-            Input::Refresh {
-                expires: Duration::from_secs(granted.into()),
-            }
+            let expires = Duration::from_secs(granted.into());
+            self.keep_connection(peer, expires);
+            Input::Refresh { expires }
         };
         self.sub_input(id, input);
+    }
+
+    /// NOTIFYs go back over the connection the SUBSCRIBE came on: keep it open as long
+    /// as the subscription (and a little).
+    fn keep_connection(&self, peer: Peer, expires: Duration) {
+        if peer.proto.is_reliable() {
+            self.ctx
+                .transports
+                .keep_alive(peer.addr, expires + Duration::from_secs(32));
+        }
     }
 
     /// Feeds the subscription's state machine and executes what it says.
