@@ -50,6 +50,8 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub security: SecurityConfig,
+    #[serde(default)]
+    pub quotas: QuotasConfig,
     /// Personal mode: absent on a platform (the usual case).
     #[serde(default)]
     pub personal: Option<PersonalConfig>,
@@ -288,6 +290,61 @@ impl Default for LogLimitConfig {
     fn default() -> Self {
         Self {
             lines_per_second: default_log_lines_per_second(),
+        }
+    }
+}
+
+/// `[quotas]`: what a tenant may hold unless the operator set its own
+/// (`PUT /tenants/{id}/quotas`). See docs/security.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Contacts of a tenant: shared and every user's personal ones.
+    #[serde(default = "default_contacts_per_tenant")]
+    pub contacts_per_tenant: u32,
+    /// Personal contacts of one user.
+    #[serde(default = "default_contacts_per_user")]
+    pub contacts_per_user: u32,
+    /// SIP devices of a tenant.
+    #[serde(default = "default_devices_per_tenant")]
+    pub devices_per_tenant: u32,
+    /// SIP subscriptions a tenant's phones may hold together, per node.
+    #[serde(default = "default_subscriptions_per_tenant")]
+    pub subscriptions_per_tenant: u32,
+}
+
+fn default_contacts_per_tenant() -> u32 {
+    crate::store::Quotas::default().contacts
+}
+fn default_contacts_per_user() -> u32 {
+    crate::store::Quotas::default().contacts_per_user
+}
+fn default_devices_per_tenant() -> u32 {
+    crate::store::Quotas::default().devices
+}
+fn default_subscriptions_per_tenant() -> u32 {
+    crate::store::Quotas::default().subscriptions
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        Self {
+            contacts_per_tenant: default_contacts_per_tenant(),
+            contacts_per_user: default_contacts_per_user(),
+            devices_per_tenant: default_devices_per_tenant(),
+            subscriptions_per_tenant: default_subscriptions_per_tenant(),
+        }
+    }
+}
+
+impl QuotasConfig {
+    /// The platform's defaults.
+    pub fn quotas(&self) -> crate::store::Quotas {
+        crate::store::Quotas {
+            contacts: self.contacts_per_tenant,
+            contacts_per_user: self.contacts_per_user,
+            devices: self.devices_per_tenant,
+            subscriptions: self.subscriptions_per_tenant,
         }
     }
 }
@@ -626,19 +683,21 @@ impl Default for Config {
             presence: PresenceConfig::default(),
             media: MediaConfig::default(),
             security: SecurityConfig::default(),
+            quotas: QuotasConfig::default(),
             personal: None,
         }
     }
 }
 
 impl PresenceConfig {
-    /// The limits the SIP shards apply.
-    pub fn settings(&self) -> crate::sip::presence::PresenceSettings {
+    /// The limits the SIP shards apply; `per_tenant` is the default tenant quota.
+    pub fn settings(&self, per_tenant: u32) -> crate::sip::presence::PresenceSettings {
         crate::sip::presence::PresenceSettings {
             min_expires: self.min_expires,
             max_expires: self.max_expires,
             default_expires: self.default_expires,
             max_per_device: self.max_subscriptions_per_device,
+            max_per_tenant: per_tenant as usize,
         }
     }
 }

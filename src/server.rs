@@ -252,7 +252,9 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             min_expires: config.sip.min_expires,
             max_expires: config.sip.max_expires,
             shards: workers,
-            presence: config.presence.settings(),
+            presence: config
+                .presence
+                .settings(config.quotas.subscriptions_per_tenant),
         },
         directory: directory.clone(),
         platform: platform.clone(),
@@ -413,6 +415,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         metrics: Arc::new(metrics),
         push,
         guard: guard.clone(),
+        quotas: config.quotas.quotas(),
     };
     let app = crate::web::router_with(state, crate::web::AuthSettings::from_config(&config.http));
     {

@@ -40,6 +40,7 @@ async fn start() -> Api {
         push: tsps::push::Hub::detached(),
         metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),
         guard: std::sync::Arc::new(tsps::sip::auth::guard::Guard::new(Default::default())),
+        quotas: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

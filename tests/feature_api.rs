@@ -56,6 +56,7 @@ async fn serve(store: DynStore) -> Api {
         push: tsps::push::Hub::detached(),
         metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),
         guard: std::sync::Arc::new(tsps::sip::auth::guard::Guard::new(Default::default())),
+        quotas: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1329,4 +1330,101 @@ async fn the_feature_api_on_postgres() {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+// ---------------------------------------------------------------- quotas
+
+/// Issue 10: 60,000 imported contacts raised memory by 140 MB. A tenant's contacts,
+/// a user's, and a tenant's devices are capped; the operator sets a tenant's own caps.
+#[tokio::test]
+async fn quotas_cap_contacts_and_devices_with_errors_that_say_the_limit() {
+    let (api, _dir) = start().await;
+    let t = api.tenant("q.test").await;
+    let u = api.user(&t, "1001").await;
+    let quotas = format!("/api/v1/tenants/{t}/quotas");
+    let (status, q) = api.get(&quotas).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(
+        q["contacts"],
+        json!({"limit": 50_000, "used": 0, "own": false})
+    );
+    assert_eq!(q["contacts_per_user"]["limit"], 5_000);
+    assert_eq!(q["devices"]["limit"], 1_000);
+    let (status, q) = api
+        .put(
+            &quotas,
+            json!({"contacts": 5, "contacts_per_user": 3, "devices": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(q["contacts"]["own"], true);
+    assert_eq!(q["subscriptions"], json!({"limit": 10_000, "own": false}));
+
+    let personal = format!("/api/v1/tenants/{t}/users/{u}/contacts");
+    for i in 0..3 {
+        let (status, c) = api
+            .post(&personal, json!({"name": format!("Friend {i}")}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{c}");
+    }
+    let (status, err) = api.post(&personal, json!({"name": "One too many"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(err["error"]["code"], "quota_exceeded");
+    assert_eq!(
+        err["error"]["message"],
+        "a user's personal contacts may hold 3 and holds 3: no more fit"
+    );
+    assert_eq!(err["error"]["details"][0]["field"], "contacts_per_user");
+
+    // A file that does not fit is refused whole: nothing of it is kept.
+    let cards: String = (0..3)
+        .map(|i| format!("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Desk {i}\r\nEND:VCARD\r\n"))
+        .collect();
+    let shared = format!("/api/v1/tenants/{t}/contacts");
+    let (status, err) = api
+        .upload(
+            &format!("{shared}/import"),
+            "text/vcard; charset=utf-8",
+            &cards,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_eq!(
+        err["error"]["message"],
+        "the tenant's contacts (shared and personal) may hold 5 and holds 3: these 3 do not fit (2 more would)"
+    );
+    assert_eq!(api.get(&shared).await.1, json!([]));
+    assert_eq!(api.get(&quotas).await.1["contacts"]["used"], 3);
+
+    let devices = format!("/api/v1/tenants/{t}/users/{u}/devices");
+    let (status, d) = api
+        .post(
+            &devices,
+            json!({"sip_username": "1001", "password": "secret1001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{d}");
+    let (status, err) = api
+        .post(
+            &devices,
+            json!({"sip_username": "1001b", "password": "secret1001"}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("quota_exceeded"))
+    );
+    // Back to the defaults: null is "the platform's".
+    let (_, q) = api.put(&quotas, json!({"devices": null})).await;
+    assert_eq!(
+        q["devices"],
+        json!({"limit": 1_000, "used": 1, "own": false})
+    );
+    let (status, _) = api
+        .post(
+            &devices,
+            json!({"sip_username": "1001b", "password": "secret1001"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 }

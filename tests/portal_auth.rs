@@ -1016,6 +1016,7 @@ async fn without_a_token_a_session_is_still_only_its_user() {
             push: tsps::push::Hub::detached(),
             metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),
             guard: std::sync::Arc::new(tsps::sip::auth::guard::Guard::new(Default::default())),
+            quotas: Default::default(),
         },
         AuthSettings::default(),
     );

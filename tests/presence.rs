@@ -281,6 +281,34 @@ fn a_device_holds_a_bounded_number_of_subscriptions() {
         .assert_success("the first subscription lives on and expires");
 }
 
+/// The tenant's quota counts its devices' subscriptions together (issue 10).
+#[test]
+fn a_tenants_phones_together_hold_at_most_its_subscription_quota() {
+    let tsps = Tsps::start(
+        TENANTS,
+        &[
+            ("TSPS_PRESENCE__MIN_EXPIRES", "2"),
+            ("TSPS_QUOTAS__SUBSCRIPTIONS_PER_TENANT", "1"),
+        ],
+    );
+    let first = subscribed(&tsps, carol_watching_bob("presence_expiry.xml"));
+    // Another device of the tenant (Alice's) asks while Carol's subscription lives.
+    let second = Sipp::new("presence_forbidden.xml")
+        .device("a.test", "1001", "secret1001")
+        .calling("1002")
+        .key("target_domain", "a.test");
+    tsps.sipp(second)
+        .assert_success("a second subscription in the tenant is refused with 403");
+    assert!(
+        tsps.log_text()
+            .contains("the tenant's devices already hold 1 subscriptions (its quota)"),
+        "refused for the quota, not for another reason"
+    );
+    first
+        .join()
+        .assert_success("the first subscription lives on and expires");
+}
+
 #[test]
 fn options_advertise_subscribe_and_the_event_packages() {
     let tsps = Tsps::start(TENANTS, &[]);

@@ -266,3 +266,26 @@ fn a_phone_is_never_taken_for_a_carrier() {
         .unwrap();
     assert_eq!(status_code(&routed), Some(480), "{routed}");
 }
+
+#[test]
+fn a_tenant_admin_sees_its_quotas_but_cannot_raise_them() {
+    let tsps = Tsps::start(TENANTS, &[]);
+    let b = tenant_id(&tsps, "b.test");
+    let mut mallory = Browser::new(&tsps);
+    mallory.logged_in("b.test", "2001", "mallory-secret-1");
+    let quotas = format!("/tenants/{b}/quotas");
+    let seen = mallory.get(&quotas);
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(seen.body["devices"]["used"], 1, "{}", seen.body);
+    let raised = mallory.write(Method::PUT, &quotas, json!({"contacts": 10_000_000}));
+    assert_eq!(
+        (raised.status, raised.code()),
+        (403, "forbidden"),
+        "{}",
+        raised.body
+    );
+    // Nor another tenant's.
+    let a = tenant_id(&tsps, "a.test");
+    let theirs = mallory.get(&format!("/tenants/{a}/quotas"));
+    assert_eq!(theirs.status, 404, "{}", theirs.body);
+}

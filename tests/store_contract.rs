@@ -13,8 +13,8 @@ use tsps::contacts::{
 use tsps::sip::digest::{ha1_md5, ha1_sha256};
 use tsps::store::{
     self, ApiToken, ApiTokenId, CallHistoryQuery, CallSide, DynStore, OperatorAccount, PolicyMode,
-    SessionAccount, SessionRecord, SessionSubject, Store, StoreError, UserAccount, UserPolicy,
-    UserRole,
+    SessionAccount, SessionRecord, SessionSubject, Store, StoreError, TenantQuotas, UserAccount,
+    UserPolicy, UserRole,
 };
 use tsps_actors::feature::{Handling, Presence, Profile, Target};
 use tsps_actors::model::{
@@ -129,6 +129,7 @@ contract!(
     api_tokens_round_trip_stay_in_their_tenant_and_cascade,
     external_phones_per_user_and_remote_answer,
     watch_rules_restrict_watchers_within_the_tenant,
+    tenant_quotas_default_round_trip_and_counts,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1912,4 +1913,48 @@ async fn watch_rules_restrict_watchers_within_the_tenant(s: &dyn Store) {
         s.load_directory().await.unwrap().allowed_watchers(carol.id),
         None
     );
+}
+
+async fn tenant_quotas_default_round_trip_and_counts(s: &dyn Store) {
+    let (a, b, ua, _) = two_tenants(s).await;
+    assert_eq!(
+        s.get_tenant_quotas(a.id).await.unwrap(),
+        TenantQuotas::default()
+    );
+    let own = TenantQuotas {
+        contacts: Some(100),
+        contacts_per_user: None,
+        devices: Some(3),
+        subscriptions: Some(0),
+    };
+    s.put_tenant_quotas(a.id, &own).await.unwrap();
+    assert_eq!(s.get_tenant_quotas(a.id).await.unwrap(), own);
+    assert_eq!(
+        s.get_tenant_quotas(b.id).await.unwrap(),
+        TenantQuotas::default()
+    );
+    let nobody = TenantId::for_test(99);
+    assert_not_found(s.get_tenant_quotas(nobody).await, "tenant");
+    assert_not_found(s.put_tenant_quotas(nobody, &own).await, "tenant");
+
+    // What the quotas are counted against.
+    let mine = ContactOwner::User(ua.id);
+    s.create_contact(a.id, &contact(1, &a, mine, "Zoe", &[]))
+        .await
+        .unwrap();
+    s.create_contact(a.id, &contact(2, &a, ContactOwner::Shared, "Desk", &[]))
+        .await
+        .unwrap();
+    assert_eq!(s.count_contacts(a.id, None).await.unwrap(), 2);
+    assert_eq!(s.count_contacts(a.id, Some(ua.id)).await.unwrap(), 1);
+    assert_eq!(s.count_contacts(b.id, None).await.unwrap(), 0);
+    assert_eq!(s.count_devices(a.id).await.unwrap(), 0);
+    s.create_device(a.id, &device(1, &a, &ua, "1001"))
+        .await
+        .unwrap();
+    assert_eq!(s.count_devices(a.id).await.unwrap(), 1);
+    assert_eq!(s.count_devices(b.id).await.unwrap(), 0);
+    // They go with their tenant.
+    s.delete_tenant(a.id).await.unwrap();
+    assert_not_found(s.get_tenant_quotas(a.id).await, "tenant");
 }

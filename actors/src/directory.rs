@@ -28,6 +28,8 @@ pub struct Directory {
     /// The subscriber table: users who restricted who may watch them, with the users
     /// allowed to (see `presence::may_watch`). A user not listed: anyone of the tenant.
     allowed_watchers: HashMap<UserId, HashSet<UserId>>,
+    /// Tenants with their own limit of SIP subscriptions (the others: the default).
+    subscription_limits: HashMap<TenantId, u32>,
 }
 
 impl Directory {
@@ -106,6 +108,17 @@ impl Directory {
                 .insert(user, allowed.into_iter().collect());
         }
         self
+    }
+
+    /// The tenants' own limits of SIP subscriptions, added to a snapshot.
+    pub fn with_subscription_limits(mut self, limits: Vec<(TenantId, u32)>) -> Self {
+        self.subscription_limits = limits.into_iter().collect();
+        self
+    }
+
+    /// The tenant's own limit of SIP subscriptions, if the operator set one.
+    pub fn subscription_limit(&self, tenant: TenantId) -> Option<u32> {
+        self.subscription_limits.get(&tenant).copied()
     }
 
     /// Who may watch `user`, when the user is restricted (None: anyone of the tenant).

@@ -11,6 +11,7 @@
 mod account;
 mod policy;
 mod postgres;
+mod quota;
 mod sql;
 mod sqlite;
 mod token;
@@ -21,6 +22,7 @@ pub use account::{
 };
 pub use policy::{PolicyMode, UserPolicy};
 pub use postgres::PgStore;
+pub use quota::{Quotas, TenantQuotas};
 pub use sqlite::SqliteStore;
 pub use token::{ApiToken, ApiTokenId};
 
@@ -286,6 +288,15 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         settings: &TenantSettings,
     ) -> StoreResult<()>;
+
+    /// The tenant's own quotas (none set: all `None`); `NotFound` for no such tenant.
+    async fn get_tenant_quotas(&self, tenant: TenantId) -> StoreResult<TenantQuotas>;
+    async fn put_tenant_quotas(&self, tenant: TenantId, quotas: &TenantQuotas) -> StoreResult<()>;
+    /// Contacts of the tenant: of `owner` when given (a user's personal ones), else all
+    /// (shared and personal).
+    async fn count_contacts(&self, tenant: TenantId, owner: Option<UserId>) -> StoreResult<u64>;
+    /// SIP devices of the tenant.
+    async fn count_devices(&self, tenant: TenantId) -> StoreResult<u64>;
 
     /// Accept when none was stored.
     async fn get_user_policy(&self, tenant: TenantId, user: UserId) -> StoreResult<UserPolicy>;

@@ -200,7 +200,7 @@ macro_rules! sql_store {
                 Contact, ContactId, ContactNumber, ContactOwner, ContactPhone, DialingRules,
                 TenantSettings,
             };
-            use $crate::store::UserPolicy;
+            use $crate::store::{TenantQuotas, UserPolicy};
             use $crate::store::account::contains_pattern;
             use $crate::store::{
                 ApiToken, ApiTokenId, CallHistoryQuery, CallSide, LoginCandidate, OperatorAccount,
@@ -832,7 +832,18 @@ macro_rules! sql_store {
                             .fetch_all(&mut *tx)
                             .await
                             .map_err(read_err)?;
+                    let limits: Vec<(DbId, i64)> = sqlx::query_as(
+                        "SELECT tenant_id, subscriptions FROM tenant_quotas \
+                         WHERE subscriptions IS NOT NULL",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(read_err)?;
                     tx.commit().await.map_err(read_err)?;
+                    let limits = limits
+                        .into_iter()
+                        .map(|(t, n)| Ok((TenantId(dec_id(t)?), n.clamp(0, i64::from(u32::MAX)) as u32)))
+                        .collect::<StoreResult<Vec<_>>>()?;
                     let watch = watch
                         .into_iter()
                         .map(|(u, list)| Ok((UserId(dec_id(u)?), user_ids(list)?)))
@@ -845,7 +856,8 @@ macro_rules! sql_store {
                         rows(trunks)?,
                     )
                     .with_external_phones(rows(phones)?)
-                    .with_watch_rules(watch))
+                    .with_watch_rules(watch)
+                    .with_subscription_limits(limits))
                 }
 
                 async fn save_binding(&self, b: &Binding) -> StoreResult<()> {
@@ -2290,6 +2302,79 @@ macro_rules! sql_store {
                     .await
                     .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("tenant", &key)) }))?;
                     Ok(())
+                }
+
+                async fn get_tenant_quotas(&self, tenant: TenantId) -> StoreResult<TenantQuotas> {
+                    type Row = (Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+                    let row: Option<Row> = sqlx::query_as(
+                        "SELECT q.contacts, q.contacts_per_user, q.devices, q.subscriptions \
+                         FROM tenants t LEFT JOIN tenant_quotas q ON q.tenant_id = t.id WHERE t.id = $1",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    let (contacts, contacts_per_user, devices, subscriptions) =
+                        row.ok_or_else(|| not_found("tenant", tenant))?;
+                    let limit = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok());
+                    Ok(TenantQuotas {
+                        contacts: limit(contacts),
+                        contacts_per_user: limit(contacts_per_user),
+                        devices: limit(devices),
+                        subscriptions: limit(subscriptions),
+                    })
+                }
+
+                async fn put_tenant_quotas(
+                    &self,
+                    tenant: TenantId,
+                    q: &TenantQuotas,
+                ) -> StoreResult<()> {
+                    let key = tenant.to_string();
+                    let limit = |v: Option<u32>| v.map(i64::from);
+                    sqlx::query(
+                        "INSERT INTO tenant_quotas (tenant_id, contacts, contacts_per_user, devices, \
+                         subscriptions) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (tenant_id) DO UPDATE SET contacts = excluded.contacts, \
+                         contacts_per_user = excluded.contacts_per_user, devices = excluded.devices, \
+                         subscriptions = excluded.subscriptions",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(limit(q.contacts))
+                    .bind(limit(q.contacts_per_user))
+                    .bind(limit(q.devices))
+                    .bind(limit(q.subscriptions))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| translate(e, &Ctx { unique: &[], parent: Some(("tenant", &key)) }))?;
+                    Ok(())
+                }
+
+                async fn count_contacts(
+                    &self,
+                    tenant: TenantId,
+                    owner: Option<UserId>,
+                ) -> StoreResult<u64> {
+                    let (n,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM contacts WHERE tenant_id = $1 \
+                         AND ($2 IS NULL OR owner_user_id = $2)",
+                    )
+                    .bind(enc_id(tenant.0))
+                    .bind(owner.map(|u| enc_id(u.0)))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(read_err)?;
+                    Ok(n.max(0) as u64)
+                }
+
+                async fn count_devices(&self, tenant: TenantId) -> StoreResult<u64> {
+                    let (n,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM devices WHERE tenant_id = $1")
+                            .bind(enc_id(tenant.0))
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(read_err)?;
+                    Ok(n.max(0) as u64)
                 }
 
                 async fn get_user_policy(&self, tenant: TenantId, user: UserId) -> StoreResult<UserPolicy> {

@@ -420,19 +420,18 @@ impl Transports {
                     _ = cancel.cancelled() => break,
                     r = rd.read_buf(&mut buf) => r.unwrap_or(0),
                     _ = tokio::time::sleep_until(deadline) => {
-                        let now = Instant::now();
-                        if partial_since.is_some_and(|p| now >= p + me.tcp.message_timeout) {
-                            me.tcp_limiter.stats().closed_slow.fetch_add(1, Relaxed);
-                            debug!(%peer, "sip tcp connection closed: message too slow");
-                            break;
+                        if Instant::now() < me.deadline(&times, partial_since) {
+                            // Traffic (or a registration) moved the deadline: wait on.
+                            continue;
                         }
-                        if now >= me.deadline(&times, None) {
-                            me.tcp_limiter.stats().closed_idle.fetch_add(1, Relaxed);
-                            debug!(%peer, "sip tcp connection closed: idle");
-                            break;
-                        }
-                        // Traffic (or a registration) moved the deadline: wait on.
-                        continue;
+                        let (counter, why) = if partial_since.is_some() {
+                            (&me.tcp_limiter.stats().closed_slow, "message too slow")
+                        } else {
+                            (&me.tcp_limiter.stats().closed_idle, "idle")
+                        };
+                        counter.fetch_add(1, Relaxed);
+                        debug!(%peer, why, "sip tcp connection closed");
+                        break;
                     }
                 };
                 if n == 0 {
@@ -476,17 +475,17 @@ impl Transports {
         tx
     }
 
-    /// When the connection is to be looked at again: its idle end (or the end of the
-    /// registration that keeps it), or the end of the time for a message begun.
+    /// When the connection is closed unless something happens: the end of the time
+    /// for a message begun, else its idle end (or the end of the registration that
+    /// keeps it).
     fn deadline(&self, times: &ConnTimes, partial_since: Option<Instant>) -> Instant {
+        if let Some(p) = partial_since {
+            return p + self.tcp.message_timeout;
+        }
         let at = |ms: u64| self.epoch + Duration::from_millis(ms);
         let idle = at(times.active_ms.load(Relaxed)) + self.tcp.idle_timeout;
         let kept = at(times.keep_until_ms.load(Relaxed));
-        let open_until = idle.max(kept);
-        match partial_since {
-            Some(p) => open_until.min(p + self.tcp.message_timeout),
-            None => open_until,
-        }
+        idle.max(kept)
     }
 }
 

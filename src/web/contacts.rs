@@ -214,6 +214,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<ContactView>), ApiError> {
     let scope = Scope::load(st, tenant, owner).await?;
     let contact = scope.build(draft, ContactId::new()).map_err(invalid)?;
+    super::quotas::room_for_contacts(st, tenant, owner, 1).await?;
     st.store().create_contact(tenant, &contact).await?;
     scope.changed(st);
     Ok((StatusCode::CREATED, Json(contact.into())))
@@ -376,6 +377,8 @@ async fn import(
             }),
         }
     }
+    // All or nothing: a file that does not fit is refused whole.
+    super::quotas::room_for_contacts(st, tenant, owner, new.len()).await?;
     st.store().create_contacts(tenant, &new).await?;
     if !new.is_empty() {
         scope.changed(st);

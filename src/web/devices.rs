@@ -136,6 +136,7 @@ pub async fn create_device(
     let device = input
         .into_device(&st, tenant_id, user_id, DeviceId::new(), false)
         .await?;
+    super::quotas::room_for_device(&st, tenant_id).await?;
     st.store().create_device(tenant_id, &device).await?;
     reloaded(&st).await?;
     Ok((StatusCode::CREATED, Json(device.into())))

@@ -26,6 +26,7 @@ mod policy;
 mod portal;
 mod profile;
 mod profile_schema;
+mod quotas;
 mod revalidate;
 mod security;
 pub mod serve;
@@ -74,6 +75,8 @@ pub struct ApiState {
     pub metrics: Arc<dyn crate::metrics::MetricsSource>,
     /// The SIP brute-force guard: its blocks, for the operator (`/security/blocks`).
     pub guard: Arc<crate::sip::auth::guard::Guard>,
+    /// The platform's default quotas (`[quotas]`); a tenant may have its own.
+    pub quotas: crate::store::Quotas,
 }
 
 /// How the API tells the running system that stored feature-server data changed.
@@ -245,6 +248,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         // Issue 5: the subscriber table (the tenant admin's), instant messages.
         .routes(routes!(watchers::get_watchers, watchers::put_watchers))
         .routes(routes!(messages::send_message))
+        .routes(routes!(quotas::get_quotas, quotas::put_quotas))
         .routes(routes!(security::list_blocks))
         .routes(routes!(security::unblock_source))
         .routes(routes!(security::unblock_account))

@@ -89,6 +89,8 @@ pub struct Watch {
     pub im: bool,
     /// Most subscriptions one device may hold in this tenant.
     pub per_device_limit: usize,
+    /// Most subscriptions the tenant's devices may hold together (the tenant's quota).
+    pub tenant_limit: usize,
     /// The watched user's actor: asked once for the presence and devices when the
     /// user gets their first watcher (later changes come from the bus).
     pub user_actor: Option<Addr<UserActor>>,
@@ -99,6 +101,8 @@ pub struct Watch {
 pub enum WatchError {
     #[error("device {device} already holds {limit} subscriptions")]
     TooManyForDevice { device: DeviceId, limit: usize },
+    #[error("the tenant's devices already hold {limit} subscriptions (its quota)")]
+    TooManyForTenant { limit: usize },
 }
 
 /// The subscription ended (expired, unsubscribed, NOTIFY failed).
@@ -356,6 +360,12 @@ impl Handler<Watch> for PresenceActor {
 
     fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Self::Result {
         let device = msg.watcher_device;
+        if self.subs.len() >= msg.tenant_limit {
+            let err = WatchError::TooManyForTenant {
+                limit: msg.tenant_limit,
+            };
+            return Box::pin(fut::ready(Err(err)));
+        }
         let held = self.per_device.get(&device).copied().unwrap_or(0);
         if held >= msg.per_device_limit {
             let err = WatchError::TooManyForDevice {

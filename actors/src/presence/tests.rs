@@ -42,6 +42,7 @@ fn watch(sub: u64, watched: UserId, package: Package, im: bool, to: &Addr<Collec
         package,
         im,
         per_device_limit: 2,
+        tenant_limit: 3,
         user_actor: None,
         updates: to.clone().recipient(),
     }
@@ -324,4 +325,29 @@ async fn the_first_watch_reads_presence_and_devices_from_the_user_actor() {
             .subscriptions,
         1
     );
+}
+
+#[actix::test]
+async fn the_tenants_devices_together_hold_at_most_its_quota() {
+    let shard = Collector(Inbox::default()).start();
+    let actor = PresenceActor::new(T).start();
+    // Three devices, each under its own limit of two: the tenant's quota (3) stops
+    // the fourth subscription.
+    for (sub, dev) in [(1, 41), (2, 42), (3, 43)] {
+        let mut w = watch(sub, BOB, Package::Dialog, false, &shard);
+        w.watcher_device = DeviceId::for_test(dev);
+        actor.send(w).await.unwrap().unwrap();
+    }
+    let mut fourth = watch(4, ALICE, Package::Dialog, false, &shard);
+    fourth.watcher_device = DeviceId::for_test(44);
+    assert_eq!(
+        actor.send(fourth).await.unwrap(),
+        Err(WatchError::TooManyForTenant { limit: 3 })
+    );
+    actor.do_send(Unwatch {
+        sub: SubscriptionId(1),
+    });
+    let mut again = watch(5, ALICE, Package::Dialog, false, &shard);
+    again.watcher_device = DeviceId::for_test(44);
+    assert!(actor.send(again).await.unwrap().is_ok());
 }

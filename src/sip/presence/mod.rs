@@ -33,6 +33,9 @@ pub struct PresenceSettings {
     pub default_expires: u32,
     /// Subscriptions one device may hold at once (403 beyond).
     pub max_per_device: usize,
+    /// Subscriptions a tenant's devices may hold together on this node, unless the
+    /// tenant has its own quota (403 beyond).
+    pub max_per_tenant: usize,
 }
 
 impl Default for PresenceSettings {
@@ -42,6 +45,7 @@ impl Default for PresenceSettings {
             max_expires: 3600,
             default_expires: 3600,
             max_per_device: 100,
+            max_per_tenant: 10_000,
         }
     }
 }
@@ -273,6 +277,7 @@ mod tests {
             max_expires: 3600,
             default_expires: 600,
             max_per_device: 10,
+            ..Default::default()
         };
         assert_eq!(grant(Some(0), &l), Ok(0));
         assert_eq!(grant(Some(30), &l), Err(60));

@@ -162,6 +162,9 @@ impl Shard {
             package,
             im: wants_im(&target),
             per_device_limit: self.ctx.settings.presence.max_per_device,
+            tenant_limit: dir
+                .subscription_limit(tenant.id)
+                .map_or(self.ctx.settings.presence.max_per_tenant, |n| n as usize),
             user_actor: self.ctx.platform.user(watched.id),
             updates: ctx.address().recipient(),
         };
