@@ -252,7 +252,9 @@ pub struct ConnectionsConfig {
 }
 
 fn default_max_per_source() -> usize {
-    64
+    // An office behind one NAT address: its phones (SIP over TCP), or its browsers (a
+    // few connections and a WebSocket each), all come from that one address.
+    256
 }
 fn default_idle_timeout() -> u64 {
     120

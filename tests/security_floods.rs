@@ -151,7 +151,8 @@ const FLOODER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 77);
 
 #[test]
 fn idle_connection_floods_are_refused_at_the_limits_and_both_listeners_serve_on() {
-    // A common descriptor limit: tsps sizes its limits from it (128 per listener).
+    // A common descriptor limit: tsps sizes its limits from it (128 per listener, 32
+    // per address).
     let tsps = Tsps::start_with_nofile(
         &tenant_a_yaml(free_port(IpAddr::V4(DEVICE_IP), false)),
         &[],

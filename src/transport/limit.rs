@@ -26,9 +26,11 @@ impl Limits {
         } else {
             (nofile.saturating_sub(512) / 4).clamp(64, 100_000) as usize
         };
+        // One address never takes more than a quarter of the places: the others stay
+        // reachable while it floods.
         Self {
             max_total,
-            max_per_source: max_per_source.min(max_total),
+            max_per_source: max_per_source.min((max_total / 4).max(1)),
         }
     }
 }
@@ -201,11 +203,13 @@ mod tests {
 
     #[test]
     fn sized_from_the_descriptor_limit() {
-        assert_eq!(Limits::sized(0, 64, 1024).max_total, 128);
-        assert_eq!(Limits::sized(0, 64, 600).max_total, 64);
-        assert_eq!(Limits::sized(0, 64, 1 << 20).max_total, 100_000);
-        assert_eq!(Limits::sized(500, 64, 1024).max_total, 500);
-        assert_eq!(Limits::sized(10, 64, 1024).max_per_source, 10);
+        assert_eq!(Limits::sized(0, 256, 1024).max_total, 128);
+        assert_eq!(Limits::sized(0, 256, 1024).max_per_source, 32);
+        assert_eq!(Limits::sized(0, 256, 600).max_total, 64);
+        assert_eq!(Limits::sized(0, 256, 1 << 20).max_total, 100_000);
+        assert_eq!(Limits::sized(0, 256, 1 << 20).max_per_source, 256);
+        assert_eq!(Limits::sized(500, 256, 1024).max_total, 500);
+        assert_eq!(Limits::sized(10, 256, 1024).max_per_source, 2);
     }
 
     #[test]

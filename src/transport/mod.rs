@@ -55,7 +55,7 @@ impl Default for TcpSettings {
         Self {
             limits: limit::Limits {
                 max_total: 10_000,
-                max_per_source: 64,
+                max_per_source: 256,
             },
             idle_timeout: Duration::from_secs(120),
             message_timeout: Duration::from_secs(10),

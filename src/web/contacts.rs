@@ -339,6 +339,8 @@ async fn import(
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("the file is not UTF-8: {e}")))?;
     let scope = Scope::load(st, tenant, owner).await?;
+    // Full already: say so before reading the file.
+    super::quotas::room_for_contacts(st, tenant, owner, 1).await?;
     let (found, mut errors): (Vec<ImportedContact>, Vec<LineError>) = match kind {
         FileKind::Vcard => contacts::read_vcards(text),
         FileKind::Csv => contacts::read_csv(text).map_err(|e| {
