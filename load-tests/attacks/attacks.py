@@ -354,7 +354,8 @@ def capture(a):
 
 
 def ruri(a):
-    """A device of b.test calls sip:1002@a.test."""
+    """A device of b.test calls sip:1002@a.test (b.test has a 1002 too, without a phone:
+    routed there, the call would fail with 480)."""
     ua = Ua("127.0.0.1", a.sip)
     ch = challenge_params(ua.final(ua.request("INVITE", "sip:1002@a.test", "2001@b.test", "1002@a.test", "ruri", 1)))
     auth = authorization(ch, "INVITE", "sip:1002@a.test", "2001", "b-secret2001")

@@ -49,6 +49,11 @@ PROVISION='tenants:
         devices:
           - sip_username: "2001"
             password: b-secret2001
+      - extension: "1002"
+        display_name: Bob B
+        devices:
+          - sip_username: "b1002"
+            password: b-secret1002
 '
 
 # run_attack LABEL BIN ATTACK: a fresh database and tsps, the attack, the figures.
@@ -86,7 +91,7 @@ TOML
         || echo "{\"$attack\": \"failed\"}" >> "$OUTDIR/$label.jsonl"
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
     # Keep the start of the log (it can be huge before the fixes).
-    head -c 200000 "$dir/tsps.log" > "$OUTDIR/$label-$attack.log"
+    head -c 20000 "$dir/tsps.log" > "$OUTDIR/$label-$attack.log"
     rm -rf "$dir"
 }
 
