@@ -85,9 +85,7 @@ fn a_captured_register_authorization_replayed_from_another_socket_registers_noth
             "the replay is challenged: {resp}"
         );
         assert!(
-            headers(&resp, "WWW-Authenticate")
-                .iter()
-                .all(|c| c.contains("stale=true")),
+            headers(&resp, "WWW-Authenticate").all(|c| c.contains("stale=true")),
             "a fresh nonce, stale: a phone would answer it by itself: {resp}"
         );
     }

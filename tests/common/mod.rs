@@ -1015,13 +1015,19 @@ pub fn status_code(response: &str) -> Option<u16> {
 
 /// The value of the first header `name` (case-insensitive) in a SIP message.
 pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    headers(message, name).next()
+}
+
+/// The values of every header `name` (case-insensitive) in a SIP message, in order.
+pub fn headers<'a>(message: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
+    let name = name.to_string();
     message
         .lines()
         .take_while(|l| !l.is_empty())
         .skip(1)
-        .find_map(|l| {
+        .filter_map(move |l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            n.trim().eq_ignore_ascii_case(&name).then(|| v.trim())
         })
 }
 

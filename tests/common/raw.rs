@@ -2,6 +2,7 @@
 //! makes: replayed credentials, guesses at full speed, requests from chosen loopback
 //! addresses. Every wait is bounded.
 
+pub use super::headers;
 use super::{header, status_code, Tsps};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -129,19 +130,6 @@ impl RawUa {
     }
 }
 
-/// The values of every `name` header (`WWW-Authenticate`, `Proxy-Authenticate`).
-pub fn headers<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
-    message
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .skip(1)
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .collect()
-}
-
 /// The answer to the first challenge in `response` (401 or 407) for `method` to `uri`.
 pub fn answer(
     response: &str,
@@ -157,8 +145,7 @@ pub fn answer(
         "WWW-Authenticate"
     };
     let challenge = headers(response, name)
-        .first()
-        .copied()
+        .next()
         .unwrap_or_else(|| panic!("a challenge in {response}"));
     tsps::sip::digest::answer_challenge(challenge, method, uri, user, password, "c0ffee", nc)
         .expect("answer the challenge")
