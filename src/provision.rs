@@ -149,6 +149,11 @@ pub struct DeviceSpec {
     pub sip_username: String,
     /// Only its HA1s are stored.
     pub password: String,
+    /// The digest algorithms the phone is challenged with, preferred first (`[MD5]` for
+    /// phones that know only MD5); empty: the platform's. Omitted: kept as it is.
+    #[serde(default)]
+    #[schema(example = json!(["MD5"]))]
+    pub digest_algorithms: Option<Vec<String>>,
 }
 
 impl fmt::Debug for DeviceSpec {
@@ -156,6 +161,7 @@ impl fmt::Debug for DeviceSpec {
         f.debug_struct("DeviceSpec")
             .field("sip_username", &self.sip_username)
             .field("password", &"[redacted]")
+            .field("digest_algorithms", &self.digest_algorithms)
             .finish()
     }
 }
@@ -342,6 +348,9 @@ pub fn demo_document() -> ProvisionDoc {
         devices: vec![DeviceSpec {
             sip_username: extension.into(),
             password: format!("demo{extension}"),
+            // What every softphone knows: baresip 1.0, the most common one on Linux,
+            // fails when SHA-256 is offered beside it.
+            digest_algorithms: Some(vec!["MD5".into()]),
         }],
     };
     ProvisionDoc {
@@ -437,6 +446,7 @@ pub async fn apply_demo(store: &dyn Store) -> Result<ApplySummary, ProvisionErro
 /// reason in lower case.
 pub mod rules {
     use std::net::IpAddr;
+    use tsps_actors::model::DigestAlgorithm;
 
     const MAX_NAME: usize = 200;
 
@@ -634,6 +644,21 @@ pub mod rules {
         Ok(range.to_string())
     }
 
+    /// Digest algorithms for a device: each `MD5` or `SHA-256`, once; empty means the
+    /// platform's list.
+    pub fn digest_algorithms(list: &[String]) -> Result<Vec<DigestAlgorithm>, String> {
+        let mut out = Vec::with_capacity(list.len());
+        for name in list {
+            let a = DigestAlgorithm::parse(name)
+                .ok_or_else(|| format!("{name:?} is not a digest algorithm: MD5 or SHA-256"))?;
+            if out.contains(&a) {
+                return Err(format!("{} is listed twice", a.name()));
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+
     /// Outbound trunk credentials come as a pair.
     pub fn credentials(username: Option<&str>, password: Option<&str>) -> Result<(), String> {
         match (username, password) {
@@ -708,6 +733,10 @@ pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
                         format!("{dp}.sip_username"),
                         format!("{} appears twice in this tenant", d.sip_username),
                     ));
+                }
+                if let Some(list) = &d.digest_algorithms {
+                    rules::digest_algorithms(list)
+                        .map_err(|e| invalid(format!("{dp}.digest_algorithms"), e))?;
                 }
                 d.password = check(
                     format!("{dp}.password"),
@@ -945,6 +974,14 @@ async fn apply_device(
         ha1_sha256,
         // Not in the document: set through the devices API, kept by an apply.
         remote_answer: existing.as_ref().is_some_and(|d| d.remote_answer),
+        digest_algorithms: match &spec.digest_algorithms {
+            // Checked by `validate`.
+            Some(list) => rules::digest_algorithms(list).unwrap_or_default(),
+            None => existing
+                .as_ref()
+                .map(|d| d.digest_algorithms.clone())
+                .unwrap_or_default(),
+        },
     };
     match existing {
         None => {
@@ -1368,6 +1405,10 @@ inbound_sources = ["127.0.0.2"]
         for (ext, name) in [("1001", "Alice"), ("1002", "Bob"), ("1003", "Carol")] {
             assert_eq!(dir.user_by_extension(t.id, ext).unwrap().display_name, name);
             let dev = dir.device_by_username(t.id, ext).unwrap();
+            assert_eq!(
+                dev.digest_algorithms,
+                [tsps_actors::model::DigestAlgorithm::Md5]
+            );
             let password = format!("demo{ext}");
             assert_eq!(dev.ha1_md5, ha1_md5(ext, "demo.tsps.local", &password));
             let login = store.find_login(t.id, ext).await.unwrap().unwrap();

@@ -256,8 +256,18 @@ async fn crud_round_trip() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{d}");
     let keys: Vec<_> = d.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["id", "remote_answer", "sip_username", "user_id"]);
+    assert_eq!(
+        keys,
+        [
+            "digest_algorithms",
+            "id",
+            "remote_answer",
+            "sip_username",
+            "user_id"
+        ]
+    );
     assert_eq!(d["remote_answer"], false, "{d}");
+    assert_eq!(d["digest_algorithms"], json!([]), "the platform's: {d}");
     let did_ = d["id"].as_str().unwrap().to_string();
     let dp = format!("{up}/devices/{did_}");
     assert_eq!(api.get(&dp).await, (StatusCode::OK, d.clone()));
@@ -289,6 +299,37 @@ async fn crud_round_trip() {
             .device_by_username(tenant_id, "1001")
             .unwrap()
             .remote_answer
+    );
+    // Digest algorithms: the same; a wrong name is a 400 naming the field.
+    let body =
+        json!({"sip_username": "1001", "password": "another-pass", "digest_algorithms": ["md5"]});
+    assert_eq!(
+        api.put(&dp, body).await.1["digest_algorithms"],
+        json!(["MD5"])
+    );
+    let body = json!({"sip_username": "1001", "password": "another-pass"});
+    assert_eq!(
+        api.put(&dp, body).await.1["digest_algorithms"],
+        json!(["MD5"])
+    );
+    let body =
+        json!({"sip_username": "1001", "password": "another-pass", "digest_algorithms": ["SHA-1"]});
+    let (status, e) = api.put(&dp, body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("digest_algorithms: "),
+        "{e}"
+    );
+    let snapshot = api.directory.get();
+    assert_eq!(
+        snapshot
+            .device_by_username(tenant_id, "1001")
+            .unwrap()
+            .digest_algorithms,
+        [tsps_actors::model::DigestAlgorithm::Md5]
     );
 
     // External phones: E.164 by the tenant's dialing rules, in the directory at once.

@@ -168,6 +168,7 @@ fn device(n: u128, tenant: &Tenant, user: &User, username: &str) -> Device {
         ha1_md5: ha1_md5(username, &tenant.domain, "pw"),
         ha1_sha256: ha1_sha256(username, &tenant.domain, "pw"),
         remote_answer: false,
+        digest_algorithms: vec![],
     }
 }
 
@@ -1776,6 +1777,13 @@ async fn external_phones_per_user_and_remote_answer(s: &dyn Store) {
     da.remote_answer = false;
     s.update_device(a.id, &da).await.unwrap();
     assert!(!s.get_device(a.id, da.id).await.unwrap().remote_answer);
+    // So do the digest algorithms, in their order, into the directory too.
+    use tsps_actors::model::DigestAlgorithm::{Md5, Sha256};
+    da.digest_algorithms = vec![Md5, Sha256];
+    s.update_device(a.id, &da).await.unwrap();
+    assert_eq!(s.get_device(a.id, da.id).await.unwrap(), da);
+    let dir = s.load_directory().await.unwrap();
+    assert_eq!(dir.device(da.id).unwrap().digest_algorithms, [Md5, Sha256]);
 
     let phone = |n: u128, user: &User, number: &str| ExternalPhone {
         id: DeviceId::for_test(n),

@@ -42,6 +42,36 @@ pub struct Device {
     /// `Event: talk`, as BroadWorks, Polycom and Yealink phones do).
     #[serde(default)]
     pub remote_answer: bool,
+    /// The digest algorithms this phone is challenged with, preferred first; empty: the
+    /// platform's (`sip.digest_algorithms`). Some phones (baresip 1.0) fail when offered
+    /// one they do not know, even beside MD5.
+    #[serde(default)]
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest hash algorithm a device may be challenged with (RFC 8760).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DigestAlgorithm {
+    #[serde(rename = "MD5")]
+    Md5,
+    #[serde(rename = "SHA-256")]
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Md5 => "MD5",
+            Self::Sha256 => "SHA-256",
+        }
+    }
+
+    /// `MD5` or `SHA-256` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Md5, Self::Sha256]
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s.trim()))
+    }
 }
 
 impl fmt::Debug for Device {
@@ -53,6 +83,7 @@ impl fmt::Debug for Device {
             .field("sip_username", &self.sip_username)
             .field("ha1", &"[redacted]")
             .field("remote_answer", &self.remote_answer)
+            .field("digest_algorithms", &self.digest_algorithms)
             .finish()
     }
 }

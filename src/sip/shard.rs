@@ -701,6 +701,13 @@ impl Shard {
             "Authorization"
         };
         let request_uri = req.uri.to_string();
+        // Whose phone this claims to be, for the algorithms to offer it.
+        let party = if req.method == Method::Register {
+            "To"
+        } else {
+            "From"
+        };
+        let claimed = h::first(&req.headers, party).and_then(|v| h::uri_user(h::uri(v)));
         let attempt = Attempt {
             method: method_name(req.method),
             request_uri: &request_uri,
@@ -708,13 +715,14 @@ impl Shard {
             source: peer.addr.ip(),
             realm,
             tenant,
+            claimed,
         };
         let now = unix_now_ms();
         let dir = self.ctx.directory.get();
         match self.ctx.auth.decide(&attempt, &dir, now) {
             Decision::Accept(device) => Some(device),
-            Decision::Challenge { stale } => {
-                self.challenge(key, realm, proxy, stale, now);
+            Decision::Challenge { stale, offer } => {
+                self.challenge(key, realm, proxy, stale, &offer, now);
                 None
             }
             Decision::Refuse(code) => {
@@ -729,13 +737,21 @@ impl Shard {
         }
     }
 
-    fn challenge(&mut self, key: &TxKey, realm: &str, proxy: bool, stale: bool, now_ms: u64) {
+    fn challenge(
+        &mut self,
+        key: &TxKey,
+        realm: &str,
+        proxy: bool,
+        stale: bool,
+        offer: &[super::digest::Algorithm],
+        now_ms: u64,
+    ) {
         let (code, name) = if proxy {
             (407, "Proxy-Authenticate")
         } else {
             (401, "WWW-Authenticate")
         };
-        let values = self.ctx.auth.challenges(realm, now_ms, stale);
+        let values = self.ctx.auth.challenges(realm, now_ms, stale, offer);
         let extra: Vec<(&str, &str)> = values.iter().map(|v| (name, v.as_str())).collect();
         let tag = build::token();
         self.respond(key, code, Some(&tag), &extra, None);

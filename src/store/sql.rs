@@ -16,7 +16,12 @@
 
 use super::{PolicyMode, StoreError, StoreResult, UserPolicy};
 use tsps_actors::feature::{Presence, Profile};
-use tsps_actors::model::{CallDirection, CallOutcome, Party, TransportKind};
+use tsps_actors::model::{CallDirection, CallOutcome, DigestAlgorithm, Party, TransportKind};
+
+/// The stored names of digest algorithms.
+pub(crate) fn algorithm_names(list: &[DigestAlgorithm]) -> Vec<String> {
+    list.iter().map(|a| a.name().to_string()).collect()
+}
 
 /// Longest CDR page one call returns, whatever the caller asks for.
 pub(crate) const MAX_CALL_RECORDS: u32 = 10_000;
@@ -192,7 +197,7 @@ macro_rules! sql_store {
         mod statements {
             use super::*;
             use $crate::store::sql::{
-                check_policy, decode_profile, encode_profile, not_found, parse_direction,
+                algorithm_names, check_policy, decode_profile, encode_profile, not_found, parse_direction,
                 parse_outcome, parse_party, parse_policy_mode, parse_presence, parse_transport,
                 party_str, presence_str, transport_str, Ctx, MAX_CALL_RECORDS,
             };
@@ -212,7 +217,8 @@ macro_rules! sql_store {
             use chrono::{DateTime, Utc};
             use std::collections::HashMap;
             use tsps_actors::model::{
-                Binding, CallRecord, Device, Did, ExternalPhone, LegRecord, Tenant, Trunk, User,
+                Binding, CallRecord, Device, DigestAlgorithm, Did, ExternalPhone, LegRecord, Tenant, Trunk,
+                User,
             };
             use tsps_actors::{CallId, DeviceId, Directory, LegId, TenantId, TrunkId, UserId};
             use tsps_actors::presence::WatchRule;
@@ -431,6 +437,7 @@ macro_rules! sql_store {
                 ha1_md5: String,
                 ha1_sha256: String,
                 remote_answer: bool,
+                digest_algorithms: DbList,
             }
 
             impl TryFrom<DeviceRow> for Device {
@@ -444,6 +451,14 @@ macro_rules! sql_store {
                         ha1_md5: r.ha1_md5,
                         ha1_sha256: r.ha1_sha256,
                         remote_answer: r.remote_answer,
+                        digest_algorithms: dec_list(r.digest_algorithms)?
+                            .iter()
+                            .map(|a| {
+                                DigestAlgorithm::parse(a).ok_or_else(|| {
+                                    StoreError::Invalid(format!("unknown digest algorithm {a:?}"))
+                                })
+                            })
+                            .collect::<StoreResult<_>>()?,
                     })
                 }
             }
@@ -803,7 +818,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(read_err)?;
                     let devices: Vec<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer, digest_algorithms \
                          FROM devices",
                     )
                     .fetch_all(&mut *tx)
@@ -1302,8 +1317,8 @@ macro_rules! sql_store {
                     let user = d.user_id.to_string();
                     sqlx::query(
                         "INSERT INTO devices (id, tenant_id, user_id, sip_username, ha1_md5, \
-                         ha1_sha256, created_at, remote_answer) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         ha1_sha256, created_at, remote_answer, digest_algorithms) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(enc_id(d.id.0))
                     .bind(enc_id(tenant.0))
@@ -1313,6 +1328,7 @@ macro_rules! sql_store {
                     .bind(&d.ha1_sha256)
                     .bind(enc_ts(Utc::now()))
                     .bind(d.remote_answer)
+                    .bind(enc_list(&algorithm_names(&d.digest_algorithms)))
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {
@@ -1333,7 +1349,7 @@ macro_rules! sql_store {
 
                 async fn get_device(&self, tenant: TenantId, id: DeviceId) -> StoreResult<Device> {
                     let row: Option<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer, digest_algorithms \
                          FROM devices WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(enc_id(tenant.0))
@@ -1350,7 +1366,7 @@ macro_rules! sql_store {
                     sip_username: &str,
                 ) -> StoreResult<Option<Device>> {
                     let row: Option<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer, digest_algorithms \
                          FROM devices WHERE tenant_id = $1 AND sip_username = $2",
                     )
                     .bind(enc_id(tenant.0))
@@ -1367,7 +1383,7 @@ macro_rules! sql_store {
                     user: Option<UserId>,
                 ) -> StoreResult<Vec<Device>> {
                     let found: Vec<DeviceRow> = sqlx::query_as(
-                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer \
+                        "SELECT id, tenant_id, user_id, sip_username, ha1_md5, ha1_sha256, remote_answer, digest_algorithms \
                          FROM devices WHERE tenant_id = $1 AND ($2 IS NULL OR user_id = $2) \
                          ORDER BY sip_username",
                     )
@@ -1384,7 +1400,8 @@ macro_rules! sql_store {
                     let user = d.user_id.to_string();
                     let done = sqlx::query(
                         "UPDATE devices SET user_id = $3, sip_username = $4, ha1_md5 = $5, \
-                         ha1_sha256 = $6, remote_answer = $7 WHERE tenant_id = $1 AND id = $2",
+                         ha1_sha256 = $6, remote_answer = $7, digest_algorithms = $8 \
+                         WHERE tenant_id = $1 AND id = $2",
                     )
                     .bind(enc_id(tenant.0))
                     .bind(enc_id(d.id.0))
@@ -1393,6 +1410,7 @@ macro_rules! sql_store {
                     .bind(&d.ha1_md5)
                     .bind(&d.ha1_sha256)
                     .bind(d.remote_answer)
+                    .bind(enc_list(&algorithm_names(&d.digest_algorithms)))
                     .execute(&self.pool)
                     .await
                     .map_err(|e| {

@@ -32,6 +32,10 @@ pub struct DeviceView {
     pub sip_username: String,
     /// The phone answers a ringing call when told to (NOTIFY `Event: talk`).
     pub remote_answer: bool,
+    /// The digest algorithms the phone is challenged with, preferred first; empty: the
+    /// platform's.
+    #[schema(example = json!(["MD5"]))]
+    pub digest_algorithms: Vec<String>,
 }
 
 impl From<Device> for DeviceView {
@@ -41,6 +45,11 @@ impl From<Device> for DeviceView {
             user_id: d.user_id,
             sip_username: d.sip_username,
             remote_answer: d.remote_answer,
+            digest_algorithms: d
+                .digest_algorithms
+                .iter()
+                .map(|a| a.name().to_string())
+                .collect(),
         }
     }
 }
@@ -58,6 +67,12 @@ pub struct DeviceInput {
     /// the current value.
     #[serde(default)]
     pub remote_answer: Option<bool>,
+    /// The digest algorithms to challenge the phone with, preferred first: `["MD5"]`
+    /// for phones that know only MD5 (and fail when SHA-256 is offered beside it), `[]`
+    /// for the platform's list. A PUT without it keeps the current value.
+    #[serde(default)]
+    #[schema(example = json!(["MD5"]))]
+    pub digest_algorithms: Option<Vec<String>>,
 }
 
 impl fmt::Debug for DeviceInput {
@@ -66,6 +81,7 @@ impl fmt::Debug for DeviceInput {
             .field("sip_username", &self.sip_username)
             .field("password", &"[redacted]")
             .field("remote_answer", &self.remote_answer)
+            .field("digest_algorithms", &self.digest_algorithms)
             .finish()
     }
 }
@@ -77,9 +93,15 @@ impl DeviceInput {
         tenant_id: TenantId,
         user_id: UserId,
         id: DeviceId,
-        remote_answer_now: bool,
+        current: Option<&Device>,
     ) -> Result<Device, ApiError> {
         let sip_username = field("sip_username", rules::sip_username(&self.sip_username))?;
+        let digest_algorithms = match &self.digest_algorithms {
+            Some(list) => field("digest_algorithms", rules::digest_algorithms(list))?,
+            None => current
+                .map(|d| d.digest_algorithms.clone())
+                .unwrap_or_default(),
+        };
         let password = field("password", rules::device_password(&self.password))?;
         // The user must be of this tenant; the realm is the tenant's domain.
         st.store().get_user(tenant_id, user_id).await?;
@@ -91,7 +113,10 @@ impl DeviceInput {
             ha1_md5: ha1_md5(&sip_username, &realm, &password),
             ha1_sha256: ha1_sha256(&sip_username, &realm, &password),
             sip_username,
-            remote_answer: self.remote_answer.unwrap_or(remote_answer_now),
+            remote_answer: self
+                .remote_answer
+                .unwrap_or(current.is_some_and(|d| d.remote_answer)),
+            digest_algorithms,
         })
     }
 }
@@ -134,7 +159,7 @@ pub async fn create_device(
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
     let device = input
-        .into_device(&st, tenant_id, user_id, DeviceId::new(), false)
+        .into_device(&st, tenant_id, user_id, DeviceId::new(), None)
         .await?;
     super::quotas::room_for_device(&st, tenant_id).await?;
     st.store().create_device(tenant_id, &device).await?;
@@ -168,7 +193,7 @@ pub async fn update_device(
 ) -> Result<Json<DeviceView>, ApiError> {
     let current = device_of(&st, tenant_id, user_id, device_id).await?;
     let device = input
-        .into_device(&st, tenant_id, user_id, device_id, current.remote_answer)
+        .into_device(&st, tenant_id, user_id, device_id, Some(&current))
         .await?;
     st.store().update_device(tenant_id, &device).await?;
     reloaded(&st).await?;

@@ -53,6 +53,8 @@ pub struct Tsps {
     extra_env: Vec<(String, String)>,
     /// The open file limit of `serve` (soft and hard), when a test sets one.
     nofile: Option<u64>,
+    /// `serve --demo`: the README's quick start.
+    demo: bool,
     child: Option<Child>,
     rt: tokio::runtime::Runtime,
     store: Option<DynStore>,
@@ -86,6 +88,23 @@ impl Tsps {
 
     fn start_inner(provision_yaml: &str, extra_env: &[(&str, &str)], db: Option<String>) -> Tsps {
         Self::start_inner_with(provision_yaml, extra_env, db, None)
+    }
+
+    /// The README's quick start: `tsps serve --demo` with every setting at its default
+    /// but the listen addresses (loopback, free ports) and no API token; the embedded
+    /// database `tsps.db` lands in the test's directory (its working directory).
+    pub fn start_demo() -> Tsps {
+        let mut tsps = Self::start_inner_with("", &[], None, None);
+        tsps.stop();
+        fs::write(
+            &tsps.config_path,
+            "[sip]\nudp_listen = \"127.0.0.1:0\"\ntcp_listen = \"127.0.0.1:0\"\n\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .expect("write config");
+        tsps.demo = true;
+        tsps.spawn_serve();
+        tsps
     }
 
     fn start_inner_with(
@@ -133,14 +152,17 @@ impl Tsps {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             nofile,
+            demo: false,
             child: None,
             rt,
             store: None,
             sipp_runs: AtomicUsize::new(0),
             dir,
         };
-        tsps.provision(provision_yaml);
-        tsps.spawn_serve();
+        if !provision_yaml.is_empty() {
+            tsps.provision(provision_yaml);
+            tsps.spawn_serve();
+        }
         tsps
     }
 
@@ -259,8 +281,11 @@ impl Tsps {
                 });
             }
         }
+        cmd.arg("serve");
+        if self.demo {
+            cmd.arg("--demo");
+        }
         let child = cmd
-            .arg("serve")
             .arg("--ready-file")
             .arg(&ready)
             .stdin(Stdio::null())

@@ -1595,6 +1595,7 @@ fn remote_answer_extras() -> testkit::Extras {
         ha1_md5: String::new(),
         ha1_sha256: String::new(),
         remote_answer,
+        digest_algorithms: vec![],
     };
     testkit::Extras {
         devices: vec![device(1, true), device(2, false)],

@@ -18,7 +18,7 @@ pub use stats::{AuthOutcome, AuthStats};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tracing::warn;
-use tsps_actors::model::Device;
+use tsps_actors::model::{Device, DigestAlgorithm};
 use tsps_actors::{Directory, TenantId};
 
 /// One request to authenticate.
@@ -35,14 +35,19 @@ pub struct Attempt<'a> {
     /// hosts it (challenged all the same; no credentials can answer it).
     pub realm: &'a str,
     pub tenant: Option<TenantId>,
+    /// The user name the request claims before any credentials (REGISTER: the To
+    /// user; others: the From user): whose digest algorithms to offer.
+    pub claimed: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Accept(Device),
-    /// 401/407 with a fresh nonce; `stale` tells the user agent its password was right.
+    /// 401/407 with a fresh nonce, one challenge per algorithm of `offer`; `stale` tells
+    /// the user agent its password was right.
     Challenge {
         stale: bool,
+        offer: Vec<Algorithm>,
     },
     /// A final refusal: 403 (wrong or blocked), 400 (the digest names another request).
     Refuse(u16),
@@ -86,15 +91,62 @@ impl Authenticator {
         blocked
     }
 
-    /// Header values for a 401/407: one challenge per offered algorithm, in order.
-    pub fn challenges(&self, realm: &str, now_ms: u64, stale: bool) -> Vec<String> {
+    /// Header values for a 401/407: one challenge per algorithm of `offer`, in order.
+    pub fn challenges(
+        &self,
+        realm: &str,
+        now_ms: u64,
+        stale: bool,
+        offer: &[Algorithm],
+    ) -> Vec<String> {
         let offered = self.nonces.challenges(realm, now_ms / 1000, stale);
-        let mut values = Vec::with_capacity(self.algorithms.len());
-        for alg in &self.algorithms {
+        let mut values = Vec::with_capacity(offer.len());
+        for alg in offer {
             let wanted = format!("algorithm={}", alg.name());
             values.extend(offered.iter().filter(|v| v.contains(&wanted)).cloned());
         }
         values
+    }
+
+    /// The algorithms a device is challenged with: its own, else the platform's.
+    fn allowed(&self, device: &Device) -> Vec<Algorithm> {
+        if device.digest_algorithms.is_empty() {
+            return self.algorithms.clone();
+        }
+        device
+            .digest_algorithms
+            .iter()
+            .map(|a| match a {
+                DigestAlgorithm::Md5 => Algorithm::Md5,
+                DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            })
+            .collect()
+    }
+
+    /// What to offer a request claiming `name` of `tenant` before it proved anything:
+    /// the device of that SIP user name, else the devices of that extension when they
+    /// all agree, else the platform's list.
+    fn offer_for(
+        &self,
+        dir: &Directory,
+        tenant: Option<TenantId>,
+        name: Option<&str>,
+    ) -> Vec<Algorithm> {
+        let (Some(tenant), Some(name)) = (tenant, name) else {
+            return self.algorithms.clone();
+        };
+        if let Some(d) = dir.device_by_username(tenant, name) {
+            return self.allowed(d);
+        }
+        let mut lists = dir
+            .user_by_extension(tenant, name)
+            .into_iter()
+            .flat_map(|u| dir.devices_of_user(u.id))
+            .map(|d| self.allowed(d));
+        match lists.next() {
+            Some(first) if lists.all(|l| l == first) => first,
+            _ => self.algorithms.clone(),
+        }
     }
 
     pub fn decide(&self, a: &Attempt<'_>, dir: &Directory, now_ms: u64) -> Decision {
@@ -105,7 +157,10 @@ impl Authenticator {
             .find(|c| c.realm.eq_ignore_ascii_case(a.realm));
         let Some(creds) = creds else {
             self.stats.count(AuthOutcome::Challenged);
-            return Decision::Challenge { stale: false };
+            return Decision::Challenge {
+                stale: false,
+                offer: self.offer_for(dir, a.tenant, a.claimed),
+            };
         };
         if self.ignores(a.source, now_ms) {
             return Decision::Ignore;
@@ -132,9 +187,13 @@ impl Authenticator {
             self.failed(a.source, None, now_ms);
             return Decision::Refuse(403);
         }
-        if !self.algorithms.contains(&creds.algorithm) {
+        let offer = self.allowed(device);
+        if !offer.contains(&creds.algorithm) {
             self.stats.count(AuthOutcome::Challenged);
-            return Decision::Challenge { stale: false };
+            return Decision::Challenge {
+                stale: false,
+                offer,
+            };
         }
         if !same_resource(&creds.uri, a.request_uri) {
             // RFC 2617 §3.2.2.5: the digest was made for another request.
@@ -153,15 +212,18 @@ impl Authenticator {
             }
             Verdict::Stale => {
                 self.stats.count(AuthOutcome::Stale);
-                Decision::Challenge { stale: true }
+                Decision::Challenge { stale: true, offer }
             }
             Verdict::Replay => {
                 self.stats.count(AuthOutcome::Replay);
-                Decision::Challenge { stale: true }
+                Decision::Challenge { stale: true, offer }
             }
             Verdict::BadNonce => {
                 self.stats.count(AuthOutcome::Challenged);
-                Decision::Challenge { stale: false }
+                Decision::Challenge {
+                    stale: false,
+                    offer,
+                }
             }
             Verdict::BadResponse => {
                 self.stats.count(AuthOutcome::WrongPassword);

@@ -3,11 +3,12 @@
 use super::guard::{Guard, GuardSettings};
 use super::*;
 use crate::sip::digest::{answer_challenge, ha1_md5, ha1_sha256};
-use tsps_actors::model::Tenant;
+use tsps_actors::model::{DigestAlgorithm, Tenant};
 use tsps_actors::{DeviceId, UserId};
 
 const REALM: &str = "a.test";
 const T0: u64 = 1_700_000_000_000;
+const BOTH: [Algorithm; 2] = [Algorithm::Md5, Algorithm::Sha256];
 
 fn directory() -> Directory {
     let tenant = TenantId::for_test(1);
@@ -27,6 +28,7 @@ fn directory() -> Directory {
             ha1_md5: ha1_md5("1001", REALM, "secret1001"),
             ha1_sha256: ha1_sha256("1001", REALM, "secret1001"),
             remote_answer: false,
+            digest_algorithms: vec![],
         }],
         vec![],
         vec![],
@@ -55,7 +57,7 @@ fn answer(
     nc: u32,
     now: u64,
 ) -> String {
-    let challenge = auth.challenges(REALM, now, false).remove(0);
+    let challenge = auth.challenges(REALM, now, false, &BOTH).remove(0);
     answer_challenge(&challenge, method, uri, user, password, "cn", nc).unwrap()
 }
 
@@ -67,6 +69,7 @@ fn attempt<'a>(method: &'a str, uri: &'a str, creds: &'a [String], source: &str)
         source: ip(source),
         realm: REALM,
         tenant: Some(TenantId::for_test(1)),
+        claimed: Some("1001"),
     }
 }
 
@@ -94,7 +97,10 @@ fn a_right_answer_is_accepted_once_and_its_replay_challenged() {
     for later in [T0 + 500, T0 + 30_000] {
         assert_eq!(
             auth.decide(&replay, &dir, later),
-            Decision::Challenge { stale: true }
+            Decision::Challenge {
+                stale: true,
+                offer: BOTH.to_vec()
+            }
         );
     }
     assert_eq!(auth.stats().total(AuthOutcome::Replay), 2);
@@ -133,7 +139,10 @@ fn an_invite_answer_replayed_with_a_new_call_id_does_not_ring() {
     assert!(accepted(&auth.decide(&a, &dir, T0)));
     assert_eq!(
         auth.decide(&a, &dir, T0 + 1),
-        Decision::Challenge { stale: true }
+        Decision::Challenge {
+            stale: true,
+            offer: BOTH.to_vec()
+        }
     );
 }
 
@@ -187,9 +196,12 @@ fn unknown_realms_are_challenged_like_hosted_ones() {
     a.tenant = None;
     assert_eq!(
         auth.decide(&a, &dir, T0),
-        Decision::Challenge { stale: false }
+        Decision::Challenge {
+            stale: false,
+            offer: BOTH.to_vec()
+        }
     );
-    let challenge = auth.challenges("nobody.test", T0, false).remove(0);
+    let challenge = auth.challenges("nobody.test", T0, false, &BOTH).remove(0);
     let creds = [answer_challenge(
         &challenge,
         "REGISTER",
@@ -334,7 +346,9 @@ fn an_algorithm_not_offered_is_challenged_again() {
         vec![Algorithm::Sha256],
     );
     let dir = directory();
-    let nonce_from = auth.challenges(REALM, T0, false).remove(0);
+    let nonce_from = auth
+        .challenges(REALM, T0, false, &[Algorithm::Sha256])
+        .remove(0);
     let md5 = nonce_from.replace("SHA-256", "MD5");
     let creds = [answer_challenge(
         &md5,
@@ -352,7 +366,10 @@ fn an_algorithm_not_offered_is_challenged_again() {
             &dir,
             T0
         ),
-        Decision::Challenge { stale: false }
+        Decision::Challenge {
+            stale: false,
+            offer: vec![Algorithm::Sha256]
+        }
     );
 }
 
@@ -366,4 +383,84 @@ fn same_resource_compares_what_names_the_target() {
     assert!(!same_resource("sip:a.test:5070", "sip:a.test"));
     assert!(!same_resource("sips:a.test", "sip:a.test"));
     assert!(!same_resource("garbage", "sip:a.test"));
+}
+
+/// A phone that knows only MD5 (baresip 1.0 fails when SHA-256 is offered beside it)
+/// is offered MD5 alone; the others keep the platform's list.
+#[test]
+fn a_device_is_challenged_with_its_own_algorithms() {
+    let auth = Authenticator::new(
+        NonceKeeper::new([3; 32], 300),
+        Arc::new(Guard::new(GuardSettings::default())),
+        vec![Algorithm::Sha256, Algorithm::Md5],
+    );
+    let tenant = TenantId::for_test(1);
+    let device = |n: u128, name: &str, algorithms: Vec<DigestAlgorithm>| Device {
+        id: DeviceId::for_test(n),
+        tenant_id: tenant,
+        user_id: UserId::for_test(n),
+        sip_username: name.into(),
+        ha1_md5: ha1_md5(name, REALM, "pw"),
+        ha1_sha256: ha1_sha256(name, REALM, "pw"),
+        remote_answer: false,
+        digest_algorithms: algorithms,
+    };
+    let dir = Directory::new(
+        vec![Tenant {
+            id: tenant,
+            domain: REALM.into(),
+            name: "A".into(),
+            time_zone: "UTC".into(),
+        }],
+        vec![],
+        vec![
+            device(1, "baresip", vec![DigestAlgorithm::Md5]),
+            device(2, "desk", vec![]),
+        ],
+        vec![],
+        vec![],
+    );
+    let none: [String; 0] = [];
+    let mut a = attempt("REGISTER", "sip:a.test", &none, "127.0.0.1");
+    a.claimed = Some("baresip");
+    assert_eq!(
+        auth.decide(&a, &dir, T0),
+        Decision::Challenge {
+            stale: false,
+            offer: vec![Algorithm::Md5]
+        }
+    );
+    a.claimed = Some("desk");
+    assert_eq!(
+        auth.decide(&a, &dir, T0),
+        Decision::Challenge {
+            stale: false,
+            offer: vec![Algorithm::Sha256, Algorithm::Md5]
+        }
+    );
+    // The MD5-only phone answering with SHA-256 (a nonce it got elsewhere) is challenged
+    // again with its own list; its MD5 answer passes.
+    let sha = auth
+        .challenges(REALM, T0, false, &[Algorithm::Sha256])
+        .remove(0);
+    let creds =
+        [answer_challenge(&sha, "REGISTER", "sip:a.test", "baresip", "pw", "cn", 1).unwrap()];
+    let mut a = attempt("REGISTER", "sip:a.test", &creds, "127.0.0.1");
+    a.claimed = Some("baresip");
+    assert_eq!(
+        auth.decide(&a, &dir, T0),
+        Decision::Challenge {
+            stale: false,
+            offer: vec![Algorithm::Md5]
+        }
+    );
+    let md5 = auth
+        .challenges(REALM, T0, false, &[Algorithm::Md5])
+        .remove(0);
+    let creds =
+        [answer_challenge(&md5, "REGISTER", "sip:a.test", "baresip", "pw", "cn", 1).unwrap()];
+    let a = attempt("REGISTER", "sip:a.test", &creds, "127.0.0.1");
+    assert!(
+        matches!(auth.decide(&a, &dir, T0), Decision::Accept(d) if d.sip_username == "baresip")
+    );
 }

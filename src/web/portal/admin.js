@@ -82,13 +82,23 @@ export function renderAdmin(main, ctx) {
         const lists = await Promise.all(users.map((u) => api('GET', t(`/users/${u.id}/devices`)).catch(() => [])));
         return lists.flat();
       },
-      columns: [['SIP user name', (d) => d.sip_username], ['User', (d) => userName(d.user_id)]],
+      columns: [['SIP user name', (d) => d.sip_username], ['User', (d) => userName(d.user_id)],
+        ['Digest', (d) => ((d.digest_algorithms || []).length ? d.digest_algorithms.join(', ') : 'platform default')]],
       fields: [
         { name: 'user_id', label: 'User', required: true, options: userOptions },
         { name: 'sip_username', label: 'SIP user name', required: true },
         { name: 'password', label: 'SIP password', required: true, type: 'password', autocomplete: 'new-password', hint: 'At least 8 characters' },
+        {
+          name: 'digest', label: 'Digest algorithms',
+          hint: 'Phones that know only MD5 (baresip and many softphones) fail when SHA-256 is offered too',
+          options: () => [['', 'Platform default'], ['MD5', 'MD5 only'], ['SHA-256', 'SHA-256 only'], ['SHA-256,MD5', 'SHA-256, then MD5']],
+        },
       ],
-      create: (v) => api('POST', t(`/users/${v.user_id}/devices`), { sip_username: v.sip_username, password: v.password }),
+      create: (v) => api('POST', t(`/users/${v.user_id}/devices`), {
+        sip_username: v.sip_username,
+        password: v.password,
+        digest_algorithms: v.digest ? v.digest.split(',') : [],
+      }),
       remove: (d) => api('DELETE', t(`/users/${d.user_id}/devices/${d.id}`)),
       describe: (d) => d.sip_username,
     },
