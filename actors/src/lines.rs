@@ -73,6 +73,10 @@ pub struct Line {
     pub device_id: Option<DeviceId>,
     /// When the line entered its current state.
     pub since: DateTime<Utc>,
+    /// When the call was first connected for this user (active or held): the call's
+    /// duration counts from here, through holds and resumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<DateTime<Utc>>,
     /// The other party put the user on hold.
     pub remote_held: bool,
     pub allowed: Vec<Action>,
@@ -89,6 +93,12 @@ pub struct LineConference {
     pub host: bool,
     /// The other parties, in the order they joined.
     pub parties: Vec<Peer>,
+}
+
+/// When a line was first connected: kept from before, else now if it is connected now.
+fn answered_at(prev: Option<&Line>, state: LineState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    prev.and_then(|p| p.answered_at)
+        .or_else(|| matches!(state, LineState::Active | LineState::Held).then_some(now))
 }
 
 impl Line {
@@ -582,6 +592,7 @@ impl CallView {
             Some(p) if p.state == state => p.since,
             _ => now,
         };
+        let answered_at = answered_at(prev, state, now);
         Some(Line {
             call_id: self.id,
             state,
@@ -593,6 +604,7 @@ impl CallView {
             peer,
             device_id: leg.and_then(|l| l.device),
             since,
+            answered_at,
             remote_held,
             allowed,
             decision,
@@ -639,6 +651,7 @@ impl CallView {
             Some(p) if p.state == state && p.conference.is_some() => p.since,
             _ => now,
         };
+        let answered_at = answered_at(prev, state, now);
         let outgoing = self.legs.get(&me.leg).is_some_and(|l| l.outgoing);
         Some(Line {
             call_id: self.id,
@@ -651,6 +664,7 @@ impl CallView {
             peer,
             device_id: me.device,
             since,
+            answered_at,
             remote_held: false,
             allowed,
             decision: None,
@@ -788,6 +802,18 @@ mod tests {
         assert!(line.remote_held);
         assert_eq!(line.since, at(3), "still active since the answer");
         assert_eq!(book.lines_of(A).len(), 1);
+        // A resumes: its line is active again since now, connected since the answer (the
+        // call's duration does not start over).
+        let resumed = CallEventKind::MediaChanged {
+            by: Party::Caller,
+            held: false,
+        };
+        let u = book.apply(&ev(4, resumed));
+        let LineUpdate::Line { line, .. } = &u[0] else {
+            panic!()
+        };
+        assert_eq!((line.state, line.since), (Active, at(4)));
+        assert_eq!(line.answered_at, Some(at(3)));
         let u = book.apply(&ev(
             5,
             CallEventKind::Ended {

@@ -17,6 +17,8 @@ await scenario('hold', async (t) => {
   await lineIn(page, callId, 'active', 20000);
   t.check('the placed call shows as active', true);
   await t.shot(page, 'active');
+  const counted = () => page.$eval(`#lines li[data-call-id="${callId}"] .elapsed`, (e) => e.dataset.since);
+  const answered = await counted();
 
   await lineAction(page, callId, 'hold');
   await lineIn(page, callId, 'held');
@@ -29,6 +31,7 @@ await scenario('hold', async (t) => {
   await lineAction(page, callId, 'resume');
   await lineIn(page, callId, 'active');
   t.check('resumed', true);
+  t.check('the call timer still counts from the answer, not from the resume', (await counted()) === answered);
   emit({ event: 'resumed' });
   await waitForCommand('release');
 

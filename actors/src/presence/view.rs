@@ -199,6 +199,7 @@ mod tests {
             },
             device_id: None,
             since: Utc::now(),
+            answered_at: None,
             remote_held: false,
             allowed: vec![],
             decision: None,

@@ -52,7 +52,9 @@ export function renderHome(main, ctx) {
 
   // ---- lines ----
   function renderLines() {
-    const lines = [...ctx.live.lines.values()].sort((a, b) => String(a.since).localeCompare(String(b.since)));
+    // Calls in the order they started (answered_at stays through holds; since moves).
+    const started = (l) => String(l.answered_at || l.since);
+    const lines = [...ctx.live.lines.values()].sort((a, b) => started(a).localeCompare(started(b)));
     const seen = new Set();
     for (const line of lines) {
       seen.add(line.call_id);
@@ -116,7 +118,10 @@ export function renderHome(main, ctx) {
         h('span', { class: 'state' }, STATE_LABEL[line.state] || line.state),
         line.remote_held ? h('span', { class: 'badge', dataset: { remoteHeld: 'true' } }, 'held by other side') : null,
         ' · ',
-        h('span', { class: 'elapsed', dataset: { since: line.since || '' } }, formatDuration(since(line.since))),
+        // A connected call counts from its answer, through holds and resumes; a ringing
+        // or dialing one from when it started to.
+        h('span', { class: 'elapsed', dataset: { since: line.answered_at || line.since || '' } },
+          formatDuration(since(line.answered_at || line.since))),
         device ? ` · on ${device.name}` : ''),
       h('div', { class: 'actions' },
         (line.allowed || []).map((action) => h('button', {
