@@ -246,6 +246,9 @@ fn sse_carries_the_same_events_with_resume_ids() {
     assert_eq!(dev["data"]["contacts"], 1, "{dev}");
     assert_eq!(dev["data"]["name"], "1002");
     assert_eq!(dev["sse_id"], dev["resume"]);
+    // The user is reachable now: a status change of its own.
+    let st = bob.until(WAIT, "registered in the status", |v| v["type"] == "status");
+    assert_eq!(st["data"]["registered"], true, "{st}");
 
     // Status set by the user reaches the stream too.
     let (t, u) = &s.users["1002"];

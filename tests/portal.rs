@@ -582,11 +582,24 @@ fn colleagues_status_lights_and_the_attendants_view_follow_a_call() {
         "presence.mjs",
         portal.env(DOMAIN, "bob", "portal-bob-1"),
     );
-    browser.wait_event("ready");
+    browser.wait_event("offline_seen");
     let phone = portal.phone(
         "1001",
         Sipp::uas("uas_answer_late.xml").key("answer_after_ms", "2000"),
     );
+    browser.wait_event("available_seen");
+    // Do not disturb in Alice's profile (the attendant stays).
+    let profile = |dnd: bool| json!({"attendant": {"extension": "1002"}, "dnd": {"enabled": dnd}});
+    portal
+        .tsps
+        .api_ok(Method::PUT, &alice, Some(&profile(true)));
+    browser.send(json!({"cmd": "dnd_on"}));
+    browser.wait_event("dnd_seen");
+    portal
+        .tsps
+        .api_ok(Method::PUT, &alice, Some(&profile(false)));
+    browser.send(json!({"cmd": "dnd_off"}));
+    browser.wait_event("ready");
     let caller = portal
         .tsps
         .spawn_sipp(portal.caller("uac_call.xml", "1003", "1001"));
@@ -918,6 +931,24 @@ fn after_a_dropped_stream_and_a_reload_the_browser_shows_the_call_as_it_is() {
         .join()
         .assert_success("Alice's phone: BYE at the release");
     bob.join().assert_success("Bob's phone: held, resumed, BYE");
+}
+
+/// tsps restarts under an open home page: the lights come back by themselves.
+#[test]
+fn after_a_restart_the_directory_lights_come_back_without_a_page_change() {
+    let mut portal = Portal::start();
+    // Alice's phone stays registered through the restart (registrations are stored).
+    portal.register(DOMAIN, "1001");
+    let mut browser = Browser::start(
+        "restart",
+        "restart.mjs",
+        portal.env(DOMAIN, "bob", "portal-bob-1"),
+    );
+    browser.wait_event("ready");
+    portal.tsps.restart_on_same_ports();
+    browser.send(json!({"cmd": "restarted"}));
+    browser.wait_event("checked");
+    browser.finish();
 }
 
 /// The SIP requests `phone` received, each as its whole text (from SIPp's message log).

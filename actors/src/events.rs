@@ -131,7 +131,18 @@ pub struct StatusEvent {
     pub presence: crate::feature::Presence,
     /// Hook state from the user's calls: idle, ringing, busy.
     pub hook: crate::user::UserStatus,
+    /// A phone of the user is registered (external phones do not count).
+    #[serde(default = "yes")]
+    pub registered: bool,
+    /// Do not disturb is on in the user's profile.
+    #[serde(default)]
+    pub dnd: bool,
     pub at: DateTime<Utc>,
+}
+
+/// What a node of an older version did not send: assume reachable.
+fn yes() -> bool {
+    true
 }
 
 /// Everything the bus carries. Serialized (between nodes) with a `type` tag:
@@ -230,6 +241,8 @@ mod tests {
             user: UserId::for_test(2),
             presence: Presence::Available,
             hook,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         })
     }

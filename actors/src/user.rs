@@ -36,6 +36,16 @@ pub enum CallPhase {
     Active,
 }
 
+/// What watchers see of a user: set presence, hook state, whether a phone is
+/// registered, and do not disturb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shown {
+    presence: Presence,
+    hook: UserStatus,
+    registered: bool,
+    dnd: bool,
+}
+
 pub struct UserActor {
     tenant: TenantId,
     user: UserId,
@@ -50,9 +60,9 @@ pub struct UserActor {
     /// Where device and status changes are published (None in unit tests of logic).
     bus: Option<EventBus>,
     /// The status last published here (combined with other nodes), so only changes go out.
-    published: Option<(Presence, UserStatus)>,
+    published: Option<Shown>,
     /// The status (this node's calls only) last announced to other nodes.
-    announced: Option<(Presence, UserStatus)>,
+    announced: Option<Shown>,
     /// The user's hook state on the other nodes (the highest of them).
     remote_hook: UserStatus,
     /// Wakes the actor when the next binding expires (to publish the device's change).
@@ -118,8 +128,18 @@ impl UserActor {
     /// this node's own part for the other nodes (one event when they are the same,
     /// as on a single node).
     fn publish_status(&mut self) {
-        let shown = (self.features.presence, self.status());
-        let own = (self.features.presence, self.local_status());
+        // Registrations are merged from every node, the profile is the same on all.
+        let (registered, dnd) = (!self.bindings.is_empty(), self.features.profile.dnd.enabled);
+        let shown = Shown {
+            presence: self.features.presence,
+            hook: self.status(),
+            registered,
+            dnd,
+        };
+        let own = Shown {
+            hook: self.local_status(),
+            ..shown
+        };
         let (show, tell) = (self.published != Some(shown), self.announced != Some(own));
         self.published = Some(shown);
         self.announced = Some(own);
@@ -127,12 +147,14 @@ impl UserActor {
             return;
         };
         let at = self.clock.now();
-        let event = |(presence, hook): (Presence, UserStatus)| {
+        let event = |s: Shown| {
             Event::Status(StatusEvent {
                 tenant: self.tenant,
                 user: self.user,
-                presence,
-                hook,
+                presence: s.presence,
+                hook: s.hook,
+                registered: s.registered,
+                dnd: s.dnd,
                 at,
             })
         };
@@ -158,8 +180,8 @@ impl UserActor {
     }
 
     /// Publishes every device whose contacts differ from `before` (a refresh of the
-    /// same contacts is not a change).
-    fn publish_changed_devices(&self, before: &[Binding]) {
+    /// same contacts is not a change), and the status if the user's reachability moved.
+    fn publish_changed_devices(&mut self, before: &[Binding]) {
         let contacts = |bs: &[Binding], d: DeviceId| {
             bs.iter()
                 .filter(|b| b.device_id == d)
@@ -178,6 +200,7 @@ impl UserActor {
                 self.publish_device(d);
             }
         }
+        self.publish_status();
     }
 
     fn arm_expiry(&mut self, ctx: &mut Context<Self>) {
@@ -605,6 +628,8 @@ pub struct UserSnapshot {
     pub calls: Vec<CallId>,
     /// Who takes calls sent to the user's attendant (from the loaded profile).
     pub attendant: Option<Target>,
+    /// Do not disturb is on in the loaded profile.
+    pub dnd: bool,
 }
 
 /// Observable state, for tests and admin pages.
@@ -624,6 +649,7 @@ impl Handler<GetUserSnapshot> for UserActor {
             bindings: self.bindings.clone(),
             calls: self.calls.keys().copied().collect(),
             attendant: self.features.profile.attendant.clone(),
+            dnd: self.features.profile.dnd.enabled,
         })
     }
 }

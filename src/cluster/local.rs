@@ -237,6 +237,8 @@ mod tests {
             user: UserId::for_test(user),
             presence: Presence::Available,
             hook,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         })
     }

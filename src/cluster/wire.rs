@@ -224,6 +224,8 @@ mod tests {
             user: UserId::for_test(4),
             presence: Presence::InMeeting,
             hook: UserStatus::Ringing,
+            registered: true,
+            dnd: false,
             at: at(),
         }));
     }
@@ -256,6 +258,8 @@ mod tests {
             user: UserId::for_test(4),
             presence: Presence::Available,
             hook: UserStatus::Busy,
+            registered: true,
+            dnd: false,
             at: at(),
         };
         assert_eq!(
@@ -266,6 +270,8 @@ mod tests {
                 "user": UserId::for_test(4),
                 "presence": "available",
                 "hook": "busy",
+                "registered": true,
+                "dnd": false,
                 "at": "2026-11-21T10:15:02Z",
             })
         );
@@ -343,5 +349,27 @@ mod tests {
                 UserId::for_test(2)
             )
         );
+    }
+}
+
+#[cfg(test)]
+mod older_nodes {
+    use tsps_actors::events::Event;
+
+    /// A status from a node without `registered` and `dnd` reads as reachable, not
+    /// do-not-disturb.
+    #[test]
+    fn a_status_without_reachability_is_reachable() {
+        let e: Event = serde_json::from_value(serde_json::json!({
+            "type": "status",
+            "tenant": "00000000-0000-0000-0000-000000000002",
+            "user": "00000000-0000-0000-0000-000000000004",
+            "presence": "available",
+            "hook": "busy",
+            "at": "2026-11-21T10:15:02Z",
+        }))
+        .unwrap();
+        let Event::Status(s) = e else { panic!() };
+        assert!(s.registered && !s.dnd);
     }
 }

@@ -67,6 +67,10 @@ pub struct WatchedView {
     pub user_id: UserId,
     pub presence: tsps_actors::feature::Presence,
     pub hook: tsps_actors::user::UserStatus,
+    /// A phone of the user is registered.
+    pub registered: bool,
+    /// Do not disturb is on.
+    pub dnd: bool,
     /// The watcher is this user's attendant: it sees the user's incoming calls.
     pub attendant: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +112,10 @@ pub struct DeviceView {
 pub struct StatusView {
     pub presence: tsps_actors::feature::Presence,
     pub hook: tsps_actors::user::UserStatus,
+    /// A phone of the user is registered.
+    pub registered: bool,
+    /// Do not disturb is on.
+    pub dnd: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -333,12 +341,17 @@ impl Hub {
                 user,
                 presence,
                 hook,
+                registered,
+                dnd,
                 at,
             }) => {
-                let data = json!(StatusView {
+                let view = StatusView {
                     presence: *presence,
                     hook: *hook,
-                });
+                    registered: *registered,
+                    dnd: *dnd,
+                };
+                let data = json!(view);
                 self.push(&mut st, *tenant, *user, "status", *at, data);
                 let watchers: Vec<UserId> = st
                     .watchers
@@ -348,7 +361,13 @@ impl Hub {
                     .map(|w| w.user)
                     .collect();
                 for w in watchers {
-                    let data = json!({ "user_id": user, "presence": presence, "hook": hook });
+                    let data = json!({
+                        "user_id": user,
+                        "presence": presence,
+                        "hook": hook,
+                        "registered": registered,
+                        "dnd": dnd,
+                    });
                     self.push(&mut st, *tenant, w, "presence", *at, data);
                 }
             }
@@ -558,6 +577,8 @@ impl Hub {
                     user_id,
                     presence: status.presence,
                     hook: status.hook,
+                    registered: status.registered,
+                    dnd: status.dnd,
                     attendant: lines.is_some(),
                     lines,
                 })
@@ -827,6 +848,8 @@ mod tests {
                     status: StatusView {
                         presence: Default::default(),
                         hook: tsps_actors::user::UserStatus::Idle,
+                        registered: true,
+                        dnd: false,
                     },
                 })
             })
@@ -1050,6 +1073,8 @@ mod tests {
             user: A,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Busy,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         hub.handle(&Event::Status(StatusEvent {
@@ -1057,6 +1082,8 @@ mod tests {
             user: A,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Ringing,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         let m = next(&mut s).await;
@@ -1117,6 +1144,8 @@ mod tests {
             user: A,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Ringing,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         let m = next(&mut b).await;
@@ -1166,6 +1195,8 @@ mod tests {
             user: B,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Busy,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         assert_eq!(next(&mut a).await["type"], "presence");
@@ -1174,6 +1205,8 @@ mod tests {
             user: A,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Busy,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         let m = next(&mut c).await;
@@ -1243,6 +1276,8 @@ mod tests {
             user: C,
             presence: Default::default(),
             hook: tsps_actors::user::UserStatus::Busy,
+            registered: true,
+            dnd: false,
             at: Utc::now(),
         }));
         assert_eq!(next(&mut c).await["type"], "status");

@@ -57,6 +57,8 @@ impl UserStateSource for PlatformSource {
                 status: StatusView {
                     presence: snap.presence,
                     hook: snap.status,
+                    registered: !snap.bindings.is_empty(),
+                    dnd: snap.dnd,
                 },
             })
         })

@@ -142,6 +142,9 @@ pub async fn events_ws(
     ApiQuery(q): ApiQuery<EventsQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Listen for revocations before anything can reach the client: a logout right
+    // after the browser saw the stream open must close it.
+    let revoked = opener.revoked(tenant, user);
     let since = resume(q.since.as_deref())?;
     let session = open(&st, tenant, user, since).await?;
     let ws = ws.map_err(|r| ApiError::new(r.status(), "not_websocket", r.body_text()))?;
@@ -151,7 +154,7 @@ pub async fn events_ws(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(READ_BUFFER)
-        .on_upgrade(move |socket| pump(socket, session, opener.revoked(tenant, user))))
+        .on_upgrade(move |socket| pump(socket, session, revoked)))
 }
 
 async fn pump(mut socket: WebSocket, mut session: Session, revoked: impl Future<Output = ()>) {
@@ -210,6 +213,8 @@ pub async fn events_sse(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // Listening from before the first byte (see events_ws).
+    let revoked = opener.revoked(tenant, user);
     let since = resume(last.as_deref().or(q.since.as_deref()))?;
     let session = open(&st, tenant, user, since).await?;
     let stream = futures::stream::unfold(session, |mut s| async move {
@@ -220,7 +225,7 @@ pub async fn events_sse(
         Some((Ok::<_, std::convert::Infallible>(ev), s))
     });
     // Ended with its credential: the client's reconnect then gets 401.
-    let stream = stream.take_until(Box::pin(opener.revoked(tenant, user)));
+    let stream = stream.take_until(Box::pin(revoked));
     let mut resp = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(PING_EVERY))
         .into_response();

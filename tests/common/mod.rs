@@ -219,6 +219,27 @@ impl Tsps {
         self.spawn_serve();
     }
 
+    /// Stops `serve` and starts it again on the same ports (as a supervisor restarts
+    /// it): what a browser or a phone connected to it sees.
+    pub fn restart_on_same_ports(&mut self) {
+        let config = fs::read_to_string(&self.config_path).expect("read config");
+        let config = config
+            .replace(
+                "udp_listen = \"127.0.0.1:0\"",
+                &format!("udp_listen = \"127.0.0.1:{}\"", self.sip_port),
+            )
+            .replace(
+                "tcp_listen = \"127.0.0.1:0\"",
+                &format!("tcp_listen = \"127.0.0.1:{}\"", self.sip_port),
+            )
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"127.0.0.1:{}\"", self.http_port),
+            );
+        fs::write(&self.config_path, config).expect("write config");
+        self.restart();
+    }
+
     /// Kills the `serve` process (SIGKILL: what a crash or an OOM kill looks like).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

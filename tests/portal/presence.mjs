@@ -1,9 +1,10 @@
 // Colleagues' status lights and the attendant's view: Bob covers for Alice (he is her
-// attendant). His directory shows Alice's light turn ringing, then on the phone, then
-// available again, and his "calls for people you cover" panel shows her ringing call.
-// Everything arrives pushed: no reload, no polling.
+// attendant). His directory shows Alice without a phone (grey, hollow), then available
+// once her phone registers, do not disturb while her profile says so, then ringing, on
+// the phone and available again; his "calls for people you cover" panel shows her
+// ringing call. Everything arrives pushed: no reload, no polling.
 
-import { scenario, credentials, login, waitLive, emit, WAIT_MS } from './lib.mjs';
+import { scenario, credentials, login, waitLive, waitForCommand, emit, WAIT_MS } from './lib.mjs';
 
 const light = (ext) => `#directory li[data-extension="${ext}"]`;
 
@@ -11,12 +12,28 @@ await scenario('presence', async (t) => {
   const page = await t.newPage({ label: 'attendant' });
   await login(page, credentials());
   await waitLive(page);
+  const label = (ext) => page.getAttribute(`${light(ext)} .dot`, 'aria-label');
+  // Nobody has registered a phone yet: nobody can be called.
+  await page.waitForSelector(`${light('1001')}[data-presence="offline"]`, { timeout: WAIT_MS });
+  await page.waitForSelector(`${light('1003')}[data-presence="offline"]`, { timeout: WAIT_MS });
+  t.check('colleagues without a phone are not shown as available', (await label('1001')) === 'no phone registered');
+  await t.shot(page, 'no-phones');
+  emit({ event: 'offline_seen' });
+
   await page.waitForSelector(`${light('1001')}[data-presence="available"]`, { timeout: WAIT_MS });
-  await page.waitForSelector(`${light('1003')}[data-presence="available"]`, { timeout: WAIT_MS });
-  t.check('colleagues show as available', true);
-  t.check('the light has a spoken label',
-    (await page.getAttribute(`${light('1001')} .dot`, 'aria-label')) === 'available');
+  t.check('Alice is available once her phone registered', (await label('1001')) === 'available');
+  t.check('Carol still has no phone', Boolean(await page.$(`${light('1003')}[data-presence="offline"]`)));
   await t.shot(page, 'available');
+  emit({ event: 'available_seen' });
+
+  await waitForCommand('dnd_on');
+  await page.waitForSelector(`${light('1001')}[data-presence="dnd"]`, { timeout: WAIT_MS });
+  t.check('do not disturb in her profile turns her light', (await label('1001')) === 'do not disturb');
+  await t.shot(page, 'dnd');
+  emit({ event: 'dnd_seen' });
+  await waitForCommand('dnd_off');
+  await page.waitForSelector(`${light('1001')}[data-presence="available"]`, { timeout: WAIT_MS });
+  t.check('and back when it is off', true);
   emit({ event: 'ready' });
 
   await page.waitForSelector(`${light('1001')}[data-presence="ringing"]`, { timeout: WAIT_MS });

@@ -122,6 +122,8 @@ async fn a_call_is_notified_early_confirmed_terminated_to_the_callees_watchers()
         user: BOB,
         presence: Presence::Available,
         hook: UserStatus::Idle,
+        registered: true,
+        dnd: false,
         at: Utc::now(),
     }))));
     let snap = settle(&actor).await;
@@ -207,6 +209,8 @@ async fn presence_watchers_hear_only_presence_changes() {
         user: BOB,
         presence: Presence::Away,
         hook: UserStatus::Busy,
+        registered: true,
+        dnd: false,
         at: Utc::now(),
     }))));
     actor.do_send(call(CallEventKind::Ended {
@@ -293,6 +297,8 @@ async fn another_tenants_events_are_ignored() {
         user: BOB,
         presence: Presence::Away,
         hook: UserStatus::Idle,
+        registered: true,
+        dnd: false,
         at: Utc::now(),
     }))));
     settle(&actor).await;

@@ -34,6 +34,8 @@ export class LiveState extends EventTarget {
     this.watched = new Map();
     /** Instant messages to and from the user, oldest first (see `addMessage`). */
     this.messages = [];
+    /** The colleagues this page asked to watch (sent again when the server forgot). */
+    this.watchIds = [];
     /** "connecting" | "live" | "reconnecting" | "stopped" */
     this.connection = 'connecting';
     this.resume = null;
@@ -171,6 +173,23 @@ export class LiveState extends EventTarget {
     this.apply(msg.type, msg.data || {});
   }
 
+  /**
+   * Watches colleagues (`PUT .../watch`): their status lights follow. The list is kept
+   * and sent again whenever a snapshot comes without it (a restarted server, a stream
+   * it dropped, another node: it holds watch lists in memory).
+   */
+  watch(ids) {
+    this.watchIds = Array.isArray(ids) ? ids : [];
+    return api('PUT', `/tenants/${this.user.tenant_id}/users/${this.user.user_id}/watch`, { users: this.watchIds })
+      .then((r) => {
+        if (r && Array.isArray(r.watched)) {
+          this.setWatched(r.watched);
+          this.dispatchEvent(new CustomEvent('change', { detail: { type: 'watched', data: r.watched } }));
+        }
+        return r;
+      });
+  }
+
   /** Colleagues watched (`PUT .../watch`), from a snapshot or a `watched` message. */
   setWatched(list) {
     this.watched = new Map((Array.isArray(list) ? list : []).map((w) => [w.user_id, {
@@ -211,13 +230,18 @@ export class LiveState extends EventTarget {
         this.status = data.status || null;
         this.setWatched(data.watched);
         this.snapshotSeen = true;
+        // The server forgot what this page watches: tell it again (its answer fills
+        // the lights; no loop: it answers with `watched`, not a snapshot).
+        if (this.watchIds.length && !(data.watched || []).length) {
+          this.watch(this.watchIds).catch(() => { /* the next snapshot tries again */ });
+        }
         break;
       case 'watched':
         this.setWatched(data);
         break;
       case 'presence': {
         const w = this.watched.get(data.user_id);
-        if (w) Object.assign(w, { presence: data.presence, hook: data.hook });
+        if (w) Object.assign(w, { presence: data.presence, hook: data.hook, registered: data.registered, dnd: data.dnd });
         break;
       }
       case 'watched_line': {

@@ -435,7 +435,7 @@ export function renderHome(main, ctx) {
       h('div', {},
         h('section', { class: 'panel', 'aria-labelledby': 'directory-title' },
           h('h2', { id: 'directory-title' }, 'Directory'),
-          h('p', { class: 'muted legend' }, 'Dots: green available, orange ringing, red on the phone or busy, grey away or unknown.'),
+          h('p', { class: 'muted legend' }, 'Dots: green available, orange ringing, red on the phone, busy or do not disturb, grey away or no phone registered.'),
           field('Search the directory', filter),
           directoryList),
         covered,
@@ -477,8 +477,7 @@ export function renderHome(main, ctx) {
     renderDirectory();
     // Status lights: watch the colleagues (the server caps the list at 500).
     const ids = users.filter((u) => u.id !== ctx.user.user_id).map((u) => u.id).slice(0, 500);
-    return api('PUT', userPath(ctx.user, '/watch'), { users: ids }).then((r) => {
-      if (r && Array.isArray(r.watched)) ctx.live.setWatched(r.watched);
+    return ctx.live.watch(ids).then(() => {
       renderDirectory();
       renderCovered();
     });
@@ -499,14 +498,20 @@ export function renderHome(main, ctx) {
   };
 }
 
-/** A colleague's status light: [css state, spoken label]. */
+/**
+ * A colleague's status light: [css state, spoken label]. A call shows first; then a
+ * colleague without a registered phone (cannot be reached), do not disturb, and what
+ * they set.
+ */
 function presenceOf(w) {
   if (!w) return ['unknown', 'status unknown'];
   if (w.hook === 'busy') return ['busy', 'on the phone'];
   if (w.hook === 'ringing') return ['ringing', 'ringing'];
+  if (w.registered === false) return ['offline', 'no phone registered'];
+  if (w.dnd) return ['dnd', 'do not disturb'];
   switch (w.presence) {
     case 'available': return ['available', 'available'];
-    case 'do_not_disturb': return ['busy', 'do not disturb'];
+    case 'do_not_disturb': return ['dnd', 'do not disturb'];
     case 'busy': return ['busy', 'busy'];
     case 'in_meeting': return ['away', 'in a meeting'];
     default: return ['away', 'away'];
