@@ -467,6 +467,7 @@ async fn crud_round_trip() {
                 answered_at: None,
                 ended_at: Some(t0 + chrono::Duration::seconds(5)),
                 status_code: Some(487),
+                user_id: None,
             }],
         })
         .await

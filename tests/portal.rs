@@ -147,6 +147,16 @@ impl Portal {
         ]
     }
 
+    /// Environment for a scenario's second (or third) login, read with
+    /// `credentials(prefix)`.
+    fn second_login(&self, prefix: &str, login: &str, password: &str) -> Vec<(String, String)> {
+        vec![
+            (format!("{prefix}_DOMAIN"), DOMAIN.into()),
+            (format!("{prefix}_LOGIN"), login.into()),
+            (format!("{prefix}_PASSWORD"), password.into()),
+        ]
+    }
+
     /// Registers `sip_username` (password `secret<name>`) from a fresh port.
     fn register(&self, domain: &str, sip_username: &str) -> u16 {
         let port = free_port(IpAddr::V4(DEVICE_IP), false);
@@ -613,7 +623,7 @@ fn colleagues_status_lights_and_the_attendants_view_follow_a_call() {
 
 #[test]
 fn a_ringing_call_is_forwarded_from_the_incoming_window() {
-    let portal = Portal::start();
+    let mut portal = Portal::start();
     let mut browser = Browser::start(
         "forward",
         "forward.mjs",
@@ -642,6 +652,17 @@ fn a_ringing_call_is_forwarded_from_the_incoming_window() {
     carol
         .join()
         .assert_success("Carol's phone rings and answers");
+    // The call reached Carol by Bob's forward: it is in her history, as incoming.
+    let records = portal
+        .tsps
+        .wait_for_call_records(DOMAIN, 1, Duration::from_secs(10));
+    let history = format!(
+        "/tenants/{}/users/{}/calls/history?direction=incoming",
+        portal.tenant(DOMAIN),
+        portal.user(DOMAIN, "1003")
+    );
+    let listed = portal.tsps.api_ok(Method::GET, &history, None);
+    assert_eq!(listed[0]["id"], records[0].id.to_string(), "{listed}");
 }
 
 /// Waits until `phone` has seen `needle` in its SIP messages.
@@ -804,11 +825,10 @@ fn click_to_dial_from_the_directory_rings_the_own_phone_then_the_colleague() {
 #[test]
 fn blind_transfer_from_the_browser() {
     let portal = Portal::start();
-    let mut browser = Browser::start(
-        "transfer",
-        "transfer.mjs",
-        portal.env(DOMAIN, "bob", "portal-bob-1"),
-    );
+    let mut env = portal.env(DOMAIN, "bob", "portal-bob-1");
+    env.extend(portal.second_login("PEER", "alice", "portal-alice-1"));
+    env.extend(portal.second_login("THIRD", "carol", "portal-carol-1"));
+    let mut browser = Browser::start("transfer", "transfer.mjs", env);
     browser.wait_event("ready");
     let bob = portal.phone(
         "1002",
@@ -824,6 +844,7 @@ fn blind_transfer_from_the_browser() {
             .tsps
             .spawn_sipp(portal.caller("control_uac_transferred.xml", "1001", "1002"));
     browser.wait_event("transferred");
+    browser.wait_event("checked");
     browser.finish();
     alice
         .join()

@@ -373,6 +373,17 @@ fn forward_on_no_answer_after_its_seconds() {
 
     let r = pbx.record();
     assert_answered_by(&r, target);
+    // The call reached 1003 by the forward: it is in 1003's history, as incoming.
+    let carol_history = format!("{}/calls/history?direction=incoming", pbx.user_path("1003"));
+    let listed = pbx.tsps.api_ok(Method::GET, &carol_history, None);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == r.id.to_string()),
+        "{listed}"
+    );
     let first = leg_to(&r, own);
     assert_eq!(first.status_code, Some(487), "{r:#?}");
     assert!(

@@ -223,6 +223,7 @@ fn call(n: u128, tenant: &Tenant, caller: Option<&User>, started: i64) -> CallRe
                 answered_at: Some(at(started + 2)),
                 ended_at: Some(at(started + 30)),
                 status_code: Some(200),
+                user_id: None,
             },
             LegRecord {
                 id: LegId::for_test(n * 10 + 2),
@@ -232,6 +233,7 @@ fn call(n: u128, tenant: &Tenant, caller: Option<&User>, started: i64) -> CallRe
                 answered_at: None,
                 ended_at: Some(at(started + 3)),
                 status_code: Some(486),
+                user_id: None,
             },
         ],
     }
@@ -1765,6 +1767,51 @@ async fn user_call_history_filters_and_pages(s: &dyn Store) {
         ids(s.list_user_call_records(b.id, ub.id, &q(50)).await.unwrap()),
         [5]
     );
+
+    // A call that reached Carol only by a transfer (or a forward): her phone's leg
+    // names her. It is hers, incoming; not outgoing; and her leg says so.
+    let carol = user(13, &a, "1003");
+    s.create_user(a.id, &carol).await.unwrap();
+    let mut transferred = call(6, &a, Some(&ua), 500);
+    transferred.callee_user_id = Some(bob.id);
+    transferred.legs[1].user_id = Some(bob.id);
+    let mut to_carol = transferred.legs[1].clone();
+    to_carol.id = LegId::for_test(699);
+    to_carol.user_id = Some(carol.id);
+    transferred.legs.push(to_carol);
+    s.insert_call_record(&transferred).await.unwrap();
+    let hers = s
+        .list_user_call_records(a.id, carol.id, &q(50))
+        .await
+        .unwrap();
+    assert_eq!(ids(hers.clone()), [6]);
+    assert_eq!(hers[0].legs[2].user_id, Some(carol.id));
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, carol.id, &incoming)
+            .await
+            .unwrap()),
+        [6]
+    );
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, carol.id, &outgoing)
+            .await
+            .unwrap()),
+        []
+    );
+    // She is not in the others' calls, and the caller's outgoing list has it once.
+    assert_eq!(
+        ids(s
+            .list_user_call_records(a.id, ua.id, &outgoing)
+            .await
+            .unwrap()),
+        [6, 1]
+    );
+    // A user deleted later leaves the record and the leg, without the user.
+    s.delete_user(a.id, carol.id).await.unwrap();
+    let kept = s.list_user_call_records(a.id, ua.id, &q(1)).await.unwrap();
+    assert_eq!(kept[0].legs[2].user_id, None);
 }
 
 async fn external_phones_per_user_and_remote_answer(s: &dyn Store) {

@@ -74,6 +74,13 @@ pub enum CallEventKind {
         number: String,
         from_call: CallId,
     },
+    /// The party on `side` is now `number` (a blind transfer, a forward, a redirect):
+    /// who the users on the other side are talking, or about to talk, to.
+    PartyChanged {
+        side: Party,
+        number: String,
+        user: Option<UserId>,
+    },
     /// A callee leg is ringing (180/183).
     Ringing {
         leg: LegId,

@@ -354,6 +354,18 @@ impl LineBook {
                     d.contact = None;
                 }
             }
+            CallEventKind::PartyChanged { side, number, .. } => {
+                match side {
+                    Party::Caller => call.caller = number.clone(),
+                    _ => call.callee = number.clone(),
+                }
+                if *side == Party::Caller {
+                    // The contact that named the old caller names someone else now.
+                    if let Some((d, _)) = call.decision.as_mut() {
+                        d.contact = None;
+                    }
+                }
+            }
             CallEventKind::Ringing { .. } => {}
             CallEventKind::Conference { host, parties } => {
                 for p in parties {
@@ -888,6 +900,46 @@ mod tests {
                 (C, Some(Ringing), vec![Answer, Reject, Forward])
             ]
         );
+    }
+
+    /// Forwarded (or transferred) on: the caller's line names who rings now.
+    #[test]
+    fn the_callers_line_names_the_party_the_call_went_on_to() {
+        let mut book = LineBook::new();
+        book.apply(&ev(0, started(Some(LegId::for_test(1)))));
+        let peer = |u: &[LineUpdate], who: UserId| {
+            u.iter()
+                .find_map(|x| match x {
+                    LineUpdate::Line { user, line, .. } if *user == who => {
+                        Some(line.peer.number.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        book.apply(&ev(0, decided(B, false)));
+        let u = book.apply(&ev(
+            1,
+            CallEventKind::PartyChanged {
+                side: Party::Callee,
+                number: "1003".into(),
+                user: Some(C),
+            },
+        ));
+        assert_eq!(peer(&u, A), "1003");
+        // The callee side's view of the caller does not change.
+        let u = book.apply(&ev(1, decided(C, false)));
+        assert_eq!(peer(&u, C), "1001");
+        // The caller side changes too when a transfer puts the target there.
+        let u = book.apply(&ev(
+            2,
+            CallEventKind::PartyChanged {
+                side: Party::Caller,
+                number: "1004".into(),
+                user: None,
+            },
+        ));
+        assert_eq!(peer(&u, C), "1004");
     }
 
     #[test]

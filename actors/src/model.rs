@@ -251,6 +251,9 @@ pub struct LegRecord {
     pub ended_at: Option<DateTime<Utc>>,
     /// Final SIP status of the leg if it failed, 200 if answered.
     pub status_code: Option<u16>,
+    /// The user whose phone the leg rang (or who placed the call from it).
+    #[serde(default)]
+    pub user_id: Option<UserId>,
 }
 
 /// Call detail record: written once when the call ends.

@@ -198,6 +198,11 @@ mod tests {
                 number: "+41445550100".into(),
                 from_call: CallId::for_test(9),
             },
+            CallEventKind::PartyChanged {
+                side: Party::Callee,
+                number: "1003".into(),
+                user,
+            },
             CallEventKind::Ringing { leg },
             CallEventKind::Answered { leg },
             CallEventKind::MediaChanged {

@@ -420,13 +420,16 @@ macro_rules! sql_store {
 
             /// The filter of `list_user_call_records` over `call_records`: $1 tenant,
             /// $2 user, $3 before, $4 LIKE pattern, $5 outcome, $6 side.
+            // A user's calls: as caller or callee, or on a leg (a transfer or forward to them).
             const HISTORY_FILTER: &str = "tenant_id = $1 \
-                AND (caller_user_id = $2 OR callee_user_id = $2) \
+                AND (caller_user_id = $2 OR callee_user_id = $2 \
+                     OR EXISTS (SELECT 1 FROM call_legs l \
+                                WHERE l.call_id = call_records.id AND l.user_id = $2)) \
                 AND ($3 IS NULL OR started_at < $3) \
                 AND ($4 IS NULL OR caller LIKE $4 ESCAPE '\\' OR callee LIKE $4 ESCAPE '\\') \
                 AND ($5 IS NULL OR outcome = $5) \
                 AND ($6 IS NULL OR ($6 = 'outgoing' AND caller_user_id = $2) \
-                     OR ($6 = 'incoming' AND callee_user_id = $2))";
+                     OR ($6 = 'incoming' AND (caller_user_id IS NULL OR caller_user_id <> $2)))";
 
             #[derive(sqlx::FromRow)]
             struct DeviceRow {
@@ -615,6 +618,7 @@ macro_rules! sql_store {
                 answered_at: Option<DbTs>,
                 ended_at: Option<DbTs>,
                 status_code: Option<i32>,
+                user_id: Option<DbId>,
             }
 
             impl LegRow {
@@ -636,6 +640,7 @@ macro_rules! sql_store {
                             answered_at: self.answered_at.map(dec_ts).transpose()?,
                             ended_at: self.ended_at.map(dec_ts).transpose()?,
                             status_code,
+                            user_id: self.user_id.map(dec_id).transpose()?.map(UserId),
                         },
                     ))
                 }
@@ -1012,8 +1017,8 @@ macro_rules! sql_store {
                         let leg_id = leg.id.to_string();
                         sqlx::query(
                             "INSERT INTO call_legs (call_id, id, role, target, started_at, \
-                             answered_at, ended_at, status_code) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                             answered_at, ended_at, status_code, user_id) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         )
                         .bind(enc_id(r.id.0))
                         .bind(enc_id(leg.id.0))
@@ -1023,6 +1028,7 @@ macro_rules! sql_store {
                         .bind(leg.answered_at.map(enc_ts))
                         .bind(leg.ended_at.map(enc_ts))
                         .bind(leg.status_code.map(i32::from))
+                        .bind(leg.user_id.map(|u| enc_id(u.0)))
                         .execute(&mut *tx)
                         .await
                         .map_err(|e| {
@@ -1064,7 +1070,7 @@ macro_rules! sql_store {
                     // The same page again as a subquery, so one statement fetches all legs.
                     let legs: Vec<LegRow> = sqlx::query_as(
                         "SELECT call_id, id, role, target, started_at, answered_at, ended_at, \
-                         status_code FROM call_legs WHERE call_id IN (\
+                         status_code, user_id FROM call_legs WHERE call_id IN (\
                          SELECT id FROM call_records WHERE tenant_id = $1 \
                          ORDER BY started_at DESC, id DESC LIMIT $2) \
                          ORDER BY started_at, id",
@@ -1865,7 +1871,7 @@ macro_rules! sql_store {
                     // The same page again as a subquery, so one statement fetches all legs.
                     let legs_sql = format!(
                         "SELECT call_id, id, role, target, started_at, answered_at, ended_at, \
-                         status_code FROM call_legs WHERE call_id IN (\
+                         status_code, user_id FROM call_legs WHERE call_id IN (\
                          SELECT id FROM call_records WHERE {HISTORY_FILTER} \
                          ORDER BY started_at DESC, id DESC LIMIT $7) \
                          ORDER BY started_at, id"

@@ -81,6 +81,9 @@ pub struct LegView {
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub status_code: Option<u16>,
+    /// The user whose phone the leg rang (or who called from it).
+    #[schema(value_type = Option<Uuid>)]
+    pub user_id: Option<UserId>,
 }
 
 impl From<LegRecord> for LegView {
@@ -93,6 +96,7 @@ impl From<LegRecord> for LegView {
             answered_at: l.answered_at,
             ended_at: l.ended_at,
             status_code: l.status_code,
+            user_id: l.user_id,
         }
     }
 }

@@ -234,6 +234,9 @@ pub struct CallActor {
     /// Added to the SDP origin version of every offer tsps writes itself (RFC 3264 §8).
     sdp_bump: u64,
     started_published: bool,
+    /// The (caller, callee) numbers the published events last showed: a party change is
+    /// published only when it changes them.
+    parties_shown: (String, String),
     started_at: DateTime<Utc>,
     answered_at: Option<DateTime<Utc>>,
     ring_timer: Option<SpawnHandle>,
@@ -280,6 +283,7 @@ impl CallActor {
                         answered_at: None,
                         ended_at: None,
                         status_code: None,
+                        user_id: caller_user,
                     },
                     incoming: true,
                     ringing_published: false,
@@ -322,6 +326,7 @@ impl CallActor {
             held_by: None,
             sdp_bump: 0,
             started_published: false,
+            parties_shown: (String::new(), String::new()),
             started_at: now,
             answered_at: None,
             ring_timer: None,
@@ -372,6 +377,7 @@ impl CallActor {
         if std::mem::replace(&mut self.started_published, true) {
             return;
         }
+        self.parties_shown = (self.setup.caller.user.clone(), self.callee_shown.clone());
         self.publish(CallEventKind::Started {
             direction: self.direction,
             caller: self.setup.caller.user.clone(),
@@ -380,6 +386,23 @@ impl CallActor {
             callee_user: self.callee_user,
             caller_leg: self.caller_leg,
         });
+    }
+
+    /// The call now goes to `number` on `side` (forward, redirect, blind transfer): the
+    /// other side's lines name it from now on.
+    fn party_changed(&mut self, side: Party, number: String, user: Option<UserId>) {
+        if !self.started_published {
+            return;
+        }
+        let shown = match side {
+            Party::Caller => &mut self.parties_shown.0,
+            _ => &mut self.parties_shown.1,
+        };
+        if *shown == number {
+            return;
+        }
+        shown.clone_from(&number);
+        self.publish(CallEventKind::PartyChanged { side, number, user });
     }
 
     fn leg(&self, leg: LegId) -> Option<&Leg> {
@@ -662,6 +685,15 @@ impl CallActor {
         }
         self.visited.push(user);
         self.offered.push(user);
+        if let Some(ext) = self
+            .platform
+            .directory
+            .current()
+            .user(user)
+            .map(|u| u.extension.clone())
+        {
+            self.party_changed(self.dialled_side(), ext, Some(user));
+        }
         let Some(addr) = self.platform.user(user) else {
             self.reject_all(480, CallOutcome::Unavailable, ctx);
             return;
@@ -779,6 +811,9 @@ impl CallActor {
             Target::Attendant => self.reject_all(480, CallOutcome::Unavailable, ctx),
             Target::Number(n) if self.redirects_upstream() => self.redirect_upstream(n, ctx),
             t @ (Target::Number(_) | Target::Devices) => {
+                if let Target::Number(n) = &t {
+                    self.party_changed(self.dialled_side(), n.clone(), None);
+                }
                 self.steps = VecDeque::from([RingStep {
                     targets: vec![t],
                     seconds: self.platform.config.ring_timeout.as_secs() as u32,
@@ -902,6 +937,7 @@ impl CallActor {
                     answered_at: None,
                     ended_at: None,
                     status_code: None,
+                    user_id: user,
                 },
                 incoming: false,
                 ringing_published: false,

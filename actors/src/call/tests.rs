@@ -170,6 +170,7 @@ fn names(kinds: &[K]) -> Vec<&'static str> {
             K::MediaChanged { .. } => "media",
             K::LegEnded { .. } => "leg_ended",
             K::LegJoined { .. } => "joined",
+            K::PartyChanged { .. } => "party",
             K::Conference { .. } => "conference",
             K::Ended { .. } => "ended",
         })
@@ -500,8 +501,21 @@ async fn no_answer_forwards_after_its_seconds() {
     assert!(matches!(h.next().await, LegCommand::Answer { .. }));
     h.event(carol, LegEventKind::Hangup);
     assert!(matches!(h.next().await, LegCommand::Hangup { .. }));
-    let (record, _) = h.ended().await;
+    let (record, kinds) = h.ended().await;
     assert_eq!(record.hangup_by, Some(Party::Callee));
+    // The forward's target answered on her own leg: her history has the call.
+    assert_eq!(record.legs.last().unwrap().user_id, Some(testkit::CAROL));
+    // And the caller's line names her once the call went on to her.
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| matches!(k, K::PartyChanged { .. }))
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| matches!(k,
+        K::PartyChanged { side: Party::Callee, number, user: Some(u) } if number == "1003" && *u == testkit::CAROL)));
 }
 
 #[actix::test]
@@ -876,6 +890,12 @@ async fn blind_transfer_connects_the_other_party_to_the_target() {
     assert_eq!(record.outcome, CallOutcome::Answered);
     assert_eq!(record.legs.len(), 3, "the record keeps every leg");
     assert!(record.legs[1].ended_at.is_some());
+    // Each leg names whose phone it rang: the call is in Carol's history too.
+    let users: Vec<_> = record.legs.iter().map(|l| l.user_id).collect();
+    assert_eq!(
+        users,
+        [Some(testkit::ALICE), Some(BOB), Some(testkit::CAROL)]
+    );
     assert!(
         record
             .decision
@@ -890,6 +910,9 @@ async fn blind_transfer_connects_the_other_party_to_the_target() {
     assert!(kinds.iter().any(
         |k| matches!(k, K::LegDialing { leg, side: Party::Callee, user: Some(u), .. } if *leg == carol && *u == testkit::CAROL)
     ));
+    // Alice's line names Carol from the transfer on.
+    assert!(kinds.iter().any(|k| matches!(k,
+        K::PartyChanged { side: Party::Callee, number, user: Some(u) } if number == "1003" && *u == testkit::CAROL)));
 }
 
 #[actix::test]

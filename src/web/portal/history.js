@@ -70,11 +70,17 @@ export function renderHistory(main, ctx) {
  */
 export function fromUser(c, userId) {
   const outgoing = c.caller_user_id === userId;
-  const answered = c.answered_at && c.ended_at ? (new Date(c.ended_at) - new Date(c.answered_at)) / 1000 : null;
+  // A call that reached the user by a transfer or a forward: the user is on a leg only.
+  // Their own leg says which side they took, and how long they talked.
+  const mine = c.caller_user_id !== userId && c.callee_user_id !== userId
+    ? [...(c.legs || [])].reverse().find((l) => l.user_id === userId) : null;
+  const span = mine && mine.answered_at ? mine : c;
+  const answered = span.answered_at && span.ended_at ? (new Date(span.ended_at) - new Date(span.answered_at)) / 1000 : null;
+  const party = mine ? (mine.role === 'caller' ? c.callee : c.caller) : (outgoing ? c.callee : c.caller);
   return {
     id: c.id,
     outgoing,
-    party: outgoing ? c.callee : c.caller,
+    party,
     at: c.started_at,
     duration: answered,
     outcome: c.outcome,
