@@ -46,6 +46,10 @@ pub trait UserStateSource: Send + Sync + 'static {
     /// None when the user does not exist in that tenant.
     fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>>;
     fn device_name(&self, device: DeviceId) -> Option<String>;
+    /// The device answers a ringing call when told to (remote answer).
+    fn remote_answer(&self, _device: DeviceId) -> bool {
+        false
+    }
     /// The user of the tenant who is `user`'s attendant (per the user's profile).
     fn attendant_of(&self, _tenant: TenantId, _user: UserId) -> BoxFuture<Option<UserId>> {
         Box::pin(async { None })
@@ -106,6 +110,9 @@ pub struct DeviceView {
     pub name: String,
     pub registered: bool,
     pub contacts: usize,
+    /// "Answer" from the portal makes it pick up by itself; other phones can only be
+    /// made to ring alone (the user picks up).
+    pub remote_answer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -333,6 +340,7 @@ impl Hub {
                     name,
                     registered: *contacts > 0,
                     contacts: *contacts,
+                    remote_answer: self.source.remote_answer(*device),
                 });
                 self.push(&mut st, *tenant, *user, "device", *at, data);
             }

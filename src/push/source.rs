@@ -20,9 +20,9 @@ impl UserStateSource for PlatformSource {
     fn user_state(&self, tenant: TenantId, user: UserId) -> BoxFuture<Option<UserState>> {
         let dir = self.directory.get();
         let known = dir.user(user).is_some_and(|u| u.tenant_id == tenant);
-        let devices: Vec<(DeviceId, String)> = dir
+        let devices: Vec<(DeviceId, String, bool)> = dir
             .devices_of_user(user)
-            .map(|d| (d.id, d.sip_username.clone()))
+            .map(|d| (d.id, d.sip_username.clone(), d.remote_answer))
             .collect();
         let phones: Vec<DeviceView> = dir
             .external_phones_of_user(user)
@@ -31,6 +31,7 @@ impl UserStateSource for PlatformSource {
                 name: phone_name(p),
                 registered: true,
                 contacts: 0,
+                remote_answer: false,
             })
             .collect();
         let addr = self.platform.user(user);
@@ -41,13 +42,14 @@ impl UserStateSource for PlatformSource {
             let snap = addr?.send(GetUserSnapshot).await.ok()?;
             let devices = devices
                 .into_iter()
-                .map(|(id, name)| {
+                .map(|(id, name, remote_answer)| {
                     let contacts = snap.bindings.iter().filter(|b| b.device_id == id).count();
                     DeviceView {
                         device_id: id,
                         name,
                         registered: contacts > 0,
                         contacts,
+                        remote_answer,
                     }
                 })
                 .chain(phones)
@@ -99,6 +101,13 @@ impl UserStateSource for PlatformSource {
         dir.device(device)
             .map(|d| d.sip_username.clone())
             .or_else(|| dir.external_phone(device).map(phone_name))
+    }
+
+    fn remote_answer(&self, device: DeviceId) -> bool {
+        self.directory
+            .get()
+            .device(device)
+            .is_some_and(|d| d.remote_answer)
     }
 }
 

@@ -1,6 +1,8 @@
 // "Answer on" a chosen phone from the incoming-call window: the user picks one of two
-// ringing phones; the other stops ringing (the test checks its CANCEL), the chosen one
-// answers, the line turns active; the caller hangs up and the line goes.
+// ringing phones; the other stops ringing (the test checks its CANCEL). These phones
+// cannot pick up when told to (no remote answer): the button says so, and after the
+// click the window says why nothing more happens and what can be done (pick up, or
+// forward). The chosen phone is picked up, the line turns active; the caller hangs up.
 
 import { scenario, credentials, login, waitLive, waitForCommand, emit, lineIn, WAIT_MS } from './lib.mjs';
 
@@ -23,8 +25,15 @@ await scenario('answer', async (t) => {
   const value = await page.$eval(picker, (s, name) => [...s.options].find((o) => o.textContent === name).value, device);
   await page.selectOption(picker, value);
   await t.shot(page, 'choose-device');
-  await page.click(`#incoming [data-call-id="${callId}"] [data-action="answer"]`);
+  const button = `#incoming [data-call-id="${callId}"] [data-action="answer"]`;
+  t.check('the button says what it can do on this phone', (await page.textContent(button)) === 'Ring only this phone');
+  await page.click(button);
   emit({ event: 'answer_clicked' });
+  const note = await page.waitForSelector(`#incoming [data-call-id="${callId}"] [data-answer-note]`, { timeout: WAIT_MS });
+  const said = await note.textContent();
+  t.check('the window says why and what to do', said.includes(`Only ${device} rings now`) && said.includes('pick it up') && said.includes('forward'), said);
+  t.check('the forward field has focus', await page.evaluate(() => document.activeElement.dataset.targetFor === 'forward'));
+  await t.shot(page, 'pick-up-note');
 
   await lineIn(page, callId, 'active', 20000);
   await page.waitForSelector(`#incoming [data-call-id="${callId}"]`, { state: 'detached' });

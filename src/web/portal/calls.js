@@ -121,8 +121,10 @@ export function deviceChoices(ctx) {
     .sort((a, b) => String(a.name).localeCompare(String(b.name)))
     .map((d) => ({
       id: d.device_id,
+      name: d.name || d.device_id,
       label: `${d.name || d.device_id}${d.registered ? '' : ' (offline)'}`,
       registered: Boolean(d.registered),
+      remoteAnswer: Boolean(d.remote_answer),
     }));
 }
 

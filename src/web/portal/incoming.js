@@ -15,6 +15,8 @@ export class IncomingCalls {
     this.ctx = ctx;
     this.cards = new Map(); // call_id → {el, json}
     this.dismissed = new Set();
+    /** call_id → what the window says after "Answer" on a phone that cannot pick up by itself. */
+    this.notes = new Map();
     this.returnFocus = null;
     this.presets = [];
     this.onChange = () => this.render();
@@ -55,7 +57,7 @@ export class IncomingCalls {
     let added = null;
     for (const line of ringing) {
       seen.add(line.call_id);
-      const json = JSON.stringify([line, this.presets, deviceChoices(this.ctx), this.ctx.directory.size]);
+      const json = JSON.stringify([line, this.presets, deviceChoices(this.ctx), this.ctx.directory.size, this.notes.get(line.call_id)]);
       const known = this.cards.get(line.call_id);
       if (known && known.json === json) continue;
       const el = known ? known.el : h('section', { class: 'call-window', role: 'group' });
@@ -81,6 +83,9 @@ export class IncomingCalls {
     }
     for (const callId of this.dismissed) {
       if (!this.ctx.live.lines.has(callId)) this.dismissed.delete(callId);
+    }
+    for (const callId of this.notes.keys()) {
+      if (!seen.has(callId)) this.notes.delete(callId);
     }
     if (added) {
       announce(`Incoming call from ${peerLabel(this.ctx, added.line.peer)}`);
@@ -125,13 +130,35 @@ export class IncomingCalls {
           reasons.map((r) => h('li', {}, reasonText(r))))
         : null]);
 
+    const note = this.notes.get(line.call_id);
+    if (note) el.append(h('p', { class: 'notice', role: 'status', dataset: { answerNote: '' } }, note));
     if (allowed.has('answer')) {
       const devices = deviceChoices(this.ctx);
       const picker = h('select', { dataset: { answerDevice: '' } },
         devices.map((d) => h('option', { value: d.id, selected: d.id === chosenDevice(this.ctx) }, d.label)));
       picker.id = id('answer-device');
+      // Only a phone with remote answer picks up when told to; any other can be made to
+      // ring alone, and the user picks it up.
+      const chosen = () => devices.find((d) => d.id === picker.value);
+      const label = () => (chosen() && !chosen().remoteAnswer ? 'Ring only this phone' : 'Answer');
+      const button = h('button', {
+        type: 'button', class: 'good', dataset: { action: 'answer' },
+        onclick: async () => {
+          const d = chosen();
+          await act('answer', picker.value);
+          if (d && !d.remoteAnswer && !status.textContent) {
+            this.notes.set(line.call_id,
+              `Only ${d.name} rings now. It cannot be answered from the browser: pick it up to answer, or forward the call.`);
+            this.cards.get(line.call_id).json = null;
+            this.render();
+            const forward = el.querySelector('input[data-target-for="forward"]');
+            if (forward) forward.focus();
+          }
+        },
+      }, label());
+      picker.addEventListener('change', () => { button.textContent = label(); });
       el.append(h('div', { class: 'inline-form' },
-        h('button', { type: 'button', class: 'good', dataset: { action: 'answer' }, onclick: () => act('answer', picker.value) }, 'Answer'),
+        button,
         h('label', { for: picker.id }, 'on'),
         picker));
     }
