@@ -196,11 +196,11 @@ impl LiveCalls for PlatformCalls {
                     "the tenant has no trunk to reach the external phone",
                 ));
             }
+            ControlError::check_dialled(&destination)?;
             match route_dialled(&dir, tenant, &destination) {
                 Route::User(_) | Route::Outside { .. } => {}
-                Route::NotFound | Route::NoTrunk => {
-                    return Err(ControlError::BadTarget(destination.clone()))
-                }
+                Route::NotFound => return Err(ControlError::bad_target(&destination)),
+                Route::NoTrunk => return Err(ControlError::NoTrunk),
             }
             let caller = PartyInfo {
                 user: u.extension.clone(),

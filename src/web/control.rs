@@ -28,8 +28,11 @@ impl From<ControlError> for ApiError {
             ControlError::UnknownDevice => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device", message)
             }
-            ControlError::BadTarget(_) => {
+            ControlError::BadTarget(_) | ControlError::TargetTooLong => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_target", message)
+            }
+            ControlError::NoTrunk => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_trunk", message)
             }
             ControlError::Media(_) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -118,7 +121,9 @@ async fn run(
         (status = 404, body = ErrorBody, description = "no such user in this tenant"),
         (status = 409, body = ErrorBody, description = "the device is not registered"),
         (status = 422, body = ErrorBody,
-            description = "not a device of the user, or no such extension or number")))]
+            description = "not a device of the user (invalid_device), no such extension or \
+                number or longer than 32 characters (invalid_target), an outside number but \
+                the tenant has no trunk (no_trunk)")))]
 pub async fn place_call(
     State(st): State<ApiState>,
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
@@ -185,8 +190,9 @@ pub async fn release(
         (status = 409, body = ErrorBody,
             description = "a call is not answered, or a re-INVITE or transfer is in progress"),
         (status = 422, body = ErrorBody,
-            description = "no such extension or number, or not exactly one of target and \
-                replaces_call")))]
+            description = "no such extension or number, longer than 32 characters, or not \
+                exactly one of target and replaces_call (invalid_target); an outside number \
+                but the tenant has no trunk (no_trunk)")))]
 pub async fn transfer(
     State(st): State<ApiState>,
     ApiPath(p): CallPath,

@@ -29,5 +29,46 @@ await scenario('dial', async (t) => {
   await lineAction(page, callId, 'release');
   await page.waitForSelector(`#lines li[data-call-id="${callId}"]`, { state: 'detached' });
   t.check('hung up', true);
+
+  // Wrong input gets a message a person understands, and nothing widens the page.
+  const errorText = async () => (await page.textContent('#dial-error')).trim();
+  const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  await page.fill('#dial-number', '1'.repeat(300));
+  const typed = await page.inputValue('#dial-number');
+  t.check('the number field takes at most 32 characters', typed.length === 32, typed.length);
+  for (let i = 0; i < 3; i++) await page.click('#dial-form button[data-digit="5"]');
+  t.check('the dial pad adds no digit beyond 32', (await page.inputValue('#dial-number')).length === 32);
+  await page.fill('#dial-number', '');
+  // Pasted past the field's limit (a script, an old browser): tsps says why.
+  await page.evaluate(() => { document.querySelector('#dial-number').value = '7'.repeat(300); });
+  await page.click('#call-button');
+  await page.waitForFunction(() => document.querySelector('#dial-error').textContent.includes('at most'), null, { timeout: WAIT_MS });
+  t.check('too long: says the limit', /at most 32 characters/.test(await errorText()), await errorText());
+  // An outside number on a tenant without a trunk: says so, and who can help.
+  await page.fill('#dial-number', '+41790000009');
+  await page.click('#call-button');
+  await page.waitForFunction(() => document.querySelector('#dial-error').textContent.includes('trunk'), null, { timeout: WAIT_MS });
+  const noTrunk = await errorText();
+  t.check('no trunk: says outside numbers cannot be called', /outside numbers cannot be called/.test(noTrunk), noTrunk);
+  t.check('no trunk: says whom to ask', /administrator/.test(noTrunk), noTrunk);
+  // A long word echoed in the error wraps on a phone-sized window.
+  await page.setViewportSize({ width: 360, height: 720 });
+  await page.fill('#dial-number', '*'.repeat(32));
+  await page.click('#call-button');
+  await page.waitForFunction(() => document.querySelector('#dial-error').textContent.includes('no such'), null, { timeout: WAIT_MS });
+  t.check('the echoed input is in the message', (await errorText()).includes('*'.repeat(32)), await errorText());
+  t.check('a phone-sized page does not scroll sideways', await fits(),
+    await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]));
+  // Whatever a message echoes (a caller ID from a carrier has no length limit), a word
+  // longer than the screen wraps.
+  await page.evaluate(() => { document.querySelector('#dial-error').textContent = `Call failed: ${'8'.repeat(300)}`; });
+  t.check('a 300-character word wraps inside the page', await fits(),
+    await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]));
+  await t.shot(page, 'errors-narrow');
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.fill('#dial-number', '9'.repeat(32));
+  await page.click('#call-button');
+  await page.waitForFunction(() => document.querySelector('#dial-error').textContent.includes('trunk'), null, { timeout: WAIT_MS });
+  t.check('a wide page does not scroll sideways', await fits());
   emit({ event: 'released' });
 });

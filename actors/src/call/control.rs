@@ -80,12 +80,45 @@ pub enum ControlError {
     WrongState(&'static str),
     #[error("the device has no registration")]
     UnknownDevice,
+    /// Holds the target as dialled, clipped to [`MAX_DIALLED`] characters (see
+    /// [`ControlError::bad_target`]): it is echoed to the user.
     #[error("no such extension or number: {0}")]
     BadTarget(String),
-    #[error("the other party refused the change with {0}")]
+    #[error("a number or extension has at most {MAX_DIALLED} characters")]
+    TargetTooLong,
+    /// An outside number, but the tenant has no trunk to reach it.
+    #[error("outside numbers cannot be called: this tenant has no trunk; ask your administrator")]
+    NoTrunk,
+    /// The SIP status stays in the call's decision log; the user reads what happened.
+    #[error("the other phone refused the change")]
     Refused(u16),
     #[error("no conference bridge: {0}")]
     Media(crate::ports::MediaError),
+}
+
+/// The longest destination a user may dial or transfer to: an E.164 number has at most
+/// 15 digits, and this leaves room for access codes and dial prefixes.
+pub const MAX_DIALLED: usize = 32;
+
+impl ControlError {
+    /// The target is not an extension or number of the tenant; long input is clipped so
+    /// the message stays readable.
+    pub fn bad_target(target: &str) -> Self {
+        let mut shown: String = target.chars().take(MAX_DIALLED).collect();
+        if shown.len() < target.len() {
+            shown.push('…');
+        }
+        ControlError::BadTarget(shown)
+    }
+
+    /// What a dialled destination must be before routing: not longer than
+    /// [`MAX_DIALLED`].
+    pub fn check_dialled(target: &str) -> Result<(), Self> {
+        if target.chars().count() > MAX_DIALLED {
+            return Err(ControlError::TargetTooLong);
+        }
+        Ok(())
+    }
 }
 
 /// What the user is to the call right now.
@@ -295,7 +328,10 @@ impl CallActor {
                     self.publish(CallEventKind::MediaChanged { by, held });
                     let _ = reply.send(Ok(()));
                 } else {
-                    // A non-2xx final response is ACKed by the transaction layer.
+                    // A non-2xx final response is ACKed by the transaction layer. The
+                    // code is for the decision log, not for the user.
+                    self.decision
+                        .push(format!("hold/resume refused by the phone with {code}"));
                     let _ = reply.send(Err(ControlError::Refused(code)));
                 }
             }
@@ -381,6 +417,7 @@ impl CallActor {
         target: &str,
         ctx: &mut Context<Self>,
     ) -> Result<(), ControlError> {
+        ControlError::check_dialled(target)?;
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState(
                 "only an answered call can be transferred",
@@ -398,7 +435,7 @@ impl CallActor {
             Route::User(u) => {
                 let u = dir
                     .user(u)
-                    .ok_or_else(|| ControlError::BadTarget(target.to_string()))?;
+                    .ok_or_else(|| ControlError::bad_target(target))?;
                 let party = PartyInfo {
                     user: u.extension.clone(),
                     display_name: Some(u.display_name.clone()),
@@ -414,9 +451,8 @@ impl CallActor {
                 };
                 (Target::Number(number), party)
             }
-            Route::NotFound | Route::NoTrunk => {
-                return Err(ControlError::BadTarget(target.to_string()))
-            }
+            Route::NotFound => return Err(ControlError::bad_target(target)),
+            Route::NoTrunk => return Err(ControlError::NoTrunk),
         };
         let by = dir
             .user(user)
@@ -776,5 +812,32 @@ impl CallActor {
             .user(user)
             .map(|u| u.extension.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_target_is_echoed_clipped() {
+        let long = "9".repeat(300);
+        let shown = ControlError::bad_target(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("no such extension or number: {}…", "9".repeat(MAX_DIALLED))
+        );
+        assert_eq!(
+            ControlError::bad_target("4711").to_string(),
+            "no such extension or number: 4711"
+        );
+    }
+
+    #[test]
+    fn a_refusal_reads_without_a_sip_code() {
+        assert_eq!(
+            ControlError::Refused(488).to_string(),
+            "the other phone refused the change"
+        );
     }
 }

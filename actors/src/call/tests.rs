@@ -821,6 +821,28 @@ async fn blind_transfer_connects_the_other_party_to_the_target() {
         .await,
         Err(ControlError::BadTarget("4711".into()))
     );
+    // Too long to be a number: refused before routing, and the call stays.
+    assert_eq!(
+        h.control_now(
+            BOB,
+            ControlAction::Transfer {
+                target: "1".repeat(300)
+            }
+        )
+        .await,
+        Err(ControlError::TargetTooLong)
+    );
+    // An outside number, but this tenant has no trunk: the user is told so.
+    assert_eq!(
+        h.control_now(
+            BOB,
+            ControlAction::Transfer {
+                target: "+41790000009".into()
+            }
+        )
+        .await,
+        Err(ControlError::NoTrunk)
+    );
     assert_eq!(
         h.control_now(
             BOB,

@@ -17,6 +17,8 @@ export const ACTION_LABEL = {
 
 /** Actions that need a destination typed or chosen first. */
 export const NEEDS_TARGET = new Set(['forward', 'transfer']);
+// The longest number or extension tsps accepts (ControlError::TargetTooLong).
+export const MAX_DIALLED = 32;
 
 /**
  * Runs `action` on `line`; `arg` is the device id (answer), the target text, for a

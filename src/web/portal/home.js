@@ -10,7 +10,7 @@ import { api, userPath, tenantPath } from './api.js';
 import { h, clear, field, announce, formatDuration, formatTime, since, icon, words } from './dom.js';
 import { fromUser } from './history.js';
 import {
-  ACTION_LABEL, NEEDS_TARGET, command, dial, deviceChoices, chosenDevice, peerLabel, peerName,
+  ACTION_LABEL, NEEDS_TARGET, MAX_DIALLED, command, dial, deviceChoices, chosenDevice, peerLabel, peerName,
   conferenceCandidates, lineLabel, actionLabel,
 } from './calls.js';
 import { ChatBox } from './chat.js';
@@ -27,7 +27,7 @@ export function renderHome(main, ctx) {
   const dialError = h('div', { class: 'error', role: 'alert', id: 'dial-error' });
   const number = h('input', {
     id: 'dial-number', class: 'dial-number', name: 'destination', inputmode: 'tel',
-    autocomplete: 'off', placeholder: 'Number or extension',
+    autocomplete: 'off', placeholder: 'Number or extension', maxlength: MAX_DIALLED,
   });
   const directoryList = h('ul', { class: 'directory', id: 'directory' });
   const filter = h('input', { id: 'directory-filter', type: 'search', placeholder: 'Name or extension' });
@@ -231,7 +231,9 @@ export function renderHome(main, ctx) {
   }
 
   function targetForm(line, action) {
-    const input = h('input', { name: 'target', inputmode: 'tel', autocomplete: 'off', dataset: { targetFor: action } });
+    const input = h('input', {
+      name: 'target', inputmode: 'tel', autocomplete: 'off', maxlength: MAX_DIALLED, dataset: { targetFor: action },
+    });
     // Consultative transfer: the user's other answered calls, whose party may join this one's.
     const others = action === 'transfer'
       ? [...ctx.live.lines.values()].filter((o) => o.call_id !== line.call_id && (o.allowed || []).includes('transfer'))
@@ -352,7 +354,7 @@ export function renderHome(main, ctx) {
   const pad = h('div', { class: 'dialpad', role: 'group', 'aria-label': 'Dial pad' },
     ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'].map((d) => h('button', {
       type: 'button', dataset: { digit: d }, 'aria-label': `digit ${d}`,
-      onclick: () => { number.value += d; },
+      onclick: () => { if (number.value.length < MAX_DIALLED) number.value += d; },
     }, d)));
   const dialForm = h('form', { id: 'dial-form', 'aria-labelledby': 'dial-title' },
     h('h2', { id: 'dial-title' }, 'Dial'),

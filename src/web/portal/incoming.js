@@ -7,7 +7,7 @@
 
 import { api, userPath } from './api.js';
 import { h, clear, append, announce, words, id } from './dom.js';
-import { ACTION_LABEL, command, deviceChoices, chosenDevice, targetText, peerName, peerLabel } from './calls.js';
+import { ACTION_LABEL, MAX_DIALLED, command, deviceChoices, chosenDevice, targetText, peerName, peerLabel } from './calls.js';
 
 export class IncomingCalls {
   constructor(region, ctx) {
@@ -163,7 +163,9 @@ export class IncomingCalls {
         picker));
     }
     if (allowed.has('forward')) {
-      const input = h('input', { id: id('forward-to'), inputmode: 'tel', autocomplete: 'off', dataset: { targetFor: 'forward' } });
+      const input = h('input', {
+        id: id('forward-to'), inputmode: 'tel', autocomplete: 'off', maxlength: MAX_DIALLED, dataset: { targetFor: 'forward' },
+      });
       const form = h('form', { class: 'inline-form' },
         h('label', { for: input.id }, 'Forward to'), input,
         h('button', { type: 'submit', dataset: { action: 'forward' } }, 'Forward'));
