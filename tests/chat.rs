@@ -208,7 +208,8 @@ fn a_profile_that_rejects_with_a_message_tells_the_caller_on_stream_and_phone() 
         .api_ok(Method::GET, &format!("/tenants/{tenant}/calls"), None);
     let text = calls.to_string();
     assert!(
-        text.contains("message sent to 1001") && text.contains("reject with 480"),
+        text.contains("message sent to 1001")
+            && text.contains("turned away as unavailable, with a message"),
         "{calls:#}"
     );
 

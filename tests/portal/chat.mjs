@@ -67,6 +67,8 @@ await scenario('chat', async (t) => {
   t.check('an empty message is refused beside its field',
     (await bob.textContent('#profile-default_handling-text-error')).includes('1 to 500'));
   await bob.fill('#profile-default_handling-text', 'In a meeting until 3, I will call back');
+  const answers = await bob.$$eval('#profile-default_handling-code option', (os) => os.map((o) => o.textContent));
+  t.check('the answers read as words, without SIP codes', answers.join() === 'Unavailable,Busy,Declined', answers);
   await bob.selectOption('#profile-default_handling-code', '486');
   await bob.click('#profile-save');
   await bob.waitForSelector('#profile-saved:has-text("Settings saved.")');

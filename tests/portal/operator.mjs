@@ -86,13 +86,20 @@ await scenario('operator', async (t) => {
   await page.click('form[data-kind="users"] button[type="submit"]');
   await page.waitForSelector('#admin-panel table[data-kind="users"] tr:has-text("Cleo")');
   t.check('manage: a user added to c.test', true);
+  await settled(page, '#admin-panel [role="status"]');
+  t.check('manage: counted in the singular', (await page.textContent('#admin-panel [role="status"]')).trim() === '1 user',
+    await page.textContent('#admin-panel [role="status"]'));
   t.check('manage: every control is labelled', (await unlabelledControls(page)).length === 0, await unlabelledControls(page));
   await t.shot(page, 'manage-c-test-user-added');
   for (const tab of ['devices', 'dids', 'trunks']) {
     await page.click(`[data-tab="${tab}"]`);
     await page.waitForSelector(`#admin-panel table[data-kind="${tab}"]`);
     await settled(page, '#admin-panel [role="status"]');
-    t.check(`manage: ${tab} listed`, !/Not available/.test(await page.textContent('#admin-panel [role="status"]')), await page.textContent('#admin-panel [role="status"]'));
+    const counted = (await page.textContent('#admin-panel [role="status"]')).trim();
+    const noun = { devices: 'devices', dids: 'numbers', trunks: 'trunks' }[tab];
+    t.check(`manage: ${tab} listed, counted in words`, counted === `0 ${noun}`, counted);
+    const heading = (await page.textContent(`form[data-kind="${tab}"] h2`)).trim();
+    t.check(`manage: ${tab} form says what it adds`, heading === `Add a ${noun.slice(0, -1)}`, heading);
   }
 
   // ---- back to the platform: c.test counts its user; d.test created and deleted ----

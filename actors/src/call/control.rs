@@ -329,9 +329,10 @@ impl CallActor {
                     let _ = reply.send(Ok(()));
                 } else {
                     // A non-2xx final response is ACKed by the transaction layer. The
-                    // code is for the decision log, not for the user.
+                    // code is for the log, not for the user.
+                    tracing::info!(call = %self.setup.call, code, "re-INVITE refused");
                     self.decision
-                        .push(format!("hold/resume refused by the phone with {code}"));
+                        .push("the other phone refused a hold or resume".into());
                     let _ = reply.send(Err(ControlError::Refused(code)));
                 }
             }

@@ -246,7 +246,11 @@ fn decide_inner(p: &Profile, ctx: &CallContext<'_>, why: &mut Vec<String>) -> Pl
 }
 
 fn with_message(code: u16, text: &str, why: &mut Vec<String>) -> Plan {
-    why.push(format!("reject with {code} and a message to the caller"));
+    // Reasons are read by users (the incoming-call window, history): no SIP codes.
+    why.push(format!(
+        "turned away as {}, with a message to the caller",
+        rejection_name(code)
+    ));
     Plan::RejectWithMessage {
         code,
         text: text.to_string(),
@@ -309,6 +313,15 @@ fn unreachable(p: &Profile, why: &mut Vec<String>) -> Plan {
             forward(p, t, why)
         }
         None => Plan::Reject { code: 480 },
+    }
+}
+
+/// A rejection as a user names it: the SIP status code stays on the wire.
+pub fn rejection_name(code: u16) -> &'static str {
+    match code {
+        486 | 600 => "busy",
+        603 => "declined",
+        _ => "unavailable",
     }
 }
 

@@ -9,7 +9,7 @@ import { h, clear, field, id, announce, setFieldError, clearFieldErrors } from '
 /** The platform's tenants, for an operator; "Manage" opens a tenant's administration. */
 export function renderPlatform(main) {
   const kind = {
-    key: 'tenants', title: 'Tenants', addTitle: 'Add a tenant',
+    key: 'tenants', title: 'Tenants', noun: ['tenant', 'tenants'], addTitle: 'Add a tenant',
     load: async () => {
       const tenants = await api('GET', '/tenants') || [];
       // The users of each: one request per tenant, side by side.
@@ -40,6 +40,11 @@ export function renderPlatform(main) {
   showKind(panel, kind);
 }
 
+/** "1 tenant", "3 tenants", "0 numbers". */
+export function counted(n, [one, many]) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function browserTimeZone() {
   try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (_) { return 'UTC'; }
 }
@@ -63,7 +68,7 @@ export function renderAdmin(main, ctx) {
 
   const kinds = [
     {
-      key: 'users', title: 'Users',
+      key: 'users', title: 'Users', noun: ['user', 'users'], addTitle: 'Add a user',
       load: loadUsers,
       columns: [['Extension', (u) => u.extension], ['Name', (u) => u.display_name], ['Portal login', (u) => u.portal_login || '']],
       fields: [
@@ -76,7 +81,7 @@ export function renderAdmin(main, ctx) {
       describe: (u) => `${u.display_name} (${u.extension})`,
     },
     {
-      key: 'devices', title: 'Devices',
+      key: 'devices', title: 'Devices', noun: ['device', 'devices'], addTitle: 'Add a device',
       load: async () => {
         await loadUsers();
         const lists = await Promise.all(users.map((u) => api('GET', t(`/users/${u.id}/devices`)).catch(() => [])));
@@ -103,7 +108,7 @@ export function renderAdmin(main, ctx) {
       describe: (d) => d.sip_username,
     },
     {
-      key: 'dids', title: 'Numbers (DIDs)',
+      key: 'dids', title: 'Numbers (DIDs)', noun: ['number', 'numbers'], addTitle: 'Add a number',
       load: async () => { await loadUsers(); return await api('GET', t('/dids')) || []; },
       columns: [['Number', (d) => d.number], ['Rings', (d) => userName(d.user_id)]],
       fields: [
@@ -115,7 +120,7 @@ export function renderAdmin(main, ctx) {
       describe: (d) => d.number,
     },
     {
-      key: 'trunks', title: 'Trunks',
+      key: 'trunks', title: 'Trunks', noun: ['trunk', 'trunks'], addTitle: 'Add a trunk',
       load: async () => await api('GET', t('/trunks')) || [],
       columns: [['Name', (x) => x.name], ['Peer', (x) => `${x.peer_host}:${x.peer_port} (${x.transport})`],
         ['Inbound sources', (x) => (x.inbound_sources || []).join(', ')]],
@@ -224,7 +229,7 @@ async function showKind(panel, kind) {
   const errors = h('div', { class: 'errors', role: 'alert', hidden: true });
   const controls = {};
   const form = h('form', { class: 'admin-create', dataset: { kind: kind.key }, novalidate: true },
-    h('h2', {}, kind.addTitle || `Add to ${kind.title.toLowerCase()}`), errors);
+    h('h2', {}, kind.addTitle), errors);
   panel.append(status, h('div', { class: 'table-wrap' }, table), form);
 
   let items = [];
@@ -259,7 +264,7 @@ async function showKind(panel, kind) {
     }
     try {
       await kind.create(values);
-      announce(`Added to ${kind.title.toLowerCase()}`);
+      announce(`Added the ${kind.noun[0]}`);
       showKind(panel, kind);
     } catch (err) {
       const issues = err instanceof ApiError ? err.issues() : [];
@@ -295,5 +300,5 @@ async function showKind(panel, kind) {
     showDelete();
     body.append(h('tr', { dataset: { id: item.id || item.number || '' } }, kind.columns.map(([, fn]) => h('td', {}, fn(item))), actions));
   }
-  if (!status.textContent.startsWith('Not')) status.textContent = `${items.length} ${kind.title.toLowerCase()}`;
+  if (!status.textContent.startsWith('Not')) status.textContent = counted(items.length, kind.noun);
 }

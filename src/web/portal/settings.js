@@ -29,9 +29,9 @@ export function renderSettings(main, ctx) {
     'default_handling.method': checkbox('default_handling.method'),
     'default_handling.text': input('default_handling.text', { maxlength: 500 }),
     'default_handling.code': h('select', { name: 'default_handling.code', id: 'profile-default_handling-code', dataset: { field: 'default_handling.code' } },
-      h('option', { value: '480' }, 'Unavailable (480)'),
-      h('option', { value: '486' }, 'Busy (486)'),
-      h('option', { value: '603' }, 'Declined (603)')),
+      h('option', { value: '480' }, 'Unavailable'),
+      h('option', { value: '486' }, 'Busy'),
+      h('option', { value: '603' }, 'Declined')),
   };
   const raw = h('textarea', { name: 'profile', id: 'profile-json', rows: 18, spellcheck: 'false', dataset: { field: '' } });
   const errors = h('div', { class: 'errors', role: 'alert', id: 'profile-errors', hidden: true });
@@ -62,7 +62,7 @@ export function renderSettings(main, ctx) {
     h('fieldset', {}, h('legend', {}, 'Reject calls with a message'),
       checkField(c['default_handling.method'], 'Reject every call and send the caller a message'),
       field('Message', c['default_handling.text'], 'Up to 500 characters, e.g. "In a meeting until 3, I will call back". Colleagues see it in their portal and on their phone.'),
-      field('Answer the call with', c['default_handling.code'])),
+      field('Turn the call away as', c['default_handling.code'])),
     h('details', {},
       h('summary', {}, 'Full profile (JSON): handling codes, schedules, sequential ring, caller rules'),
       field('Profile JSON', raw, 'The fields above are laid over this document when you save.')),
