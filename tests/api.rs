@@ -656,6 +656,36 @@ async fn bad_input_is_a_json_error() {
         StatusCode::BAD_REQUEST,
         "bad_json",
     );
+    // A body is an object, never the fields in an array (which serde would take).
+    assert_error(
+        &api.post(&users, json!(["1001", "A"])).await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    assert_error(
+        &api.put(&format!("/api/v1/tenants/{t}/quotas"), json!([null, null]))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    // A number without a fraction is an integer, however written (JSON has numbers).
+    let (status, trunk) = api
+        .post(
+            &format!("/api/v1/tenants/{t}/trunks"),
+            json!({"name": "carrier", "peer_host": "127.0.0.2", "peer_port": 5070.0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{trunk}");
+    assert_eq!(trunk["peer_port"], 5070);
+    assert_error(
+        &api.post(
+            &format!("/api/v1/tenants/{t}/trunks"),
+            json!({"name": "other", "peer_host": "127.0.0.2", "peer_port": 5070.5}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
     // No content type.
     let resp = api
         .http

@@ -195,7 +195,7 @@ impl DialingRules {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tsps_actors::wire::object")]
     pub dialing: DialingRules,
     /// A notice from the tenant admin, shown on every user's portal home page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
