@@ -206,10 +206,17 @@ pub async fn events_sse(
     ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Not text at all is no resume token either (rather than no header); an empty one
+    // is none (and leaves `since` to say).
     let last = headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::invalid("Last-Event-ID", "not a resume token (epoch:seq)"))
+        })
+        .transpose()?
+        .filter(|s| !s.is_empty());
     let since = resume(last.as_deref().or(q.since.as_deref()))?;
     let session = open(&st, tenant, user, since).await?;
     let stream = futures::stream::unfold(session, |mut s| async move {
