@@ -93,8 +93,10 @@ pub struct ImportIssue {
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `vcard` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<ExportFormat>,
     /// vCard version: `3.0` (default) or `4.0`.
+    #[param(inline)]
     pub version: Option<VcardVersionParam>,
 }
 
@@ -459,6 +461,8 @@ pub async fn list_personal(
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = ContactDraft,
     responses((status = 201, body = ContactView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the tenant's or \
+            the user's contacts are at their quota"),
         (status = 422, body = ErrorBody, description = "`invalid_contact`: a number that \
             cannot be made E.164, a handling code the user does not have, ...")))]
 pub async fn create_personal(
@@ -557,7 +561,10 @@ pub async fn list_shared(
 #[utoipa::path(post, path = "/tenants/{tenant_id}/contacts", tag = "contacts",
     params(("tenant_id" = Uuid, Path)), request_body = ContactDraft,
     responses((status = 201, body = ContactView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the tenant's \
+            contacts are at their quota"),
+        (status = 422, body = ErrorBody, description = "`invalid_contact`")))]
 pub async fn create_shared(
     State(st): State<ApiState>,
     ApiPath(t): ApiPath<TenantId>,
