@@ -840,4 +840,46 @@ async fn openapi_document_lists_the_paths() {
         .is_none());
     assert!(schemas["DeviceView"]["properties"].get("ha1_md5").is_none());
     assert!(schemas["TrunkView"]["properties"].get("password").is_none());
+    // Every reference resolves (the exports' parameters once named undefined schemas).
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let target = r.strip_prefix('#').and_then(|pointer| doc.pointer(pointer));
+        assert!(target.is_some(), "{r} names nothing in the document");
+    }
+    // The errors every operation can give are listed where they can happen.
+    for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/api/v1/")) {
+        for (method, op) in item.as_object().unwrap() {
+            let answers = op["responses"].as_object().unwrap();
+            let has = |s: &str| answers.contains_key(s);
+            let json_body = op["requestBody"]["content"]["application/json"].is_object();
+            if json_body {
+                for s in ["400", "413", "415"] {
+                    assert!(has(s), "{method} {path} lacks {s}");
+                }
+            }
+            if path.contains('{') {
+                assert!(has("404"), "{method} {path} lacks 404");
+            }
+            if path != "/api/v1/auth/login" {
+                assert!(has("401") && has("403"), "{method} {path} lacks 401/403");
+            }
+        }
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, out)),
+        _ => {}
+    }
 }
