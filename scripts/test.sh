@@ -111,6 +111,28 @@ install_portal_test_deps() {
     fi
 }
 
+# The API contract test (tests/openapi_contract.rs) runs schemathesis, at the version
+# the test's configuration is written for, from a virtualenv of its own.
+SCHEMATHESIS_VERSION=4.32.5
+install_schemathesis() {
+    section "schemathesis"
+    local venv=target/schemathesis
+    if "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+        "$venv/bin/schemathesis" --version
+        return
+    fi
+    have python3 || apt_install python3
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        # Debian's python3 makes virtualenvs only with python3-venv (ensurepip).
+        rm -rf "$venv"
+        apt_install python3-venv
+        python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+    "$venv/bin/schemathesis" --version
+}
+
 install_nextest() {
     section "cargo-nextest"
     if cargo nextest --version >/dev/null 2>&1; then
@@ -158,6 +180,7 @@ main() {
         start_redis
         install_nextest
         install_portal_test_deps
+        install_schemathesis
     fi
     check_fmt
     check_clippy

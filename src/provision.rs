@@ -19,6 +19,7 @@ use crate::config::Secret;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
 use crate::store::{OperatorAccount, Store, StoreError, UserRole};
 use crate::web::password::{self, PasswordError};
+use crate::web::rule_schemas;
 use chrono::Timelike;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashSet;
@@ -103,12 +104,12 @@ pub struct ProvisionDoc {
 #[serde(deny_unknown_fields)]
 pub struct TenantSpec {
     /// SIP domain and digest realm; the natural key of the tenant.
-    #[schema(example = "a.test")]
+    #[schema(schema_with = rule_schemas::domain)]
     pub domain: String,
+    #[schema(schema_with = rule_schemas::name)]
     pub name: String,
-    /// IANA time zone name.
     #[serde(default = "default_time_zone")]
-    #[schema(example = "Europe/Zurich")]
+    #[schema(schema_with = rule_schemas::time_zone)]
     pub time_zone: String,
     #[serde(default)]
     pub users: Vec<UserSpec>,
@@ -121,20 +122,21 @@ pub struct TenantSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
-    /// Digits; unique within the tenant.
     #[serde(deserialize_with = "string_or_integer")]
-    #[schema(example = "1001")]
+    #[schema(schema_with = rule_schemas::provisioned_extension)]
     pub extension: String,
+    #[schema(schema_with = rule_schemas::name)]
     pub display_name: String,
+    /// Another name to log in to the portal with: 1 to 64 letters, digits, `-`, `_`,
+    /// `.` or `+`; unique within the tenant.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub portal_login: Option<String>,
     /// `user` or `tenant_admin`; omitted: unchanged (`user` for a new user).
     #[serde(default)]
     pub role: Option<UserRole>,
-    /// Portal password (8 to 128 characters), stored as an argon2id hash; omitted:
-    /// unchanged (a new user then cannot log in until one is set).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = rule_schemas::optional_password)]
     pub password: Option<Secret>,
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
@@ -143,16 +145,14 @@ pub struct UserSpec {
 #[derive(Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
-    /// Digest user name; unique within the tenant.
     #[serde(deserialize_with = "string_or_integer")]
-    #[schema(example = "1001")]
+    #[schema(schema_with = rule_schemas::provisioned_sip_username)]
     pub sip_username: String,
     /// Only its HA1s are stored.
+    #[schema(schema_with = rule_schemas::password)]
     pub password: String,
-    /// The digest algorithms the phone is challenged with, preferred first (`[MD5]` for
-    /// phones that know only MD5); empty: the platform's. Omitted: kept as it is.
     #[serde(default)]
-    #[schema(example = json!(["MD5"]))]
+    #[schema(schema_with = rule_schemas::digest_algorithms)]
     pub digest_algorithms: Option<Vec<String>>,
 }
 
@@ -169,32 +169,41 @@ impl fmt::Debug for DeviceSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DidSpec {
-    /// E.164 with the leading `+`.
-    #[schema(example = "+41445550100")]
+    /// E.164 (`+`, then 2 to 15 digits, not starting with 0), unique across all
+    /// tenants.
+    #[schema(example = "+41445550100", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub number: String,
     /// The user the number rings: in this document or already provisioned.
     #[serde(deserialize_with = "string_or_integer")]
-    #[schema(example = "1001")]
+    #[schema(schema_with = rule_schemas::provisioned_extension)]
     pub extension: String,
 }
 
 #[derive(Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkSpec {
+    /// 1 to 64 letters, digits, `-`, `_` or `.`; unique within the tenant.
+    #[schema(example = "carrier", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
+    #[schema(schema_with = rule_schemas::host)]
     pub peer_host: String,
+    /// 5060 when omitted.
     #[serde(default = "default_sip_port")]
+    #[schema(minimum = 1, maximum = 65535)]
     pub peer_port: u16,
+    /// `udp` when omitted.
     #[serde(default = "default_transport")]
-    #[schema(value_type = String, example = "udp")]
+    #[schema(value_type = crate::web::model_schema::TransportDoc)]
     pub transport: TransportKind,
-    /// Outbound digest credentials; both or neither.
+    /// Outbound digest credentials; both or neither, neither empty.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub username: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub password: Option<String>,
-    /// Addresses or CIDR blocks accepted as this carrier's inbound sources.
     #[serde(default)]
+    #[schema(schema_with = rule_schemas::provisioned_sources)]
     pub inbound_sources: Vec<String>,
 }
 

@@ -179,13 +179,14 @@ async fn api_requires_the_bearer_token() {
         .await
         .unwrap();
     assert_error(&read(resp).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    // The API's description is public.
     let resp = api
         .http
         .get(format!("{}/api/v1/openapi.json", api.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         api.get("/api/v1/tenants").await,
         (StatusCode::OK, json!([]))
@@ -656,6 +657,36 @@ async fn bad_input_is_a_json_error() {
         StatusCode::BAD_REQUEST,
         "bad_json",
     );
+    // A body is an object, never the fields in an array (which serde would take).
+    assert_error(
+        &api.post(&users, json!(["1001", "A"])).await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    assert_error(
+        &api.put(&format!("/api/v1/tenants/{t}/quotas"), json!([null, null]))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
+    // A number without a fraction is an integer, however written (JSON has numbers).
+    let (status, trunk) = api
+        .post(
+            &format!("/api/v1/tenants/{t}/trunks"),
+            json!({"name": "carrier", "peer_host": "127.0.0.2", "peer_port": 5070.0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{trunk}");
+    assert_eq!(trunk["peer_port"], 5070);
+    assert_error(
+        &api.post(
+            &format!("/api/v1/tenants/{t}/trunks"),
+            json!({"name": "other", "peer_host": "127.0.0.2", "peer_port": 5070.5}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_json",
+    );
     // No content type.
     let resp = api
         .http
@@ -810,4 +841,46 @@ async fn openapi_document_lists_the_paths() {
         .is_none());
     assert!(schemas["DeviceView"]["properties"].get("ha1_md5").is_none());
     assert!(schemas["TrunkView"]["properties"].get("password").is_none());
+    // Every reference resolves (the exports' parameters once named undefined schemas).
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let target = r.strip_prefix('#').and_then(|pointer| doc.pointer(pointer));
+        assert!(target.is_some(), "{r} names nothing in the document");
+    }
+    // The errors every operation can give are listed where they can happen.
+    for (path, item) in paths.iter().filter(|(p, _)| p.starts_with("/api/v1/")) {
+        for (method, op) in item.as_object().unwrap() {
+            let answers = op["responses"].as_object().unwrap();
+            let has = |s: &str| answers.contains_key(s);
+            let json_body = op["requestBody"]["content"]["application/json"].is_object();
+            if json_body {
+                for s in ["400", "413", "415"] {
+                    assert!(has(s), "{method} {path} lacks {s}");
+                }
+            }
+            if path.contains('{') {
+                assert!(has("404"), "{method} {path} lacks 404");
+            }
+            if path != "/api/v1/auth/login" {
+                assert!(has("401") && has("403"), "{method} {path} lacks 401/403");
+            }
+        }
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r.clone()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_refs(i, out)),
+        _ => {}
+    }
 }

@@ -281,6 +281,33 @@ fn another_tenants_user_has_no_stream_here() {
         None,
     );
     assert_eq!(status, 400, "{body}");
+    // Last-Event-ID says the same as since: one that is not text is as bad, and an
+    // empty one is none, which leaves a bad since to be refused.
+    let sse = format!("/tenants/{b}/users/{zoe}/events/sse");
+    let not_text = reqwest::header::HeaderValue::from_bytes(&[0xc2, 0x84]).unwrap();
+    assert_eq!(sse_status(&s, &sse, not_text), 400);
+    let empty = reqwest::header::HeaderValue::from_static("");
+    assert_eq!(sse_status(&s, &format!("{sse}?since=garbage"), empty), 400);
+}
+
+/// The status of an event stream request with `Last-Event-ID: last` (its body is
+/// left unread: a stream that opened does not end).
+fn sse_status(s: &Setup, path: &str, last: reqwest::header::HeaderValue) -> u16 {
+    let url = format!("{}/api/v1{path}", s.tsps.http_url());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(s.tsps.api_token())
+            .header("last-event-id", last)
+            .send()
+            .await
+            .unwrap();
+        resp.status().as_u16()
+    })
 }
 
 fn metrics(s: &Setup) -> String {

@@ -888,6 +888,18 @@ async fn import_and_export_refuse_what_they_cannot_read() {
         "{}",
         got.1
     );
+    // A "vCard" without a single card is another file (or none): refused whole,
+    // rather than 200 with everything skipped.
+    for not_vcard in ["name,phones\nAnna,+41445550100\n", ""] {
+        let got = api
+            .upload(&format!("{base}/import"), "text/vcard", not_vcard)
+            .await;
+        assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "invalid_file");
+        assert_eq!(
+            got.1["error"]["message"],
+            "the file cannot be imported: body: line 1: the file holds no vCard (BEGIN:VCARD)"
+        );
+    }
     let resp = api
         .http
         .post(format!("{}{base}/import", api.base))

@@ -23,6 +23,7 @@ pub mod tenant;
 #[cfg(test)]
 pub mod testkit;
 pub mod user;
+pub mod wire;
 
 pub use directory::Directory;
 pub use ids::*;

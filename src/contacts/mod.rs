@@ -16,6 +16,7 @@ pub use csv_file::{read_csv, write_csv};
 pub use e164::normalize;
 pub use vcard::{read_vcards, write_vcards, VcardVersion};
 
+use crate::web::rule_schemas;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -132,15 +133,17 @@ impl From<ContactNumber> for tsps_actors::ports::ContactEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DialingRules {
-    /// The tenant's country calling code without `+` (`41`); empty: every number must
-    /// be written in international form.
-    #[schema(example = "41")]
+    /// The tenant's country calling code without `+` (`41`): 1 to 3 digits, not
+    /// starting with 0; empty: every number must be written in international form.
+    #[schema(example = "41", pattern = "^(?:[1-9][0-9]{0,2})?$")]
     pub country_code: String,
-    /// Dialled before a national number (`0` in most of Europe); may be empty.
-    #[schema(example = "0")]
+    /// Dialled before a national number (`0` in most of Europe): at most 4 digits; may
+    /// be empty.
+    #[schema(example = "0", pattern = "^[0-9]{0,4}$")]
     pub national_prefix: String,
-    /// Dialled before a country code (`00`, `011`); may be empty.
-    #[schema(example = "00")]
+    /// Dialled before a country code (`00`, `011`): at most 4 digits, not the national
+    /// prefix; may be empty.
+    #[schema(example = "00", pattern = "^[0-9]{0,4}$")]
     pub international_prefix: String,
 }
 
@@ -195,10 +198,10 @@ impl DialingRules {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tsps_actors::wire::object")]
     pub dialing: DialingRules,
-    /// A notice from the tenant admin, shown on every user's portal home page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = rule_schemas::notice)]
     pub notice: Option<String>,
 }
 
@@ -218,21 +221,20 @@ pub enum ContactError {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactDraft {
-    /// 1 to 200 characters.
-    #[schema(example = "Anna Muster")]
+    #[schema(schema_with = rule_schemas::contact_name)]
     pub name: String,
     #[serde(default)]
+    #[schema(schema_with = rule_schemas::contact_company)]
     pub company: Option<String>,
     #[serde(default)]
-    #[schema(example = "anna@muster.test")]
+    #[schema(schema_with = rule_schemas::contact_email)]
     pub email: Option<String>,
-    /// For a personal contact, one of the owner's handling codes; for a shared one,
-    /// any name (it applies to users who define that code).
     #[serde(default)]
-    #[schema(example = "VIP")]
+    #[schema(schema_with = rule_schemas::contact_handling_code)]
     pub handling_code: Option<String>,
     /// At most 20.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub numbers: Vec<PhoneDraft>,
 }
 
@@ -242,9 +244,8 @@ pub struct PhoneDraft {
     /// As written: normalized to E.164 with the tenant's dialing rules when stored.
     #[schema(example = "044 555 01 00")]
     pub number: String,
-    /// Up to 30 letters, digits, spaces, `-` or `_`.
     #[serde(default)]
-    #[schema(example = "work")]
+    #[schema(schema_with = rule_schemas::phone_label)]
     pub label: Option<String>,
 }
 

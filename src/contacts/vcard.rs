@@ -8,7 +8,7 @@
 //! skipped; the cards around it are still read. vCard 2.1 (quoted-printable, bare
 //! parameters) is refused with a message saying so rather than read half right.
 
-use super::{Contact, ContactDraft, ImportedContact, LineError, PhoneDraft};
+use super::{Contact, ContactDraft, ContactError, ImportedContact, LineError, PhoneDraft};
 
 /// The version written by [`write_vcards`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,11 +25,14 @@ const FOLD_AT: usize = 75;
 /// TYPE values that say nothing a user would call a label.
 const NOT_LABELS: &[&str] = &["voice", "pref", "internet", "text", "x400"];
 
-/// Reads every card of `text`: the contacts found, and the cards skipped with why.
-pub fn read_vcards(text: &str) -> (Vec<ImportedContact>, Vec<LineError>) {
+/// Reads every card of `text`: the contacts found, and the cards skipped with why. A
+/// text without a single `BEGIN:VCARD` is no vCard file at all (an empty one, or
+/// another kind of file sent as `text/vcard`): a [`ContactError::File`].
+pub fn read_vcards(text: &str) -> Result<(Vec<ImportedContact>, Vec<LineError>), ContactError> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     let mut card: Option<Card> = None;
+    let mut any_card = false;
     // Report a run of stray lines between cards once, not line by line.
     let mut stray_reported = false;
     for (line_no, line) in unfold(text) {
@@ -47,6 +50,7 @@ pub fn read_vcards(text: &str) -> (Vec<ImportedContact>, Vec<LineError>) {
                 });
             }
             card = Some(Card::new(line_no));
+            any_card = true;
             stray_reported = false;
             continue;
         }
@@ -84,7 +88,13 @@ pub fn read_vcards(text: &str) -> (Vec<ImportedContact>, Vec<LineError>) {
             message: "vCard has no END:VCARD".into(),
         });
     }
-    (found, errors)
+    if !any_card {
+        return Err(ContactError::File {
+            line: 1,
+            reason: "the file holds no vCard (BEGIN:VCARD)".into(),
+        });
+    }
+    Ok((found, errors))
 }
 
 /// Logical lines with the number of the physical line each starts on (1-based).
@@ -434,7 +444,7 @@ mod tests {
     use tsps_actors::TenantId;
 
     fn drafts(text: &str) -> Vec<ContactDraft> {
-        let (found, errors) = read_vcards(text);
+        let (found, errors) = read_vcards(text).unwrap();
         assert_eq!(errors, []);
         found.into_iter().map(|c| c.draft).collect()
     }
@@ -542,7 +552,7 @@ FN:Last
 BEGIN:VCARD
 FN:Unfinished
 ";
-        let (found, errors) = read_vcards(text);
+        let (found, errors) = read_vcards(text).unwrap();
         let names: Vec<_> = found.iter().map(|c| c.draft.name.as_str()).collect();
         assert_eq!(names, ["First"]);
         assert_eq!(found[0].line, 1);
@@ -568,9 +578,17 @@ FN:Unfinished
     }
 
     #[test]
-    fn empty_input_has_no_contacts_and_no_errors() {
-        assert_eq!(read_vcards(""), (vec![], vec![]));
-        assert_eq!(read_vcards("\r\n\r\n"), (vec![], vec![]));
+    fn a_text_without_a_card_is_no_vcard_file() {
+        let no_file = Err(ContactError::File {
+            line: 1,
+            reason: "the file holds no vCard (BEGIN:VCARD)".into(),
+        });
+        for text in ["", "\r\n\r\n", "name,phones\nAnna,+41445550100\n", "hello"] {
+            assert_eq!(read_vcards(text), no_file, "{text:?}");
+        }
+        // One broken card is a card: skipped with its line, not the file refused.
+        let (found, errors) = read_vcards("BEGIN:VCARD\nVERSION:3.0\nEND:VCARD\n").unwrap();
+        assert_eq!((found.len(), errors.len()), (0, 1));
     }
 
     fn contact(name: &str) -> Contact {

@@ -12,15 +12,19 @@ use utoipa::ToSchema;
 pub struct TenantQuotas {
     /// Contacts of the tenant: shared and every user's personal ones.
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295u64)]
     pub contacts: Option<u32>,
     /// Personal contacts of one user.
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295u64)]
     pub contacts_per_user: Option<u32>,
     /// SIP devices (phones) of the tenant.
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295u64)]
     pub devices: Option<u32>,
     /// SIP subscriptions (SUBSCRIBE) the tenant's phones may hold at once, per node.
     #[serde(default)]
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295u64)]
     pub subscriptions: Option<u32>,
 }
 

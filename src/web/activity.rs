@@ -4,7 +4,8 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
-use super::ApiState;
+use super::model_schema::{CallDirectionDoc, CallOutcomeDoc, PartyDoc};
+use super::{rule_schemas, ApiState};
 use crate::store::{CallHistoryQuery, CallSide};
 use axum::extract::State;
 use axum::Json;
@@ -21,6 +22,7 @@ const MAX_CALLS: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct CallsQuery {
     /// How many records, newest first: 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -31,18 +33,18 @@ const MAX_SEARCH: usize = 64;
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// How many records, newest first: 1 to 1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only calls that started before this instant (RFC 3339): pass the `started_at`
     /// of the last call of a page to get the next page.
     pub before: Option<DateTime<Utc>>,
-    /// Only calls whose caller or callee contains this text (e.g. digits of a number).
+    #[param(schema_with = rule_schemas::history_search)]
     pub q: Option<String>,
     /// `outgoing` (the user called) or `incoming` (the user was called).
-    #[param(value_type = Option<String>, example = "incoming")]
+    #[param(inline)]
     pub direction: Option<CallSide>,
-    /// One outcome: `answered`, `busy`, `no_answer`, `cancelled`, `unavailable`,
-    /// `rejected` or `failed`.
-    #[param(value_type = Option<String>, example = "no_answer")]
+    /// One outcome.
+    #[param(value_type = Option<CallOutcomeDoc>, inline)]
     pub outcome: Option<CallOutcome>,
 }
 
@@ -50,7 +52,7 @@ pub struct HistoryQuery {
 pub struct CallView {
     #[schema(value_type = Uuid)]
     pub id: CallId,
-    #[schema(value_type = String, example = "internal")]
+    #[schema(value_type = CallDirectionDoc)]
     pub direction: CallDirection,
     pub caller: String,
     pub callee: String,
@@ -61,9 +63,9 @@ pub struct CallView {
     pub started_at: DateTime<Utc>,
     pub answered_at: Option<DateTime<Utc>>,
     pub ended_at: DateTime<Utc>,
-    #[schema(value_type = String, example = "answered")]
+    #[schema(value_type = CallOutcomeDoc)]
     pub outcome: CallOutcome,
-    #[schema(value_type = Option<String>, example = "callee")]
+    #[schema(value_type = Option<PartyDoc>)]
     pub hangup_by: Option<Party>,
     /// Why the call was routed as it was: the feature server's reasons, in order.
     pub decision: Vec<String>,
@@ -74,7 +76,7 @@ pub struct CallView {
 pub struct LegView {
     #[schema(value_type = Uuid)]
     pub id: LegId,
-    #[schema(value_type = String, example = "callee")]
+    #[schema(value_type = PartyDoc)]
     pub role: Party,
     pub target: String,
     pub started_at: DateTime<Utc>,

@@ -7,8 +7,8 @@
 //! request extension. Handlers stay unaware of authorization, and a new route is
 //! covered by the path rules the moment it is added:
 //!
-//! - outside `/api/v1` (`/healthz`, the portal's pages) and `POST /api/v1/auth/login`:
-//!   open;
+//! - outside `/api/v1` (`/healthz`, the portal's pages), `POST /api/v1/auth/login` and
+//!   the OpenAPI document (`/api/v1/openapi.json`): open;
 //! - the operator (bearer token, or an operator's portal session): everything;
 //! - `/api/v1/auth/...`: any session;
 //! - `/api/v1/tenants/{t}/users/{u}` and below: the user `u` itself, or a tenant admin
@@ -22,8 +22,8 @@
 //!   status, event stream and watch list, and reads of its record, devices, external
 //!   phones, profile and call history; reads of `t` and its user directory; nothing
 //!   else (no administration, no `/auth/...`);
-//! - anything else (`/tenants`, `/provision`, `/testing/clock`, the OpenAPI document):
-//!   the operator only.
+//! - anything else (`/tenants`, `/provision`, `/testing/clock`, `/metrics`): the
+//!   operator only.
 //!
 //! A session or integration asking for another tenant, or a user (an integration) for
 //! a user not its own (not in its scope), gets 404 (the same answer as for an id that
@@ -63,6 +63,8 @@ use tsps_actors::{TenantId, UserId};
 /// The prefix every authorized route lives under.
 const API: &str = "/api/v1";
 const LOGIN: &str = "/api/v1/auth/login";
+/// The OpenAPI document: public, like any API's description.
+const OPENAPI: &str = "/api/v1/openapi.json";
 /// The header a cookie-authenticated write must carry.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -352,7 +354,7 @@ pub fn decide(principal: Option<&Principal>, method: &Method, path: &str) -> Acc
         // `/api/v1x...`: not the API (and not routed).
         return Access::Allow;
     }
-    if path == LOGIN {
+    if path == LOGIN || path == OPENAPI {
         return Access::Allow;
     }
     let Some(principal) = principal else {
@@ -514,7 +516,7 @@ fn forbidden(message: &str) -> Response {
 pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if decide(None, req.method(), &path) == Access::Allow {
-        // Open: outside the API, or the login itself.
+        // Open: outside the API, the login itself, the OpenAPI document.
         if path.starts_with(API) {
             let ip = req
                 .extensions()
@@ -648,6 +650,11 @@ mod tests {
             (None, M::GET, "/healthz".into(), "allow"),
             (None, M::GET, "/portal/index.html".into(), "allow"),
             (None, M::POST, "/api/v1/auth/login".into(), "allow"),
+            (None, M::GET, "/api/v1/openapi.json".into(), "allow"),
+            (user, M::GET, "/api/v1/openapi.json".into(), "allow"),
+            // ... but only that path: not one below or beside it.
+            (None, M::GET, "/api/v1/openapi.json/x".into(), "401"),
+            (None, M::GET, "/api/v1/openapi.jso".into(), "401"),
             // Everything else of the API needs credentials.
             (None, M::GET, "/api/v1/tenants".into(), "401"),
             (None, M::GET, "/api/v1/auth/me".into(), "401"),
@@ -725,7 +732,6 @@ mod tests {
             (user, M::POST, "/api/v1/tenants".into(), "403"),
             (user, M::PUT, "/api/v1/provision".into(), "403"),
             (user, M::PUT, "/api/v1/testing/clock".into(), "403"),
-            (user, M::GET, "/api/v1/openapi.json".into(), "403"),
             (user, M::GET, "/api/v1/metrics".into(), "403"),
             (admin, M::GET, "/api/v1/metrics".into(), "403"),
             (user, M::GET, "/api/v1".into(), "403"),
@@ -833,7 +839,7 @@ mod tests {
             (cti, M::PUT, "/api/v1/provision".into(), "403"),
             (cti, M::PUT, "/api/v1/testing/clock".into(), "403"),
             (cti, M::GET, "/api/v1/metrics".into(), "403"),
-            (cti, M::GET, "/api/v1/openapi.json".into(), "403"),
+            (cti, M::GET, "/api/v1/openapi.json".into(), "allow"),
             // A token for every user of the tenant: any of them, still nothing more.
             (all, M::POST, format!("{out}/calls"), "allow"),
             (all, M::GET, format!("{out}/events/ws"), "allow"),

@@ -93,8 +93,10 @@ pub struct ImportIssue {
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `vcard` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<ExportFormat>,
     /// vCard version: `3.0` (default) or `4.0`.
+    #[param(inline)]
     pub version: Option<VcardVersionParam>,
 }
 
@@ -341,16 +343,17 @@ async fn import(
     let scope = Scope::load(st, tenant, owner).await?;
     // Full already: say so before reading the file.
     super::quotas::room_for_contacts(st, tenant, owner, 1).await?;
-    let (found, mut errors): (Vec<ImportedContact>, Vec<LineError>) = match kind {
+    let read = match kind {
         FileKind::Vcard => contacts::read_vcards(text),
-        FileKind::Csv => contacts::read_csv(text).map_err(|e| {
-            ApiError::unprocessable(
-                "invalid_file",
-                "the file cannot be imported",
-                vec![issue(e)],
-            )
-        })?,
+        FileKind::Csv => contacts::read_csv(text),
     };
+    let (found, mut errors): (Vec<ImportedContact>, Vec<LineError>) = read.map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_file",
+            "the file cannot be imported",
+            vec![issue(e)],
+        )
+    })?;
     let mut seen: HashSet<ContentKey> = st
         .store()
         .list_contacts(tenant, owner)
@@ -458,6 +461,8 @@ pub async fn list_personal(
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = ContactDraft,
     responses((status = 201, body = ContactView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the tenant's or \
+            the user's contacts are at their quota"),
         (status = 422, body = ErrorBody, description = "`invalid_contact`: a number that \
             cannot be made E.164, a handling code the user does not have, ...")))]
 pub async fn create_personal(
@@ -512,8 +517,11 @@ pub async fn delete_personal(
     responses((status = 200, body = ImportSummary,
             description = "contacts created; bad ones skipped with their line numbers"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the contacts \
+            would not fit the quota (nothing is imported)"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody, description = "`invalid_file`: an unusable CSV header")))]
+        (status = 422, body = ErrorBody, description = "`invalid_file`: no vCard in a \
+            vCard file (not one `BEGIN:VCARD`), an unusable CSV header")))]
 pub async fn import_personal(
     State(st): State<ApiState>,
     ApiPath((t, u)): ApiPath<(TenantId, UserId)>,
@@ -553,7 +561,10 @@ pub async fn list_shared(
 #[utoipa::path(post, path = "/tenants/{tenant_id}/contacts", tag = "contacts",
     params(("tenant_id" = Uuid, Path)), request_body = ContactDraft,
     responses((status = 201, body = ContactView), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the tenant's \
+            contacts are at their quota"),
+        (status = 422, body = ErrorBody, description = "`invalid_contact`")))]
 pub async fn create_shared(
     State(st): State<ApiState>,
     ApiPath(t): ApiPath<TenantId>,
@@ -598,9 +609,14 @@ pub async fn delete_shared(
     params(("tenant_id" = Uuid, Path)),
     request_body(description = "a vCard 3.0/4.0 or CSV file (UTF-8)",
         content((String = "text/vcard"), (String = "text/csv"))),
-    responses((status = 200, body = ImportSummary), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ImportSummary,
+            description = "contacts created; bad ones skipped with their line numbers"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`quota_exceeded`: the contacts \
+            would not fit the quota (nothing is imported)"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_file`: no vCard in a \
+            vCard file (not one `BEGIN:VCARD`), an unusable CSV header")))]
 pub async fn import_shared(
     State(st): State<ApiState>,
     ApiPath(t): ApiPath<TenantId>,

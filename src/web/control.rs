@@ -51,8 +51,9 @@ pub struct PlaceCallBody {
     /// through the tenant's trunk).
     #[schema(value_type = uuid::Uuid)]
     pub device_id: DeviceId,
-    /// An extension of the tenant or an outside number, as the user would dial it.
-    #[schema(example = "1002")]
+    /// An extension of the tenant or an outside number, as the user would dial it
+    /// (at most 32 characters: `422 invalid_target` beyond).
+    #[schema(example = "1002", max_length = 32)]
     pub destination: String,
 }
 
@@ -66,8 +67,9 @@ pub struct PlacedCall {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
-    /// Blind transfer: an extension or an outside number, routed like a forward.
-    #[schema(example = "1003")]
+    /// Blind transfer: an extension or an outside number, routed like a forward (at
+    /// most 32 characters).
+    #[schema(example = "1003", max_length = 32)]
     pub target: Option<String>,
     /// Consultative transfer: the user's other answered call. Its other party is
     /// joined with this call's other party; the user's legs of both calls are released.

@@ -9,7 +9,7 @@
 
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, ApiState};
+use super::{field, reloaded, rule_schemas, ApiState};
 use crate::contacts::e164;
 use crate::provision::rules;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
@@ -58,9 +58,12 @@ impl From<Device> for DeviceView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceInput {
-    #[schema(example = "1001")]
+    /// Digest user name: 1 to 64 letters, digits, `-`, `_`, `.` or `+`; unique within
+    /// the tenant.
+    #[schema(example = "1001", pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub sip_username: String,
-    /// At least 8 characters; only its HA1s are stored.
+    /// Only its HA1s are stored.
+    #[schema(schema_with = rule_schemas::password)]
     pub password: String,
     /// The phone supports remote answer (BroadWorks `talk` event): `answer` on a call
     /// ringing on it makes it answer by itself. Default false; a PUT without it keeps
@@ -71,7 +74,7 @@ pub struct DeviceInput {
     /// for phones that know only MD5 (and fail when SHA-256 is offered beside it), `[]`
     /// for the platform's list. A PUT without it keeps the current value.
     #[serde(default)]
-    #[schema(example = json!(["MD5"]))]
+    #[schema(schema_with = rule_schemas::digest_algorithms)]
     pub digest_algorithms: Option<Vec<String>>,
 }
 
@@ -251,7 +254,7 @@ pub struct ExternalPhoneInput {
     #[schema(example = "+41 79 123 45 67")]
     pub number: String,
     #[serde(default)]
-    #[schema(example = "Mobile")]
+    #[schema(schema_with = rule_schemas::external_phone_label)]
     pub label: String,
 }
 

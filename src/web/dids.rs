@@ -32,8 +32,9 @@ impl From<Did> for DidView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDid {
-    /// E.164, unique across all tenants.
-    #[schema(example = "+41445550100")]
+    /// E.164 (`+`, then 2 to 15 digits, not starting with 0), unique across all
+    /// tenants.
+    #[schema(example = "+41445550100", pattern = r"^\+[1-9][0-9]{1,14}$")]
     pub number: String,
     #[schema(value_type = Uuid)]
     pub user_id: UserId,

@@ -103,8 +103,10 @@ impl Opener {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// The `resume` token of the last message the client saw: what was missed is
-    /// replayed, or a snapshot is sent when that is too old.
+    /// The `resume` token of the last message the client saw (`epoch:seq`, hexadecimal
+    /// and decimal): what was missed is replayed, or a snapshot is sent when that is
+    /// too old.
+    #[param(pattern = r"^(?:\+?[0-9A-Fa-f]{1,16}:\+?[0-9]{1,19})?$")]
     pub since: Option<String>,
 }
 
@@ -199,7 +201,8 @@ async fn pump(mut socket: WebSocket, mut session: Session, revoked: impl Future<
 /// (browsers send it back as `Last-Event-ID` when they reconnect), `data` the JSON.
 #[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/events/sse", tag = "events",
     params(("tenant_id" = Uuid, Path), ("user_id" = Uuid, Path), EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "resume token, as `since`")),
+        ("Last-Event-ID" = Option<String>, Header, description = "resume token, as `since`",
+            nullable = false, pattern = r"^(?:\+?[0-9A-Fa-f]{1,16}:\+?[0-9]{1,19})?$")),
     responses((status = 200, content_type = "text/event-stream", description = "the event stream"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn events_sse(
@@ -209,10 +212,17 @@ pub async fn events_sse(
     ApiQuery(q): ApiQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Not text at all is no resume token either (rather than no header); an empty one
+    // is none (and leaves `since` to say).
     let last = headers
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| ApiError::invalid("Last-Event-ID", "not a resume token (epoch:seq)"))
+        })
+        .transpose()?
+        .filter(|s| !s.is_empty());
     // Listening from before the first byte (see events_ws).
     let revoked = opener.revoked(tenant, user);
     let since = resume(last.as_deref().or(q.since.as_deref()))?;
@@ -242,7 +252,7 @@ pub async fn events_sse(
 #[serde(deny_unknown_fields)]
 pub struct WatchBody {
     /// Users of the same tenant (at most 500); an empty list watches nobody.
-    #[schema(value_type = Vec<uuid::Uuid>)]
+    #[schema(value_type = Vec<uuid::Uuid>, max_items = 500)]
     pub users: Vec<UserId>,
 }
 

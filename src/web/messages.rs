@@ -5,7 +5,7 @@
 
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::ApiState;
+use super::{rule_schemas, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -22,8 +22,7 @@ pub struct MessageBody {
     /// The recipient: a user id or an extension of the same tenant.
     #[schema(example = "1002")]
     pub to: String,
-    /// 1 to 500 characters.
-    #[schema(example = "Can you take the Smith call after this one?")]
+    #[schema(schema_with = rule_schemas::message_text)]
     pub text: String,
     /// The call the message is about (the portal's chat on a line).
     #[serde(default)]

@@ -21,6 +21,7 @@ mod events;
 mod extract;
 pub mod live;
 mod messages;
+pub(crate) mod model_schema;
 pub(crate) mod password;
 mod policy;
 mod portal;
@@ -28,6 +29,7 @@ mod profile;
 mod profile_schema;
 mod quotas;
 mod revalidate;
+pub(crate) mod rule_schemas;
 mod security;
 pub mod serve;
 mod session;
@@ -140,6 +142,155 @@ impl Modify for BearerAuth {
             SecurityRequirement::new("bearer", Vec::<String>::new()),
             SecurityRequirement::new("session", Vec::<String>::new()),
         ]);
+    }
+}
+
+/// The error answers any operation under `/api/v1` can give besides its own: the
+/// extractors' (a path or query parameter that does not parse, a body that is not JSON
+/// of the schema, too large or without its `Content-Type`), a rule's `invalid`, and
+/// [`auth`]'s 401, 403 and 404. Added to every operation that does not state the
+/// status itself: an operation's own entry says more (which 422 code, why a 404).
+/// Applied to the finished document, after the routes have added their operations.
+struct CommonErrors;
+
+impl CommonErrors {
+    /// (status, component name, description); the body is always an [`ErrorBody`].
+    const RESPONSES: [(&'static str, &'static str, &'static str); 6] = [
+        (
+            "400",
+            "BadRequest",
+            "`bad_request`: a path or query parameter that does not parse; \
+            `bad_json`: a body that is not JSON, or not of the schema; `invalid`: a value \
+            that breaks a rule (the message names the field)",
+        ),
+        (
+            "401",
+            "Unauthorized",
+            "`unauthorized`: no credentials, or ones that open nothing",
+        ),
+        (
+            "403",
+            "Forbidden",
+            "`forbidden`: not for the caller's role, or a session's write \
+            without `X-CSRF-Token`",
+        ),
+        (
+            "404",
+            "NotFound",
+            "`not_found`: no such object in this tenant (another tenant's \
+            is not found either)",
+        ),
+        (
+            "413",
+            "PayloadTooLarge",
+            "`payload_too_large`: a body larger than 2 MB",
+        ),
+        (
+            "415",
+            "UnsupportedMediaType",
+            "`unsupported_media_type`: a body without \
+            `Content-Type: application/json`",
+        ),
+    ];
+}
+
+impl Modify for CommonErrors {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (_, name, description) in Self::RESPONSES {
+            let body = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            components.responses.insert(
+                name.to_string(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content("application/json", body)
+                        .build(),
+                ),
+            );
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let in_path = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let json_body = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                // `security(())`: open to anyone (the login), so never 401 or 403.
+                let open = op
+                    .security
+                    .as_ref()
+                    .is_some_and(|s| s.iter().all(|r| *r == SecurityRequirement::default()));
+                for (status, name, description) in Self::RESPONSES {
+                    let applies = match status {
+                        "400" => !params.is_empty() || op.request_body.is_some(),
+                        "401" | "403" => !open,
+                        "404" => in_path,
+                        _ => json_body,
+                    };
+                    match op.responses.responses.get_mut(status) {
+                        // Stated without a word of its own: say what it means.
+                        Some(RefOr::T(own)) if own.description.is_empty() => {
+                            own.description = description.to_string();
+                        }
+                        Some(_) => {}
+                        None if applies => {
+                            op.responses.responses.insert(
+                                status.to_string(),
+                                RefOr::Ref(Ref::from_response_name(name)),
+                            );
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The internally tagged enums whose variants refuse unknown fields
+/// (`deny_unknown_fields`): utoipa leaves their variants' objects open, so the
+/// document says so here.
+struct ClosedVariants;
+
+impl ClosedVariants {
+    const SCHEMAS: [&'static str; 1] = ["OverrideBody"];
+}
+
+impl Modify for ClosedVariants {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        use utoipa::openapi::RefOr;
+        let Some(components) = doc.components.as_mut() else {
+            return;
+        };
+        for name in Self::SCHEMAS {
+            let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(name) else {
+                panic!("{name} is no longer a oneOf schema: see ClosedVariants");
+            };
+            for variant in &mut one_of.items {
+                if let RefOr::T(Schema::Object(o)) = variant {
+                    o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                }
+            }
+        }
     }
 }
 
@@ -257,6 +408,9 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         .nest("/api/v1", v1)
         .routes(routes!(healthz))
         .split_for_parts();
+    let mut doc = doc;
+    CommonErrors.modify(&mut doc);
+    ClosedVariants.modify(&mut doc);
     let doc = Arc::new(doc);
     let api = api
         .route(
@@ -266,7 +420,8 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        // Every matched route; `auth::decide` lets `/healthz` and the login through.
+        // Every matched route; `auth::decide` lets `/healthz`, the login and this
+        // document through.
         .route_layer(middleware::from_fn_with_state(auth, auth::authorize));
     // The portal's pages hold no data: served without the token (see `portal`).
     api.merge(portal::router())

@@ -15,12 +15,27 @@ use utoipa::ToSchema;
 
 const MAX_URI: usize = 512;
 
+/// One user's policy in the tenant's list: the fields of [`UserPolicy`] beside the
+/// user's id, spelled out (a flattened `UserPolicy` would be documented as an `allOf`
+/// whose part allows no `user_id`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserPolicyView {
     #[schema(value_type = Uuid)]
     pub user_id: UserId,
-    #[serde(flatten)]
-    pub policy: UserPolicy,
+    pub mode: PolicyMode,
+    /// Set exactly when `mode` is `external`.
+    #[schema(example = "sip:alice@127.0.0.1:5080")]
+    pub external_uri: Option<String>,
+}
+
+impl UserPolicyView {
+    fn new(user_id: UserId, policy: UserPolicy) -> Self {
+        Self {
+            user_id,
+            mode: policy.mode,
+            external_uri: policy.external_uri,
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/tenants/{tenant_id}/users/{user_id}/policy", tag = "policies",
@@ -73,7 +88,7 @@ pub async fn list_policies(
     let all = st.store().list_user_policies(tenant_id).await?;
     Ok(Json(
         all.into_iter()
-            .map(|(user_id, policy)| UserPolicyView { user_id, policy })
+            .map(|(user_id, policy)| UserPolicyView::new(user_id, policy))
             .collect(),
     ))
 }

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 /// on PUT and takes its default when left out.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Profile)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProfileDoc {
     /// Named codes a user attaches to contacts (VIP, Family, Block).
     handling_codes: Vec<HandlingCodeDoc>,
@@ -21,7 +22,7 @@ pub struct ProfileDoc {
     /// Rung together with the user's devices (simultaneous ring).
     simultaneous: Vec<TargetDoc>,
     /// How long devices ring when no other rule says: 5 to 600, default 30.
-    #[schema(example = 30)]
+    #[schema(example = 30, minimum = 5, maximum = 600)]
     ring_seconds: u32,
     forwarding: ForwardingDoc,
     dnd: DoNotDisturbDoc,
@@ -34,16 +35,60 @@ pub struct ProfileDoc {
     attendant: Option<TargetDoc>,
 }
 
+/// What a field left out of a PUT becomes (the test below holds it to
+/// `Profile::default`).
+impl Default for ProfileDoc {
+    fn default() -> Self {
+        Self {
+            handling_codes: Vec::new(),
+            default_handling: HandlingDoc::Ring,
+            simultaneous: Vec::new(),
+            ring_seconds: 30,
+            forwarding: ForwardingDoc::default(),
+            dnd: DoNotDisturbDoc::default(),
+            call_waiting: true,
+            schedules: Vec::new(),
+            caller_rules: CallerRulesDoc::default(),
+            attendant: None,
+        }
+    }
+}
+
 /// Where a call can be sent: `"devices"`, `"attendant"`, `{"extension": "1002"}` or
 /// `{"number": "+41445550100"}`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Target)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum TargetDoc {
+    Named(NamedTargetDoc),
+    Extension(ExtensionTargetDoc),
+    Number(NumberTargetDoc),
+}
+
+/// The targets without a value.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedTargetDoc {
+    /// The user's own registered devices.
     Devices,
-    Extension(String),
-    Number(String),
+    /// The user's attendant.
     Attendant,
+}
+
+/// Another user of the same tenant, by extension.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionTargetDoc {
+    #[schema(example = "1002", pattern = "^[0-9]+$")]
+    extension: String,
+}
+
+/// An outside number (through the tenant's trunk), as the user would dial it.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NumberTargetDoc {
+    #[schema(example = "+41445550100")]
+    number: String,
 }
 
 /// What to do with a call, by `method`.
@@ -70,12 +115,11 @@ pub enum HandlingDoc {
     /// portal and SIP phones, when the caller is a user of the tenant or calls from a
     /// user's external phone).
     RejectWithMessage {
-        /// 1 to 500 characters.
-        #[schema(example = "In a meeting until 3, I will call back")]
+        #[schema(schema_with = super::rule_schemas::message_text)]
         text: String,
-        /// 480 (default), 486 or 603.
-        #[schema(example = 480)]
-        code: Option<u16>,
+        #[serde(default)]
+        #[schema(schema_with = super::rule_schemas::message_code)]
+        code: u16,
     },
 }
 
@@ -84,20 +128,26 @@ pub enum HandlingDoc {
 pub struct SequentialStepDoc {
     target: TargetDoc,
     /// 5 to 600.
+    #[schema(minimum = 5, maximum = 600)]
     seconds: u32,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = HandlingCode)]
 pub struct HandlingCodeDoc {
-    /// 1 to 40 characters, unique within the profile.
-    #[schema(example = "VIP")]
+    /// 1 to 40 characters (bytes), not only spaces; unique within the profile.
+    #[schema(
+        example = "VIP",
+        max_length = 40,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     name: String,
     handling: HandlingDoc,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 #[schema(as = Forwarding)]
+#[serde(default, deny_unknown_fields)]
 pub struct ForwardingDoc {
     always: Option<TargetDoc>,
     busy: Option<TargetDoc>,
@@ -113,6 +163,7 @@ pub struct ForwardingDoc {
 pub struct NoAnswerForwardDoc {
     target: TargetDoc,
     /// Seconds the devices ring first: 5 to 600.
+    #[schema(minimum = 5, maximum = 600)]
     seconds: u32,
 }
 
@@ -124,8 +175,9 @@ pub struct SelectiveForwardDoc {
 }
 
 /// When a rule applies: every given part must hold; an empty condition always holds.
-#[derive(Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 #[schema(as = Condition)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConditionDoc {
     /// Numbers or prefixes ending in `*` (`+4144*`).
     callers: Vec<String>,
@@ -136,16 +188,18 @@ pub struct ConditionDoc {
     codes: Vec<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 #[schema(as = DoNotDisturb)]
+#[serde(default, deny_unknown_fields)]
 pub struct DoNotDisturbDoc {
     enabled: bool,
     /// Handling codes that ring through (VIP).
     exceptions: Vec<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 #[schema(as = CallerRules)]
+#[serde(default, deny_unknown_fields)]
 pub struct CallerRulesDoc {
     /// 433 for callers who withhold their number.
     reject_anonymous: bool,
@@ -155,32 +209,61 @@ pub struct CallerRulesDoc {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Schedule)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleDoc {
-    #[schema(example = "business")]
+    /// Not only spaces, not starting with `!`; unique within the profile.
+    #[schema(
+        example = "business",
+        pattern = r"^(?:[^!\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][\s\S]*[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])"
+    )]
     name: String,
+    #[serde(default)]
     weekly: Vec<WeeklyRangeDoc>,
     /// Whole days, inclusive.
+    #[serde(default)]
     dates: Vec<DateRangeDoc>,
     /// Schedules whose time is taken out of this one (`["holidays"]`).
+    #[serde(default)]
     except: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = WeeklyRange)]
+#[serde(deny_unknown_fields)]
 pub struct WeeklyRangeDoc {
-    /// `mon` ... `sun`.
-    #[schema(example = json!(["mon", "tue", "wed", "thu", "fri"]))]
-    days: Vec<String>,
+    /// At least one.
+    #[schema(min_items = 1, example = json!(["mon", "tue", "wed", "thu", "fri"]))]
+    days: Vec<DayDoc>,
     /// `HH:MM`, inclusive.
-    #[schema(example = "08:00")]
+    #[schema(
+        example = "08:00",
+        pattern = r"^(?:(?:[01][0-9]|2[0-3]|\+[0-9]):(?:[0-5][0-9]|\+[0-9])|24:(?:00|\+0))$"
+    )]
     start: String,
     /// `HH:MM`, exclusive, after start.
-    #[schema(example = "17:00")]
+    #[schema(
+        example = "17:00",
+        pattern = r"^(?:(?:[01][0-9]|2[0-3]|\+[0-9]):(?:[0-5][0-9]|\+[0-9])|24:(?:00|\+0))$"
+    )]
     end: String,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = Day)]
+#[serde(rename_all = "lowercase")]
+pub enum DayDoc {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+#[derive(Serialize, ToSchema)]
 #[schema(as = DateRange)]
+#[serde(deny_unknown_fields)]
 pub struct DateRangeDoc {
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
@@ -318,6 +401,18 @@ mod tests {
     }
 
     #[test]
+    fn the_mirrors_default_to_what_the_real_types_do() {
+        assert_eq!(
+            serde_json::to_value(ProfileDoc::default()).unwrap(),
+            serde_json::to_value(Profile::default()).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(ConditionDoc::default()).unwrap(),
+            serde_json::to_value(Condition::default()).unwrap()
+        );
+    }
+
+    #[test]
     fn enum_values_match_the_wire_format() {
         let doc = schema_json::<PresenceDoc>().to_string();
         for p in [
@@ -330,14 +425,40 @@ mod tests {
             let wire = serde_json::to_value(p).unwrap();
             assert!(doc.contains(&wire.to_string()), "{wire} not in {doc}");
         }
-        let doc = schema_json::<TargetDoc>().to_string();
-        for key in [
-            "\"devices\"",
-            "\"attendant\"",
-            "\"extension\"",
-            "\"number\"",
+        // A target's schema is its variants' (each its own schema).
+        let doc = [
+            schema_json::<TargetDoc>(),
+            schema_json::<NamedTargetDoc>(),
+            schema_json::<ExtensionTargetDoc>(),
+            schema_json::<NumberTargetDoc>(),
+        ]
+        .map(|s| s.to_string())
+        .join(" ");
+        for t in [
+            Target::Devices,
+            Target::Attendant,
+            Target::Extension("1002".into()),
+            Target::Number("+41445550100".into()),
         ] {
-            assert!(doc.contains(key), "{key} not in {doc}");
+            let key = match serde_json::to_value(t).unwrap() {
+                Value::Object(m) => m.keys().next().unwrap().clone(),
+                Value::String(s) => s,
+                other => panic!("{other}"),
+            };
+            assert!(doc.contains(&format!("\"{key}\"")), "{key} not in {doc}");
+        }
+        let doc = schema_json::<DayDoc>().to_string();
+        for d in [
+            Day::Mon,
+            Day::Tue,
+            Day::Wed,
+            Day::Thu,
+            Day::Fri,
+            Day::Sat,
+            Day::Sun,
+        ] {
+            let wire = serde_json::to_value(d).unwrap();
+            assert!(doc.contains(&wire.to_string()), "{wire} not in {doc}");
         }
         let doc = schema_json::<HandlingDoc>().to_string();
         let handlings = [

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 /// One limit and what it is held against.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuotaView {
+    #[schema(format = Int64, minimum = 0, maximum = 4294967295u64)]
     pub limit: u32,
     /// Held now (not counted for subscriptions: they live on each node).
     #[serde(skip_serializing_if = "Option::is_none")]

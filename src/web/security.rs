@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiPath;
-use super::ApiState;
+use super::{rule_schemas, ApiState};
 use crate::sip::auth::guard::{Account, Blocked};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -90,7 +90,7 @@ pub async fn list_blocks(State(st): State<ApiState>) -> Json<BlockList> {
 }
 
 #[utoipa::path(delete, path = "/security/blocks/sources/{source}", tag = "security",
-    params(("source" = String, Path, example = "192.0.2.7")),
+    params(("source" = inline(rule_schemas::IpAddress), Path, example = "192.0.2.7")),
     responses((status = 204, description = "the block is lifted and the failures forgotten"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn unblock_source(

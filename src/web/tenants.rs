@@ -3,7 +3,7 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, ApiState};
+use super::{field, reloaded, rule_schemas, ApiState};
 use crate::provision::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -42,12 +42,12 @@ impl From<Tenant> for TenantView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantInput {
-    #[schema(example = "a.test")]
+    #[schema(schema_with = rule_schemas::domain)]
     pub domain: String,
+    #[schema(schema_with = rule_schemas::name)]
     pub name: String,
-    /// IANA name; UTC when omitted.
     #[serde(default)]
-    #[schema(example = "Europe/Zurich")]
+    #[schema(schema_with = rule_schemas::time_zone_or_utc)]
     pub time_zone: Option<String>,
 }
 

@@ -13,7 +13,7 @@
 use super::auth::{Auth, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::ApiState;
+use super::{rule_schemas, ApiState};
 use crate::store::{ApiToken, ApiTokenId, DynStore, StoreError};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -82,13 +82,12 @@ pub async fn resolve_hash(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiTokenInput {
-    /// What the integration is; unique in the tenant, 1 to 100 characters.
-    #[schema(example = "crm")]
+    #[schema(schema_with = rule_schemas::api_token_name)]
     pub name: String,
     /// Only these users of the tenant (1 to 500); omitted or null: every user of the
     /// tenant, also those added later.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>, min_items = 1, max_items = 500)]
     pub users: Option<Vec<UserId>>,
     /// From this instant on the token is refused; omitted: until revoked. Must be in the
     /// future.

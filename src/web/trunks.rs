@@ -9,7 +9,8 @@
 use super::auth::Principal;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, ApiState};
+use super::model_schema::TransportDoc;
+use super::{field, reloaded, rule_schemas, ApiState};
 use crate::provision::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -28,7 +29,7 @@ pub struct TrunkView {
     pub name: String,
     pub peer_host: String,
     pub peer_port: u16,
-    #[schema(value_type = String, example = "udp")]
+    #[schema(value_type = TransportDoc)]
     pub transport: TransportKind,
     pub username: Option<String>,
     /// Whether an outbound password is stored (the password itself is never returned).
@@ -56,25 +57,29 @@ impl From<Trunk> for TrunkView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkInput {
-    #[schema(example = "carrier")]
+    /// 1 to 64 letters, digits, `-`, `_` or `.`; unique within the tenant.
+    #[schema(example = "carrier", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
-    #[schema(example = "127.0.0.2")]
+    #[schema(schema_with = rule_schemas::host)]
     pub peer_host: String,
     /// 5060 when omitted.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
     pub peer_port: Option<u16>,
-    /// `udp` (default) or `tcp`.
+    /// `udp` when omitted.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "udp")]
+    #[schema(value_type = Option<TransportDoc>)]
     pub transport: Option<TransportKind>,
+    /// Outbound digest credentials: `username` and `password` come together (on PUT
+    /// the stored password may stand in for an omitted one), neither empty.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub username: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub password: Option<String>,
-    /// Addresses or CIDR blocks accepted as the carrier's inbound sources (at most a
-    /// /16, or /32 for IPv6). Set by the platform operator only; omitted on PUT, the
-    /// stored ones stay.
     #[serde(default)]
+    #[schema(schema_with = rule_schemas::sources)]
     pub inbound_sources: Option<Vec<String>>,
 }
 

@@ -5,7 +5,7 @@ use super::auth::{Auth, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::session::{self, ActiveSession};
-use super::{field, password, reloaded, ApiState};
+use super::{field, password, reloaded, rule_schemas, ApiState};
 use crate::provision::rules;
 use crate::store::{UserAccount, UserRole};
 use axum::extract::{Extension, State};
@@ -51,11 +51,15 @@ impl From<UserAccount> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
-    /// Digits, unique within the tenant.
-    #[schema(example = "1001")]
+    /// Digits (1 to 15), unique within the tenant.
+    #[schema(example = "1001", pattern = "^[0-9]{1,15}$")]
     pub extension: String,
+    #[schema(schema_with = rule_schemas::name)]
     pub display_name: String,
+    /// Another name to log in to the portal with: 1 to 64 letters, digits, `-`, `_`,
+    /// `.` or `+`.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._+-]{1,64}$")]
     pub portal_login: Option<String>,
     /// `user` or `tenant_admin`. On POST `user` when omitted; on PUT an omitted role
     /// keeps the current one.
@@ -176,7 +180,7 @@ pub async fn delete_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordInput {
-    /// 8 to 128 characters.
+    #[schema(schema_with = rule_schemas::password)]
     pub password: String,
     /// The password now in force: required when a user changes its own password (so a
     /// session left open does not let someone else take the account over).

@@ -33,7 +33,7 @@ pub struct Watchers {
     pub mode: WatchersMode,
     /// With `only`: the users of the tenant allowed to watch. Empty with `anyone`.
     #[serde(default)]
-    #[schema(value_type = Vec<uuid::Uuid>)]
+    #[schema(value_type = Vec<uuid::Uuid>, max_items = 500)]
     pub users: Vec<UserId>,
 }
 

@@ -6,9 +6,13 @@
 #
 #   tests/openapi/run.sh TSPS_BIN WORKDIR SCHEMATHESIS [schemathesis run options...]
 #
-# WORKDIR holds tsps.toml and a provisioned tsps.db; the report goes to WORKDIR/report.
+# WORKDIR holds tsps.toml, a provisioned tsps.db and schemathesis.toml; the report goes
+# to WORKDIR/report.xml, the server's log to WORKDIR/tsps.log. schemathesis runs in
+# WORKDIR, so whatever it keeps between runs stays there (the configuration turns its
+# caches off anyway: a run depends on its seed alone).
 set -euo pipefail
-bin=$1 dir=$2 st=$3
+abs() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+bin=$(abs "$1") dir=$(cd "$2" && pwd) st=$(abs "$3")
 shift 3
 ip link set lo up
 rm -f "$dir/ready.json"
@@ -17,5 +21,6 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 1 150); do [ -s "$dir/ready.json" ] && break; sleep 0.1; done
 http=$(sed -E 's/.*"http":"([^"]+)".*/\1/' "$dir/ready.json")
-"$st" --config-file "$dir/schemathesis.toml" run "http://$http/api/v1/openapi.json" --url "http://$http" \
-    --report junit --report-junit-path "$dir/report.xml" "$@"
+cd "$dir"
+"$st" --config-file schemathesis.toml run "http://$http/api/v1/openapi.json" --url "http://$http" \
+    --report junit --report-junit-path report.xml "$@"

@@ -109,6 +109,7 @@ pub struct NoAnswerForward {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectiveForward {
+    #[serde(deserialize_with = "crate::wire::object")]
     pub when: Condition,
     pub target: Target,
 }
@@ -197,11 +198,14 @@ pub struct Profile {
     pub simultaneous: Vec<Target>,
     /// How long devices ring when no other rule says.
     pub ring_seconds: u32,
+    #[serde(deserialize_with = "crate::wire::object")]
     pub forwarding: Forwarding,
+    #[serde(deserialize_with = "crate::wire::object")]
     pub dnd: DoNotDisturb,
     /// With call waiting off, a call while the user is on a call is treated as busy.
     pub call_waiting: bool,
     pub schedules: Vec<Schedule>,
+    #[serde(deserialize_with = "crate::wire::object")]
     pub caller_rules: CallerRules,
     /// Who takes calls sent to the attendant: an extension or a number.
     pub attendant: Option<Target>,
