@@ -54,7 +54,8 @@ pub struct ErrorDetail {
     pub code: String,
     #[schema(example = "user not found: 0190b5a4-0000-7000-8000-000000000000")]
     pub message: String,
-    /// Present on validation errors (422): every problem, each naming its field.
+    /// Present on validation errors (400 `invalid` and `bad_json`, 422): every problem,
+    /// each naming its field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<FieldIssue>>,
 }
@@ -88,11 +89,29 @@ impl ApiError {
     }
 
     pub fn invalid(field: &str, reason: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            format!("{field}: {reason}"),
-        )
+        Self::invalid_all(vec![FieldIssue::new(field, reason.to_string())])
+    }
+
+    /// 400 `invalid` naming every field that is wrong, so a form can mark them all at
+    /// once. The message reads like [`ApiError::invalid`]'s for a single problem.
+    pub fn invalid_all(details: Vec<FieldIssue>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{}: {}", one.field, one.reason),
+            many => format!(
+                "{} problems: {}",
+                many.len(),
+                many.iter()
+                    .map(|i| format!("{}: {}", i.field, i.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message).with_details(details)
+    }
+
+    pub fn with_details(mut self, details: Vec<FieldIssue>) -> Self {
+        self.details = details;
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {

@@ -2,9 +2,8 @@
 //! (malformed JSON, a path segment that is not a UUID, a bad query) never reach a
 //! client: every error of the API has the same JSON shape.
 
-use super::error::ApiError;
+use super::error::{ApiError, FieldIssue};
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -50,15 +49,69 @@ where
             ));
         }
         let body = whole_numbers_as_integers(body);
-        match axum::Json::<T>::from_bytes(&body) {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            // Syntax and shape errors alike are the client's malformed JSON.
-            Err(r @ (JsonRejection::JsonSyntaxError(_) | JsonRejection::JsonDataError(_))) => Err(
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_json", r.body_text()),
-            ),
-            Err(r) => Err(ApiError::new(r.status(), "bad_request", r.body_text())),
-        }
+        parse_body(&body).map(ApiJson)
     }
+}
+
+/// The body as `T`. Syntax and shape errors alike are the client's malformed JSON; a
+/// shape error names the field it is about (`forwarding.no_answer.seconds`), in
+/// `details` as the API's other field errors do, not the body's line and column.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() || path == "." {
+            // Nothing to point at but the place in the text.
+            let what = if inner.is_syntax() || inner.is_eof() {
+                "the request body is not valid JSON"
+            } else {
+                "the request body does not fit"
+            };
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                format!("{what}: {inner}"),
+            );
+        }
+        let issue = FieldIssue::new(path, readable(&inner));
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("{}: {}", issue.field, issue.reason),
+        )
+        .with_details(vec![issue])
+    })?;
+    de.end().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
+    Ok(value)
+}
+
+/// serde's message without its place in the text, and Rust's integer types in words.
+pub fn readable(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rsplit_once(" at line ") {
+        Some((msg, _)) if e.line() > 0 => msg.to_string(),
+        _ => text,
+    };
+    let mut out = text;
+    for (ty, words) in [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i32", "a whole number"),
+        ("i64", "a whole number"),
+    ] {
+        out = out.replace(&format!("expected {ty}"), &format!("expected {words}"));
+    }
+    out
 }
 
 /// The body with every number that has no fraction written as an integer: JSON (and
@@ -169,6 +222,54 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
         h
+    }
+
+    fn bad_json(body: &str) -> ApiError {
+        match parse_body::<tsps_actors::feature::profile::Profile>(body.as_bytes()) {
+            Ok(p) => panic!("{body} parsed: {p:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_type_error_names_its_field_not_a_line_and_column() {
+        let e =
+            bad_json(r#"{"forwarding": {"no_answer": {"target": "devices", "seconds": "20"}}}"#);
+        assert_eq!(e.code, "bad_json");
+        assert_eq!(e.details.len(), 1, "{e:?}");
+        assert_eq!(e.details[0].field, "forwarding.no_answer.seconds");
+        assert_eq!(
+            e.details[0].reason,
+            r#"invalid type: string "20", expected a whole number from 0 to 4294967295"#
+        );
+        assert!(!e.message.contains("line"), "{}", e.message);
+        let e = bad_json(r#"{"simultaneous": [{"extension": "1002"}, {"phone": "1"}]}"#);
+        assert_eq!(e.details[0].field, "simultaneous[1]");
+        // Inside a handling (tagged by its method) too.
+        let e = bad_json(
+            r#"{"handling_codes": [{"name": "VIP", "handling": {"method": "reject_with_message", "text": "x", "code": "486"}}]}"#,
+        );
+        assert_eq!(e.details[0].field, "handling_codes[0].handling.code");
+        let e = bad_json(r#"{"default_handling": {"method": "ring", "text": "x"}}"#);
+        assert_eq!(e.details[0].field, "default_handling");
+        assert_eq!(e.details[0].reason, "`text` is not a field of method ring");
+        let e = bad_json(
+            r#"{"default_handling": {"method": "reject_with_message", "text": "x", "code": null}}"#,
+        );
+        assert_eq!(e.details[0].field, "default_handling.code");
+        let e = bad_json(r#"{"default_handling": {"method": "forward"}}"#);
+        assert_eq!(e.details[0].reason, "missing field `target`");
+        // Not JSON: only the place in the text can be said.
+        let e = bad_json(r#"{"ring_seconds": 3"#);
+        assert!(
+            e.details.is_empty() && e.message.starts_with("the request body is not valid JSON")
+        );
+        let e = bad_json(r#"{"ring_seconds": 3} x"#);
+        assert!(
+            e.message.starts_with("the request body is not valid JSON"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

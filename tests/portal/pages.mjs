@@ -91,6 +91,43 @@ await scenario('pages', async (t) => {
   t.check('settings: a good profile saves', (await page.inputValue('#profile-json')).includes('"enabled": true'));
   await t.shot(page, 'settings');
 
+  // One profile behind both views: a JSON edit shows in the form and is what is saved.
+  await page.click('#profile-form details summary');
+  const edited = JSON.parse(await page.inputValue('#profile-json'));
+  edited.call_waiting = false;
+  edited.ring_seconds = 45;
+  await page.fill('#profile-json', JSON.stringify(edited, null, 2));
+  t.check('settings: a JSON edit shows in the form',
+    !(await page.isChecked('#profile-call_waiting')) && (await page.inputValue('#profile-ring_seconds')) === '45');
+  await page.click('#profile-save');
+  await page.waitForSelector('#profile-saved:has-text("saved")');
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('#profile-json').value.length > 2);
+  t.check('settings: what the JSON said is what was saved',
+    !(await page.isChecked('#profile-call_waiting')) && (await page.inputValue('#profile-ring_seconds')) === '45',
+    await page.inputValue('#profile-json'));
+  // A form edit shows in the JSON at once.
+  await page.fill('#profile-ring_seconds', '50');
+  t.check('settings: a form edit shows in the JSON', JSON.parse(await page.inputValue('#profile-json')).ring_seconds === 50);
+  // JSON that does not parse: said beside it, and there is nothing to save.
+  await page.click('#profile-form details summary');
+  await page.fill('#profile-json', '{"ring_seconds": ');
+  await page.waitForSelector('#profile-json[aria-invalid="true"]');
+  t.check('settings: broken JSON is said beside it', /Not valid JSON/.test(await page.textContent('#profile-json-error')));
+  t.check('settings: broken JSON cannot be saved', await page.isDisabled('#profile-save'));
+  t.check('settings: broken JSON says why', await page.isVisible('#profile-json-broken'));
+  // A value of the wrong type: the error names the field, not a line and column.
+  await page.fill('#profile-json', JSON.stringify({ ...edited, ring_seconds: 'forty' }, null, 2));
+  t.check('settings: fixed JSON can be saved again', !(await page.isDisabled('#profile-save')));
+  await page.click('#profile-save');
+  await page.waitForSelector('#profile-errors:not([hidden])');
+  const typeError = await page.textContent('#profile-errors');
+  t.check('settings: a type error names its field', /ring_seconds/.test(typeError) && /whole number/.test(typeError), typeError);
+  t.check('settings: a type error says no line and column', !/line \d+ column/.test(typeError), typeError);
+  t.check('settings: the field with the wrong type is marked',
+    /whole number/.test(await page.textContent('#profile-ring_seconds-error')), await page.textContent('#profile-ring_seconds-error'));
+  await t.shot(page, 'settings-type-error');
+
   // ---- admin ----
   await visit(t, page, 'admin');
   await page.waitForSelector('#admin-panel table[data-kind="users"] tbody tr');
@@ -132,6 +169,8 @@ await scenario('pages', async (t) => {
   await t.shot(page, 'home-phone');
 
   const unexpected = t.result.failed_requests.filter((r) => !(r.status === 401 && r.url.endsWith('/auth/me'))
-    && !(r.status === 422 && r.method !== 'GET'));
+    && !(r.status === 422 && r.method !== 'GET')
+    // The profile with a value of the wrong type, sent on purpose.
+    && !(r.status === 400 && r.method === 'PUT' && r.url.endsWith('/profile')));
   t.check('no unexpected failed requests', unexpected.length === 0, unexpected);
 });

@@ -20,7 +20,9 @@ pub enum Target {
 
 /// What to do with a call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
+// Read through `HandlingFields`: serde's internally tagged enums buffer the fields to
+// find the tag, and an error in a field would lose the field's name.
+#[serde(tag = "method", rename_all = "snake_case", try_from = "HandlingFields")]
 pub enum Handling {
     /// Ring the user's devices and the simultaneous-ring targets at once.
     Ring,
@@ -47,6 +49,108 @@ pub enum Handling {
         #[serde(default = "default_message_code")]
         code: u16,
     },
+}
+
+/// A handling as written: every field any method takes. A plain struct, so an error
+/// in a field is reported at its path (`default_handling.code`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandlingFields {
+    method: HandlingMethod,
+    steps: Option<Vec<SequentialStep>>,
+    fallback: Option<Target>,
+    target: Option<Target>,
+    text: Option<String>,
+    // Absent is the default code; `null` is no code at all.
+    #[serde(default, deserialize_with = "present")]
+    code: Option<u16>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum HandlingMethod {
+    Ring,
+    Sequential,
+    Forward,
+    Attendant,
+    RejectBusy,
+    RejectDeclined,
+    RejectWithMessage,
+}
+
+impl TryFrom<HandlingFields> for Handling {
+    type Error = String;
+
+    fn try_from(f: HandlingFields) -> Result<Self, String> {
+        use HandlingMethod as M;
+        let method = f.method;
+        let name = |m: HandlingMethod| match m {
+            M::Ring => "ring",
+            M::Sequential => "sequential",
+            M::Forward => "forward",
+            M::Attendant => "attendant",
+            M::RejectBusy => "reject_busy",
+            M::RejectDeclined => "reject_declined",
+            M::RejectWithMessage => "reject_with_message",
+        };
+        // A field the method does not use is a mistake to point out, not to drop.
+        let unused = |field: &str, present: bool| -> Result<(), String> {
+            match present {
+                true => Err(format!(
+                    "`{field}` is not a field of method {}",
+                    name(method)
+                )),
+                false => Ok(()),
+            }
+        };
+        let missing = |field: &str| format!("missing field `{field}`");
+        let keep = |fields: &[&str]| -> Result<(), String> {
+            for (field, present) in [
+                ("steps", f.steps.is_some()),
+                ("fallback", f.fallback.is_some()),
+                ("target", f.target.is_some()),
+                ("text", f.text.is_some()),
+                ("code", f.code.is_some()),
+            ] {
+                if !fields.contains(&field) {
+                    unused(field, present)?;
+                }
+            }
+            Ok(())
+        };
+        Ok(match method {
+            M::Ring => keep(&[]).map(|()| Handling::Ring)?,
+            M::Attendant => keep(&[]).map(|()| Handling::Attendant)?,
+            M::RejectBusy => keep(&[]).map(|()| Handling::RejectBusy)?,
+            M::RejectDeclined => keep(&[]).map(|()| Handling::RejectDeclined)?,
+            M::Sequential => {
+                keep(&["steps", "fallback"])?;
+                Handling::Sequential {
+                    steps: f.steps.clone().ok_or_else(|| missing("steps"))?,
+                    fallback: f.fallback.clone(),
+                }
+            }
+            M::Forward => {
+                keep(&["target"])?;
+                Handling::Forward {
+                    target: f.target.clone().ok_or_else(|| missing("target"))?,
+                }
+            }
+            M::RejectWithMessage => {
+                keep(&["text", "code"])?;
+                Handling::RejectWithMessage {
+                    text: f.text.clone().ok_or_else(|| missing("text"))?,
+                    code: f.code.unwrap_or_else(default_message_code),
+                }
+            }
+        })
+    }
 }
 
 /// Temporarily unavailable: "not now", which the message explains.

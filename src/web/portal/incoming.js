@@ -61,8 +61,15 @@ export class IncomingCalls {
       const known = this.cards.get(line.call_id);
       if (known && known.json === json) continue;
       const el = known ? known.el : h('section', { class: 'call-window', role: 'group' });
-      const focused = el.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+      // A refill replaces the card's controls: keep the focus and what was typed.
+      const active = el.contains(document.activeElement) ? document.activeElement : null;
+      const focused = active && (active.dataset.action ? `[data-action="${active.dataset.action}"]`
+        : active.dataset.targetFor ? `input[data-target-for="${active.dataset.targetFor}"]` : null);
+      const typed = el.querySelector('input[data-target-for="forward"]');
+      const typedValue = typed ? typed.value : '';
       this.fill(el, line);
+      const retyped = el.querySelector('input[data-target-for="forward"]');
+      if (retyped && typedValue) retyped.value = typedValue;
       this.cards.set(line.call_id, { el, json });
       if (!known) {
         if (this.cards.size === 1 && !this.region.contains(document.activeElement)) {
@@ -71,7 +78,7 @@ export class IncomingCalls {
         this.region.append(el);
         added = { el, line };
       } else if (focused) {
-        const again = el.querySelector(`[data-action="${focused}"]`);
+        const again = el.querySelector(focused);
         if (again) again.focus();
       }
     }

@@ -1,9 +1,10 @@
 // Settings: the user's feature profile. A form for the common parts (forwarding, do not
 // disturb, call waiting, ring time, simultaneous ring, attendant, rejecting calls with a
-// message to the caller) over the full profile
-// as JSON for the rest (handling codes, schedules, sequential ring, caller rules). On
-// save the form's values are laid over the JSON and the whole profile is PUT; the API's
-// 422 details are shown beside the field they name (or beside the JSON editor).
+// message to the caller) and the full profile as JSON for the rest (handling codes,
+// schedules, sequential ring, caller rules). Both show one profile: a field edited in
+// the form is written into the JSON at once, an edit of the JSON refills the form, and
+// Save sends exactly what the JSON shows (while it does not parse, there is nothing to
+// save). The API's errors are shown beside the field they name (or beside the JSON).
 
 import { api, userPath, ApiError } from './api.js';
 import { h, field, announce, setFieldError, clearFieldErrors } from './dom.js';
@@ -37,6 +38,8 @@ export function renderSettings(main, ctx) {
   const errors = h('div', { class: 'errors', role: 'alert', id: 'profile-errors', hidden: true });
   const saved = h('p', { class: 'ok', role: 'status', id: 'profile-saved' });
   const save = h('button', { type: 'submit', id: 'profile-save' }, 'Save settings');
+  const hint = h('p', { class: 'muted', id: 'profile-json-broken', hidden: true },
+    'The profile JSON does not parse: fix it to change the form or to save.');
   const targetHint = 'An extension, a +number, or "attendant"; empty for none';
 
   const checkField = (control, label) => h('div', { class: 'field inline' }, control,
@@ -65,11 +68,16 @@ export function renderSettings(main, ctx) {
       field('Turn the call away as', c['default_handling.code'])),
     h('details', {},
       h('summary', {}, 'Full profile (JSON): handling codes, schedules, sequential ring, caller rules'),
-      field('Profile JSON', raw, 'The fields above are laid over this document when you save.')),
+      field('Profile JSON', raw, 'The same profile as the fields above: an edit here shows there, and the other way round.')),
     h('div', { class: 'actions' }, save),
+    hint,
     saved);
 
-  function show(p) {
+  /** The profile both views show: set from the server, the JSON or a form field. */
+  let model = null;
+
+  /** The form's fields from `p` (the JSON view is left as it is). */
+  function showForm(p) {
     const f = p.forwarding || {};
     c['forwarding.always'].value = targetText(f.always);
     c['forwarding.busy'].value = targetText(f.busy);
@@ -87,40 +95,86 @@ export function renderSettings(main, ctx) {
     c['default_handling.method'].checked = withMessage;
     c['default_handling.text'].value = withMessage ? handling.text || '' : '';
     c['default_handling.code'].value = String(withMessage && handling.code ? handling.code : 480);
+  }
+
+  function show(p) {
+    model = p;
+    showForm(p);
     raw.value = JSON.stringify(p, null, 2);
+    jsonBroken(null);
   }
 
   const optTarget = (v) => (v.trim() ? toTarget(v) : null);
   const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
-
-  function collect() {
-    let p;
-    try {
-      p = raw.value.trim() ? JSON.parse(raw.value) : {};
-    } catch (e) {
-      throw new ApiError(0, 'bad_json', 'the profile JSON does not parse', [{ field: '', reason: `not valid JSON: ${e.message}` }]);
-    }
-    const noAnswer = optTarget(c['forwarding.no_answer.target'].value);
-    p.forwarding = {
-      ...(p.forwarding || {}),
-      always: optTarget(c['forwarding.always'].value),
-      busy: optTarget(c['forwarding.busy'].value),
-      no_answer: noAnswer ? { target: noAnswer, seconds: Number(c['forwarding.no_answer.seconds'].value || 20) } : null,
-      unreachable: optTarget(c['forwarding.unreachable'].value),
-    };
-    p.dnd = { ...(p.dnd || {}), enabled: c['dnd.enabled'].checked, exceptions: list(c['dnd.exceptions'].value) };
-    p.call_waiting = c.call_waiting.checked;
-    p.ring_seconds = Number(c.ring_seconds.value || 30);
-    p.simultaneous = list(c.simultaneous.value).map(toTarget);
-    p.attendant = optTarget(c.attendant.value);
+  const number = (v, otherwise) => (String(v).trim() === '' ? otherwise : Number(v));
+  const forwarding = (p) => (p.forwarding = { ...(p.forwarding || {}) });
+  const noAnswer = (p) => {
+    const target = optTarget(c['forwarding.no_answer.target'].value);
+    forwarding(p).no_answer = target
+      ? { target, seconds: number(c['forwarding.no_answer.seconds'].value, 20) } : null;
+  };
+  const handling = (p) => {
     if (c['default_handling.method'].checked) {
       p.default_handling = { method: 'reject_with_message', text: c['default_handling.text'].value, code: Number(c['default_handling.code'].value) };
     } else if (p.default_handling && p.default_handling.method === 'reject_with_message') {
       // Unticked: calls ring again (other handlings stay as the JSON says).
       p.default_handling = { method: 'ring' };
     }
-    return p;
+  };
+  /** Each form field writes only its own part of the profile. */
+  const writes = {
+    'forwarding.always': (p, v) => { forwarding(p).always = optTarget(v); },
+    'forwarding.busy': (p, v) => { forwarding(p).busy = optTarget(v); },
+    'forwarding.no_answer.target': noAnswer,
+    'forwarding.no_answer.seconds': noAnswer,
+    'forwarding.unreachable': (p, v) => { forwarding(p).unreachable = optTarget(v); },
+    'dnd.enabled': (p) => { p.dnd = { ...(p.dnd || {}), enabled: c['dnd.enabled'].checked }; },
+    'dnd.exceptions': (p, v) => { p.dnd = { ...(p.dnd || {}), exceptions: list(v) }; },
+    call_waiting: (p) => { p.call_waiting = c.call_waiting.checked; },
+    ring_seconds: (p, v) => { p.ring_seconds = number(v, 30); },
+    simultaneous: (p, v) => { p.simultaneous = list(v).map(toTarget); },
+    attendant: (p, v) => { p.attendant = optTarget(v); },
+    'default_handling.method': handling,
+    'default_handling.text': handling,
+    'default_handling.code': handling,
+  };
+  for (const [name, control] of Object.entries(c)) {
+    const edit = () => {
+      if (!model) return;
+      const p = structuredClone(model);
+      writes[name](p, control.value);
+      model = p;
+      raw.value = JSON.stringify(p, null, 2);
+      setFieldError(control, null);
+    };
+    control.addEventListener('input', edit);
+    control.addEventListener('change', edit);
   }
+
+  /** Marks the JSON as not parsing (`why`), or as fine (null): the form and Save wait. */
+  function jsonBroken(why) {
+    setFieldError(raw, why);
+    hint.hidden = !why;
+    save.disabled = Boolean(why);
+    for (const set of form.querySelectorAll('fieldset')) set.disabled = Boolean(why);
+  }
+
+  raw.addEventListener('input', () => {
+    let p;
+    try {
+      p = JSON.parse(raw.value);
+    } catch (e) {
+      jsonBroken(`Not valid JSON: ${e.message}`);
+      return;
+    }
+    if (!p || typeof p !== 'object' || Array.isArray(p)) {
+      jsonBroken('The profile is a JSON object: { ... }');
+      return;
+    }
+    jsonBroken(null);
+    model = p;
+    showForm(p);
+  });
 
   /** The control for an API field path: the longest form field that is a prefix of it. */
   function controlFor(fieldPath) {
@@ -137,9 +191,10 @@ export function renderSettings(main, ctx) {
     clearFieldErrors(form);
     errors.hidden = true;
     saved.textContent = '';
+    if (!model) return;
     try {
-      const p = await api('PUT', path, collect());
-      show(p || collect());
+      const p = await api('PUT', path, model);
+      show(p || model);
       saved.textContent = 'Settings saved.';
       announce('Settings saved');
     } catch (err) {
