@@ -641,12 +641,57 @@ async fn bad_input_is_a_json_error() {
         .await
         .unwrap();
     assert_error(&read(resp).await, StatusCode::BAD_REQUEST, "bad_json");
-    // Well-formed, wrong shape.
-    assert_error(
-        &api.post(&users, json!({"extension": 1001, "display_name": "A"}))
-            .await,
-        StatusCode::BAD_REQUEST,
-        "bad_json",
+    // Well-formed, wrong shape: the field is named, not the line and column.
+    let wrong = api
+        .post(&users, json!({"extension": 1001, "display_name": "A"}))
+        .await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "bad_json");
+    assert_eq!(
+        wrong.1["error"]["details"][0]["field"], "extension",
+        "{wrong:?}"
+    );
+    assert!(
+        !wrong.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line"),
+        "{wrong:?}"
+    );
+    // Every field that breaks a rule, in one answer.
+    let wrong = api
+        .post(
+            &format!("/api/v1/tenants/{t}/trunks"),
+            json!({"name": "a b", "peer_host": "not a host!", "peer_port": 0,
+                "username": "only-a-name", "inbound_sources": ["10.0.0.0/8"]}),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "invalid");
+    let mut fields: Vec<&str> = wrong.1["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "inbound_sources[0]",
+            "name",
+            "peer_host",
+            "peer_port",
+            "username"
+        ],
+        "{wrong:?}"
+    );
+    let wrong = api
+        .post(&users, json!({"extension": "x1", "display_name": " "}))
+        .await;
+    assert_error(&wrong, StatusCode::BAD_REQUEST, "invalid");
+    assert_eq!(
+        wrong.1["error"]["details"].as_array().unwrap().len(),
+        2,
+        "{wrong:?}"
     );
     assert_error(
         &api.post(

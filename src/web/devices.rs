@@ -9,7 +9,7 @@
 
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, rule_schemas, ApiState};
+use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::contacts::e164;
 use crate::provision::rules;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
@@ -98,14 +98,22 @@ impl DeviceInput {
         id: DeviceId,
         current: Option<&Device>,
     ) -> Result<Device, ApiError> {
-        let sip_username = field("sip_username", rules::sip_username(&self.sip_username))?;
+        let mut f = Fields::default();
+        let sip_username = f.check("sip_username", rules::sip_username(&self.sip_username));
         let digest_algorithms = match &self.digest_algorithms {
-            Some(list) => field("digest_algorithms", rules::digest_algorithms(list))?,
-            None => current
-                .map(|d| d.digest_algorithms.clone())
-                .unwrap_or_default(),
+            Some(list) => f.check("digest_algorithms", rules::digest_algorithms(list)),
+            None => Some(
+                current
+                    .map(|d| d.digest_algorithms.clone())
+                    .unwrap_or_default(),
+            ),
         };
-        let password = field("password", rules::device_password(&self.password))?;
+        let password = f.check("password", rules::device_password(&self.password));
+        let (Some(sip_username), Some(digest_algorithms), Some(password)) =
+            (sip_username, digest_algorithms, password)
+        else {
+            return Err(f.error());
+        };
         // The user must be of this tenant; the realm is the tenant's domain.
         st.store().get_user(tenant_id, user_id).await?;
         let realm = st.store().get_tenant(tenant_id).await?.domain;

@@ -490,6 +490,24 @@ fn field<T>(name: &str, r: Result<T, String>) -> Result<T, ApiError> {
     r.map_err(|reason| ApiError::invalid(name, reason))
 }
 
+/// Checks every field of a body before answering, so one `400 invalid` names all that
+/// are wrong (a form marks them all at once, not one per submit).
+#[derive(Default)]
+struct Fields(Vec<error::FieldIssue>);
+
+impl Fields {
+    /// The value when the rule holds; otherwise the problem is noted and `None`.
+    fn check<T>(&mut self, name: &str, r: Result<T, String>) -> Option<T> {
+        r.map_err(|reason| self.0.push(error::FieldIssue::new(name, reason)))
+            .ok()
+    }
+
+    /// Every problem noted (call when a checked value is `None`).
+    fn error(self) -> ApiError {
+        ApiError::invalid_all(self.0)
+    }
+}
+
 /// After a write: swap in a fresh directory snapshot for the SIP side. The write is
 /// already durable, so a failure here says so rather than pretending nothing happened.
 async fn reloaded(st: &ApiState) -> Result<(), ApiError> {

@@ -3,7 +3,7 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
-use super::{field, reloaded, rule_schemas, ApiState};
+use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::provision::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -53,14 +53,21 @@ pub struct TenantInput {
 
 impl TenantInput {
     fn into_tenant(self, id: TenantId) -> Result<Tenant, ApiError> {
+        let mut f = Fields::default();
+        let domain = f.check("domain", rules::domain(&self.domain));
+        let name = f.check("name", rules::name(&self.name));
+        let time_zone = f.check(
+            "time_zone",
+            rules::time_zone(self.time_zone.as_deref().unwrap_or("UTC")),
+        );
+        let (Some(domain), Some(name), Some(time_zone)) = (domain, name, time_zone) else {
+            return Err(f.error());
+        };
         Ok(Tenant {
             id,
-            domain: field("domain", rules::domain(&self.domain))?,
-            name: field("name", rules::name(&self.name))?,
-            time_zone: field(
-                "time_zone",
-                rules::time_zone(self.time_zone.as_deref().unwrap_or("UTC")),
-            )?,
+            domain,
+            name,
+            time_zone,
         })
     }
 }

@@ -10,7 +10,7 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::model_schema::TransportDoc;
-use super::{field, reloaded, rule_schemas, ApiState};
+use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::provision::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -106,24 +106,37 @@ impl TrunkInput {
             Some(_) => self.password.or(stored_password),
             None => self.password,
         };
-        rules::credentials(self.username.as_deref(), password.as_deref())
-            .map_err(|e| ApiError::invalid("username", e))?;
+        let mut f = Fields::default();
+        let credentials = f.check(
+            "username",
+            rules::credentials(self.username.as_deref(), password.as_deref()),
+        );
         // Omitted: the stored ones as they are (checked when they were written).
         let inbound_sources = match self.inbound_sources {
-            None => stored_sources,
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, s)| field(&format!("inbound_sources[{i}]"), rules::source(s)))
-                .collect::<Result<_, _>>()?,
+            None => Some(stored_sources),
+            Some(list) => {
+                let checked: Vec<_> = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| f.check(&format!("inbound_sources[{i}]"), rules::source(s)))
+                    .collect();
+                checked.into_iter().collect()
+            }
+        };
+        let name = f.check("name", rules::trunk_name(&self.name));
+        let peer_host = f.check("peer_host", rules::host(&self.peer_host));
+        let peer_port = f.check("peer_port", rules::port(self.peer_port.unwrap_or(5060)));
+        let (Some(()), Some(inbound_sources), Some(name), Some(peer_host), Some(peer_port)) =
+            (credentials, inbound_sources, name, peer_host, peer_port)
+        else {
+            return Err(f.error());
         };
         Ok(Trunk {
             id,
             tenant_id,
-            name: field("name", rules::trunk_name(&self.name))?,
-            peer_host: field("peer_host", rules::host(&self.peer_host))?,
-            peer_port: rules::port(self.peer_port.unwrap_or(5060))
-                .map_err(|e| ApiError::invalid("peer_port", e))?,
+            name,
+            peer_host,
+            peer_port,
             transport: self.transport.unwrap_or(TransportKind::Udp),
             username: self.username,
             password,

@@ -5,7 +5,7 @@ use super::auth::{Auth, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::session::{self, ActiveSession};
-use super::{field, password, reloaded, rule_schemas, ApiState};
+use super::{password, reloaded, rule_schemas, ApiState, Fields};
 use crate::provision::rules;
 use crate::store::{UserAccount, UserRole};
 use axum::extract::{Extension, State};
@@ -73,15 +73,24 @@ impl UserInput {
         tenant_id: TenantId,
         id: UserId,
     ) -> Result<(User, Option<UserRole>), ApiError> {
+        let mut f = Fields::default();
+        let extension = f.check("extension", rules::extension(&self.extension));
+        let display_name = f.check("display_name", rules::name(&self.display_name));
+        let portal_login = match &self.portal_login {
+            Some(l) => f.check("portal_login", rules::portal_login(l)).map(Some),
+            None => Some(None),
+        };
+        let (Some(extension), Some(display_name), Some(portal_login)) =
+            (extension, display_name, portal_login)
+        else {
+            return Err(f.error());
+        };
         let user = User {
             id,
             tenant_id,
-            extension: field("extension", rules::extension(&self.extension))?,
-            display_name: field("display_name", rules::name(&self.display_name))?,
-            portal_login: self
-                .portal_login
-                .map(|l| field("portal_login", rules::portal_login(&l)))
-                .transpose()?,
+            extension,
+            display_name,
+            portal_login,
         };
         Ok((user, self.role))
     }

@@ -101,6 +101,20 @@ await scenario('operator', async (t) => {
     const heading = (await page.textContent(`form[data-kind="${tab}"] h2`)).trim();
     t.check(`manage: ${tab} form says what it adds`, heading === `Add a ${noun.slice(0, -1)}`, heading);
   }
+  // A trunk with five mistakes: all marked after one submit, each beside its field.
+  const trunkForm = 'form[data-kind="trunks"]';
+  await page.fill(`${trunkForm} input[name="peer_host"]`, 'not a host!');
+  await page.fill(`${trunkForm} input[name="peer_port"]`, '0');
+  await page.fill(`${trunkForm} input[name="username"]`, 'only-a-name');
+  await page.fill(`${trunkForm} input[name="inbound_sources"]`, '10.0.0.0/8');
+  await page.click(`${trunkForm} button[type="submit"]`);
+  await page.waitForSelector(`${trunkForm} .errors:not([hidden])`);
+  const marked = await page.$$eval(`${trunkForm} [aria-invalid="true"]`, (els) => els.map((e) => e.name));
+  t.check('manage: one submit marks every wrong field of a trunk',
+    ['name', 'peer_host', 'peer_port', 'username', 'inbound_sources'].every((n) => marked.includes(n)), marked);
+  t.check('manage: an empty required field says so', (await page.textContent(`${trunkForm} [name="name"] ~ .field-error`)).trim() === 'Required');
+  t.check('manage: the summary counts them', /5 fields/.test(await page.textContent(`${trunkForm} .errors`)), await page.textContent(`${trunkForm} .errors`));
+  await t.shot(page, 'manage-trunk-errors');
 
   // ---- back to the platform: c.test counts its user; d.test created and deleted ----
   await page.click('#admin-tenant a[href="#/platform"]');
@@ -136,7 +150,8 @@ await scenario('operator', async (t) => {
   t.check('the login remembers the operator', await page.isChecked('input[name="operator"]'));
 
   const expected = (r) => (r.status === 401 && /\/auth\/(me|login)$/.test(r.url))
-    || (r.status === 409 && r.method === 'POST' && /\/tenants$/.test(r.url));
+    || (r.status === 409 && r.method === 'POST' && /\/tenants$/.test(r.url))
+    || (r.status === 400 && r.method === 'POST' && /\/trunks$/.test(r.url));
   const unexpected = t.result.failed_requests.filter((r) => !expected(r));
   t.check('no unexpected failed requests', unexpected.length === 0, unexpected);
 });

@@ -104,6 +104,7 @@ export function renderAdmin(main, ctx) {
         password: v.password,
         digest_algorithms: v.digest ? v.digest.split(',') : [],
       }),
+      fieldOf: { digest_algorithms: 'digest' },
       remove: (d) => api('DELETE', t(`/users/${d.user_id}/devices/${d.id}`)),
       describe: (d) => d.sip_username,
     },
@@ -256,25 +257,35 @@ async function showKind(panel, kind) {
     clearFieldErrors(form);
     errors.hidden = true;
     const values = Object.fromEntries(Object.entries(controls).map(([k, c]) => [k, c.value.trim()]));
-    const missing = kind.fields.filter((f) => f.required && !values[f.name]);
-    if (missing.length) {
-      for (const f of missing) setFieldError(controls[f.name], 'Required');
-      controls[missing[0].name].focus();
-      return;
-    }
+    // Every problem at once: the required fields left empty, and whatever tsps finds
+    // wrong with the rest (it checks all fields of a body in one answer).
+    const problems = new Map(kind.fields.filter((f) => f.required && !values[f.name]).map((f) => [f.name, 'Required']));
+    let failure = null;
     try {
       await kind.create(values);
+    } catch (err) {
+      failure = err;
+    }
+    if (!failure) {
       announce(`Added the ${kind.noun[0]}`);
       showKind(panel, kind);
-    } catch (err) {
-      const issues = err instanceof ApiError ? err.issues() : [];
-      // 400 `invalid` names its field at the front of the message: "extension: must be digits".
-      const named = /^([a-z_]+): (.*)$/.exec(err.message || '');
-      if (!issues.length && named && controls[named[1]]) issues.push({ field: named[1], reason: named[2] });
-      for (const i of issues) if (controls[i.field]) setFieldError(controls[i.field], i.reason);
-      errors.textContent = `Not added: ${err.message}`;
-      errors.hidden = false;
+      return;
     }
+    const issues = failure instanceof ApiError ? failure.issues() : [];
+    for (const i of issues) {
+      // `inbound_sources[1]` belongs to the inbound_sources field; some API names differ.
+      const name = (kind.fieldOf && kind.fieldOf[i.field]) || String(i.field || '').split(/[.[]/)[0];
+      if (controls[name] && !problems.has(name)) problems.set(name, i.reason);
+      else if (controls[name] && problems.get(name) !== 'Required') problems.set(name, `${problems.get(name)}; ${i.reason}`);
+    }
+    for (const [name, reason] of problems) setFieldError(controls[name], reason);
+    const marked = problems.size;
+    errors.textContent = marked > 1 ? `Not added: ${marked} fields need a change, see the marked fields.`
+      : marked === 1 && !issues.length ? 'Not added: fill in the marked field.'
+        : `Not added: ${failure.message}`;
+    errors.hidden = false;
+    const first = kind.fields.find((f) => problems.has(f.name));
+    if (first) controls[first.name].focus();
   });
 
   for (const item of items) {
