@@ -554,8 +554,7 @@ async fn contacts_crud_with_normalization() {
             ),
             (
                 "numbers[2]".into(),
-                "\"5550100\" has no national or international prefix and cannot be made E.164"
-                    .into()
+                "\"5550100\" is not a valid number in the numbering plan of +41 (CH)".into()
             ),
             (
                 "handling_code".into(),

@@ -154,7 +154,13 @@ async fn fixture_ids(store: &DynStore) -> Vec<(&'static str, String)> {
             ..Default::default()
         };
         let contact = draft
-            .into_contact(ContactId::new(), t, owner, &DialingRules::default())
+            .into_contact(
+                ContactId::new(),
+                t,
+                owner,
+                &DialingRules::default(),
+                &Default::default(),
+            )
             .unwrap();
         store.create_contact(t, &contact).await.unwrap();
         ids.push((var, contact.id.to_string()));

@@ -526,6 +526,36 @@ fn blocked_contact_is_declined() {
     );
 }
 
+/// A colleague is a contact by extension, so handling codes apply to colleagues too.
+#[test]
+fn a_colleague_as_a_contact_gets_the_contacts_handling() {
+    let mut pbx = Pbx::start(&[]);
+    pbx.put_profile(
+        "1002",
+        json!({ "handling_codes": [{ "name": "Later", "handling": { "method": "reject_busy" } }] }),
+    );
+    pbx.add_contact(
+        "1002",
+        json!({ "name": "Alice", "handling_code": "Later", "numbers": [{ "number": "1001" }] }),
+    );
+    let device = pbx.quiet_device("1002");
+
+    pbx.tsps
+        .sipp(pbx.caller("uac_call_busy.xml", "1002"))
+        .assert_success("Alice's call gets 486 from 1002's handling code");
+    assert_silent(&device, QUIET, "1002's device for a colleague sent away");
+
+    let r = pbx.record();
+    assert_eq!(r.outcome, CallOutcome::Busy, "{r:#?}");
+    assert_decided(
+        &r,
+        &[
+            "1002: caller is contact \"Alice\" (personal)",
+            "1002: handling code Later",
+        ],
+    );
+}
+
 // 6. Schedules, on the test clock.
 
 #[test]

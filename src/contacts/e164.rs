@@ -1,19 +1,20 @@
 //! Phone numbers as people write them, turned into E.164 (`+41445550100`) with the
-//! tenant's [`DialingRules`].
+//! tenant's [`DialingRules`] and the numbering plans of libphonenumber (the
+//! `phonenumber` crate): which national forms a country writes, its prefixes, and
+//! which numbers exist there.
 //!
 //! Accepted: international form (`+41 44 555 01 00`, also with the bracketed national
-//! prefix `+41 (0)44 ...`), the international prefix (`0041 44 ...`), and national
-//! numbers after the national prefix (`044 555 01 00`) when the tenant has a country
-//! code. Spaces, dashes, dots, slashes and parentheses are separators. Anything else
-//! is an error naming the input: a number stored in any other form would never match
-//! a caller.
+//! prefix `+41 (0)44 ...`), the tenant's international prefix (`0041 44 ...`), and
+//! national numbers as the tenant's country writes them (`044 555 01 00`) when the
+//! tenant has a country code. Spaces, dashes, dots, slashes and parentheses are
+//! separators. Anything else, and a number that is not valid in its country's plan, is
+//! an error naming the input: a number stored in any other form would never match a
+//! caller.
 
 use super::{ContactError, DialingRules};
-
-/// Shortest and longest E.164 numbers kept, in digits after `+` (country code
-/// included). The shortest real numbers (small island states) have 7 digits.
-const MIN_DIGITS: usize = 6;
-const MAX_DIGITS: usize = 15;
+use phonenumber::country::Id as Region;
+use phonenumber::metadata::DATABASE;
+use phonenumber::Mode;
 
 /// `raw` as E.164 with a leading `+`, or an error that names `raw`.
 pub fn normalize(raw: &str, rules: &DialingRules) -> Result<String, ContactError> {
@@ -25,6 +26,8 @@ pub fn normalize(raw: &str, rules: &DialingRules) -> Result<String, ContactError
     if trimmed.is_empty() {
         return Err(fail("is empty"));
     }
+    // libphonenumber would read letters as a keypad spells them (0800-FLOWERS); in a
+    // contact they are a mistake far more often.
     if trimmed.chars().any(char::is_alphabetic) {
         return Err(fail("contains letters"));
     }
@@ -40,56 +43,92 @@ pub fn normalize(raw: &str, rules: &DialingRules) -> Result<String, ContactError
             _ => return Err(fail("contains characters other than digits and separators")),
         }
     }
-    let international = compact.starts_with('+')
-        || (!rules.international_prefix.is_empty()
-            && compact.starts_with(&rules.international_prefix));
-    // "+41 (0)44 ..." shows the national prefix one leaves out when dialling from abroad.
-    if international {
-        compact = compact.replacen("(0)", "", 1);
-    }
-    let digits: String = compact.chars().filter(|c| *c != '(' && *c != ')').collect();
-
-    let national_number = |rest: &str| {
-        if rules.country_code.is_empty() {
-            Err(fail(
-                "is a national number, but the tenant has no country code in its dialing rules",
-            ))
-        } else {
-            Ok(format!("{}{rest}", rules.country_code))
-        }
-    };
+    // The tenant's own international prefix (it may not be the country's usual one).
     let intl = rules.international_prefix.as_str();
-    let national = rules.national_prefix.as_str();
-    // The longer prefix first: "00" (international) also starts with "0" (national).
-    let mut prefixes = [(intl, true), (national, false)];
-    prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-    let e164_digits = if let Some(rest) = digits.strip_prefix('+') {
-        rest.to_string()
-    } else if let Some((prefix, is_intl)) = prefixes
-        .iter()
-        .find(|(p, _)| !p.is_empty() && digits.starts_with(p))
-    {
-        let rest = &digits[prefix.len()..];
-        if *is_intl {
-            rest.to_string()
-        } else {
-            national_number(rest)?
-        }
-    } else if national.is_empty() && !rules.country_code.is_empty() {
-        // Countries without a trunk prefix (Italy, ...) write national numbers bare.
-        national_number(&digits)?
+    let international = if let Some(rest) = compact.strip_prefix('+') {
+        Some(rest)
+    } else if !intl.is_empty() && compact.starts_with(intl) {
+        Some(&compact[intl.len()..])
     } else {
-        return Err(fail(
-            "has no national or international prefix and cannot be made E.164",
-        ));
+        None
     };
-    if e164_digits.starts_with('0') {
-        return Err(fail("has a country code starting with 0"));
+    let parsed = match international {
+        // "+41 (0)44 ..." shows the national prefix one leaves out from abroad.
+        Some(rest) => phonenumber::parse(None, format!("+{}", rest.replacen("(0)", "", 1))),
+        None => {
+            let Some(region) = region_of(&rules.country_code) else {
+                return Err(fail(
+                    "is a national number, but the tenant has no country code in its dialing rules",
+                ));
+            };
+            phonenumber::parse(Some(region), &compact)
+        }
+    };
+    let number = parsed.map_err(|e| {
+        fail(match e {
+            phonenumber::ParseError::InvalidCountryCode => "has no country code in use",
+            phonenumber::ParseError::TooLong => "is too long for a phone number",
+            _ => "is too short for a phone number",
+        })
+    })?;
+    if !number.is_valid() {
+        let code = number.code().value();
+        let region = region_of(&code.to_string())
+            .map(|id| format!(" ({})", id.as_ref()))
+            .unwrap_or_default();
+        return Err(fail(&format!(
+            "is not a valid number in the numbering plan of +{code}{region}"
+        )));
     }
-    if !(MIN_DIGITS..=MAX_DIGITS).contains(&e164_digits.len()) {
-        return Err(fail("must have 6 to 15 digits in E.164 form"));
+    Ok(number.format().mode(Mode::E164).to_string())
+}
+
+/// A number of a contact: an extension of the tenant as it is (`1002`: a colleague
+/// calls from it, so handling codes apply to colleagues too), else [`normalize`]d.
+pub fn contact_number(
+    raw: &str,
+    rules: &DialingRules,
+    is_extension: impl Fn(&str) -> bool,
+) -> Result<String, ContactError> {
+    let trimmed = raw.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) && is_extension(trimmed) {
+        return Ok(trimmed.to_string());
     }
-    Ok(format!("+{e164_digits}"))
+    normalize(raw, rules).map_err(|e| match e {
+        // Digits alone that are no number: most likely an extension that does not exist.
+        ContactError::Number { input, reason }
+            if trimmed.len() <= 6 && trimmed.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            ContactError::Number {
+                input,
+                reason: format!("is no extension of this tenant, and {reason}"),
+            }
+        }
+        other => other,
+    })
+}
+
+/// The main region of a country calling code (`41` → CH, `1` → US).
+fn region_of(country_code: &str) -> Option<Region> {
+    let code: u16 = country_code.parse().ok()?;
+    let regions = DATABASE.by_code(&code)?;
+    let main = regions
+        .iter()
+        .find(|m| m.is_main_country_for_code())
+        .or(regions.first())?;
+    main.id().parse().ok()
+}
+
+/// How people read a stored number: `+41445550100` → `+41 44 555 01 00`. What is not
+/// an E.164 number (an extension) is shown as it is.
+pub fn display(stored: &str) -> String {
+    if !stored.starts_with('+') {
+        return stored.to_string();
+    }
+    match phonenumber::parse(None, stored) {
+        Ok(n) => n.format().mode(Mode::International).to_string(),
+        Err(_) => stored.to_string(),
+    }
 }
 
 /// A number prefix (of a `prefix*` caller pattern) in international form: `044` →
@@ -165,6 +204,9 @@ mod tests {
             ("(212) 555-0100", &us, "+12125550100"),
             ("011 44 20 7946 0000", &us, "+442079460000"),
             ("06 1234 5678", &it, "+390612345678"),
+            // Without the national prefix, as libphonenumber reads the country's plan.
+            ("44 555 01 00", &ch, "+41445550100"),
+            ("079 555 01 01", &ch, "+41795550101"),
             ("+41445550100", &e164_only, "+41445550100"),
             ("0041445550100", &e164_only, "+41445550100"),
         ];
@@ -187,17 +229,27 @@ mod tests {
                 &ch,
                 "contains characters other than digits and separators",
             ),
+            ("+041445550100", &ch, "has no country code in use"),
+            ("+999 123 456", &ch, "has no country code in use"),
             (
-                "445550100",
+                "+4144",
                 &ch,
-                "has no national or international prefix and cannot be made E.164",
+                "is not a valid number in the numbering plan of +41 (CH)",
             ),
-            ("+041445550100", &ch, "has a country code starting with 0"),
-            ("+4144", &ch, "must have 6 to 15 digits in E.164 form"),
             (
                 "+41 44 555 01 00 00 00 00",
                 &ch,
-                "must have 6 to 15 digits in E.164 form",
+                "is not a valid number in the numbering plan of +41 (CH)",
+            ),
+            (
+                "1002",
+                &ch,
+                "is not a valid number in the numbering plan of +41 (CH)",
+            ),
+            (
+                "+1 555 123 4567",
+                &ch,
+                "is not a valid number in the numbering plan of +1 (US)",
             ),
             (
                 "044 555 01 00",
@@ -216,6 +268,24 @@ mod tests {
                 "{raw:?}"
             );
             assert!(err.to_string().contains(&format!("{raw:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_shown_as_their_country_writes_them() {
+        assert_eq!(display("+41445550100"), "+41 44 555 01 00");
+        assert_eq!(display("+12125550100"), "+1 212-555-0100");
+        assert_eq!(display("1002"), "1002");
+        // The contact form's example, whatever the tenant's rules.
+        for r in [
+            rules("41", "0", "00"),
+            DialingRules::default(),
+            rules("1", "", "011"),
+        ] {
+            assert_eq!(
+                normalize("+41 79 555 01 01", &r).as_deref(),
+                Ok("+41795550101")
+            );
         }
     }
 

@@ -13,11 +13,12 @@ pub mod e164;
 mod vcard;
 
 pub use csv_file::{read_csv, write_csv};
-pub use e164::normalize;
+pub use e164::{display as display_number, normalize};
 pub use vcard::{read_vcards, write_vcards, VcardVersion};
 
 use crate::web::rule_schemas;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 use tsps_actors::{TenantId, UserId};
@@ -277,6 +278,7 @@ impl ContactDraft {
         tenant_id: TenantId,
         owner: ContactOwner,
         rules: &DialingRules,
+        extensions: &HashSet<String>,
     ) -> Result<Contact, Vec<ContactError>> {
         let mut errs = Vec::new();
         let mut field = |field: &str, reason: &str| {
@@ -330,7 +332,7 @@ impl ContactDraft {
                     });
                 }
             }
-            match normalize(&p.number, rules) {
+            match e164::contact_number(&p.number, rules, |x| extensions.contains(x)) {
                 Ok(number) => {
                     // The same number twice (typed two ways) is one number.
                     if !numbers.iter().any(|n| n.number == number) {
@@ -433,12 +435,21 @@ mod tests {
     }
 
     fn check(d: ContactDraft) -> Result<Contact, Vec<ContactError>> {
+        let extensions = HashSet::from(["1002".to_string()]);
         d.into_contact(
             ContactId::for_test(1),
             TenantId::for_test(1),
             ContactOwner::Shared,
             &swiss(),
+            &extensions,
         )
+    }
+
+    #[test]
+    fn a_colleague_is_a_contact_by_extension() {
+        let c = check(draft("Bob", &["1002", "044 555 01 00"])).unwrap();
+        let numbers: Vec<_> = c.numbers.iter().map(|n| n.number.as_str()).collect();
+        assert_eq!(numbers, ["1002", "+41445550100"]);
     }
 
     #[test]
@@ -467,7 +478,7 @@ mod tests {
                 "email: must look like name@domain",
                 "numbers[0].label: at most 30 letters, digits, spaces, '-' or '_'",
                 "numbers[1]: \"call me\" contains letters",
-                "numbers[2]: \"12\" has no national or international prefix and cannot be made E.164",
+                "numbers[2]: \"12\" is no extension of this tenant, and is not a valid number in the numbering plan of +41 (CH)",
             ]
         );
     }

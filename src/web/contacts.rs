@@ -43,9 +43,12 @@ pub struct ContactView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PhoneView {
-    /// E.164.
+    /// E.164, or an extension of the tenant (a colleague).
     #[schema(example = "+41445550100")]
     pub number: String,
+    /// As people read it (libphonenumber's international format).
+    #[schema(example = "+41 44 555 01 00")]
+    pub display: String,
     pub label: Option<String>,
 }
 
@@ -63,6 +66,7 @@ impl From<Contact> for ContactView {
                 .numbers
                 .into_iter()
                 .map(|n| PhoneView {
+                    display: crate::contacts::display_number(&n.number),
                     number: n.number,
                     label: n.label,
                 })
@@ -120,6 +124,8 @@ struct Scope {
     tenant: TenantId,
     owner: ContactOwner,
     rules: DialingRules,
+    /// The tenant's extensions: a contact may be a colleague.
+    extensions: HashSet<String>,
     /// The owner's handling codes; None for shared contacts (any code goes).
     codes: Option<HashSet<String>>,
 }
@@ -128,6 +134,13 @@ impl Scope {
     /// Checks that the tenant (and the user) exist: a user of another tenant is 404.
     async fn load(st: &ApiState, tenant: TenantId, owner: ContactOwner) -> Result<Self, ApiError> {
         let rules = st.store().get_tenant_settings(tenant).await?.dialing;
+        let extensions = st
+            .store()
+            .list_users(tenant)
+            .await?
+            .into_iter()
+            .map(|u| u.extension)
+            .collect();
         let codes = match owner {
             ContactOwner::Shared => None,
             ContactOwner::User(u) => {
@@ -139,6 +152,7 @@ impl Scope {
             tenant,
             owner,
             rules,
+            extensions,
             codes,
         })
     }
@@ -164,7 +178,7 @@ impl Scope {
                 ));
             }
         }
-        match draft.into_contact(id, self.tenant, self.owner, &self.rules) {
+        match draft.into_contact(id, self.tenant, self.owner, &self.rules, &self.extensions) {
             Ok(c) if issues.is_empty() => Ok(c),
             Ok(_) => Err(issues),
             Err(errs) => {

@@ -61,7 +61,8 @@ await scenario('pages', async (t) => {
   await page.fill('#contact-company', 'Muster AG');
   await page.click('#contact-save');
   await page.waitForSelector('#contacts-table tr[data-contact-id]:has-text("Anna Muster")');
-  t.check('contacts: the number was stored as E.164', (await page.textContent('#contacts-table tbody')).includes('+41445550100'));
+  t.check('contacts: the number is shown as people read it', (await page.textContent('#contacts-table tbody')).includes('+41 44 555 01 00'),
+    await page.textContent('#contacts-table tbody'));
   await page.click('#contacts-table tr:has-text("Anna Muster") [data-action="edit"]');
   await page.fill('#contact-name', 'Anna Muster-Meier');
   await page.click('#contact-save');
@@ -72,6 +73,27 @@ await scenario('pages', async (t) => {
   await page.click('#contacts-table tr:has-text("Anna Muster-Meier") [data-action="confirm-delete"]');
   await page.waitForSelector('#contacts-table tr:has-text("Anna Muster-Meier")', { state: 'detached' });
   t.check('contacts: deleted', true);
+  // The form's own example is a number tsps takes, and a colleague is a contact by extension.
+  const hint = await page.textContent('#contact-numbers ~ .muted');
+  const example = (/\((\+[0-9 ]+)\)/.exec(hint) || [])[1];
+  t.check('contacts: the hint gives an example', Boolean(example), hint);
+  await page.fill('#contact-name', 'Example Number');
+  await page.fill('#contact-numbers', `mobile: ${example}`);
+  await page.click('#contact-save');
+  await page.waitForSelector('#contacts-table tr[data-contact-id]:has-text("Example Number")');
+  t.check('contacts: the hint\'s example is accepted', true);
+  await page.fill('#contact-name', 'Bob at his desk');
+  await page.fill('#contact-numbers', '1002');
+  await page.click('#contact-save');
+  const bob = await page.waitForSelector('#contacts-table tr[data-contact-id]:has-text("Bob at his desk")');
+  t.check('contacts: a colleague by extension', (await bob.textContent()).includes('1002'), await bob.textContent());
+  await page.fill('#contact-name', 'Nobody');
+  await page.fill('#contact-numbers', '1099');
+  await page.click('#contact-save');
+  await page.waitForSelector('#contact-numbers[aria-invalid="true"]');
+  t.check('contacts: an extension nobody has is refused, saying so',
+    /no extension of this tenant/.test(await page.textContent('#contact-numbers-error')), await page.textContent('#contact-numbers-error'));
+  await page.click('#contact-form button:has-text("Cancel")');
 
   // ---- settings ----
   await visit(t, page, 'settings');

@@ -2,8 +2,14 @@
 // import a vCard or CSV file and export both. `#/contacts?number=…&name=…` opens the
 // form prefilled (from the incoming-call window); `?id=…` opens that contact.
 
-import { api, userPath, ApiError } from './api.js';
+import { api, userPath, tenantPath, ApiError } from './api.js';
 import { h, clear, append, field, announce, setFieldError, clearFieldErrors } from './dom.js';
+
+// Every example here is one tsps accepts, whatever the tenant's dialing rules.
+const NUMBERS_HINT = 'One per line: a colleague\'s extension (1002) or a number with its country code '
+  + '(+41 79 555 01 01); a label may come first: "mobile: +41 79 555 01 01"';
+const NUMBERS_HINT_NATIONAL = 'One per line: a colleague\'s extension (1002), a number with its country code '
+  + '(+41 79 555 01 01) or as dialled in your country; a label may come first: "mobile: +41 79 555 01 01"';
 
 export function renderContacts(main, ctx) {
   const base = userPath(ctx.user, '/contacts');
@@ -26,7 +32,7 @@ export function renderContacts(main, ctx) {
   const form = h('form', { id: 'contact-form', 'aria-labelledby': 'contact-form-title', novalidate: true },
     formTitle, formErrors,
     field('Name', name), field('Company', company), field('Email', email),
-    field('Numbers', numbers, 'One per line; a label may come first: "mobile: 079 555 01 01"'),
+    field('Numbers', numbers, NUMBERS_HINT),
     field('Handling code', code),
     h('div', { class: 'actions' }, save, cancel));
   const controls = { name, company, email, numbers, handling_code: code };
@@ -133,7 +139,7 @@ export function renderContacts(main, ctx) {
       list.append(h('tr', { dataset: { contactId: c.id } },
         h('td', {}, c.name),
         h('td', {}, c.company || ''),
-        h('td', {}, (c.numbers || []).map((n) => h('div', {}, n.label ? `${n.label}: ` : '', n.number))),
+        h('td', {}, (c.numbers || []).map((n) => h('div', {}, n.label ? `${n.label}: ` : '', n.display || n.number))),
         h('td', {}, c.handling_code || ''),
         actions));
     }
@@ -193,6 +199,13 @@ export function renderContacts(main, ctx) {
             h('a', { href: `/api/v1${base}/export?format=csv`, download: 'contacts.csv', id: 'export-csv' }, 'Export CSV'))))));
 
   fillCodes();
+  // With a country code, numbers may also be written as dialled at home (079 ...).
+  api('GET', tenantPath(ctx.user, '/settings')).then((st) => {
+    if (st && st.dialing && st.dialing.country_code) {
+      const hint = numbers.parentElement.querySelector('.muted');
+      if (hint) hint.textContent = NUMBERS_HINT_NATIONAL;
+    }
+  }).catch(() => {});
   api('GET', userPath(ctx.user, '/profile')).then((p) => {
     codes = (p.handling_codes || []).map((c) => c.name);
     fillCodes();
