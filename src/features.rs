@@ -5,7 +5,7 @@
 use crate::sip::shard::PlaceCall;
 use crate::store::{DynStore, PolicyMode, SharedDirectory};
 use crate::web::live::{LiveCall, LiveCallError, LiveCalls};
-use crate::web::ChangeNotifier;
+use crate::notify::ChangeNotifier;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;

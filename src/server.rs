@@ -373,7 +373,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             }
         }));
     }
-    let notify: Arc<dyn crate::web::ChangeNotifier> = Arc::new(crate::features::ActorNotifier {
+    let notify: Arc<dyn crate::notify::ChangeNotifier> = Arc::new(crate::features::ActorNotifier {
         platform: platform.clone(),
         directory: directory.clone(),
     });

@@ -35,7 +35,7 @@ async fn start() -> Api {
     let app = router(ApiState {
         directory: directory.clone(),
         api_token: Some(Secret(TOKEN.into())),
-        notify: std::sync::Arc::new(tsps::web::NoopNotifier),
+        notify: std::sync::Arc::new(tsps::notify::NoopNotifier),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
         push: tsps::push::Hub::detached(),
         metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use tsps::config::Secret;
 use tsps::contacts::ContactNumber;
 use tsps::store::{self, DynStore, SharedDirectory, Store};
-use tsps::web::{router, ApiState, ChangeNotifier};
+use tsps::notify::ChangeNotifier;
+use tsps::web::{router, ApiState};
 use tsps_actors::feature::Presence;
 use tsps_actors::{TenantId, UserId};
 

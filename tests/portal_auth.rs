@@ -1011,7 +1011,7 @@ async fn without_a_token_a_session_is_still_only_its_user() {
         ApiState {
             directory,
             api_token: None,
-            notify: std::sync::Arc::new(tsps::web::NoopNotifier),
+            notify: std::sync::Arc::new(tsps::notify::NoopNotifier),
             live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
             push: tsps::push::Hub::detached(),
             metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),

@@ -14,7 +14,7 @@ use super::remote::{Effect, Remote};
 use super::wire::{Msg, Names, NodeId, StoredBinding, Wire};
 use super::{ClusterStats, HEARTBEAT, SILENT};
 use crate::store::SharedDirectory;
-use crate::web::ChangeNotifier;
+use crate::notify::ChangeNotifier;
 use futures::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubStream};
 use std::sync::atomic::Ordering::Relaxed;

@@ -27,7 +27,7 @@ pub mod remote;
 pub mod wire;
 
 use crate::config::RedisConfig;
-use crate::web::ChangeNotifier;
+use crate::notify::ChangeNotifier;
 use local::Local;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;

@@ -65,7 +65,7 @@ impl std::fmt::Debug for LoginCandidate {
 /// as the API token may. Created and removed with `tsps operator add|remove`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorAccount {
-    /// Lower case, unique on the platform (see `provision::rules::operator_login`).
+    /// Lower case, unique on the platform (see `rules::operator_login`).
     pub login: String,
     pub created_at: DateTime<Utc>,
 }

@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::contacts::e164;
-use crate::provision::rules;
+use crate::rules;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
 use axum::extract::State;
 use axum::http::StatusCode;

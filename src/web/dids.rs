@@ -3,7 +3,7 @@
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::{field, reloaded, ApiState};
-use crate::provision::rules;
+use crate::rules;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

@@ -5,7 +5,7 @@
 //!
 //! Every write goes to the store first and then reloads the shared directory, so the
 //! SIP side sees the change on its next lookup; writes of feature-server data
-//! (profiles, status, contacts, settings, policies) tell the [`ChangeNotifier`]
+//! (profiles, status, contacts, settings, policies) tell the [`ChangeNotifier`](crate::notify::ChangeNotifier)
 //! instead, so the live user and tenant actors reload. Tenants are walls: anything of tenant
 //! A asked for under tenant B's path is 404. Every error, including a malformed body
 //! or path, is JSON (see [`error`]).
@@ -22,7 +22,6 @@ mod extract;
 pub mod live;
 mod messages;
 pub(crate) mod model_schema;
-pub(crate) mod password;
 mod policy;
 mod portal;
 mod profile;
@@ -42,6 +41,7 @@ mod users;
 mod watchers;
 
 use crate::config::Secret;
+use crate::notify::ChangeNotifier;
 use crate::provision::{self, ApplySummary, ProvisionDoc};
 use crate::store::{DynStore, SharedDirectory};
 use axum::extract::{Request, State};
@@ -53,7 +53,6 @@ use error::{ApiError, ErrorBody};
 use extract::ApiJson;
 use serde::Serialize;
 use std::sync::Arc;
-use tsps_actors::{TenantId, UserId};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -79,24 +78,6 @@ pub struct ApiState {
     pub guard: Arc<crate::sip::auth::guard::Guard>,
     /// The platform's default quotas (`[quotas]`); a tenant may have its own.
     pub quotas: crate::store::Quotas,
-}
-
-/// How the API tells the running system that stored feature-server data changed.
-/// Called after the write is durable; must not block (queue or `do_send`).
-pub trait ChangeNotifier: Send + Sync + 'static {
-    /// Something of this user changed: profile, presence, personal contacts, or the
-    /// tenant's policy for the user.
-    fn user_changed(&self, tenant: TenantId, user: UserId);
-    /// Something every user of the tenant sees changed: shared contacts, settings.
-    fn tenant_changed(&self, tenant: TenantId);
-}
-
-/// Tells nobody: for tests and for a server without live feature actors.
-pub struct NoopNotifier;
-
-impl ChangeNotifier for NoopNotifier {
-    fn user_changed(&self, _: TenantId, _: UserId) {}
-    fn tenant_changed(&self, _: TenantId) {}
 }
 
 impl ApiState {
@@ -485,7 +466,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-/// Lifts a [`provision::rules`] result into an API error naming the field.
+/// Lifts a [`crate::rules`] result into an API error naming the field.
 fn field<T>(name: &str, r: Result<T, String>) -> Result<T, ApiError> {
     r.map_err(|reason| ApiError::invalid(name, reason))
 }

@@ -1,5 +1,5 @@
 //! Field rules as JSON Schema, for the OpenAPI document. The rules themselves stay
-//! where they are (`provision::rules`, the handlers) and decide; each function here
+//! where they are (`crate::rules`, the handlers) and decide; each function here
 //! states one of them for fields that take it with `#[schema(schema_with = ..)]`, so
 //! that a value the schema allows is one the rule accepts and the other way round.
 //! The contract test (`tests/openapi_contract.rs`) holds the two to that.

@@ -617,7 +617,7 @@ pub async fn login(
         return too_many_attempts(wait);
     }
     let hash = candidate.as_ref().and_then(|(_, hash)| hash.as_deref());
-    let ok = match super::password::verify(&input.password, hash).await {
+    let ok = match crate::password::verify(&input.password, hash).await {
         Ok(ok) => ok,
         Err(e) => return internal("password check failed", &e).into_response(),
     };

@@ -4,7 +4,7 @@ use super::auth::Auth;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::{reloaded, rule_schemas, ApiState, Fields};
-use crate::provision::rules;
+use crate::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;

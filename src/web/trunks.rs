@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::model_schema::TransportDoc;
 use super::{reloaded, rule_schemas, ApiState, Fields};
-use crate::provision::rules;
+use crate::rules;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -3,7 +3,8 @@
 //! of CPU, so it runs on the blocking pool, at most [`PARALLEL`] at a time: a burst of
 //! logins queues instead of starving the SIP shards.
 //!
-//! Provisioning uses this module too (a user's `password:` in the document).
+//! The portal (logins, password changes) and provisioning (a user's `password:` in the
+//! document) use it.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::SaltString;
@@ -31,7 +32,7 @@ pub enum PasswordError {
 /// The rule for portal passwords, said in lower case: 8 to 128 characters, no
 /// control characters.
 pub fn check_rule(password: &str) -> Result<(), String> {
-    crate::provision::rules::portal_password(password).map(|_| ())
+    crate::rules::portal_password(password).map(|_| ())
 }
 
 /// A fresh argon2id PHC string for `password` (random salt).
