@@ -2,10 +2,10 @@
 //! contacts and tenant policies from the store, and API writes tell the live actors
 //! to load them again.
 
+use crate::notify::ChangeNotifier;
 use crate::sip::shard::PlaceCall;
 use crate::store::{DynStore, PolicyMode, SharedDirectory};
 use crate::web::live::{LiveCall, LiveCallError, LiveCalls};
-use crate::notify::ChangeNotifier;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;

@@ -22,4 +22,3 @@ impl ChangeNotifier for NoopNotifier {
     fn user_changed(&self, _: TenantId, _: UserId) {}
     fn tenant_changed(&self, _: TenantId) {}
 }
-

@@ -16,10 +16,10 @@
 //! applied before it; fixing the document and applying again completes the rest.
 
 use crate::config::Secret;
-use crate::sip::digest::{ha1_md5, ha1_sha256};
-use crate::store::{OperatorAccount, Store, StoreError, UserRole};
 use crate::password::{self, PasswordError};
 use crate::rules;
+use crate::sip::digest::{ha1_md5, ha1_sha256};
+use crate::store::{OperatorAccount, Store, StoreError, UserRole};
 use crate::web::rule_schemas;
 use chrono::Timelike;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -450,7 +450,6 @@ pub async fn apply_demo(store: &dyn Store) -> Result<ApplySummary, ProvisionErro
     }
     Ok(summary)
 }
-
 
 fn invalid(path: impl Into<String>, reason: impl Into<String>) -> ProvisionError {
     ProvisionError::Invalid {

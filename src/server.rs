@@ -407,6 +407,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         directory: directory.clone(),
         api_token: config.http.api_token.clone(),
         notify,
+        clock: clock.clone(),
         live: Arc::new(crate::features::PlatformCalls {
             platform: platform.clone(),
             clock: config.testing.clock_api.then(|| adjustable.clone()),

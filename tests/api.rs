@@ -36,6 +36,7 @@ async fn start() -> Api {
         directory: directory.clone(),
         api_token: Some(Secret(TOKEN.into())),
         notify: std::sync::Arc::new(tsps::notify::NoopNotifier),
+        clock: std::sync::Arc::new(tsps_actors::ports::SystemClock),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
         push: tsps::push::Hub::detached(),
         metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),

@@ -10,8 +10,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use tsps::config::Secret;
 use tsps::contacts::ContactNumber;
-use tsps::store::{self, DynStore, SharedDirectory, Store};
 use tsps::notify::ChangeNotifier;
+use tsps::store::{self, DynStore, SharedDirectory, Store};
 use tsps::web::{router, ApiState};
 use tsps_actors::feature::Presence;
 use tsps_actors::{TenantId, UserId};
@@ -53,6 +53,7 @@ async fn serve(store: DynStore) -> Api {
         directory,
         api_token: Some(Secret(TOKEN.into())),
         notify: notes.clone(),
+        clock: std::sync::Arc::new(tsps_actors::ports::SystemClock),
         live: std::sync::Arc::new(tsps::web::live::NoLiveCalls),
         push: tsps::push::Hub::detached(),
         metrics: std::sync::Arc::new(tsps::metrics::NoMetrics),

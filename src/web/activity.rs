@@ -226,7 +226,7 @@ pub async fn list_registrations(
     ApiPath(tenant_id): ApiPath<TenantId>,
 ) -> Result<Json<Vec<RegistrationView>>, ApiError> {
     st.store().get_tenant(tenant_id).await?;
-    let bindings = st.store().list_bindings(tenant_id, Utc::now()).await?;
+    let bindings = st.store().list_bindings(tenant_id, st.clock.now()).await?;
     Ok(Json(
         bindings.into_iter().map(RegistrationView::from).collect(),
     ))

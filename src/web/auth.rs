@@ -49,7 +49,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -58,6 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast;
+use tsps_actors::ports::Clock;
 use tsps_actors::{TenantId, UserId};
 
 /// The prefix every authorized route lives under.
@@ -192,6 +192,8 @@ impl AuthSettings {
 pub struct Auth {
     api_token: Option<Secret>,
     store: DynStore,
+    /// What sessions and API tokens expire by (the platform's, movable in tests).
+    clock: Arc<dyn Clock>,
     sessions: Sessions,
     limits: Mutex<LoginLimits>,
     secure_cookies: bool,
@@ -200,17 +202,24 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(api_token: Option<Secret>, store: DynStore, settings: &AuthSettings) -> Self {
+    pub fn new(
+        api_token: Option<Secret>,
+        store: DynStore,
+        clock: Arc<dyn Clock>,
+        settings: &AuthSettings,
+    ) -> Self {
         let (changes, _) = broadcast::channel(CHANGES_BUFFER);
         Self {
             api_token,
             sessions: Sessions::new(
                 store.clone(),
+                clock.clone(),
                 settings.session_idle,
                 settings.session_lifetime,
                 changes.clone(),
             ),
             store,
+            clock,
             limits: Mutex::new(LoginLimits::default()),
             secure_cookies: settings.secure_cookies,
             changes,
@@ -219,6 +228,11 @@ impl Auth {
 
     pub fn store(&self) -> &DynStore {
         &self.store
+    }
+
+    /// The platform's clock: sessions and API tokens expire by it.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -248,7 +262,7 @@ impl Auth {
         let principal = match credential {
             Credential::Standing => return Ok(true),
             Credential::ApiToken { secret_hash } => {
-                tokens::resolve_hash(&self.store, secret_hash, Utc::now()).await?
+                tokens::resolve_hash(&self.store, secret_hash, self.clock.now()).await?
             }
             Credential::Session { id_hash } => self
                 .sessions
@@ -536,7 +550,7 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
             // Checked even without an operator token: an integration is held to its
             // scope, and a revoked token is refused, whether the API is open or not.
             let secret_hash = tokens::hash_secret(presented);
-            match tokens::resolve_hash(auth.store(), &secret_hash, Utc::now()).await {
+            match tokens::resolve_hash(auth.store(), &secret_hash, auth.clock.now()).await {
                 Ok(Some(p)) => {
                     credential = Credential::ApiToken { secret_hash };
                     Some(p)
@@ -950,11 +964,11 @@ mod tests {
             id_hash: "h".into(),
             csrf_token: "c".into(),
             account,
-            expires_at: Utc::now(),
+            expires_at: chrono::Utc::now(),
         };
         let operator = session(SessionAccount::Operator(OperatorAccount {
             login: "ops".into(),
-            created_at: Utc::now(),
+            created_at: chrono::Utc::now(),
         }));
         assert_eq!(Principal::of_session(&operator), Principal::Operator);
         let user = |role| {

@@ -108,7 +108,7 @@ pub async fn send_message(
         to,
         body.text,
         body.call_id,
-        Utc::now(),
+        st.clock.now(),
     )
     .map_err(|e| ApiError::not_found(e.to_string()))?;
     let sent = SentMessage::from(&msg);

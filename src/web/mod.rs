@@ -68,6 +68,8 @@ pub struct ApiState {
     pub api_token: Option<Secret>,
     /// Told after each successful write of feature-server data, so live actors reload.
     pub notify: Arc<dyn ChangeNotifier>,
+    /// The platform's clock (movable in tests): sessions, API tokens, messages.
+    pub clock: Arc<dyn tsps_actors::ports::Clock>,
     /// Live calls (override, listing) and the test clock.
     pub live: Arc<dyn live::LiveCalls>,
     /// Users' live event streams (WebSocket, SSE).
@@ -291,6 +293,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
     let auth = Arc::new(auth::Auth::new(
         state.api_token.clone(),
         state.store().clone(),
+        state.clock.clone(),
         &auth_settings,
     ));
     let v1 = OpenApiRouter::new()

@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tsps_actors::ports::Clock;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
 
@@ -189,12 +190,14 @@ pub struct ActiveSession {
 struct Cached {
     record: SessionRecord,
     account: SessionAccount,
-    loaded: Instant,
+    /// On the platform's clock, so tests move past the cache window.
+    loaded: DateTime<Utc>,
 }
 
 /// The session store: the database, and this node's short-lived cache of it.
 pub struct Sessions {
     store: DynStore,
+    clock: Arc<dyn Clock>,
     idle: Duration,
     lifetime: Duration,
     cache: Mutex<HashMap<String, Cached>>,
@@ -211,12 +214,14 @@ pub struct NewSession {
 impl Sessions {
     pub fn new(
         store: DynStore,
+        clock: Arc<dyn Clock>,
         idle: Duration,
         lifetime: Duration,
         changes: broadcast::Sender<CredentialsChanged>,
     ) -> Self {
         Self {
             store,
+            clock,
             idle,
             lifetime,
             cache: Mutex::new(HashMap::new()),
@@ -235,7 +240,7 @@ impl Sessions {
     /// Starts a session for `account`; also sweeps expired sessions from the database
     /// (logins are rare enough, and it needs no background task).
     pub async fn create(&self, account: SessionAccount) -> Result<NewSession, StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         if let Err(e) = self
             .store
             .delete_expired_sessions(now, now - self.idle())
@@ -262,7 +267,7 @@ impl Sessions {
             account: account.clone(),
             expires_at: record.expires_at,
         };
-        self.cache_insert(record, account, Instant::now());
+        self.cache_insert(record, account, now);
         Ok(NewSession {
             cookie_value,
             active,
@@ -285,12 +290,14 @@ impl Sessions {
         id_hash: String,
         touch: bool,
     ) -> Result<Option<ActiveSession>, StoreError> {
-        let now = Utc::now();
+        let now = self.clock.now();
+        let cache_for = chrono::Duration::from_std(CACHE_FOR).unwrap_or(chrono::Duration::MAX);
         let cached = {
             let cache = self.cache.lock().expect("session cache lock");
+            // A clock moved back does not make an entry trusted for longer.
             cache
                 .get(&id_hash)
-                .filter(|c| c.loaded.elapsed() < CACHE_FOR)
+                .filter(|c| c.loaded <= now && now - c.loaded < cache_for)
                 .map(|c| (c.record.clone(), c.account.clone(), c.loaded))
         };
         // A cached session keeps the time it was read: a session in constant use is
@@ -298,7 +305,7 @@ impl Sessions {
         let (mut record, account, loaded) = match cached {
             Some(found) => found,
             None => match self.store.get_session(&id_hash).await? {
-                Some((record, account)) => (record, account, Instant::now()),
+                Some((record, account)) => (record, account, now),
                 None => {
                     self.forget(&id_hash);
                     return Ok(None);
@@ -381,7 +388,7 @@ impl Sessions {
             .remove(id_hash);
     }
 
-    fn cache_insert(&self, record: SessionRecord, account: SessionAccount, loaded: Instant) {
+    fn cache_insert(&self, record: SessionRecord, account: SessionAccount, loaded: DateTime<Utc>) {
         let mut cache = self.cache.lock().expect("session cache lock");
         if cache.len() >= MAX_CACHED && !cache.contains_key(&record.id_hash) {
             cache.clear();

@@ -243,7 +243,7 @@ pub async fn create_api_token(
         .map(|u| u.id)
         .collect();
     // Stored at microseconds (both databases): the answer shows what a list will show.
-    let now = Utc::now().trunc_subsecs(6);
+    let now = st.clock.now().trunc_subsecs(6);
     let Checked {
         name,
         users,
