@@ -6,7 +6,6 @@
 
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
@@ -563,22 +562,7 @@ impl PersonalConfig {
     }
 }
 
-/// A string that never shows in logs or `Debug` output.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::secret::Secret;
 
 fn default_version() -> u32 {
     CONFIG_VERSION

@@ -25,6 +25,7 @@ pub mod personal;
 pub mod provision;
 pub mod push;
 pub mod rules;
+pub mod secret;
 pub mod server;
 pub mod sip;
 pub mod store;

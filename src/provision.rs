@@ -143,7 +143,7 @@ pub struct UserSpec {
     pub devices: Vec<DeviceSpec>,
 }
 
-#[derive(Clone, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceSpec {
     #[serde(deserialize_with = "string_or_integer")]
@@ -151,20 +151,10 @@ pub struct DeviceSpec {
     pub sip_username: String,
     /// Only its HA1s are stored.
     #[schema(schema_with = rule_schemas::password)]
-    pub password: String,
+    pub password: Secret,
     #[serde(default)]
     #[schema(schema_with = rule_schemas::digest_algorithms)]
     pub digest_algorithms: Option<Vec<String>>,
-}
-
-impl fmt::Debug for DeviceSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceSpec")
-            .field("sip_username", &self.sip_username)
-            .field("password", &"[redacted]")
-            .field("digest_algorithms", &self.digest_algorithms)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
@@ -180,7 +170,7 @@ pub struct DidSpec {
     pub extension: String,
 }
 
-#[derive(Clone, PartialEq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkSpec {
     /// 1 to 64 letters, digits, `-`, `_` or `.`; unique within the tenant.
@@ -201,27 +191,11 @@ pub struct TrunkSpec {
     #[schema(min_length = 1)]
     pub username: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1)]
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1)]
+    pub password: Option<Secret>,
     #[serde(default)]
     #[schema(schema_with = rule_schemas::provisioned_sources)]
     pub inbound_sources: Vec<String>,
-}
-
-impl fmt::Debug for TrunkSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrunkSpec")
-            .field("name", &self.name)
-            .field(
-                "peer",
-                &format_args!("{}:{}", self.peer_host, self.peer_port),
-            )
-            .field("transport", &self.transport)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .field("inbound_sources", &self.inbound_sources)
-            .finish()
-    }
 }
 
 fn default_time_zone() -> String {
@@ -357,7 +331,7 @@ pub fn demo_document() -> ProvisionDoc {
         password: Some(Secret(format!("demo{extension}"))),
         devices: vec![DeviceSpec {
             sip_username: extension.into(),
-            password: format!("demo{extension}"),
+            password: Secret(format!("demo{extension}")),
             // What every softphone knows: baresip 1.0, the most common one on Linux,
             // fails when SHA-256 is offered beside it.
             digest_algorithms: Some(vec!["MD5".into()]),
@@ -520,10 +494,10 @@ pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
                     rules::digest_algorithms(list)
                         .map_err(|e| invalid(format!("{dp}.digest_algorithms"), e))?;
                 }
-                d.password = check(
+                d.password = Secret::new(check(
                     format!("{dp}.password"),
-                    rules::device_password(&d.password),
-                )?;
+                    rules::device_password(d.password.expose()),
+                )?);
             }
         }
         for (ni, n) in t.dids.iter_mut().enumerate() {
@@ -549,7 +523,10 @@ pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
             }
             r.peer_host = check(format!("{rp}.peer_host"), rules::host(&r.peer_host))?;
             rules::port(r.peer_port).map_err(|e| invalid(format!("{rp}.peer_port"), e))?;
-            rules::credentials(r.username.as_deref(), r.password.as_deref())
+            rules::credentials(
+                r.username.as_deref(),
+                r.password.as_ref().map(Secret::expose),
+            )
                 .map_err(|e| invalid(format!("{rp}.username"), e))?;
             for (si, s) in r.inbound_sources.iter_mut().enumerate() {
                 *s = check(format!("{rp}.inbound_sources[{si}]"), rules::source(s))?;
@@ -739,8 +716,9 @@ async fn apply_device(
     spec: &DeviceSpec,
 ) -> Result<Change, StoreError> {
     // The realm is the tenant's SIP domain (see `Store::update_tenant`).
-    let ha1_md5 = ha1_md5(&spec.sip_username, &tenant.domain, &spec.password);
-    let ha1_sha256 = ha1_sha256(&spec.sip_username, &tenant.domain, &spec.password);
+    let password = spec.password.expose();
+    let ha1_md5 = ha1_md5(&spec.sip_username, &tenant.domain, password);
+    let ha1_sha256 = ha1_sha256(&spec.sip_username, &tenant.domain, password);
     let existing = store
         .find_device_by_username(tenant.id, &spec.sip_username)
         .await?;
@@ -870,7 +848,7 @@ async fn apply_trunk(
         peer_port: spec.peer_port,
         transport: spec.transport,
         username: spec.username.clone(),
-        password: spec.password.clone(),
+        password: spec.password.as_ref().map(|p| p.expose().to_string()),
         inbound_sources: spec.inbound_sources.clone(),
     };
     match existing {

@@ -131,7 +131,7 @@ pub async fn prepare(store: &dyn Store, cfg: &PersonalConfig) -> anyhow::Result<
                 peer_port: registrar.port(),
                 transport: TransportKind::Udp,
                 username: Some(up.username.clone()),
-                password: Some(up.password.expose().to_string()),
+                password: Some(up.password.clone()),
                 // Its calls are recognised by the registrar's address and port, not by
                 // source IP: on one host the user's own phones share that IP.
                 inbound_sources: vec![],

@@ -12,12 +12,12 @@ use super::extract::{ApiJson, ApiPath};
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::contacts::e164;
 use crate::rules;
+use crate::secret::Secret;
 use crate::sip::digest::{ha1_md5, ha1_sha256};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use tsps_actors::model::{Device, ExternalPhone};
 use tsps_actors::{DeviceId, TenantId, UserId};
 use utoipa::ToSchema;
@@ -55,7 +55,7 @@ impl From<Device> for DeviceView {
 }
 
 /// Body of POST and PUT (a PUT sets a new password, and may rename the device).
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceInput {
     /// Digest user name: 1 to 64 letters, digits, `-`, `_`, `.` or `+`; unique within
@@ -64,7 +64,7 @@ pub struct DeviceInput {
     pub sip_username: String,
     /// Only its HA1s are stored.
     #[schema(schema_with = rule_schemas::password)]
-    pub password: String,
+    pub password: Secret,
     /// The phone supports remote answer (BroadWorks `talk` event): `answer` on a call
     /// ringing on it makes it answer by itself. Default false; a PUT without it keeps
     /// the current value.
@@ -76,17 +76,6 @@ pub struct DeviceInput {
     #[serde(default)]
     #[schema(schema_with = rule_schemas::digest_algorithms)]
     pub digest_algorithms: Option<Vec<String>>,
-}
-
-impl fmt::Debug for DeviceInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceInput")
-            .field("sip_username", &self.sip_username)
-            .field("password", &"[redacted]")
-            .field("remote_answer", &self.remote_answer)
-            .field("digest_algorithms", &self.digest_algorithms)
-            .finish()
-    }
 }
 
 impl DeviceInput {
@@ -108,7 +97,7 @@ impl DeviceInput {
                     .unwrap_or_default(),
             ),
         };
-        let password = f.check("password", rules::device_password(&self.password));
+        let password = f.check("password", rules::device_password(self.password.expose()));
         let (Some(sip_username), Some(digest_algorithms), Some(password)) =
             (sip_username, digest_algorithms, password)
         else {

@@ -14,6 +14,7 @@ use super::auth::{Auth, Principal};
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::{rule_schemas, ApiState};
+use crate::secret::Secret;
 use crate::store::{ApiToken, ApiTokenId, DynStore, StoreError};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -24,7 +25,6 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Arc;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
@@ -123,23 +123,15 @@ impl From<ApiToken> for ApiTokenView {
 }
 
 /// The answer to the POST: the token as listed, and its secret, shown only here.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedApiToken {
     /// Send it as `Authorization: Bearer <token>`. tsps keeps only its hash: it cannot
     /// be shown again.
-    #[schema(example = "tsps_Jx1b2R0d0Ugd2l0aCAyNTYgcmFuZG9tIGJpdHMgaGVyZQ")]
-    pub token: String,
+    #[schema(value_type = String, example = "tsps_Jx1b2R0d0Ugd2l0aCAyNTYgcmFuZG9tIGJpdHMgaGVyZQ")]
+    #[serde(serialize_with = "Secret::serialize_exposed")]
+    pub token: Secret,
     #[serde(flatten)]
     pub api_token: ApiTokenView,
-}
-
-impl fmt::Debug for CreatedApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedApiToken")
-            .field("token", &"[redacted]")
-            .field("api_token", &self.api_token)
-            .finish()
-    }
 }
 
 /// A POST body that passed [`check`]: the name trimmed, the users without repeats.
@@ -266,7 +258,7 @@ pub async fn create_api_token(
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiToken {
-            token: secret,
+            token: Secret::new(secret),
             api_token: token.into(),
         }),
     ))
@@ -309,7 +301,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<impl fmt::Debug, Vec<FieldIssue>>) -> Vec<String> {
+    fn fields(r: Result<impl std::fmt::Debug, Vec<FieldIssue>>) -> Vec<String> {
         r.expect_err("invalid")
             .into_iter()
             .map(|i| i.field)

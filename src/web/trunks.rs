@@ -12,11 +12,11 @@ use super::extract::{ApiJson, ApiPath};
 use super::model_schema::TransportDoc;
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::rules;
+use crate::secret::Secret;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use tsps_actors::directory::SourceRange;
 use tsps_actors::model::{TransportKind, Trunk};
 use tsps_actors::{TenantId, TrunkId};
@@ -54,7 +54,7 @@ impl From<Trunk> for TrunkView {
 
 /// Body of POST and PUT. On PUT an omitted `password` keeps the stored one as long as
 /// a `username` is given; omitting `username` removes both.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkInput {
     /// 1 to 64 letters, digits, `-`, `_` or `.`; unique within the tenant.
@@ -76,22 +76,11 @@ pub struct TrunkInput {
     #[schema(min_length = 1)]
     pub username: Option<String>,
     #[serde(default)]
-    #[schema(min_length = 1)]
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>, min_length = 1)]
+    pub password: Option<Secret>,
     #[serde(default)]
     #[schema(schema_with = rule_schemas::sources)]
     pub inbound_sources: Option<Vec<String>>,
-}
-
-impl fmt::Debug for TrunkInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrunkInput")
-            .field("name", &self.name)
-            .field("peer_host", &self.peer_host)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .finish_non_exhaustive()
-    }
 }
 
 impl TrunkInput {
@@ -102,9 +91,11 @@ impl TrunkInput {
         stored_password: Option<String>,
         stored_sources: Vec<String>,
     ) -> Result<Trunk, ApiError> {
+        // The model keeps the value: the SIP side answers the carrier's challenges with it.
+        let given = self.password.map(|p| p.expose().to_string());
         let password = match &self.username {
-            Some(_) => self.password.or(stored_password),
-            None => self.password,
+            Some(_) => given.or(stored_password),
+            None => given,
         };
         let mut f = Fields::default();
         let credentials = f.check(

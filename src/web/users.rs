@@ -8,6 +8,7 @@ use super::session::{self, ActiveSession};
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::password;
 use crate::rules;
+use crate::secret::Secret;
 use crate::store::{UserAccount, UserRole};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -187,21 +188,16 @@ pub async fn delete_user(
 }
 
 /// Body of `PUT .../password`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordInput {
     #[schema(schema_with = rule_schemas::password)]
-    pub password: String,
+    pub password: Secret,
     /// The password now in force: required when a user changes its own password (so a
     /// session left open does not let someone else take the account over).
     #[serde(default)]
-    pub current_password: Option<String>,
-}
-
-impl std::fmt::Debug for PasswordInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordInput { .. }")
-    }
+    #[schema(value_type = Option<String>)]
+    pub current_password: Option<Secret>,
 }
 
 fn invalid_password(field: &str, reason: impl Into<String>) -> ApiError {
@@ -230,11 +226,11 @@ pub async fn set_password(
     ApiPath((tenant_id, user_id)): ApiPath<(TenantId, UserId)>,
     ApiJson(input): ApiJson<PasswordInput>,
 ) -> Result<Response, ApiError> {
-    password::check_rule(&input.password).map_err(|r| invalid_password("password", r))?;
+    password::check_rule(input.password.expose()).map_err(|r| invalid_password("password", r))?;
     let account = st.store().get_user_account(tenant_id, user_id).await?;
     let own = principal.user() == Some(user_id) && principal.tenant() == Some(tenant_id);
     if own {
-        let Some(current) = input.current_password.as_deref() else {
+        let Some(current) = input.current_password.as_ref().map(Secret::expose) else {
             return Err(invalid_password(
                 "current_password",
                 "required to change your own password",
@@ -261,7 +257,7 @@ pub async fn set_password(
         }
         auth.limits().succeeded(&key);
     }
-    let hash = password::hash(&input.password)
+    let hash = password::hash(input.password.expose())
         .await
         .map_err(|e| session::internal("password hashing failed", &e))?;
     st.store()

@@ -60,7 +60,7 @@ await scenario('chat', async (t) => {
   // Bob's settings: reject calls with a message (what a caller then gets as a chat).
   await bob.goto(`${process.env.TSPS_URL}/portal/#/settings`);
   const tick = await bob.waitForSelector('#profile-default_handling-method');
-  await bob.waitForFunction(() => document.querySelector('#profile-json').value.trim() !== '');
+  await bob.waitForFunction(() => (document.querySelector('#profile-json')?.value || '').trim() !== '');
   await tick.check();
   await bob.click('#profile-save');
   await bob.waitForSelector('#profile-default_handling-text[aria-invalid="true"]');
@@ -73,7 +73,7 @@ await scenario('chat', async (t) => {
   await bob.click('#profile-save');
   await bob.waitForSelector('#profile-saved:has-text("Settings saved.")');
   await bob.reload();
-  await bob.waitForFunction(() => document.querySelector('#profile-json').value.trim() !== '');
+  await bob.waitForFunction(() => (document.querySelector('#profile-json')?.value || '').trim() !== '');
   t.check('the rejection with a message is saved',
     await bob.isChecked('#profile-default_handling-method')
       && (await bob.inputValue('#profile-default_handling-text')) === 'In a meeting until 3, I will call back'

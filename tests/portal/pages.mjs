@@ -97,7 +97,7 @@ await scenario('pages', async (t) => {
 
   // ---- settings ----
   await visit(t, page, 'settings');
-  await page.waitForFunction(() => document.querySelector('#profile-json').value.length > 2);
+  await page.waitForFunction(() => (document.querySelector('#profile-json')?.value || '').length > 2);
   const ext = await page.evaluate(() => window.tspsPortal.session.user.extension);
   await page.fill('#profile-forwarding-busy', ext);
   await page.click('#profile-save');
@@ -124,7 +124,7 @@ await scenario('pages', async (t) => {
   await page.click('#profile-save');
   await page.waitForSelector('#profile-saved:has-text("saved")');
   await page.reload();
-  await page.waitForFunction(() => document.querySelector('#profile-json').value.length > 2);
+  await page.waitForFunction(() => (document.querySelector('#profile-json')?.value || '').length > 2);
   t.check('settings: what the JSON said is what was saved',
     !(await page.isChecked('#profile-call_waiting')) && (await page.inputValue('#profile-ring_seconds')) === '45',
     await page.inputValue('#profile-json'));
