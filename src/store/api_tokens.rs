@@ -2,6 +2,8 @@
 //! one tenant and may be limited to some of its users. The secret itself is never
 //! stored, only its SHA-256 (see `web::tokens`), so a copy of the table opens nothing.
 
+use super::StoreResult;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -83,4 +85,19 @@ impl fmt::Debug for ApiToken {
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// API tokens of integrations, keyed by the SHA-256 of the secret. They go with their
+/// tenant.
+#[async_trait]
+pub trait ApiTokens: Send + Sync {
+    /// `AlreadyExists` ("api token") for a name taken in the tenant; `token.tenant_id`
+    /// must equal `tenant` (else `Invalid`).
+    async fn create_api_token(&self, tenant: TenantId, token: &ApiToken) -> StoreResult<()>;
+    /// By name.
+    async fn list_api_tokens(&self, tenant: TenantId) -> StoreResult<Vec<ApiToken>>;
+    /// The token whose secret hashes to `secret_hash`, of any tenant, expired or not.
+    async fn find_api_token(&self, secret_hash: &str) -> StoreResult<Option<ApiToken>>;
+    /// `NotFound` ("api token") for none of this id in `tenant`.
+    async fn delete_api_token(&self, tenant: TenantId, id: ApiTokenId) -> StoreResult<()>;
 }
