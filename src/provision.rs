@@ -527,7 +527,7 @@ pub fn validate(doc: &ProvisionDoc) -> Result<ProvisionDoc, ProvisionError> {
                 r.username.as_deref(),
                 r.password.as_ref().map(Secret::expose),
             )
-                .map_err(|e| invalid(format!("{rp}.username"), e))?;
+            .map_err(|e| invalid(format!("{rp}.username"), e))?;
             for (si, s) in r.inbound_sources.iter_mut().enumerate() {
                 *s = check(format!("{rp}.inbound_sources[{si}]"), rules::source(s))?;
             }
@@ -1173,7 +1173,9 @@ inbound_sources = ["127.0.0.2"]
             assert_eq!(dev.ha1_md5, ha1_md5(ext, "demo.tsps.local", &password));
             let login = store.find_login(t.id, ext).await.unwrap().unwrap();
             let hash = login.password_hash.unwrap();
-            assert!(password::verify(&password, Some(&hash)).await.unwrap());
+            assert!(password::verify(&password, Some(hash.expose()))
+                .await
+                .unwrap());
             let admin = ext == "1001";
             assert_eq!(login.account.role == UserRole::TenantAdmin, admin, "{ext}");
         }
@@ -1185,7 +1187,7 @@ inbound_sources = ["127.0.0.2"]
         apply_demo(&*store).await.unwrap();
         let (login, password) = DEMO_OPERATOR;
         let op = store.find_operator(login).await.unwrap().unwrap();
-        assert!(password::verify(password, Some(&op.password_hash))
+        assert!(password::verify(password, Some(op.password_hash.expose()))
             .await
             .unwrap());
         // Again: the operator is left as it is (same hash, no error).
@@ -1261,8 +1263,8 @@ inbound_sources = ["127.0.0.2"]
         let alice = store.find_login(t.id, "1001").await.unwrap().unwrap();
         assert_eq!(alice.account.role, UserRole::TenantAdmin);
         let hash = alice.password_hash.clone().unwrap();
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(password::verify("portal-secret", Some(&hash))
+        assert!(hash.expose().starts_with("$argon2id$"), "{hash:?}");
+        assert!(password::verify("portal-secret", Some(hash.expose()))
             .await
             .unwrap());
         let bob = store.find_login(t.id, "1002").await.unwrap().unwrap();
@@ -1275,7 +1277,7 @@ inbound_sources = ["127.0.0.2"]
         let again = apply(&*store, &doc).await.unwrap();
         assert_eq!((again.users.updated, again.users.unchanged), (0, 2));
         let after = store.find_login(t.id, "1001").await.unwrap().unwrap();
-        assert_eq!(after.password_hash.as_deref(), Some(hash.as_str()));
+        assert_eq!(after.password_hash.as_ref(), Some(&hash));
 
         // Omitted: left alone. Changed: a new hash, counted as an update.
         let mut omitted = doc.clone();
@@ -1283,7 +1285,7 @@ inbound_sources = ["127.0.0.2"]
         omitted.tenants[0].users[0].role = None;
         assert_eq!(apply(&*store, &omitted).await.unwrap().users.updated, 0);
         let kept = store.find_login(t.id, "1001").await.unwrap().unwrap();
-        assert_eq!(kept.password_hash.as_deref(), Some(hash.as_str()));
+        assert_eq!(kept.password_hash.as_ref(), Some(&hash));
         assert_eq!(kept.account.role, UserRole::TenantAdmin);
         doc.tenants[0].users[0].password = Some(Secret("another-secret".into()));
         doc.tenants[0].users[0].role = Some(UserRole::User);
@@ -1291,7 +1293,7 @@ inbound_sources = ["127.0.0.2"]
         let changed = store.find_login(t.id, "alice").await.unwrap().unwrap();
         assert_eq!(changed.account.role, UserRole::User);
         let new_hash = changed.password_hash.unwrap();
-        assert!(password::verify("another-secret", Some(&new_hash))
+        assert!(password::verify("another-secret", Some(new_hash.expose()))
             .await
             .unwrap());
     }

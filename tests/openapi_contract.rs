@@ -178,7 +178,7 @@ async fn fixture_ids(store: &DynStore) -> Vec<(&'static str, String)> {
         tenant_id: t,
         name: "crm".into(),
         // The hash of no secret anybody has: this token is only there to be revoked.
-        secret_hash: "0".repeat(64),
+        secret_hash: "0".repeat(64).into(),
         users: None,
         created_at: chrono::Utc::now(),
         expires_at: None,

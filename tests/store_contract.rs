@@ -1273,7 +1273,7 @@ fn session(n: u8, tenant: &Tenant, user: &User, last_seen: i64, expires: i64) ->
             tenant: tenant.id,
             user: user.id,
         },
-        csrf_token: format!("csrf-{n}"),
+        csrf_token: format!("csrf-{n}").into(),
         created_at: at(0),
         last_seen_at: at(last_seen),
         expires_at: at(expires),
@@ -1329,7 +1329,10 @@ async fn user_accounts_roles_and_password_hashes(s: &dyn Store) {
     let found = s.find_login(a.id, "alice").await.unwrap().unwrap();
     assert_eq!(found.account.user, renamed);
     assert_eq!(found.account.role, UserRole::TenantAdmin);
-    assert_eq!(found.password_hash.as_deref(), Some("$argon2id$fake"));
+    assert_eq!(
+        found.password_hash.as_ref().map(|h| h.expose()),
+        Some("$argon2id$fake")
+    );
     // A login by extension; an extension wins over a portal login spelled the same.
     assert_eq!(
         s.find_login(a.id, "1002")
@@ -1471,7 +1474,7 @@ fn operator_session(n: u8, login: &str, last_seen: i64, expires: i64) -> Session
         subject: SessionSubject::Operator {
             login: login.into(),
         },
-        csrf_token: format!("csrf-{n}"),
+        csrf_token: format!("csrf-{n}").into(),
         created_at: at(0),
         last_seen_at: at(last_seen),
         expires_at: at(expires),
@@ -1490,7 +1493,7 @@ async fn operators_and_their_sessions(s: &dyn Store) {
     );
     let found = s.find_operator("ops").await.unwrap().unwrap();
     assert_eq!(
-        (&found.account, found.password_hash.as_str()),
+        (&found.account, found.password_hash.expose()),
         (&ops, "$argon2id$ops")
     );
     assert_eq!(s.find_operator("nobody").await.unwrap(), None);
@@ -1561,7 +1564,7 @@ fn api_token(n: u8, tenant: &Tenant, name: &str, users: Option<Vec<UserId>>) -> 
         id: ApiTokenId::for_test(u128::from(n)),
         tenant_id: tenant.id,
         name: name.into(),
-        secret_hash: format!("{n:064x}"),
+        secret_hash: format!("{n:064x}").into(),
         users,
         created_at: at(0),
         expires_at: None,
@@ -1581,11 +1584,13 @@ async fn api_tokens_round_trip_stay_in_their_tenant_and_cascade(s: &dyn Store) {
     }
     // Found by the hash of the secret, with the user list in its order; listed by name.
     assert_eq!(
-        s.find_api_token(&crm.secret_hash).await.unwrap(),
+        s.find_api_token(crm.secret_hash.expose()).await.unwrap(),
         Some(crm.clone())
     );
     assert_eq!(
-        s.find_api_token(&console.secret_hash).await.unwrap(),
+        s.find_api_token(console.secret_hash.expose())
+            .await
+            .unwrap(),
         Some(console.clone())
     );
     assert_eq!(
@@ -1621,7 +1626,10 @@ async fn api_tokens_round_trip_stay_in_their_tenant_and_cascade(s: &dyn Store) {
     assert_not_found(s.delete_api_token(b.id, crm.id).await, "api token");
     s.delete_api_token(a.id, crm.id).await.unwrap();
     assert_not_found(s.delete_api_token(a.id, crm.id).await, "api token");
-    assert_eq!(s.find_api_token(&crm.secret_hash).await.unwrap(), None);
+    assert_eq!(
+        s.find_api_token(crm.secret_hash.expose()).await.unwrap(),
+        None
+    );
     assert_eq!(
         s.list_api_tokens(a.id).await.unwrap(),
         std::slice::from_ref(&console)
@@ -1629,7 +1637,12 @@ async fn api_tokens_round_trip_stay_in_their_tenant_and_cascade(s: &dyn Store) {
 
     // Tokens go with their tenant.
     s.delete_tenant(a.id).await.unwrap();
-    assert_eq!(s.find_api_token(&console.secret_hash).await.unwrap(), None);
+    assert_eq!(
+        s.find_api_token(console.secret_hash.expose())
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(s.list_api_tokens(b.id).await.unwrap(), [theirs]);
 }
 

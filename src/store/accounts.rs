@@ -3,6 +3,7 @@
 //! `web::auth`). The sessions of both are [`Sessions`](super::Sessions)'.
 
 use super::StoreResult;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,22 +46,10 @@ pub struct UserAccount {
 }
 
 /// The user a login names, with its password hash (none: it cannot log in).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginCandidate {
     pub account: UserAccount,
-    pub password_hash: Option<String>,
-}
-
-impl std::fmt::Debug for LoginCandidate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginCandidate")
-            .field("account", &self.account)
-            .field(
-                "password_hash",
-                &self.password_hash.as_ref().map(|_| "[redacted]"),
-            )
-            .finish()
-    }
+    pub password_hash: Option<Secret>,
 }
 
 /// A platform operator: logs in to the portal without a tenant and may do everything,
@@ -73,19 +62,10 @@ pub struct OperatorAccount {
 }
 
 /// The operator a login names, with its password hash.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OperatorCandidate {
     pub account: OperatorAccount,
-    pub password_hash: String,
-}
-
-impl std::fmt::Debug for OperatorCandidate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperatorCandidate")
-            .field("account", &self.account)
-            .field("password_hash", &"[redacted]")
-            .finish()
-    }
+    pub password_hash: Secret,
 }
 
 /// Portal accounts of users and operators.

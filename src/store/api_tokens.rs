@@ -3,6 +3,7 @@
 //! stored, only its SHA-256 (see `web::tokens`), so a copy of the table opens nothing.
 
 use super::StoreResult;
+use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -53,14 +54,14 @@ impl FromStr for ApiTokenId {
 }
 
 /// One API token as stored.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: ApiTokenId,
     pub tenant_id: TenantId,
     /// Unique within the tenant: what the integration is (`crm`, `reception console`).
     pub name: String,
     /// Lower-case hex SHA-256 of the secret.
-    pub secret_hash: String,
+    pub secret_hash: Secret,
     /// The users it may act for; `None`: every user of the tenant.
     pub users: Option<Vec<UserId>>,
     pub created_at: DateTime<Utc>,
@@ -71,19 +72,6 @@ pub struct ApiToken {
 impl ApiToken {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|end| now >= end)
-    }
-}
-
-impl fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiToken")
-            .field("id", &self.id)
-            .field("tenant_id", &self.tenant_id)
-            .field("name", &self.name)
-            .field("users", &self.users)
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
     }
 }
 

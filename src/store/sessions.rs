@@ -2,6 +2,7 @@
 //! never stored, only its SHA-256 (see `web::session`).
 
 use super::{OperatorAccount, StoreResult, UserAccount};
+use crate::secret::Secret;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tsps_actors::{TenantId, UserId};
@@ -38,27 +39,16 @@ impl SessionAccount {
 
 /// One portal session as stored. The session id itself (the cookie) is never stored,
 /// only its SHA-256, so a copy of the table opens no session.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRecord {
-    /// Lower-case hex SHA-256 of the session id.
+    /// Lower-case hex SHA-256 of the session id (a lookup key: it opens nothing).
     pub id_hash: String,
     pub subject: SessionSubject,
-    pub csrf_token: String,
+    pub csrf_token: Secret,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     /// The absolute end, whatever the activity.
     pub expires_at: DateTime<Utc>,
-}
-
-impl std::fmt::Debug for SessionRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionRecord")
-            .field("subject", &self.subject)
-            .field("created_at", &self.created_at)
-            .field("last_seen_at", &self.last_seen_at)
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Portal sessions, keyed by the SHA-256 of the session id. They go with their user (or

@@ -592,7 +592,7 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, mut req: Request, next: Ne
         None
     };
     if let Some(s) = &session {
-        if !csrf_ok(req.method(), req.headers(), &s.csrf_token) {
+        if !csrf_ok(req.method(), req.headers(), s.csrf_token.expose()) {
             return forbidden("missing or wrong X-CSRF-Token header");
         }
         if !websocket_origin_ok(req.method(), req.headers()) {

@@ -18,6 +18,7 @@ use super::auth::{Auth, ClientIp};
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::revalidate::CredentialsChanged;
+use crate::secret::Secret;
 use crate::store::{DynStore, SessionAccount, SessionRecord, SessionSubject, StoreError, UserRole};
 use axum::extract::Extension;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -182,7 +183,7 @@ impl LoginLimits {
 #[derive(Clone, Debug)]
 pub struct ActiveSession {
     pub id_hash: String,
-    pub csrf_token: String,
+    pub csrf_token: Secret,
     pub account: SessionAccount,
     pub expires_at: DateTime<Utc>,
 }
@@ -253,7 +254,7 @@ impl Sessions {
         let record = SessionRecord {
             id_hash: hash_id(&cookie_value),
             subject: account.subject(),
-            csrf_token: random_token(),
+            csrf_token: Secret(random_token()),
             created_at: now,
             last_seen_at: now,
             expires_at: now
@@ -500,7 +501,9 @@ impl LoginInput {
 /// The logged-in account and the token to send as `X-CSRF-Token` with every write.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
-    pub csrf_token: String,
+    #[schema(value_type = String)]
+    #[serde(serialize_with = "Secret::serialize_exposed")]
+    pub csrf_token: Secret,
     pub user: SessionUser,
 }
 
@@ -681,7 +684,10 @@ async fn find_candidate(
             Ok(match found {
                 Some(c) => (
                     login_key(&given.0, &c.account.user.extension),
-                    Some((SessionAccount::User(c.account), c.password_hash)),
+                    Some((
+                        SessionAccount::User(c.account),
+                        c.password_hash.map(|h| h.expose().to_string()),
+                    )),
                 ),
                 None => (given, None),
             })
@@ -692,7 +698,12 @@ async fn find_candidate(
             let found = store.find_operator(&key.1).await?;
             Ok((
                 key,
-                found.map(|o| (SessionAccount::Operator(o.account), Some(o.password_hash))),
+                found.map(|o| {
+                    (
+                        SessionAccount::Operator(o.account),
+                        Some(o.password_hash.expose().to_string()),
+                    )
+                }),
             ))
         }
     }

@@ -248,7 +248,7 @@ pub async fn create_api_token(
         id: ApiTokenId::new(),
         tenant_id,
         name,
-        secret_hash: hash_secret(&secret),
+        secret_hash: Secret(hash_secret(&secret)),
         users,
         created_at: now,
         expires_at,

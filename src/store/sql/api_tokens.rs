@@ -44,7 +44,7 @@ macro_rules! sql_api_tokens {
                         id: ApiTokenId(dec_id(r.id)?),
                         tenant_id: TenantId(dec_id(r.tenant_id)?),
                         name: r.name,
-                        secret_hash: r.secret_hash,
+                        secret_hash: $crate::secret::Secret(r.secret_hash),
                         users,
                         created_at: dec_ts(r.created_at)?,
                         expires_at: r.expires_at.map(dec_ts).transpose()?,
@@ -74,7 +74,7 @@ macro_rules! sql_api_tokens {
                     .bind(enc_id(t.id.0))
                     .bind(enc_id(tenant.0))
                     .bind(&t.name)
-                    .bind(&t.secret_hash)
+                    .bind(t.secret_hash.expose())
                     .bind(users)
                     .bind(enc_ts(t.created_at))
                     .bind(t.expires_at.map(enc_ts))

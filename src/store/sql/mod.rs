@@ -179,7 +179,7 @@ macro_rules! sql_shared {
                             user: self.user.try_into()?,
                             role,
                         },
-                        password_hash: self.password_hash,
+                        password_hash: self.password_hash.map($crate::secret::Secret),
                     })
                 }
 
@@ -202,7 +202,7 @@ macro_rules! sql_shared {
                             login: self.login,
                             created_at: dec_ts(self.created_at)?,
                         },
-                        password_hash: self.password_hash,
+                        password_hash: $crate::secret::Secret(self.password_hash),
                     })
                 }
             }

@@ -33,7 +33,7 @@ macro_rules! sql_sessions {
                                 tenant: account.user.tenant_id,
                                 user: account.user.id,
                             },
-                            csrf_token: self.csrf_token,
+                            csrf_token: $crate::secret::Secret(self.csrf_token),
                             created_at: dec_ts(self.created_at)?,
                             last_seen_at: dec_ts(self.last_seen_at)?,
                             expires_at: dec_ts(self.expires_at)?,
@@ -63,7 +63,7 @@ macro_rules! sql_sessions {
                             subject: SessionSubject::Operator {
                                 login: account.login.clone(),
                             },
-                            csrf_token: self.csrf_token,
+                            csrf_token: $crate::secret::Secret(self.csrf_token),
                             created_at: dec_ts(self.session_created_at)?,
                             last_seen_at: dec_ts(self.last_seen_at)?,
                             expires_at: dec_ts(self.expires_at)?,
@@ -102,7 +102,7 @@ macro_rules! sql_sessions {
                         ),
                     };
                     query
-                        .bind(&s.csrf_token)
+                        .bind(s.csrf_token.expose())
                         .bind(enc_ts(s.created_at))
                         .bind(enc_ts(s.last_seen_at))
                         .bind(enc_ts(s.expires_at))
