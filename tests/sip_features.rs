@@ -13,7 +13,7 @@
 mod common;
 
 use common::{
-    assert_silent, free_port, register, tenant_users, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP,
+    assert_quiet, free_port, register, tenant_users, Sipp, SippHandle, Tsps, CARRIER_IP, DEVICE_IP,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -28,7 +28,6 @@ const DID: &str = "+41445550100";
 const CONTACT_NUMBER: &str = "+41790000001";
 const CDR_WAIT: Duration = Duration::from_secs(10);
 /// How long a device that must not ring is watched after the call's outcome is known.
-const QUIET: Duration = Duration::from_millis(500);
 
 fn provisioning(trunk_port: u16) -> String {
     format!(
@@ -434,7 +433,13 @@ fn do_not_disturb_status_busies_the_caller() {
     pbx.tsps
         .sipp(pbx.caller("uac_call_busy.xml", "1002"))
         .assert_success("caller gets 486 while 1002 is in do not disturb");
-    assert_silent(&device, QUIET, "1002's device in do not disturb");
+    assert_quiet(
+        &pbx.tsps,
+        &device,
+        DOMAIN,
+        "1002",
+        "1002's device in do not disturb",
+    );
 
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Busy, "{r:#?}");
@@ -511,7 +516,13 @@ fn blocked_contact_is_declined() {
     pbx.tsps
         .sipp(pbx.carrier("carrier_uac_did_declined.xml", CONTACT_NUMBER))
         .assert_success("the blocked contact gets 603");
-    assert_silent(&device, QUIET, "1002's device for a blocked caller");
+    assert_quiet(
+        &pbx.tsps,
+        &device,
+        DOMAIN,
+        "1002",
+        "1002's device for a blocked caller",
+    );
 
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Rejected, "{r:#?}");
@@ -543,7 +554,13 @@ fn a_colleague_as_a_contact_gets_the_contacts_handling() {
     pbx.tsps
         .sipp(pbx.caller("uac_call_busy.xml", "1002"))
         .assert_success("Alice's call gets 486 from 1002's handling code");
-    assert_silent(&device, QUIET, "1002's device for a colleague sent away");
+    assert_quiet(
+        &pbx.tsps,
+        &device,
+        DOMAIN,
+        "1002",
+        "1002's device for a colleague sent away",
+    );
 
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Busy, "{r:#?}");
@@ -582,7 +599,13 @@ fn schedule_switches_forwarding_with_the_clock() {
     phone
         .join()
         .assert_success("1002 rings in business hours and answers");
-    assert_silent(&carol_quiet, QUIET, "1003 during business hours");
+    assert_quiet(
+        &pbx.tsps,
+        &carol_quiet,
+        DOMAIN,
+        "1003",
+        "1003 during business hours",
+    );
     drop(carol_quiet);
 
     // The same Monday at 20:00: outside business hours, the call goes to 1003.
@@ -595,7 +618,13 @@ fn schedule_switches_forwarding_with_the_clock() {
     carol
         .join()
         .assert_success("1003 takes 1002's calls after hours");
-    assert_silent(&own_quiet, QUIET, "1002 after business hours");
+    assert_quiet(
+        &pbx.tsps,
+        &own_quiet,
+        DOMAIN,
+        "1002",
+        "1002 after business hours",
+    );
 
     let records = pbx.tsps.wait_for_call_records(DOMAIN, 2, CDR_WAIT);
     assert_eq!(records.len(), 2, "{records:#?}");
@@ -629,7 +658,13 @@ fn tenant_policy_reject_refuses_calls_for_the_user() {
     pbx.tsps
         .sipp(pbx.caller("uac_call_forbidden.xml", "1002"))
         .assert_success("caller gets 403 for a user the tenant rejects");
-    assert_silent(&device, QUIET, "1002's device while the tenant rejects");
+    assert_quiet(
+        &pbx.tsps,
+        &device,
+        DOMAIN,
+        "1002",
+        "1002's device while the tenant rejects",
+    );
 
     let r = pbx.record();
     assert_eq!(r.outcome, CallOutcome::Rejected, "{r:#?}");
@@ -662,9 +697,11 @@ fn tenant_policy_external_hands_calls_to_the_users_own_server() {
         "the INVITE is addressed to the external URI:\n{}",
         server.report()
     );
-    assert_silent(
+    assert_quiet(
+        &pbx.tsps,
         &device,
-        QUIET,
+        DOMAIN,
+        "1002",
         "1002's device: its calls go to its own server",
     );
 
@@ -825,7 +862,13 @@ fn override_answer_on_outlasts_the_no_answer_forward() {
     let (caller, phone) = (caller.join(), phone.join());
     caller.assert_success("caller: answered on the chosen device after 7 s");
     phone.assert_success("1002 rings past the 5 s no-answer forward and answers");
-    assert_silent(&carol, QUIET, "1003: the override cancelled the forward");
+    assert_quiet(
+        &pbx.tsps,
+        &carol,
+        DOMAIN,
+        "1003",
+        "1003: the override cancelled the forward",
+    );
 
     let r = pbx.record();
     assert_answered_by(&r, chosen);

@@ -1023,18 +1023,36 @@ pub fn free_port(ip: IpAddr, both: bool) -> u16 {
     panic!("no free udp+tcp port on {ip} after 50 tries");
 }
 
-/// Asserts that nothing arrives on `socket` within `wait`.
-pub fn assert_silent(socket: &UdpSocket, wait: Duration, what: &str) {
-    socket
-        .set_read_timeout(Some(wait))
+/// Proves that `device`, a registered phone of `extension` in `domain`, got nothing
+/// from what the test did before: a chat message sent to `extension` now (from another
+/// user of the tenant) must be the first datagram it receives. tsps sends on loopback
+/// in order, so anything sent to the phone earlier would be ahead of it; no waiting for
+/// a silence that only proves the test was not patient enough.
+pub fn assert_quiet(tsps: &Tsps, device: &UdpSocket, domain: &str, extension: &str, what: &str) {
+    let (tenant, users) = tenant_users(tsps, domain);
+    let from = users
+        .iter()
+        .find(|(ext, _)| ext.as_str() != extension)
+        .map(|(_, id)| id)
+        .unwrap_or_else(|| panic!("{what}: another user of {domain} to send the proof"));
+    let marker = format!("proof of quiet for {extension}");
+    tsps.api_ok(
+        reqwest::Method::POST,
+        &format!("/tenants/{tenant}/users/{from}/messages"),
+        Some(&serde_json::json!({ "to": extension, "text": marker })),
+    );
+    device
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .expect("set read timeout");
     let mut buf = vec![0u8; 65_536];
-    if let Ok((n, from)) = socket.recv_from(&mut buf) {
-        panic!(
-            "{what}: expected no datagram, got one from {from}:\n{}",
-            String::from_utf8_lossy(&buf[..n])
-        );
-    }
+    let (n, _) = device
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("{what}: the proof message never came: {e}"));
+    let first = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        first.starts_with("MESSAGE ") && first.contains(&marker),
+        "{what}: expected nothing before the proof message, got:\n{first}"
+    );
 }
 
 /// One sample's value in Prometheus text (`name{labels}` exactly as rendered).
