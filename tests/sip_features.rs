@@ -27,7 +27,6 @@ const DID: &str = "+41445550100";
 /// The carrier presents this number; it is the stored contact in the contact tests.
 const CONTACT_NUMBER: &str = "+41790000001";
 const CDR_WAIT: Duration = Duration::from_secs(10);
-/// How long a device that must not ring is watched after the call's outcome is known.
 
 fn provisioning(trunk_port: u16) -> String {
     format!(
