@@ -350,6 +350,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             directory: directory.clone(),
         }),
         crate::push::HubConfig::default(),
+        clock.clone(),
     );
     push.run(&bus, cancel.clone());
     // SIP presence: the tenants' presence actors follow the bus.

@@ -19,12 +19,12 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tsps_actors::events::{DeviceEvent, Event, EventBus, StatusEvent};
 use tsps_actors::lines::{LineBook, LineUpdate};
-use tsps_actors::ports::BoxFuture;
+use tsps_actors::ports::{BoxFuture, Clock};
 use tsps_actors::{DeviceId, TenantId, UserId};
 
 pub use source::PlatformSource;
@@ -172,10 +172,10 @@ impl Resume {
 struct Stream {
     tenant: TenantId,
     seq: u64,
-    /// The latest messages, with when each was pushed.
-    ring: VecDeque<(Instant, Msg)>,
+    /// The latest messages, with when each was pushed (on the platform's clock).
+    ring: VecDeque<(DateTime<Utc>, Msg)>,
     tx: broadcast::Sender<Msg>,
-    last_seen: Instant,
+    last_seen: DateTime<Utc>,
 }
 
 struct State {
@@ -203,6 +203,8 @@ pub struct Hub {
     epoch: u64,
     config: HubConfig,
     source: Arc<dyn UserStateSource>,
+    /// The platform's clock: replay ages and idle streams are measured on it.
+    clock: Arc<dyn Clock>,
     pub stats: HubStats,
 }
 
@@ -213,7 +215,11 @@ enum Start {
 }
 
 impl Hub {
-    pub fn new(source: Arc<dyn UserStateSource>, config: HubConfig) -> Arc<Hub> {
+    pub fn new(
+        source: Arc<dyn UserStateSource>,
+        config: HubConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             state: Mutex::new(State {
                 book: LineBook::new(),
@@ -224,6 +230,7 @@ impl Hub {
             epoch: rand::random::<u64>() >> 1,
             config,
             source,
+            clock,
             stats: HubStats::default(),
         })
     }
@@ -239,7 +246,11 @@ impl Hub {
                 None
             }
         }
-        Hub::new(Arc::new(Nobody), HubConfig::default())
+        Hub::new(
+            Arc::new(Nobody),
+            HubConfig::default(),
+            Arc::new(tsps_actors::ports::SystemClock),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -418,7 +429,7 @@ impl Hub {
         if stream.ring.len() == self.config.replay {
             stream.ring.pop_front();
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         stream.ring.push_back((now, msg.clone()));
         prune(&mut stream.ring, now, self.config.replay_age);
         // No receiver is fine: the ring keeps it for a reconnect.
@@ -441,8 +452,9 @@ impl Hub {
         let (rx, start) = {
             let mut st = self.lock();
             let stream = self.stream_of(&mut st, tenant, user)?;
-            stream.last_seen = Instant::now();
-            prune(&mut stream.ring, Instant::now(), self.config.replay_age);
+            let now = self.clock.now();
+            stream.last_seen = now;
+            prune(&mut stream.ring, now, self.config.replay_age);
             let rx = stream.tx.subscribe();
             let start = match since {
                 Some(r) if r.epoch == self.epoch && r.seq <= stream.seq => {
@@ -508,7 +520,7 @@ impl Hub {
             seq: 0,
             ring: VecDeque::new(),
             tx: broadcast::channel(buffer).0,
-            last_seen: Instant::now(),
+            last_seen: self.clock.now(),
         });
         (stream.tenant == tenant).then_some(stream)
     }
@@ -530,7 +542,13 @@ impl Hub {
             "status": state.status,
             "watched": watched,
         });
-        let json = envelope(seq, &self.resume_token(seq), "snapshot", Utc::now(), data);
+        let json = envelope(
+            seq,
+            &self.resume_token(seq),
+            "snapshot",
+            self.clock.now(),
+            data,
+        );
         Some(Msg {
             seq,
             json: json.into(),
@@ -661,7 +679,7 @@ impl Hub {
             tenant,
             watcher,
             "watched",
-            Utc::now(),
+            self.clock.now(),
             json!(views),
         );
         Ok(views)
@@ -675,7 +693,7 @@ impl Hub {
         let users: Vec<(UserId, TenantId)> =
             st.streams.iter().map(|(u, s)| (*u, s.tenant)).collect();
         for (user, tenant) in users {
-            self.push(&mut st, tenant, user, "resync", Utc::now(), json!({}));
+            self.push(&mut st, tenant, user, "resync", self.clock.now(), json!({}));
         }
     }
 
@@ -683,14 +701,14 @@ impl Hub {
     fn sweep(&self) {
         let idle = self.config.idle_stream;
         let mut st = self.lock();
-        let (now, age) = (Instant::now(), self.config.replay_age);
+        let (now, age) = (self.clock.now(), self.config.replay_age);
         st.streams.retain(|_, s| {
             prune(&mut s.ring, now, age);
             if s.tx.receiver_count() > 0 {
-                s.last_seen = Instant::now();
+                s.last_seen = now;
                 true
             } else {
-                s.last_seen.elapsed() < idle
+                !older_than(s.last_seen, now, idle)
             }
         });
         // A watcher without a stream watches nothing (its next session sets it again).
@@ -736,13 +754,18 @@ fn message_view(m: &tsps_actors::presence::message::MessageEvent) -> serde_json:
 }
 
 /// Drops replay messages older than `age`.
-fn prune(ring: &mut VecDeque<(Instant, Msg)>, now: Instant, age: Duration) {
+fn prune(ring: &mut VecDeque<(DateTime<Utc>, Msg)>, now: DateTime<Utc>, age: Duration) {
     while ring
         .front()
-        .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= age)
+        .is_some_and(|(at, _)| older_than(*at, now, age))
     {
         ring.pop_front();
     }
+}
+
+/// `at` is `age` or more before `now` (a clock moved back makes nothing older).
+fn older_than(at: DateTime<Utc>, now: DateTime<Utc>, age: Duration) -> bool {
+    (now - at).to_std().is_ok_and(|elapsed| elapsed >= age)
 }
 
 fn envelope(
@@ -879,6 +902,7 @@ mod tests {
                 buffer,
                 ..Default::default()
             },
+            Arc::new(tsps_actors::ports::SystemClock),
         )
     }
 
@@ -1293,12 +1317,15 @@ mod tests {
 
     #[tokio::test]
     async fn replay_keeps_only_recent_messages() {
+        // The platform's clock, moved instead of waited for.
+        let clock = Arc::new(crate::features::AdjustableClock::default());
         let hub = Hub::new(
             Arc::new(Fake),
             HubConfig {
-                replay_age: Duration::ZERO,
+                replay_age: Duration::from_secs(60),
                 ..Default::default()
             },
+            clock.clone(),
         );
         let mut s = hub.open(T, A, None).await.unwrap();
         next(&mut s).await;
@@ -1306,8 +1333,13 @@ mod tests {
         let seen = next(&mut s).await;
         drop(s);
         call(&hub, 2);
-        // With no age allowed, nothing is kept to replay: the client gets a snapshot.
         let since = Resume::parse(seen["resume"].as_str().unwrap());
+        // Within the age: what was missed is replayed.
+        let mut s = hub.open(T, A, since).await.unwrap();
+        assert_eq!(next(&mut s).await["type"], "line");
+        drop(s);
+        // A minute later nothing is kept to replay: the client gets a snapshot.
+        clock.set(Utc::now() + chrono::Duration::seconds(61));
         let mut s = hub.open(T, A, since).await.unwrap();
         let m = next(&mut s).await;
         assert_eq!(m["type"], "snapshot");
