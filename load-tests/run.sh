@@ -19,6 +19,12 @@
 #            that challenges and then accepts without checking     REGISTER generator ceiling
 #   regkam   REGISTER refreshes with digest (register_auth.xml) -> Kamailio registrar (usrloc, auth)
 #   regtsps  the same -> tsps registrar
+#   overload tsps driven past its maximum: OVL_FACTORS (default 1.25 1.5 2) x OVL_MAX
+#            calls/s (default: the tsps maximum this run found), OVL_SECONDS s each, with
+#            uac_auth_overload.xml (a 503 to either INVITE is an expected answer, ACKed and
+#            counted): goodput (answered calls that were not refused, per second of the
+#            offered period), refused (503), failed and incomplete calls (set up but never
+#            ended: must be 0); results in overload.csv
 #   mem      tsps memory: RSS with 0 vs N registered users; with M live calls held vs none;
 #            RSS before and after many short calls (memory kept per ended call)
 #   udppps   raw UDP loopback packets/s (C, gcc), for scale
@@ -70,7 +76,11 @@ COOLDOWN=${COOLDOWN:-3}
 BISECT_STEPS=${BISECT_STEPS:-3}
 ROUNDS=${ROUNDS:-1}
 RUN_MAX_SECONDS=${RUN_MAX_SECONDS:-9000}
-PHASES=${PHASES:-"direct kam kamauth tsps regdirect regkam regtsps mem udppps"}
+PHASES=${PHASES:-"direct kam kamauth tsps overload regdirect regkam regtsps mem udppps"}
+# overload phase: multiples of the maximum call rate (OVL_MAX, else the tsps phase's)
+OVL_FACTORS=${OVL_FACTORS:-"1.25 1.5 2"}
+OVL_SECONDS=${OVL_SECONDS:-16}
+OVL_MAX=${OVL_MAX:-}
 # offered-rate ramps (calls/s or REGISTERs/s) per phase
 DIRECT_RATES=${DIRECT_RATES:-"2000 4000 8000 12000 16000 20000"}
 KAM_RATES=${KAM_RATES:-"1000 2000 3000 4000 5000 6000 8000"}
@@ -204,7 +214,7 @@ need() {
       echo "UDP port $p is busy on loopback; aborting"; exit 1
     fi
   done
-  if echo "$PHASES" | grep -qwE 'tsps|regtsps|mem|ws|presence'; then build_tsps; fi
+  if echo "$PHASES" | grep -qwE 'tsps|overload|regtsps|mem|ws|presence'; then build_tsps; fi
 }
 
 build_tsps() {
@@ -427,7 +437,7 @@ step_once() {
   # responder: the SIPp UAS for calls; reg_uas_auth.xml for REGISTER without a server
   local rpid="" rtime="$d/uas.time" rscen=()
   case $kind in
-    call|acall) rscen=(-sn uas) ;;
+    call|acall|ocall) rscen=(-sn uas) ;;
     areg) [ -z "$SRV" ] && rscen=(-sf "$HERE/reg_uas_auth.xml") ;;
   esac
   if [ ${#rscen[@]} -gt 0 ]; then
@@ -447,6 +457,7 @@ step_once() {
   case $kind in
     call)  scen=(-sf "$HERE/uac.xml" -s service) ;;
     acall) scen=(-sf "$ACALL_SF" -inf "$USERS_CSV" -key domain "$DOMAIN") ;;
+    ocall) scen=(-sf "$HERE/uac_auth_overload.xml" -inf "$USERS_CSV" -key domain "$DOMAIN") ;;
     areg)  scen=(-sf "$AREG_SF" -inf "$USERS_CSV" -key domain "$DOMAIN" -key expires 3600 -auth_uri "$DOMAIN") ;;
   esac
   ( cd "$d" && exec nice -n "$NICE_LVL" /usr/bin/time -f '%e %U %S' -o "$d/uac.time" \
@@ -578,6 +589,41 @@ populate() {  # populate LABEL: register every user once (REGISTER + digest) to 
   fi
 }
 
+# ---------- overload phase (tsps) ----------
+# One column of SIPp's last statistics line, by its header name (e.g. "FailedCall(C)").
+sipp_col() {  # sipp_col STATFILE NAME
+  awk -F';' -v n="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==n) c=i} END{if(c) print $c+0; else print 0}' "$1" 2>/dev/null
+}
+overload_phase() {
+  local max=$OVL_MAX
+  if [ -z "$max" ]; then
+    max=$(awk '/^MAX tsps(-round[0-9]+)? [0-9]+/{m=$3} END{print m+0}' "$OUTDIR/max.txt" 2>/dev/null)
+  fi
+  if [ -z "$max" ] || [ "$max" = 0 ]; then echo "overload: no maximum (run the tsps phase first or set OVL_MAX)"; return; fi
+  start_tsps overload
+  populate tsps-overload
+  warmup acall tsps-overload "$(first_rate "$TS_RATES")"
+  local csv="$OUTDIR/overload.csv"
+  [ -s "$csv" ] || echo "max_rate,factor,offered_rate,secs,created,answered,refused_503,failed,incomplete,goodput_per_s,goodput_vs_max,p99_180_ms,srv_us_per_call,srv_rss_kb" > "$csv"
+  local f rate d st created ok refused failed incomplete goodput
+  for f in $OVL_FACTORS; do
+    rate=$(awk -v m="$max" -v f="$f" 'BEGIN{printf "%d", m*f}')
+    step_once ocall "tsps-overload-x$f" "$rate" "$OVL_SECONDS"
+    d="$OUTDIR/steps/tsps-overload-x$f-r$rate-${OVL_SECONDS}s"; st="$d/uac_stat.csv"
+    created=$(sipp_col "$st" "OutgoingCall(C)")
+    ok=$(sipp_col "$st" "SuccessfulCall(C)")
+    refused=$(sipp_col "$st" "GenericCounter1(C)")
+    failed=$(sipp_col "$st" "FailedCall(C)")
+    incomplete=$(( created - ok - failed ))
+    goodput=$(awk -v a="$ok" -v r="$refused" -v s="$OVL_SECONDS" 'BEGIN{printf "%.1f", (a-r)/s}')
+    local row; row=$(tail -1 "$SUMMARY")
+    local p99 us rss
+    p99=$(echo "$row" | awk -F, '{print $16}'); us=$(echo "$row" | awk -F, '{print $30}'); rss=$(echo "$row" | awk -F, '{print $31}')
+    echo "$max,$f,$rate,$OVL_SECONDS,$created,$ok,$refused,$failed,$incomplete,$goodput,$(awk -v g="$goodput" -v m="$max" 'BEGIN{printf "%.2f", g/m}'),$p99,$us,$rss" | tee -a "$csv"
+  done
+  stop_server
+}
+
 # ---------- memory phase (tsps) ----------
 mem_phase() {
   start_tsps mem
@@ -694,6 +740,8 @@ run_phase() {
       start_tsps "reg$sfx"
       populate "regtsps$sfx"
       find_max areg "regtsps$sfx" "$REGTSPS_RATES"; stop_server ;;
+    overload)
+      overload_phase ;;
     mem)
       mem_phase ;;
     udppps)
