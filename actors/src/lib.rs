@@ -18,6 +18,7 @@ pub mod platform;
 pub mod ports;
 pub mod presence;
 pub mod routing;
+pub mod secret;
 pub mod source;
 pub mod tenant;
 #[cfg(test)]
