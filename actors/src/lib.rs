@@ -17,7 +17,9 @@ pub mod model;
 pub mod platform;
 pub mod ports;
 pub mod presence;
+pub mod registry;
 pub mod routing;
+pub mod services;
 pub mod source;
 pub mod tenant;
 #[cfg(test)]

@@ -24,7 +24,7 @@ use actix::prelude::*;
 use std::time::Duration;
 use tracing::warn;
 
-use super::control::{ControlError, HandedLeg};
+use super::api::{ControlError, HandedLeg};
 
 /// How often a member's re-INVITE is tried again after 491 (glare with its own).
 const GLARE_RETRIES: u8 = 3;
@@ -104,6 +104,7 @@ impl CallActor {
         }
         let addr = self
             .platform
+            .registry
             .call(self.setup.tenant, with)
             .ok_or(ControlError::NotFound)?;
         let bridge = match &self.conference {
@@ -117,6 +118,7 @@ impl CallActor {
                 // other call's party.
                 let bridge = self
                     .platform
+                    .services
                     .config
                     .media
                     .open_bridge(self.setup.tenant, self.setup.call)
@@ -203,7 +205,7 @@ impl CallActor {
 
     /// Who the party on `leg` is, as shown to the others.
     pub(super) fn party_of(&self, leg: LegId) -> PartyInfo {
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         match self.leg(leg).and_then(|l| l.user).and_then(|u| dir.user(u)) {
             Some(u) => PartyInfo {
                 user: u.extension.clone(),
@@ -415,7 +417,7 @@ impl CallActor {
         c.bridge.remove(leg);
         let host_left = c.host_leg == leg;
         let remaining: Vec<LegId> = c.members().collect();
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         if hang_up {
             self.hang_up(leg);
         }

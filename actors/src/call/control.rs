@@ -20,106 +20,19 @@
 //! for a click-to-dial, or the call rings to them. A user with no role (another user,
 //! or one who transferred the call away) gets [`ControlError::NotFound`].
 
+use super::api::{
+    Control, ControlAction, ControlError, HandOver, HandedLeg, OverrideAction, OverrideError,
+};
 use super::{sdp, AnchorKind, CallActor, Leg, LegState, OwnReInvite, Phase};
 use crate::events::CallEventKind;
 use crate::feature::Target;
-use crate::ids::{CallId, DeviceId, LegId, UserId};
-use crate::model::{CallOutcome, LegRecord, Party};
-use crate::ports::{Body, LegCommand, LegEvent, PartyInfo};
+use crate::ids::{CallId, LegId, UserId};
+use crate::model::{CallOutcome, Party};
+use crate::ports::{Body, LegCommand, PartyInfo};
 use crate::routing::{route_dialled, Route};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use tracing::warn;
-
-/// A command on behalf of `user`, who must take part in the call.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ControlError>")]
-pub struct Control {
-    pub user: UserId,
-    pub action: ControlAction,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ControlAction {
-    /// Put the other party on hold; answered once the other party accepted.
-    Hold,
-    Resume,
-    /// Hang up: BYE when answered, CANCEL while the user's call rings out, 603 for a
-    /// call ringing to the user.
-    Release,
-    /// Blind transfer: the user leaves and the other party is connected to `target`
-    /// (an extension or a number, routed like a forward).
-    Transfer {
-        target: String,
-    },
-    /// Keep ringing only this device of the user (the per-call override).
-    AnswerOn(DeviceId),
-    /// Send the call ringing to the user elsewhere (the per-call override).
-    Forward(crate::feature::Target),
-    /// Send the call ringing to the user to the user's attendant.
-    Attendant,
-    /// Consultative transfer: the other party of this call and the other party of the
-    /// user's call `with` are connected; the user's two legs leave.
-    Join {
-        with: CallId,
-    },
-    /// Conference: the other party of the user's call `with` joins this call, and all
-    /// its parties are mixed on tsps's bridge (see [`super::conference`]). On a
-    /// conference the host adds another party the same way.
-    Conference {
-        with: CallId,
-    },
-}
-
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ControlError {
-    /// No such live call in the tenant, or the user takes no part in it.
-    #[error("no such call of this user")]
-    NotFound,
-    #[error("{0}")]
-    WrongState(&'static str),
-    #[error("the device has no registration")]
-    UnknownDevice,
-    /// Holds the target as dialled, clipped to [`MAX_DIALLED`] characters (see
-    /// [`ControlError::bad_target`]): it is echoed to the user.
-    #[error("no such extension or number: {0}")]
-    BadTarget(String),
-    #[error("a number or extension has at most {MAX_DIALLED} characters")]
-    TargetTooLong,
-    /// An outside number, but the tenant has no trunk to reach it.
-    #[error("outside numbers cannot be called: this tenant has no trunk; ask your administrator")]
-    NoTrunk,
-    /// The SIP status stays in the call's decision log; the user reads what happened.
-    #[error("the other phone refused the change")]
-    Refused(u16),
-    #[error("no conference bridge: {0}")]
-    Media(crate::ports::MediaError),
-}
-
-/// The longest destination a user may dial or transfer to: an E.164 number has at most
-/// 15 digits, and this leaves room for access codes and dial prefixes.
-pub const MAX_DIALLED: usize = 32;
-
-impl ControlError {
-    /// The target is not an extension or number of the tenant; long input is clipped so
-    /// the message stays readable.
-    pub fn bad_target(target: &str) -> Self {
-        let mut shown: String = target.chars().take(MAX_DIALLED).collect();
-        if shown.len() < target.len() {
-            shown.push('…');
-        }
-        ControlError::BadTarget(shown)
-    }
-
-    /// What a dialled destination must be before routing: not longer than
-    /// [`MAX_DIALLED`].
-    pub fn check_dialled(target: &str) -> Result<(), Self> {
-        if target.chars().count() > MAX_DIALLED {
-            return Err(ControlError::TargetTooLong);
-        }
-        Ok(())
-    }
-}
 
 /// What the user is to the call right now.
 #[derive(Clone, Copy, Debug)]
@@ -233,7 +146,7 @@ impl CallActor {
                     ));
                 }
                 if let ControlAction::AnswerOn(d) = &action {
-                    let dir = self.platform.directory.current();
+                    let dir = self.platform.services.directory.current();
                     let phone = dir.external_phone(*d).filter(|p| p.user_id == msg.user);
                     if phone.is_some() && dir.trunks_of_tenant(self.setup.tenant).next().is_none() {
                         return Err(ControlError::WrongState(
@@ -242,18 +155,18 @@ impl CallActor {
                     }
                 }
                 let action = match action {
-                    ControlAction::AnswerOn(d) => super::OverrideAction::AnswerOn(d),
-                    ControlAction::Forward(t) => super::OverrideAction::Forward(t),
-                    _ => super::OverrideAction::Attendant,
+                    ControlAction::AnswerOn(d) => OverrideAction::AnswerOn(d),
+                    ControlAction::Forward(t) => OverrideAction::Forward(t),
+                    _ => OverrideAction::Attendant,
                 };
                 self.apply_override(action, ctx)
                     .map(|()| None)
                     .map_err(|e| match e {
-                        super::OverrideError::UnknownDevice => ControlError::UnknownDevice,
-                        super::OverrideError::NoAttendant => {
+                        OverrideError::UnknownDevice => ControlError::UnknownDevice,
+                        OverrideError::NoAttendant => {
                             ControlError::WrongState("the user has no attendant")
                         }
-                        super::OverrideError::NotRinging => {
+                        OverrideError::NotRinging => {
                             ControlError::WrongState("the call is not ringing")
                         }
                     })
@@ -400,7 +313,7 @@ impl CallActor {
             }
             Role::Ringing => {
                 // Declined by the user, as the per-call override does it.
-                let _ = self.apply_override(super::OverrideAction::Reject, ctx);
+                let _ = self.apply_override(OverrideAction::Reject, ctx);
             }
         }
     }
@@ -430,7 +343,7 @@ impl CallActor {
         if self.own_reinvite.is_some() || self.reoffer_from.is_some() {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let domain = self.setup.caller.domain.clone();
         let (to, party) = match route_dialled(&dir, self.setup.tenant, target) {
             Route::User(u) => {
@@ -462,7 +375,7 @@ impl CallActor {
         self.decision.push(format!("{by}: transferred to {target}"));
 
         // The user's leg leaves the call.
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         self.hang_up(mine);
         if let Some(l) = self.leg_mut(mine) {
             l.record.ended_at = Some(now);
@@ -505,32 +418,6 @@ impl CallActor {
         self.forward_to(to, ctx);
         Ok(())
     }
-}
-
-/// Consultative transfer, asked of the other call: hand over the user's other party.
-/// On success this call has hung up the user's leg and ended; the returned leg's
-/// events already go to `events`.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<HandedLeg, ControlError>")]
-pub struct HandOver {
-    pub user: UserId,
-    /// The call the leg joins.
-    pub into: CallId,
-    pub events: actix::Recipient<LegEvent>,
-}
-
-/// What the joining call needs to own a leg handed over by another call.
-#[derive(Debug)]
-pub struct HandedLeg {
-    pub(super) leg: LegId,
-    pub(super) sip: actix::Recipient<LegCommand>,
-    pub(super) incoming: bool,
-    pub(super) user: Option<UserId>,
-    pub(super) device: Option<DeviceId>,
-    pub(super) sdp: Option<Body>,
-    pub(super) record: LegRecord,
-    /// Who the party on the leg is, as shown to others.
-    pub(super) party: PartyInfo,
 }
 
 impl Handler<HandOver> for CallActor {
@@ -581,6 +468,7 @@ impl CallActor {
         settled(self, [mine, other])?;
         let addr = self
             .platform
+            .registry
             .call(self.setup.tenant, with)
             .ok_or(ControlError::NotFound)?;
         Ok(self.ask_hand_over(user, with, addr, ctx, move |act, h, _| {
@@ -595,7 +483,7 @@ impl CallActor {
         &mut self,
         user: UserId,
         with: CallId,
-        addr: Addr<CallActor>,
+        addr: super::CallHandle,
         ctx: &mut Context<Self>,
         then: F,
     ) -> Reply
@@ -658,7 +546,7 @@ impl CallActor {
             .ok_or(ControlError::WrongState("the other call is not answered"))?;
         settled(self, [mine, other])?;
         let side = self.side_of(other);
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let l = self.leg(other).ok_or(ControlError::NotFound)?;
         let party = match l.user.and_then(|u| dir.user(u)) {
             Some(u) => PartyInfo {
@@ -685,7 +573,7 @@ impl CallActor {
             leg: other,
             events: msg.events,
         });
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         if let Some(l) = self.leg_mut(other) {
             // Not ours any more: nothing here may end it.
             l.state = LegState::Done;
@@ -722,7 +610,7 @@ impl CallActor {
             h.sip.do_send(LegCommand::Hangup { leg: h.leg });
             return Err(ControlError::NotFound);
         };
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         let side = self.side_of(mine);
 
         // The user's leg leaves the call.
@@ -808,37 +696,11 @@ impl CallActor {
     /// The user's extension, for the call record's decision notes.
     pub(super) fn extension_of(&self, user: UserId) -> String {
         self.platform
+            .services
             .directory
             .current()
             .user(user)
             .map(|u| u.extension.clone())
             .unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod error_tests {
-    use super::*;
-
-    #[test]
-    fn a_bad_target_is_echoed_clipped() {
-        let long = "9".repeat(300);
-        let shown = ControlError::bad_target(&long).to_string();
-        assert_eq!(
-            shown,
-            format!("no such extension or number: {}…", "9".repeat(MAX_DIALLED))
-        );
-        assert_eq!(
-            ControlError::bad_target("4711").to_string(),
-            "no such extension or number: 4711"
-        );
-    }
-
-    #[test]
-    fn a_refusal_reads_without_a_sip_code() {
-        assert_eq!(
-            ControlError::Refused(488).to_string(),
-            "the other phone refused the change"
-        );
     }
 }

@@ -20,11 +20,15 @@
 //! ends it writes the call detail record and publishes `Ended`. Commands from the API
 //! (per-call override, third-party call control) are messages; see [`control`].
 
+pub mod api;
 mod conference;
 mod control;
 mod sdp;
 
-pub use control::{Control, ControlAction, ControlError, HandOver, HandedLeg};
+pub use api::{
+    CallHandle, CallMessage, Control, ControlAction, ControlError, HandOver, HandedLeg, Override,
+    OverrideAction, OverrideError,
+};
 pub use sdp::sdp_is_hold;
 
 use crate::events::{CallEvent, CallEventKind, Event};
@@ -265,7 +269,7 @@ pub struct CallActor {
 
 impl CallActor {
     pub fn new(setup: CallSetup, platform: Arc<Platform>) -> Self {
-        let now = platform.clock.now();
+        let now = platform.services.clock.now();
         let (direction, caller_user) = match &setup.origin {
             CallOrigin::User { user, .. } => (CallDirection::Internal, Some(*user)),
             CallOrigin::Trunk { .. } => (CallDirection::Inbound, None),
@@ -348,10 +352,10 @@ impl CallActor {
     }
 
     fn publish(&self, kind: CallEventKind) {
-        self.platform.bus.publish(Event::Call(CallEvent {
+        self.platform.services.bus.publish(Event::Call(CallEvent {
             call: self.setup.call,
             tenant: self.setup.tenant,
-            at: self.platform.clock.now(),
+            at: self.platform.services.clock.now(),
             kind,
         }));
     }
@@ -365,7 +369,7 @@ impl CallActor {
     }
 
     fn set_user_phase(&self, user: Option<UserId>, phase: Option<CallPhase>) {
-        if let Some(addr) = user.and_then(|u| self.platform.user(u)) {
+        if let Some(addr) = user.and_then(|u| self.platform.registry.user(u)) {
             addr.do_send(CallPhaseChanged {
                 call: self.setup.call,
                 phase,
@@ -504,7 +508,7 @@ impl CallActor {
                     attendant: false,
                 });
                 let callee = self.callee_party_or_dialled();
-                let seconds = self.platform.config.ring_timeout;
+                let seconds = self.platform.services.config.ring_timeout;
                 self.step += 1;
                 self.arm_step_timer(seconds, ctx);
                 self.dial(vec![Ring::to(DialTarget::Uri(uri), None)], &callee, ctx);
@@ -527,7 +531,7 @@ impl CallActor {
 
     /// Asks the tenant where the dialled string goes (the mailbox waits for the answer).
     fn admit(&mut self, ctx: &mut Context<Self>) {
-        let Some(tenant) = self.platform.tenant(self.setup.tenant) else {
+        let Some(tenant) = self.platform.registry.tenant(self.setup.tenant) else {
             self.publish_started();
             self.reject_all(404, CallOutcome::Unavailable, ctx);
             return;
@@ -557,7 +561,7 @@ impl CallActor {
         reach: DeviceReach,
         ctx: &mut Context<Self>,
     ) {
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let mut shown = self.setup.dialled.clone();
         match crate::routing::route_dialled(&dir, self.setup.tenant, &self.setup.dialled) {
             crate::routing::Route::User(u) => self.callee_user = Some(u),
@@ -599,7 +603,7 @@ impl CallActor {
             return;
         }
         self.step += 1;
-        let seconds = self.platform.config.ring_timeout;
+        let seconds = self.platform.services.config.ring_timeout;
         self.arm_step_timer(seconds, ctx);
         let me = self.setup.caller.clone();
         self.dial_with(targets, &destination, &me, ctx);
@@ -608,7 +612,7 @@ impl CallActor {
     /// An outside number through the tenant's trunk (the first by name); None when the
     /// tenant has none.
     fn trunk_target(&self, number: String) -> Option<DialTarget> {
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let trunk = dir
             .trunks_of_tenant(self.setup.tenant)
             .min_by(|a, b| a.name.cmp(&b.name))?;
@@ -641,7 +645,7 @@ impl CallActor {
             ctx.cancel_future(t);
         }
         self.steps.clear();
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let own_domain = dir
             .tenant(self.setup.tenant)
             .is_some_and(|tn| tn.domain.eq_ignore_ascii_case(&t.host));
@@ -663,7 +667,7 @@ impl CallActor {
         }
         let callee = self.callee_party_or_dialled();
         self.step += 1;
-        let seconds = self.platform.config.ring_timeout;
+        let seconds = self.platform.services.config.ring_timeout;
         self.arm_step_timer(seconds, ctx);
         self.dial(vec![Ring::to(DialTarget::Uri(t.uri), None)], &callee, ctx);
     }
@@ -687,6 +691,7 @@ impl CallActor {
         self.offered.push(user);
         if let Some(ext) = self
             .platform
+            .services
             .directory
             .current()
             .user(user)
@@ -694,7 +699,7 @@ impl CallActor {
         {
             self.party_changed(self.dialled_side(), ext, Some(user));
         }
-        let Some(addr) = self.platform.user(user) else {
+        let Some(addr) = self.platform.registry.user(user) else {
             self.reject_all(480, CallOutcome::Unavailable, ctx);
             return;
         };
@@ -718,6 +723,7 @@ impl CallActor {
                     Ok(offer) => {
                         let ext = act
                             .platform
+                            .services
                             .directory
                             .current()
                             .user(user)
@@ -744,8 +750,8 @@ impl CallActor {
 
     /// Now in the tenant's time zone (UTC if the zone is unknown).
     fn local_time(&self) -> chrono::NaiveDateTime {
-        let now = self.platform.clock.now();
-        let dir = self.platform.directory.current();
+        let now = self.platform.services.clock.now();
+        let dir = self.platform.services.directory.current();
         match dir
             .tenant(self.setup.tenant)
             .and_then(|t| t.time_zone.parse::<chrono_tz::Tz>().ok())
@@ -766,15 +772,19 @@ impl CallActor {
                 self.reject_all(code, outcome, ctx);
             }
             Plan::RejectWithMessage { code, text } => {
-                let note = crate::presence::message::on_reject(
-                    &self.platform,
+                let (note, msg) = crate::presence::message::on_reject(
+                    &self.platform.services.directory.current(),
                     self.setup.tenant,
                     self.setup.call,
                     self.target_user,
                     self.caller_user,
                     &self.shown_caller.user,
                     text,
+                    self.platform.services.clock.now(),
                 );
+                if let Some(msg) = msg {
+                    crate::presence::message::send(&self.platform.services.bus, msg);
+                }
                 self.decision.push(note);
                 self.execute(Plan::Reject { code }, ctx);
             }
@@ -799,7 +809,7 @@ impl CallActor {
         self.on_no_answer = None;
         match target {
             Target::Extension(x) => {
-                let dir = self.platform.directory.current();
+                let dir = self.platform.services.directory.current();
                 match dir.user_by_extension(self.setup.tenant, &x) {
                     Some(u) => {
                         let id = u.id;
@@ -816,7 +826,7 @@ impl CallActor {
                 }
                 self.steps = VecDeque::from([RingStep {
                     targets: vec![t],
-                    seconds: self.platform.config.ring_timeout.as_secs() as u32,
+                    seconds: self.platform.services.config.ring_timeout.as_secs() as u32,
                 }]);
                 self.next_step(ctx);
             }
@@ -845,7 +855,7 @@ impl CallActor {
         };
         self.step += 1;
         let callee = self.callee_party_or_dialled();
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let mut dials: Vec<Ring> = Vec::new();
         for t in &step.targets {
             match t {
@@ -861,7 +871,7 @@ impl CallActor {
                 },
                 Target::Extension(x) => match dir
                     .user_by_extension(self.setup.tenant, x)
-                    .and_then(|u| self.platform.user(u.id).map(|a| (u.id, a)))
+                    .and_then(|u| self.platform.registry.user(u.id).map(|a| (u.id, a)))
                 {
                     Some((uid, addr)) => {
                         self.pending_dials += 1;
@@ -894,7 +904,7 @@ impl CallActor {
         }
         let seconds = step
             .seconds
-            .min(self.platform.config.ring_timeout.as_secs() as u32)
+            .min(self.platform.services.config.ring_timeout.as_secs() as u32)
             .max(1);
         self.arm_step_timer(Duration::from_secs(seconds as u64), ctx);
         self.dial(dials, &callee, ctx);
@@ -915,7 +925,7 @@ impl CallActor {
         callee: &PartyInfo,
         ctx: &mut Context<Self>,
     ) {
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         let me = ctx.address().recipient();
         let side = self.dialled_side();
         let body = self.dial_offer();
@@ -1005,7 +1015,7 @@ impl CallActor {
 
     /// Cancels every dialled leg still ringing, except `keep`.
     fn cancel_out_legs(&mut self, keep: Option<LegId>) {
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         let mut cancels = Vec::new();
         for leg in &mut self.legs {
             if Some(leg.record.id) == keep || leg.incoming {
@@ -1060,7 +1070,7 @@ impl CallActor {
     /// Marks a live dialled leg as ended with this final status; false if it was
     /// unknown or already over (a late or repeated event).
     fn end_out_leg(&mut self, leg: LegId, code: u16) -> bool {
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         match self.leg_mut(leg) {
             Some(l) if l.state != LegState::Done => {
                 l.state = LegState::Done;
@@ -1215,7 +1225,7 @@ impl CallActor {
     /// A dialled leg answered (first wins): connect it to the anchor, in the way the
     /// anchor's state allows.
     fn connect(&mut self, leg: LegId, body: Option<Body>, ctx: &mut Context<Self>) {
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         let Some(l) = self.leg_mut(leg) else { return };
         l.state = LegState::Answered;
         l.record.answered_at = Some(now);
@@ -1366,7 +1376,7 @@ impl CallActor {
         if let Some(t) = self.ring_timer.take() {
             ctx.cancel_future(t);
         }
-        let now = self.platform.clock.now();
+        let now = self.platform.services.clock.now();
         for l in &mut self.legs {
             if l.record.ended_at.is_none() {
                 l.record.ended_at = Some(now);
@@ -1389,10 +1399,10 @@ impl CallActor {
             decision: std::mem::take(&mut self.decision),
             legs,
         };
-        self.platform.persistence.call_ended(record);
-        self.platform.call_ended(self.setup.call);
+        self.platform.services.persistence.call_ended(record);
+        self.platform.registry.call_ended(self.setup.call);
         self.publish(CallEventKind::Ended { outcome, hangup_by });
-        if let Some(t) = self.platform.tenant(self.setup.tenant) {
+        if let Some(t) = self.platform.registry.tenant(self.setup.tenant) {
             t.do_send(TenantCallEnded {
                 call: self.setup.call,
             });
@@ -1424,7 +1434,7 @@ impl CallActor {
     /// for this tsps to call back up through its trunk.
     fn redirects_upstream(&self) -> bool {
         matches!(self.setup.origin, CallOrigin::Trunk { .. })
-            && self.platform.config.upstream_tenant == Some(self.setup.tenant)
+            && self.platform.services.config.upstream_tenant == Some(self.setup.tenant)
             && self
                 .anchor
                 .is_some_and(|a| a.kind == AnchorKind::Incoming && self.answered.is_none())
@@ -1434,7 +1444,7 @@ impl CallActor {
     /// in personal mode is the upstream's own.
     fn redirect_upstream(&mut self, number: String, ctx: &mut Context<Self>) {
         let Some(a) = self.anchor else { return };
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let domain = dir
             .tenant(self.setup.tenant)
             .map(|t| t.domain.clone())
@@ -1480,9 +1490,9 @@ impl Actor for CallActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64);
-        self.platform.call_started(
+        self.platform.registry.call_started(
             self.setup.tenant,
-            ctx.address(),
+            CallHandle::new(&ctx.address()),
             crate::platform::LiveCallInfo {
                 call: self.setup.call,
                 caller: self.setup.caller.user.clone(),
@@ -1520,30 +1530,6 @@ impl Actor for CallActor {
         Running::Stop
     }
 }
-
-/// What the called user chose for a ringing call, overriding the plan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OverrideAction {
-    /// Keep ringing only this device (ring it if it was not ringing).
-    AnswerOn(crate::ids::DeviceId),
-    Forward(Target),
-    Reject,
-    Attendant,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum OverrideError {
-    #[error("the call is not ringing")]
-    NotRinging,
-    #[error("the device has no registration")]
-    UnknownDevice,
-    #[error("no attendant is configured")]
-    NoAttendant,
-}
-
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), OverrideError>")]
-pub struct Override(pub OverrideAction);
 
 impl Handler<Override> for CallActor {
     type Result = Result<(), OverrideError>;
@@ -1585,7 +1571,7 @@ impl CallActor {
                 self.forward_to(target, ctx);
             }
             OverrideAction::AnswerOn(device) => {
-                let dir = self.platform.directory.current();
+                let dir = self.platform.services.directory.current();
                 let binding = self
                     .target_bindings
                     .iter()
@@ -1624,7 +1610,7 @@ impl CallActor {
                     })
                     .map(|l| l.record.id)
                     .collect();
-                let now = self.platform.clock.now();
+                let now = self.platform.services.clock.now();
                 let mut cancels = Vec::new();
                 for l in &mut self.legs {
                     if !l.incoming
@@ -1669,7 +1655,7 @@ impl CallActor {
                 for leg in tell {
                     self.send(LegCommand::RemoteAnswer { leg });
                 }
-                let seconds = self.platform.config.ring_timeout;
+                let seconds = self.platform.services.config.ring_timeout;
                 self.arm_step_timer(seconds, ctx);
                 if keep.is_empty() {
                     let callee = self.callee_party_or_dialled();
