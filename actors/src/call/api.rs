@@ -115,11 +115,18 @@ pub struct HandOver {
     pub events: actix::Recipient<LegEvent>,
 }
 
-/// What the joining call needs to own a leg handed over by another call.
+/// What the joining call needs to own a leg handed over by another call: the leg, and
+/// the SIP shard its dialog lives on (it stays there).
 #[derive(Debug)]
 pub struct HandedLeg {
-    pub(crate) leg: LegId,
     pub(crate) sip: actix::Recipient<LegCommand>,
+    pub(crate) leg: LegHandOff,
+}
+
+/// A leg handed over, as the call cores see it (no address).
+#[derive(Clone, Debug)]
+pub struct LegHandOff {
+    pub(crate) leg: LegId,
     pub(crate) incoming: bool,
     pub(crate) user: Option<UserId>,
     pub(crate) device: Option<DeviceId>,

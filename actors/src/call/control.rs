@@ -20,18 +20,19 @@
 //! for a click-to-dial, or the call rings to them. A user with no role (another user,
 //! or one who transferred the call away) gets [`ControlError::NotFound`].
 
-use super::api::{
-    Control, ControlAction, ControlError, HandOver, HandedLeg, OverrideAction, OverrideError,
-};
-use super::{sdp, AnchorKind, CallActor, Leg, LegState, OwnReInvite, Phase};
+use super::api::{Control, ControlAction, ControlError, LegHandOff, OverrideAction, OverrideError};
+use super::call_core::{AfterHandOver, CallCore, Phase};
+use super::io::{Output, Reply, ReplyId};
+use super::leg::{Anchor, AnchorKind, Leg, LegState, OwnReInvite};
+use super::program::ProgramEvent;
+use super::sdp;
 use crate::events::CallEventKind;
 use crate::feature::Target;
 use crate::ids::{CallId, LegId, UserId};
 use crate::model::{CallOutcome, Party};
 use crate::ports::{Body, LegCommand, PartyInfo};
 use crate::routing::{route_dialled, Route};
-use actix::prelude::*;
-use tokio::sync::oneshot;
+use crate::user::CallPhase;
 use tracing::warn;
 
 /// What the user is to the call right now.
@@ -47,24 +48,7 @@ pub(super) enum Role {
     Ringing,
 }
 
-pub(super) type Reply = oneshot::Receiver<Result<(), ControlError>>;
-
-impl Handler<Control> for CallActor {
-    type Result = ResponseFuture<Result<(), ControlError>>;
-
-    fn handle(&mut self, msg: Control, ctx: &mut Self::Context) -> Self::Result {
-        match self.control(msg, ctx) {
-            // A hold or resume is answered once the other party has answered.
-            Ok(Some(reply)) => {
-                Box::pin(async move { reply.await.unwrap_or(Err(ControlError::NotFound)) })
-            }
-            Ok(None) => Box::pin(async { Ok(()) }),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-}
-
-impl CallActor {
+impl CallCore {
     pub(super) fn role_of(&self, user: UserId) -> Option<Role> {
         if let Some(role) = self.conference_role(user) {
             return role;
@@ -94,11 +78,29 @@ impl CallActor {
         (rung || self.target_user == Some(user)).then_some(Role::Ringing)
     }
 
+    /// A control command; answered now, or (hold, resume, join, conference) once done.
+    pub(super) fn on_control(
+        &mut self,
+        reply: ReplyId,
+        user: UserId,
+        action: ControlAction,
+        other_live: bool,
+    ) {
+        let msg = Control { user, action };
+        match self.control(msg, reply, other_live) {
+            Ok(true) => {}
+            Ok(false) => self.reply(reply, Reply::Control(Ok(()))),
+            Err(e) => self.reply(reply, Reply::Control(Err(e))),
+        }
+    }
+
+    /// Ok(true): the answer comes later, to `reply`.
     fn control(
         &mut self,
         msg: Control,
-        ctx: &mut Context<Self>,
-    ) -> Result<Option<Reply>, ControlError> {
+        reply: ReplyId,
+        other_live: bool,
+    ) -> Result<bool, ControlError> {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
         }
@@ -109,32 +111,34 @@ impl CallActor {
         if self.conference.is_some() {
             return match (msg.action, role) {
                 (ControlAction::Release, Role::Connected(leg)) => {
-                    self.conference_release(leg, ctx);
-                    Ok(None)
+                    self.conference_release(leg);
+                    Ok(false)
                 }
-                (ControlAction::Conference { with }, role) => {
-                    self.conference(msg.user, role, with, ctx).map(Some)
-                }
+                (ControlAction::Conference { with }, role) => self
+                    .conference(msg.user, role, with, reply, other_live)
+                    .map(|()| true),
                 _ => Err(ControlError::WrongState(
                     "a conference can only be released or extended",
                 )),
             };
         }
         match msg.action {
-            ControlAction::Hold => self.change_media(role, true).map(Some),
-            ControlAction::Resume => self.change_media(role, false).map(Some),
+            ControlAction::Hold => self.change_media(role, true, reply).map(|()| true),
+            ControlAction::Resume => self.change_media(role, false, reply).map(|()| true),
             ControlAction::Release => {
-                self.release(role, ctx);
-                Ok(None)
+                self.release(role);
+                Ok(false)
             }
             ControlAction::Transfer { target } => {
-                self.transfer(msg.user, role, &target, ctx)?;
-                Ok(None)
+                self.transfer(msg.user, role, &target)?;
+                Ok(false)
             }
-            ControlAction::Join { with } => self.join(msg.user, role, with, ctx).map(Some),
-            ControlAction::Conference { with } => {
-                self.conference(msg.user, role, with, ctx).map(Some)
-            }
+            ControlAction::Join { with } => self
+                .join(msg.user, role, with, reply, other_live)
+                .map(|()| true),
+            ControlAction::Conference { with } => self
+                .conference(msg.user, role, with, reply, other_live)
+                .map(|()| true),
             action @ (ControlAction::AnswerOn(_)
             | ControlAction::Forward(_)
             | ControlAction::Attendant) => {
@@ -146,7 +150,7 @@ impl CallActor {
                     ));
                 }
                 if let ControlAction::AnswerOn(d) = &action {
-                    let dir = self.platform.services.directory.current();
+                    let dir = self.now.directory.clone();
                     let phone = dir.external_phone(*d).filter(|p| p.user_id == msg.user);
                     if phone.is_some() && dir.trunks_of_tenant(self.setup.tenant).next().is_none() {
                         return Err(ControlError::WrongState(
@@ -159,8 +163,8 @@ impl CallActor {
                     ControlAction::Forward(t) => OverrideAction::Forward(t),
                     _ => OverrideAction::Attendant,
                 };
-                self.apply_override(action, ctx)
-                    .map(|()| None)
+                self.apply_override(action)
+                    .map(|()| false)
                     .map_err(|e| match e {
                         OverrideError::UnknownDevice => ControlError::UnknownDevice,
                         OverrideError::NoAttendant => {
@@ -177,7 +181,7 @@ impl CallActor {
     /// Hold (or resume): the other party gets a re-INVITE with the user's own session
     /// description turned `a=sendonly` (back to `a=sendrecv`); the user's device is not
     /// asked, its media simply goes unanswered while held. The answer is ACKed here.
-    fn change_media(&mut self, role: Role, hold: bool) -> Result<Reply, ControlError> {
+    fn change_media(&mut self, role: Role, hold: bool, reply: ReplyId) -> Result<(), ControlError> {
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState("the call is not answered"));
         };
@@ -206,7 +210,6 @@ impl CallActor {
         self.sdp_bump += 1;
         let direction = if hold { "sendonly" } else { "sendrecv" };
         let body = sdp::with_direction(&sdp, direction, self.sdp_bump);
-        let (reply, rx) = oneshot::channel();
         self.own_reinvite = Some(OwnReInvite::Media {
             leg: other,
             by,
@@ -217,16 +220,11 @@ impl CallActor {
             leg: other,
             body: Some(body),
         });
-        Ok(rx)
+        Ok(())
     }
 
     /// The answer to a re-INVITE tsps sent itself.
-    pub(super) fn own_reinvite_answered(
-        &mut self,
-        code: u16,
-        body: Option<Body>,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(super) fn own_reinvite_answered(&mut self, code: u16, body: Option<Body>) {
         let ok = (200..300).contains(&code);
         match self.own_reinvite.take() {
             Some(OwnReInvite::Media {
@@ -239,14 +237,14 @@ impl CallActor {
                     self.ack(leg, None);
                     self.held_by = held.then_some(by);
                     self.publish(CallEventKind::MediaChanged { by, held });
-                    let _ = reply.send(Ok(()));
+                    self.reply(reply, Reply::Control(Ok(())));
                 } else {
                     // A non-2xx final response is ACKed by the transaction layer. The
                     // code is for the log, not for the user.
                     tracing::info!(call = %self.setup.call, code, "re-INVITE refused");
                     self.decision
                         .push("the other phone refused a hold or resume".into());
-                    let _ = reply.send(Err(ControlError::Refused(code)));
+                    self.reply(reply, Reply::Control(Err(ControlError::Refused(code))));
                 }
             }
             Some(OwnReInvite::Fetch { leg, then }) => match body.filter(|_| ok) {
@@ -264,7 +262,7 @@ impl CallActor {
                     warn!(call = %self.setup.call, code, "the joined party gave no offer");
                     self.hang_up(leg);
                     self.hang_up(then);
-                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                    self.finish(CallOutcome::Answered, Some(Party::System));
                 }
             },
             Some(OwnReInvite::Connect { anchor, new }) => {
@@ -275,14 +273,14 @@ impl CallActor {
                     warn!(call = %self.setup.call, code, "the remaining party refused the new party's offer");
                     self.hang_up(new);
                     self.hang_up(anchor);
-                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                    self.finish(CallOutcome::Answered, Some(Party::System));
                 }
             }
             None => {}
         }
     }
 
-    fn release(&mut self, role: Role, ctx: &mut Context<Self>) {
+    fn release(&mut self, role: Role) {
         match role {
             Role::Connected(mine) => {
                 let by = self.side_of(mine);
@@ -292,7 +290,7 @@ impl CallActor {
                 if let Some(a) = self.anchor {
                     self.hang_up(a.leg);
                 }
-                self.finish(CallOutcome::Answered, Some(by), ctx);
+                self.finish(CallOutcome::Answered, Some(by));
             }
             Role::Waiting => {
                 let side = self.anchor.map(|a| a.side).unwrap_or(Party::Caller);
@@ -305,15 +303,15 @@ impl CallActor {
                 } else {
                     CallOutcome::Cancelled
                 };
-                self.finish(outcome, Some(side), ctx);
+                self.finish(outcome, Some(side));
             }
             Role::Dialing => {
                 self.cancel_out_legs(None);
-                self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+                self.finish(CallOutcome::Cancelled, Some(Party::Caller));
             }
             Role::Ringing => {
                 // Declined by the user, as the per-call override does it.
-                let _ = self.apply_override(OverrideAction::Reject, ctx);
+                let _ = self.apply_override(OverrideAction::Reject);
             }
         }
     }
@@ -324,13 +322,7 @@ impl CallActor {
     /// remaining party in a re-INVITE, and the remaining party's answer goes back to
     /// the target in our ACK (RFC 3725 §5, flow I). Offering the remaining party's old
     /// SDP to the target instead would answer an offer that party no longer stands by.
-    fn transfer(
-        &mut self,
-        user: UserId,
-        role: Role,
-        target: &str,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), ControlError> {
+    fn transfer(&mut self, user: UserId, role: Role, target: &str) -> Result<(), ControlError> {
         ControlError::check_dialled(target)?;
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState(
@@ -343,7 +335,7 @@ impl CallActor {
         if self.own_reinvite.is_some() || self.reoffer_from.is_some() {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
-        let dir = self.platform.services.directory.current();
+        let dir = self.now.directory.clone();
         let domain = self.setup.caller.domain.clone();
         let (to, party) = match route_dialled(&dir, self.setup.tenant, target) {
             Route::User(u) => {
@@ -375,7 +367,7 @@ impl CallActor {
         self.decision.push(format!("{by}: transferred to {target}"));
 
         // The user's leg leaves the call.
-        let now = self.platform.services.clock.now();
+        let now = self.now.at;
         self.hang_up(mine);
         if let Some(l) = self.leg_mut(mine) {
             l.record.ended_at = Some(now);
@@ -398,7 +390,7 @@ impl CallActor {
             }
         };
         self.callee_party = Some(party);
-        self.anchor = Some(super::Anchor {
+        self.anchor = Some(Anchor {
             leg: other,
             side,
             kind: AnchorKind::Established,
@@ -406,31 +398,21 @@ impl CallActor {
         self.answered = None;
         self.held_by = None;
         self.phase = Phase::Ringing;
-        self.steps.clear();
-        self.on_busy = None;
-        self.on_no_answer = None;
+        self.program.next(ProgramEvent::Overridden);
         self.failures.clear();
         self.visited.clear();
         self.target_user = None;
         self.target_bindings.clear();
         self.attendant = None;
         self.redirects = 0;
-        self.forward_to(to, ctx);
+        self.forward_to(to);
         Ok(())
-    }
-}
-
-impl Handler<HandOver> for CallActor {
-    type Result = Result<HandedLeg, ControlError>;
-
-    fn handle(&mut self, msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
-        self.hand_over(msg, ctx)
     }
 }
 
 /// A connected call's legs are free for a transfer: no re-INVITE of either side or of
 /// tsps is under way and no 2xx waits for its ACK.
-pub(super) fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlError> {
+pub(super) fn settled(act: &CallCore, legs: [LegId; 2]) -> Result<(), ControlError> {
     let busy = act.own_reinvite.is_some()
         || act.reoffer_from.is_some()
         || act.joining.is_some()
@@ -444,7 +426,7 @@ pub(super) fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlEr
     }
 }
 
-impl CallActor {
+impl CallCore {
     /// Consultative transfer, on the call that stays: asks the call `with` for its leg
     /// of the user's other party. Answered once that leg has joined this call.
     fn join(
@@ -452,8 +434,9 @@ impl CallActor {
         user: UserId,
         role: Role,
         with: CallId,
-        ctx: &mut Context<Self>,
-    ) -> Result<Reply, ControlError> {
+        reply: ReplyId,
+        other_live: bool,
+    ) -> Result<(), ControlError> {
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState("the call is not answered"));
         };
@@ -466,77 +449,72 @@ impl CallActor {
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
         settled(self, [mine, other])?;
-        let addr = self
-            .platform
-            .registry
-            .call(self.setup.tenant, with)
-            .ok_or(ControlError::NotFound)?;
-        Ok(self.ask_hand_over(user, with, addr, ctx, move |act, h, _| {
-            act.adopt(user, mine, with, h)
-        }))
+        if !other_live {
+            return Err(ControlError::NotFound);
+        }
+        self.ask_hand_over(user, with, reply, AfterHandOver::Join { user, mine });
+        Ok(())
     }
 
-    /// Asks the call `with` (at `addr`) for `user`'s other party; `then` takes the leg
-    /// over once it is handed. Events of that leg that arrive meanwhile wait in
-    /// `stashed` and are replayed after. The reply answers the user's request.
-    pub(super) fn ask_hand_over<F>(
+    /// Asks the call `with` for `user`'s other party; `then` says what to do with the
+    /// leg once it is handed. Events of that leg that arrive meanwhile wait in
+    /// `stashed` and are handled again after. `reply` answers the user's request.
+    pub(super) fn ask_hand_over(
         &mut self,
         user: UserId,
         with: CallId,
-        addr: super::CallHandle,
-        ctx: &mut Context<Self>,
-        then: F,
-    ) -> Reply
-    where
-        F: FnOnce(&mut Self, HandedLeg, &mut Context<Self>) -> Result<(), ControlError> + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
+        reply: ReplyId,
+        then: AfterHandOver,
+    ) {
         self.joining = Some(with);
-        let ask = HandOver {
-            user,
-            into: self.setup.call,
-            events: ctx.address().recipient(),
+        self.after_hand_over = Some((reply, then));
+        // The shell asks without waiting in the mailbox: the other call may be asking
+        // us at the same moment, and both must still answer.
+        self.out.push(Output::AskHandOver { with, user });
+    }
+
+    /// The other call answered our hand-over request.
+    pub(super) fn handed_over(&mut self, res: Result<LegHandOff, ControlError>) {
+        let Some(with) = self.joining.take() else {
+            return;
         };
-        // Spawned, not awaited in the mailbox: the other call may be asking us at the
-        // same moment, and both must still answer.
-        addr.send(ask)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                act.joining = None;
-                let stashed = std::mem::take(&mut act.stashed);
-                let res = res
-                    .unwrap_or(Err(ControlError::NotFound))
-                    .and_then(|h| then(act, h, ctx));
-                // This call ended meanwhile: its `finish` waited for this answer.
-                if res.is_err() && act.phase == Phase::Ended {
-                    ctx.stop();
-                }
-                for ev in stashed {
-                    ctx.notify(ev);
-                }
-                let _ = reply.send(res);
-            })
-            .spawn(ctx);
-        rx
+        let stashed = std::mem::take(&mut self.stashed);
+        let Some((reply, then)) = self.after_hand_over.take() else {
+            return;
+        };
+        let res = res.and_then(|h| match then {
+            AfterHandOver::Join { user, mine } => self.adopt(user, mine, with, h),
+            AfterHandOver::Conference { user, mine, bridge } => {
+                self.conference_adopt(user, mine, with, h, bridge)
+            }
+        });
+        // This call ended meanwhile: its `finish` waited for this answer.
+        if res.is_err() && self.phase == Phase::Ended {
+            self.out.push(Output::Stop);
+        }
+        for ev in stashed {
+            self.out.push(Output::Requeue(ev));
+        }
+        self.reply(reply, Reply::Control(res));
     }
 
     /// Consultative transfer, on the call that ends: the user's leg is hung up and the
     /// other party's leg moves to the call `into`.
-    fn hand_over(
+    pub(super) fn hand_over(
         &mut self,
-        msg: HandOver,
-        ctx: &mut Context<Self>,
-    ) -> Result<HandedLeg, ControlError> {
+        user: UserId,
+        into: CallId,
+    ) -> Result<LegHandOff, ControlError> {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
         }
-        if self.conference.is_some() && self.role_of(msg.user).is_some() {
+        if self.conference.is_some() && self.role_of(user).is_some() {
             return Err(ControlError::WrongState(
                 "the other call is a conference: add this call to it instead",
             ));
         }
-        let Some(Role::Connected(mine)) = self.role_of(msg.user) else {
-            return Err(match self.role_of(msg.user) {
+        let Some(Role::Connected(mine)) = self.role_of(user) else {
+            return Err(match self.role_of(user) {
                 None => ControlError::NotFound,
                 Some(_) => ControlError::WrongState("the other call is not answered"),
             });
@@ -546,7 +524,7 @@ impl CallActor {
             .ok_or(ControlError::WrongState("the other call is not answered"))?;
         settled(self, [mine, other])?;
         let side = self.side_of(other);
-        let dir = self.platform.services.directory.current();
+        let dir = self.now.directory.clone();
         let l = self.leg(other).ok_or(ControlError::NotFound)?;
         let party = match l.user.and_then(|u| dir.user(u)) {
             Some(u) => PartyInfo {
@@ -557,9 +535,8 @@ impl CallActor {
             None if side == Party::Caller => self.caller_party.clone(),
             None => self.callee_party_or_dialled(),
         };
-        let handed = HandedLeg {
+        let handed = LegHandOff {
             leg: other,
-            sip: l.sip.clone().unwrap_or_else(|| self.setup.sip.clone()),
             incoming: l.incoming,
             user: l.user,
             device: l.device,
@@ -569,27 +546,21 @@ impl CallActor {
         };
         // The shard sends the leg's events to the joining call from now on; the command
         // goes out before this call ends, so no event of the leg is lost in between.
-        self.send(LegCommand::HandOver {
-            leg: other,
-            events: msg.events,
-        });
-        let now = self.platform.services.clock.now();
+        self.out.push(Output::HandOverLeg(other));
+        let now = self.now.at;
         if let Some(l) = self.leg_mut(other) {
             // Not ours any more: nothing here may end it.
             l.state = LegState::Done;
             l.record.ended_at = Some(now);
         }
-        let ext = dir
-            .user(msg.user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default();
+        let ext = self.extension_of(user);
         self.decision.push(format!(
             "{ext}: joined {} with call {} (consultative transfer)",
-            handed.party.user, msg.into
+            handed.party.user, into
         ));
         let by = self.side_of(mine);
         self.hang_up(mine);
-        self.finish(CallOutcome::Answered, Some(by), ctx);
+        self.finish(CallOutcome::Answered, Some(by));
         Ok(handed)
     }
 
@@ -601,16 +572,16 @@ impl CallActor {
         user: UserId,
         mine: LegId,
         with: CallId,
-        h: HandedLeg,
+        h: LegHandOff,
     ) -> Result<(), ControlError> {
         let remaining = self.peer_of(mine).filter(|_| self.phase == Phase::Answered);
         let Some(remaining) = remaining else {
             // This call ended while the other one handed over (its `finish` waited for
             // this answer): the handed-over party has no one to talk to.
-            h.sip.do_send(LegCommand::Hangup { leg: h.leg });
+            self.send(LegCommand::Hangup { leg: h.leg });
             return Err(ControlError::NotFound);
         };
-        let now = self.platform.services.clock.now();
+        let now = self.now.at;
         let side = self.side_of(mine);
 
         // The user's leg leaves the call.
@@ -635,7 +606,7 @@ impl CallActor {
             Party::Caller => self.caller_party = party,
             _ => self.callee_party = Some(party),
         }
-        self.anchor = Some(super::Anchor {
+        self.anchor = Some(Anchor {
             leg: remaining,
             side: self.side_of(remaining),
             kind: AnchorKind::Established,
@@ -654,14 +625,12 @@ impl CallActor {
         });
         Ok(())
     }
-}
 
-impl CallActor {
     /// The leg another call handed over is this call's now, on `side` (consultative
     /// transfer, conference): its party and the leg's id.
     pub(super) fn take_over(
         &mut self,
-        h: HandedLeg,
+        h: LegHandOff,
         side: Party,
         with: CallId,
     ) -> (LegId, PartyInfo) {
@@ -677,7 +646,6 @@ impl CallActor {
             step: self.step,
             sdp: h.sdp,
             needs_ack: false,
-            sip: Some(h.sip),
             device: h.device,
             talk: false,
         });
@@ -689,18 +657,7 @@ impl CallActor {
             number: h.party.user.clone(),
             from_call: with,
         });
-        self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+        self.set_user_phase(h.user, Some(CallPhase::Active));
         (h.leg, h.party)
-    }
-
-    /// The user's extension, for the call record's decision notes.
-    pub(super) fn extension_of(&self, user: UserId) -> String {
-        self.platform
-            .services
-            .directory
-            .current()
-            .user(user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default()
     }
 }

@@ -3,7 +3,18 @@
 
 use super::*;
 use crate::events::CallEventKind as K;
+use crate::events::Event;
+use crate::feature::Target;
+use crate::ids::{CallId, DeviceId, LegId, UserId};
+use crate::model::{CallDirection, CallOutcome, CallRecord, Party};
+use crate::platform::Platform;
+use crate::ports::{
+    Body, Dial, DialTarget, LegCommand, LegEvent, LegEventKind, PartyInfo, RedirectTarget,
+};
+use crate::tenant::CallOrigin;
 use crate::testkit::{self, FakeSip, ALICE, BOB, TENANT};
+use actix::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
