@@ -17,6 +17,11 @@
 //! destination is routed as if the device had dialled it. A conference is Answered
 //! with every live leg a member of the bridge (`conference.rs`).
 //!
+//! The state is explicit: [`Phase`] above, and how the legs are connected
+//! (`leg::Sides`: open, anchored, connected, conference), the re-INVITE under way
+//! (`leg::ReInvite`: idle, relayed, our own) and a hand-over awaited from another call
+//! ([`HandOverWait`]); each holds only what exists in it.
+//!
 //! The parts, one file each: `leg.rs` the legs, `legs.rs` their events and the
 //! re-INVITE/491 relay, `ringing.rs` routing and the execution of the program's
 //! actions (`program.rs` is the seam: what the call does next), `control.rs`
@@ -24,8 +29,7 @@
 //! bridge's members, `record.rs` the end of the call and its record.
 
 use super::io::{Input, Now, Output, Reply, ReplyId, Timer};
-use super::leg::{Anchor, AnchorKind, Leg, LegState, OwnReInvite};
-use super::members::Conference;
+use super::leg::{Anchor, AnchorKind, Leg, LegState, ReInvite, Sides};
 use super::program::CallProgram;
 use super::setup::{CallStart, DeviceReach};
 use crate::events::{CallEvent, CallEventKind, Event};
@@ -76,6 +80,15 @@ pub struct CoreSetup {
     pub dialled: String,
 }
 
+/// A hand-over asked of another call: where it comes from, what to do with the leg,
+/// whom to answer, and the events of the leg that arrived before it.
+pub(super) struct HandOverWait {
+    pub(super) with: CallId,
+    pub(super) reply: ReplyId,
+    pub(super) then: AfterHandOver,
+    pub(super) stashed: Vec<LegEvent>,
+}
+
 /// The continuation of a hand-over asked of another call.
 pub(super) enum AfterHandOver {
     /// Consultative transfer: the leg takes the place of `mine`.
@@ -105,23 +118,18 @@ pub struct CallCore {
     pub(super) legs: Vec<Leg>,
     /// The incoming leg, when the call began with an INVITE.
     pub(super) caller_leg: Option<LegId>,
-    pub(super) anchor: Option<Anchor>,
-    /// The dialled leg connected to the anchor.
-    pub(super) answered: Option<LegId>,
+    /// How the legs are connected (anchor, answered leg, conference).
+    pub(super) sides: Sides,
     /// Whom dialled legs show as the caller: the caller, or after a transfer the party
     /// that stays.
     pub(super) shown_caller: PartyInfo,
     /// The party on the caller side now (the caller, or who joined in its place).
     pub(super) caller_party: PartyInfo,
-    /// A consultative transfer waits for the other call to hand over its leg; events
-    /// of legs not known yet (the handed-over one) wait here meanwhile.
-    pub(super) joining: Option<CallId>,
-    pub(super) stashed: Vec<LegEvent>,
-    pub(super) after_hand_over: Option<(ReplyId, AfterHandOver)>,
+    /// A consultative transfer or conference waits for another call to hand over a
+    /// leg.
+    pub(super) hand_over: Option<HandOverWait>,
     pub(super) failures: Vec<u16>,
-    /// The leg whose re-INVITE is being relayed to the other side.
-    pub(super) reoffer_from: Option<LegId>,
-    pub(super) own_reinvite: Option<OwnReInvite>,
+    pub(super) reinvite: ReInvite,
     /// The side that put the other on hold, if any.
     pub(super) held_by: Option<Party>,
     /// Added to the SDP origin version of every offer tsps writes itself (RFC 3264 §8).
@@ -149,8 +157,6 @@ pub struct CallCore {
     /// The reasons of every decision taken for this call (for the call record).
     pub(super) decision: Vec<String>,
     pub(super) redirects: u8,
-    /// The call is a conference: its members and the bridge that mixes them.
-    pub(super) conference: Option<Conference>,
 }
 
 impl CallCore {
@@ -203,9 +209,7 @@ impl CallCore {
             callee_shown: setup.dialled.clone(),
             shown_caller: setup.caller.clone(),
             caller_party: setup.caller.clone(),
-            joining: None,
-            stashed: Vec::new(),
-            after_hand_over: None,
+            hand_over: None,
             setup,
             config,
             media,
@@ -218,11 +222,9 @@ impl CallCore {
             callee_user: None,
             legs,
             caller_leg,
-            anchor,
-            answered: None,
+            sides: anchor.map_or(Sides::Open, Sides::Anchored),
             failures: Vec::new(),
-            reoffer_from: None,
-            own_reinvite: None,
+            reinvite: ReInvite::Idle,
             held_by: None,
             sdp_bump: 0,
             started_published: false,
@@ -240,7 +242,6 @@ impl CallCore {
             attendant: None,
             decision: Vec::new(),
             redirects: 0,
-            conference: None,
         }
     }
 
@@ -309,16 +310,17 @@ impl CallCore {
         if self.phase == Phase::Ended {
             return;
         }
-        if self.joining.is_some() && self.leg(msg.leg).is_none() {
+        let unknown = self.leg(msg.leg).is_none();
+        if let Some(wait) = self.hand_over.as_mut().filter(|_| unknown) {
             // The leg being handed over by the other call may speak before its hand-over
             // reaches us: its events wait for it.
-            self.stashed.push(msg);
+            wait.stashed.push(msg);
             return;
         }
-        if self.conference.is_some() {
+        if self.sides.conference().is_some() {
             return self.on_member(msg.leg, msg.kind);
         }
-        match self.anchor {
+        match self.sides.anchor() {
             Some(a) if a.leg == msg.leg => self.on_anchor(a, msg.kind),
             _ => self.on_dialled(msg.leg, msg.kind),
         }
@@ -330,12 +332,12 @@ impl CallCore {
         if self.phase == Phase::Ended {
             return;
         }
-        if self.conference.is_some() {
+        if self.sides.conference().is_some() {
             self.conference_hang_up_all();
             self.finish(CallOutcome::Answered, Some(Party::System));
-        } else if let Some(b) = self.answered {
+        } else if let Some(b) = self.sides.answered() {
             self.hang_up(b);
-            if let Some(a) = self.anchor {
+            if let Some(a) = self.sides.anchor() {
                 self.hang_up(a.leg);
             }
             self.finish(CallOutcome::Answered, Some(Party::System));
@@ -429,7 +431,7 @@ impl CallCore {
     /// The side being dialled: opposite the anchor; the caller's own device first in a
     /// click-to-dial.
     pub(super) fn dialled_side(&self) -> Party {
-        match self.anchor {
+        match self.sides.anchor() {
             Some(a) if a.side == Party::Caller => Party::Callee,
             Some(_) => Party::Caller,
             None => Party::Caller,
@@ -439,7 +441,7 @@ impl CallCore {
     /// The offer dialled legs get: the caller's offer; none after a transfer, where the
     /// new party makes the offer (it goes to the remaining party in a re-INVITE).
     pub(super) fn dial_offer(&self) -> Option<Body> {
-        let a = self.anchor?;
+        let a = self.sides.anchor()?;
         match a.kind {
             AnchorKind::Incoming | AnchorKind::AwaitingAck => self.leg(a.leg)?.sdp.clone(),
             AnchorKind::Established => None,

@@ -18,7 +18,7 @@ use super::api::{ControlError, LegHandOff};
 use super::call_core::{AfterHandOver, CallCore, Phase};
 use super::control::{settled, Role};
 use super::io::{ReplyId, Timer};
-use super::leg::LegState;
+use super::leg::{LegState, Sides};
 use super::members::{Conference, Member, MemberState};
 use crate::events::{CallEventKind, ConferenceParty};
 use crate::ids::{CallId, LegId, UserId};
@@ -33,7 +33,7 @@ const GLARE_RETRIES: u8 = 3;
 impl CallCore {
     /// The user's live leg in the conference, host's leg first.
     pub(super) fn conference_role(&self, user: UserId) -> Option<Option<Role>> {
-        let c = self.conference.as_ref()?;
+        let c = self.sides.conference()?;
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
         let leg = std::iter::once(c.host_leg)
             .chain(c.members())
@@ -59,7 +59,7 @@ impl CallCore {
                 "a call cannot be conferenced with itself",
             ));
         }
-        if self.conference.as_ref().is_some_and(|c| c.host != user) {
+        if self.sides.conference().is_some_and(|c| c.host != user) {
             return Err(ControlError::WrongState(
                 "only the host adds parties to the conference",
             ));
@@ -67,7 +67,7 @@ impl CallCore {
         if !other_live {
             return Err(ControlError::NotFound);
         }
-        let bridge = match &self.conference {
+        let bridge = match self.sides.conference() {
             Some(_) => None,
             None => {
                 let other = self
@@ -105,7 +105,7 @@ impl CallCore {
         // The user's leg must still be here: the call may have ended, or the user hung
         // up, while the other call handed over.
         let live = self.phase == Phase::Answered
-            && match &self.conference {
+            && match self.sides.conference() {
                 Some(c) => c.is_member(mine),
                 None => self.peer_of(mine).is_some(),
             };
@@ -133,19 +133,17 @@ impl CallCore {
                     glare: 0,
                 })
                 .collect();
-            self.conference = Some(Conference {
+            // The two-sided model is off: the members' events go to `on_member`.
+            self.sides = Sides::Conference(Conference {
                 bridge,
                 host: user,
                 host_leg: mine,
                 members,
             });
-            // The two-sided model is off: the members' events go to `on_member`.
-            self.anchor = None;
-            self.answered = None;
             self.held_by = None;
             invite.extend([mine, other]);
         }
-        if let Some(c) = self.conference.as_mut() {
+        if let Some(c) = self.sides.conference_mut() {
             c.members.push(Member {
                 leg: joined,
                 party,
@@ -177,7 +175,7 @@ impl CallCore {
 
     /// Sends `leg` a re-INVITE with the bridge's offer for it.
     fn offer_bridge(&mut self, leg: LegId) {
-        let Some(c) = self.conference.as_mut() else {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         match c.bridge.offer(leg) {
@@ -198,7 +196,9 @@ impl CallCore {
     }
 
     fn publish_conference(&mut self) {
-        let Some(c) = &self.conference else { return };
+        let Some(c) = self.sides.conference() else {
+            return;
+        };
         let parties = c
             .members
             .iter()
@@ -220,8 +220,8 @@ impl CallCore {
     /// An event of a leg while the call is a conference.
     pub(super) fn on_member(&mut self, leg: LegId, kind: LegEventKind) {
         let Some(state) = self
-            .conference
-            .as_mut()
+            .sides
+            .conference_mut()
             .and_then(|c| c.member(leg))
             .map(|m| m.state)
         else {
@@ -274,7 +274,7 @@ impl CallCore {
 
     /// The member's answer to the bridge's offer: mixing for it starts.
     fn bridge_answer(&mut self, leg: LegId, body: Option<Body>) {
-        let Some(c) = self.conference.as_mut() else {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         let res = match &body {
@@ -298,7 +298,7 @@ impl CallCore {
     /// §14.1: 2.1–4 s for the owner of the Call-ID; a short fixed pause suffices here,
     /// since the member's own re-INVITE is answered meanwhile).
     fn retry_after_glare(&mut self, leg: LegId) {
-        let Some(m) = self.conference.as_mut().and_then(|c| c.member(leg)) else {
+        let Some(m) = self.sides.conference_mut().and_then(|c| c.member(leg)) else {
             return;
         };
         m.glare += 1;
@@ -313,8 +313,8 @@ impl CallCore {
     /// The pause after 491 is over: our re-INVITE goes again if still wanted.
     pub(super) fn glare_timer_fired(&mut self, leg: LegId) {
         let offered = self
-            .conference
-            .as_mut()
+            .sides
+            .conference_mut()
             .and_then(|c| c.member(leg))
             .is_some_and(|m| m.state == MemberState::Offered);
         if offered && self.phase == Phase::Answered {
@@ -331,7 +331,7 @@ impl CallCore {
             self.send(reply(491, None));
             return;
         }
-        let Some(c) = self.conference.as_mut() else {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         match body {
@@ -366,7 +366,7 @@ impl CallCore {
     /// `leg` leaves the conference (it hung up, or with `hang_up` tsps ends it). The
     /// host leaving ends the conference; so does the last but one party leaving.
     pub(super) fn member_leaves(&mut self, leg: LegId, hang_up: bool) {
-        let Some(c) = self.conference.as_mut() else {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         let Some(pos) = c.members.iter().position(|m| m.leg == leg) else {
@@ -406,7 +406,7 @@ impl CallCore {
     /// Release by a party: the host ends the conference for everyone, anyone else
     /// leaves it.
     pub(super) fn conference_release(&mut self, leg: LegId) {
-        let Some(c) = self.conference.as_ref() else {
+        let Some(c) = self.sides.conference() else {
             return;
         };
         if c.host_leg == leg {
@@ -424,8 +424,8 @@ impl CallCore {
     /// Whatever stops the actor: every member is hung up.
     pub(super) fn conference_hang_up_all(&mut self) {
         let members: Vec<LegId> = self
-            .conference
-            .as_ref()
+            .sides
+            .conference()
             .map(|c| c.members().collect())
             .unwrap_or_default();
         for m in members {

@@ -21,9 +21,9 @@
 //! or one who transferred the call away) gets [`ControlError::NotFound`].
 
 use super::api::{Control, ControlAction, ControlError, LegHandOff, OverrideAction, OverrideError};
-use super::call_core::{AfterHandOver, CallCore, Phase};
+use super::call_core::{AfterHandOver, CallCore, HandOverWait, Phase};
 use super::io::{Output, Reply, ReplyId};
-use super::leg::{Anchor, AnchorKind, Leg, LegState, OwnReInvite};
+use super::leg::{Anchor, AnchorKind, Leg, LegState, OwnReInvite, ReInvite, Sides};
 use super::program::ProgramEvent;
 use super::sdp;
 use crate::events::CallEventKind;
@@ -54,20 +54,20 @@ impl CallCore {
             return role;
         }
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
-        if let Some(a) = self.anchor.filter(|a| mine(a.leg)) {
+        if let Some(a) = self.sides.anchor().filter(|a| mine(a.leg)) {
             return Some(if self.phase == Phase::Answered {
                 Role::Connected(a.leg)
             } else {
                 Role::Waiting
             });
         }
-        if let Some(b) = self.answered.filter(|b| mine(*b)) {
+        if let Some(b) = self.sides.answered().filter(|b| mine(*b)) {
             return Some(Role::Connected(b));
         }
         if self.phase != Phase::Ringing {
             return None;
         }
-        if self.anchor.is_none() && self.caller_user == Some(user) {
+        if self.sides.anchor().is_none() && self.caller_user == Some(user) {
             return Some(Role::Dialing);
         }
         let rung = self.legs.iter().any(|l| {
@@ -105,10 +105,10 @@ impl CallCore {
             return Err(ControlError::NotFound);
         }
         let role = self.role_of(msg.user).ok_or(ControlError::NotFound)?;
-        if self.joining.is_some() {
+        if self.hand_over.is_some() {
             return Err(ControlError::WrongState("a transfer is in progress"));
         }
-        if self.conference.is_some() {
+        if self.sides.conference().is_some() {
             return match (msg.action, role) {
                 (ControlAction::Release, Role::Connected(leg)) => {
                     self.conference_release(leg);
@@ -188,10 +188,7 @@ impl CallCore {
         let other = self
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
-        if self.own_reinvite.is_some()
-            || self.reoffer_from.is_some()
-            || self.leg(other).is_some_and(|l| l.needs_ack)
-        {
+        if !self.reinvite.is_idle() || self.leg(other).is_some_and(|l| l.needs_ack) {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
         let by = self.side_of(mine);
@@ -210,7 +207,7 @@ impl CallCore {
         self.sdp_bump += 1;
         let direction = if hold { "sendonly" } else { "sendrecv" };
         let body = sdp::with_direction(&sdp, direction, self.sdp_bump);
-        self.own_reinvite = Some(OwnReInvite::Media {
+        self.reinvite = ReInvite::Own(OwnReInvite::Media {
             leg: other,
             by,
             held: hold,
@@ -226,7 +223,7 @@ impl CallCore {
     /// The answer to a re-INVITE tsps sent itself.
     pub(super) fn own_reinvite_answered(&mut self, code: u16, body: Option<Body>) {
         let ok = (200..300).contains(&code);
-        match self.own_reinvite.take() {
+        match self.reinvite.take_own() {
             Some(OwnReInvite::Media {
                 leg,
                 by,
@@ -249,7 +246,7 @@ impl CallCore {
             }
             Some(OwnReInvite::Fetch { leg, then }) => match body.filter(|_| ok) {
                 Some(offer) => {
-                    self.own_reinvite = Some(OwnReInvite::Connect {
+                    self.reinvite = ReInvite::Own(OwnReInvite::Connect {
                         anchor: then,
                         new: leg,
                     });
@@ -284,16 +281,16 @@ impl CallCore {
         match role {
             Role::Connected(mine) => {
                 let by = self.side_of(mine);
-                if let Some(b) = self.answered {
+                if let Some(b) = self.sides.answered() {
                     self.hang_up(b);
                 }
-                if let Some(a) = self.anchor {
+                if let Some(a) = self.sides.anchor() {
                     self.hang_up(a.leg);
                 }
                 self.finish(CallOutcome::Answered, Some(by));
             }
             Role::Waiting => {
-                let side = self.anchor.map(|a| a.side).unwrap_or(Party::Caller);
+                let side = self.sides.anchor().map_or(Party::Caller, |a| a.side);
                 self.cancel_out_legs(None);
                 // 487 to the user's own INVITE: their device sees the call end as if
                 // it had cancelled it.
@@ -332,7 +329,7 @@ impl CallCore {
         let other = self
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
-        if self.own_reinvite.is_some() || self.reoffer_from.is_some() {
+        if !self.reinvite.is_idle() {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
         let dir = self.now.directory.clone();
@@ -390,12 +387,11 @@ impl CallCore {
             }
         };
         self.callee_party = Some(party);
-        self.anchor = Some(Anchor {
+        self.sides = Sides::Anchored(Anchor {
             leg: other,
             side,
             kind: AnchorKind::Established,
         });
-        self.answered = None;
         self.held_by = None;
         self.phase = Phase::Ringing;
         self.program.next(ProgramEvent::Overridden);
@@ -413,9 +409,8 @@ impl CallCore {
 /// A connected call's legs are free for a transfer: no re-INVITE of either side or of
 /// tsps is under way and no 2xx waits for its ACK.
 pub(super) fn settled(act: &CallCore, legs: [LegId; 2]) -> Result<(), ControlError> {
-    let busy = act.own_reinvite.is_some()
-        || act.reoffer_from.is_some()
-        || act.joining.is_some()
+    let busy = !act.reinvite.is_idle()
+        || act.hand_over.is_some()
         || legs
             .iter()
             .any(|l| act.leg(*l).is_some_and(|l| l.needs_ack));
@@ -466,8 +461,12 @@ impl CallCore {
         reply: ReplyId,
         then: AfterHandOver,
     ) {
-        self.joining = Some(with);
-        self.after_hand_over = Some((reply, then));
+        self.hand_over = Some(HandOverWait {
+            with,
+            reply,
+            then,
+            stashed: Vec::new(),
+        });
         // The shell asks without waiting in the mailbox: the other call may be asking
         // us at the same moment, and both must still answer.
         self.out.push(Output::AskHandOver { with, user });
@@ -475,11 +474,13 @@ impl CallCore {
 
     /// The other call answered our hand-over request.
     pub(super) fn handed_over(&mut self, res: Result<LegHandOff, ControlError>) {
-        let Some(with) = self.joining.take() else {
-            return;
-        };
-        let stashed = std::mem::take(&mut self.stashed);
-        let Some((reply, then)) = self.after_hand_over.take() else {
+        let Some(HandOverWait {
+            with,
+            reply,
+            then,
+            stashed,
+        }) = self.hand_over.take()
+        else {
             return;
         };
         let res = res.and_then(|h| match then {
@@ -508,7 +509,7 @@ impl CallCore {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
         }
-        if self.conference.is_some() && self.role_of(user).is_some() {
+        if self.sides.conference().is_some() && self.role_of(user).is_some() {
             return Err(ControlError::WrongState(
                 "the other call is a conference: add this call to it instead",
             ));
@@ -606,16 +607,18 @@ impl CallCore {
             Party::Caller => self.caller_party = party,
             _ => self.callee_party = Some(party),
         }
-        self.anchor = Some(Anchor {
-            leg: remaining,
-            side: self.side_of(remaining),
-            kind: AnchorKind::Established,
-        });
-        self.answered = Some(joined);
+        self.sides = Sides::Connected {
+            anchor: Anchor {
+                leg: remaining,
+                side: self.side_of(remaining),
+                kind: AnchorKind::Established,
+            },
+            answered: joined,
+        };
         self.held_by = None;
 
         // The joined party makes a fresh offer; it goes to the remaining party.
-        self.own_reinvite = Some(OwnReInvite::Fetch {
+        self.reinvite = ReInvite::Own(OwnReInvite::Fetch {
             leg: joined,
             then: remaining,
         });

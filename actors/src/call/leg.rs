@@ -2,6 +2,7 @@
 //! per leg.
 
 use super::io::ReplyId;
+use super::members::Conference;
 use crate::ids::{DeviceId, LegId, UserId};
 use crate::model::{LegRecord, Party};
 use crate::ports::{Body, DialTarget};
@@ -101,5 +102,144 @@ impl OwnReInvite {
             OwnReInvite::Media { leg, .. } | OwnReInvite::Fetch { leg, .. } => *leg,
             OwnReInvite::Connect { anchor, .. } => *anchor,
         }
+    }
+}
+
+/// How the call's legs are connected: with the [`super::call_core::Phase`], the call's
+/// state. Each variant holds what exists in it, so a connected call without an anchor,
+/// or a conference with a two-sided connection, cannot be written down.
+pub(super) enum Sides {
+    /// Click-to-dial before the user's device answered: nothing anchors the call.
+    Open,
+    /// The anchor leg waits while the other side is dialled.
+    Anchored(Anchor),
+    /// The anchor and the dialled leg that answered are connected.
+    Connected { anchor: Anchor, answered: LegId },
+    /// Every live leg is a member of the bridge (the two-sided model is off).
+    Conference(Conference),
+}
+
+impl Sides {
+    pub(super) fn anchor(&self) -> Option<Anchor> {
+        match self {
+            Sides::Anchored(a) | Sides::Connected { anchor: a, .. } => Some(*a),
+            Sides::Open | Sides::Conference(_) => None,
+        }
+    }
+
+    pub(super) fn anchor_mut(&mut self) -> Option<&mut Anchor> {
+        match self {
+            Sides::Anchored(a) | Sides::Connected { anchor: a, .. } => Some(a),
+            Sides::Open | Sides::Conference(_) => None,
+        }
+    }
+
+    /// The dialled leg connected to the anchor.
+    pub(super) fn answered(&self) -> Option<LegId> {
+        match self {
+            Sides::Connected { answered, .. } => Some(*answered),
+            _ => None,
+        }
+    }
+
+    pub(super) fn conference(&self) -> Option<&Conference> {
+        match self {
+            Sides::Conference(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(super) fn conference_mut(&mut self) -> Option<&mut Conference> {
+        match self {
+            Sides::Conference(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The re-INVITE under way on a connected call: one at a time, ours included (RFC 3261
+/// §14.2: another one meanwhile gets 491).
+pub(super) enum ReInvite {
+    Idle,
+    /// One leg's re-INVITE is relayed to the other; the answer goes back to `from`.
+    Relayed {
+        from: LegId,
+    },
+    /// tsps's own re-INVITE waits for its answer.
+    Own(OwnReInvite),
+}
+
+impl ReInvite {
+    pub(super) fn is_idle(&self) -> bool {
+        matches!(self, ReInvite::Idle)
+    }
+
+    /// The leg our own re-INVITE went to.
+    pub(super) fn own_leg(&self) -> Option<LegId> {
+        match self {
+            ReInvite::Own(o) => Some(o.leg()),
+            _ => None,
+        }
+    }
+
+    /// Our own re-INVITE, now answered (a relayed one stays).
+    pub(super) fn take_own(&mut self) -> Option<OwnReInvite> {
+        match std::mem::replace(self, ReInvite::Idle) {
+            ReInvite::Own(o) => Some(o),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// The leg whose relayed re-INVITE was answered (our own one stays).
+    pub(super) fn take_relayed(&mut self) -> Option<LegId> {
+        match self {
+            ReInvite::Relayed { from } => {
+                let from = *from;
+                *self = ReInvite::Idle;
+                Some(from)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_reinvite_at_a_time_and_each_kind_is_taken_by_its_own_answer() {
+        let (a, b) = (LegId::for_test(1), LegId::for_test(2));
+        let mut r = ReInvite::Relayed { from: a };
+        assert!(!r.is_idle());
+        assert!(r.take_own().is_none(), "a relayed re-INVITE is not ours");
+        assert_eq!(r.take_relayed(), Some(a));
+        assert!(r.is_idle());
+        r = ReInvite::Own(OwnReInvite::Connect { anchor: b, new: a });
+        assert_eq!(r.own_leg(), Some(b));
+        assert_eq!(r.take_relayed(), None, "ours is not relayed");
+        assert!(matches!(r.take_own(), Some(OwnReInvite::Connect { .. })));
+        assert!(r.is_idle());
+    }
+
+    #[test]
+    fn only_anchored_and_connected_calls_have_an_anchor() {
+        let a = Anchor {
+            leg: LegId::for_test(1),
+            side: Party::Caller,
+            kind: AnchorKind::Incoming,
+        };
+        assert!(Sides::Open.anchor().is_none());
+        assert_eq!(Sides::Anchored(a).anchor().map(|a| a.leg), Some(a.leg));
+        assert_eq!(Sides::Anchored(a).answered(), None);
+        let connected = Sides::Connected {
+            anchor: a,
+            answered: LegId::for_test(2),
+        };
+        assert_eq!(connected.answered(), Some(LegId::for_test(2)));
+        assert!(connected.conference().is_none());
     }
 }

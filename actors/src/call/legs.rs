@@ -4,7 +4,7 @@
 //! one meanwhile gets 491).
 
 use super::call_core::{CallCore, Phase};
-use super::leg::{Anchor, AnchorKind, LegState, OwnReInvite};
+use super::leg::{Anchor, AnchorKind, LegState, OwnReInvite, ReInvite, Sides};
 use super::sdp::sdp_is_hold;
 use crate::events::CallEventKind;
 use crate::ids::LegId;
@@ -71,7 +71,7 @@ impl CallCore {
                 if let Some(l) = self.leg_mut(a.leg) {
                     l.state = LegState::Done;
                 }
-                if let Some(b) = self.answered {
+                if let Some(b) = self.sides.answered() {
                     self.hang_up(b);
                     self.finish(CallOutcome::Answered, Some(a.side));
                 } else {
@@ -113,7 +113,11 @@ impl CallCore {
                     self.send(LegCommand::RemoteAnswer { leg });
                 }
                 // Only an unanswered INVITE can hear it ring; a dialog cannot.
-                if let Some(a) = self.anchor.filter(|a| a.kind == AnchorKind::Incoming) {
+                if let Some(a) = self
+                    .sides
+                    .anchor()
+                    .filter(|a| a.kind == AnchorKind::Incoming)
+                {
                     self.send(LegCommand::Progress {
                         leg: a.leg,
                         code,
@@ -145,7 +149,7 @@ impl CallCore {
                 if !self.end_out_leg(leg, code) {
                     return;
                 }
-                if self.answered == Some(leg) {
+                if self.sides.answered() == Some(leg) {
                     // The dialog died after answer (e.g. no ACK): treat as hangup.
                     self.answered_leg_gone(leg);
                     return;
@@ -160,7 +164,7 @@ impl CallCore {
                 self.redirected(targets);
             }
             LegEventKind::Hangup => {
-                if self.answered == Some(leg) {
+                if self.sides.answered() == Some(leg) {
                     if let Some(l) = self.leg_mut(leg) {
                         l.state = LegState::Done;
                     }
@@ -177,7 +181,7 @@ impl CallCore {
     /// The connected dialled leg hung up: the anchor is hung up and the call ends.
     pub(super) fn answered_leg_gone(&mut self, leg: LegId) {
         let by = self.side_of(leg);
-        if let Some(a) = self.anchor {
+        if let Some(a) = self.sides.anchor() {
             self.hang_up(a.leg);
         }
         self.finish(CallOutcome::Answered, Some(by));
@@ -194,11 +198,11 @@ impl CallCore {
         let answering_user = l.user;
         self.cancel_ring_timer();
         self.cancel_out_legs(Some(leg));
-        let Some(a) = self.anchor else {
+        let Some(a) = self.sides.anchor() else {
             // Click-to-dial: the user's device answered with its offer. It anchors the
             // call and waits for the answer in our ACK while the destination is routed
             // as if the device had dialled it (RFC 3725 flow I).
-            self.anchor = Some(Anchor {
+            self.sides = Sides::Anchored(Anchor {
                 leg,
                 side: Party::Caller,
                 kind: AnchorKind::AwaitingAck,
@@ -208,7 +212,10 @@ impl CallCore {
             self.admit();
             return;
         };
-        self.answered = Some(leg);
+        self.sides = Sides::Connected {
+            anchor: a,
+            answered: leg,
+        };
         self.answered_at.get_or_insert(now);
         self.phase = Phase::Answered;
         match a.kind {
@@ -226,7 +233,7 @@ impl CallCore {
             }
             AnchorKind::Established => match body {
                 Some(offer) => {
-                    self.own_reinvite = Some(OwnReInvite::Connect {
+                    self.reinvite = ReInvite::Own(OwnReInvite::Connect {
                         anchor: a.leg,
                         new: leg,
                     });
@@ -244,7 +251,7 @@ impl CallCore {
                 }
             },
         }
-        if let Some(anchor) = self.anchor.as_mut() {
+        if let Some(anchor) = self.sides.anchor_mut() {
             anchor.kind = AnchorKind::Established;
         }
         self.publish(CallEventKind::Answered { leg });
@@ -253,8 +260,8 @@ impl CallCore {
 
     /// The other leg of a connected call.
     pub(super) fn peer_of(&self, leg: LegId) -> Option<LegId> {
-        let b = self.answered?;
-        let a = self.anchor?.leg;
+        let b = self.sides.answered()?;
+        let a = self.sides.anchor()?.leg;
         if leg == a {
             Some(b)
         } else if leg == b {
@@ -280,11 +287,7 @@ impl CallCore {
                 }
             }
             LegEventKind::ReOffer { body } => match to {
-                Some(to)
-                    if self.reoffer_from.is_none()
-                        && self.own_reinvite.is_none()
-                        && self.joining.is_none() =>
-                {
+                Some(to) if self.reinvite.is_idle() && self.hand_over.is_none() => {
                     let by = self.side_of(from);
                     let held = body.as_deref().map(sdp_is_hold).unwrap_or(false);
                     self.held_by = held.then_some(by);
@@ -292,7 +295,7 @@ impl CallCore {
                     if let (Some(l), Some(_)) = (self.leg_mut(from), &body) {
                         l.sdp = body.clone();
                     }
-                    self.reoffer_from = Some(from);
+                    self.reinvite = ReInvite::Relayed { from };
                     self.send(LegCommand::ReOffer { leg: to, body });
                 }
                 _ => self.send(LegCommand::ReAnswer {
@@ -309,9 +312,9 @@ impl CallCore {
                         l.sdp = body.clone();
                     }
                 }
-                if self.own_reinvite.as_ref().map(OwnReInvite::leg) == Some(from) {
+                if self.reinvite.own_leg() == Some(from) {
                     self.own_reinvite_answered(code, body);
-                } else if let Some(back) = self.reoffer_from.take() {
+                } else if let Some(back) = self.reinvite.take_relayed() {
                     self.send(LegCommand::ReAnswer {
                         leg: back,
                         code,

@@ -4,7 +4,7 @@
 use super::api::ControlError;
 use super::call_core::{CallCore, Phase};
 use super::io::{Output, Reply};
-use super::leg::OwnReInvite;
+use super::leg::{OwnReInvite, Sides};
 use crate::events::CallEventKind;
 use crate::ids::UserId;
 use crate::model::{CallOutcome, CallRecord, Party};
@@ -18,11 +18,13 @@ impl CallCore {
         }
         self.phase = Phase::Ended;
         // A pending hold or resume learns that the call is over.
-        if let Some(OwnReInvite::Media { reply, .. }) = self.own_reinvite.take() {
+        if let Some(OwnReInvite::Media { reply, .. }) = self.reinvite.take_own() {
             self.reply(reply, Reply::Control(Err(ControlError::NotFound)));
         }
         // Closes the bridge and its ports.
-        self.conference = None;
+        if self.sides.conference().is_some() {
+            self.sides = Sides::Open;
+        }
         self.cancel_ring_timer();
         let now = self.now.at;
         for l in &mut self.legs {
@@ -45,7 +47,7 @@ impl CallCore {
         }
         // A consultative transfer waiting for the other call's leg stops once that
         // answer is in (see `handed_over`): the leg must not be left without owner.
-        if self.joining.is_none() {
+        if self.hand_over.is_none() {
             self.out.push(Output::Stop);
         }
     }

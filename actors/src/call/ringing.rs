@@ -549,7 +549,7 @@ impl CallCore {
     /// Ends the anchor leg before it was connected: a final status on an incoming
     /// INVITE, a BYE on a dialog.
     pub(super) fn release_anchor(&mut self, code: u16) {
-        let Some(a) = self.anchor else { return };
+        let Some(a) = self.sides.anchor() else { return };
         match a.kind {
             AnchorKind::Incoming => {
                 self.send(LegCommand::Reject { leg: a.leg, code });
@@ -570,14 +570,15 @@ impl CallCore {
         matches!(self.setup.origin, CallOrigin::Trunk { .. })
             && self.config.upstream
             && self
-                .anchor
-                .is_some_and(|a| a.kind == AnchorKind::Incoming && self.answered.is_none())
+                .sides
+                .anchor()
+                .is_some_and(|a| a.kind == AnchorKind::Incoming && self.sides.answered().is_none())
     }
 
     /// Answers the upstream's INVITE with 302 to `number` in the tenant's domain, which
     /// in personal mode is the upstream's own.
     fn redirect_upstream(&mut self, number: String) {
-        let Some(a) = self.anchor else { return };
+        let Some(a) = self.sides.anchor() else { return };
         let domain = self
             .now
             .directory
@@ -601,7 +602,7 @@ impl CallCore {
     /// What the called user chose for the ringing call, overriding the plan.
     pub(super) fn apply_override(&mut self, action: OverrideAction) -> Result<(), OverrideError> {
         // A click-to-dial still ringing the user's own device is not a call to decide.
-        if self.phase != Phase::Ringing || self.anchor.is_none() {
+        if self.phase != Phase::Ringing || self.sides.anchor().is_none() {
             return Err(OverrideError::NotRinging);
         }
         self.publish(CallEventKind::Overridden {
