@@ -100,22 +100,22 @@ pub struct ActorNotifier {
 
 impl ChangeNotifier for ActorNotifier {
     fn user_changed(&self, tenant: TenantId, user: UserId) {
-        if let Some(u) = self.platform.user(user) {
+        if let Some(u) = self.platform.registry.user(user) {
             u.do_send(ReloadFeatures);
         }
         // A policy write concerns the tenant tier too.
-        if let Some(t) = self.platform.tenant(tenant) {
+        if let Some(t) = self.platform.registry.tenant(tenant) {
             t.do_send(ReloadPolicies);
         }
     }
 
     fn tenant_changed(&self, tenant: TenantId) {
-        if let Some(t) = self.platform.tenant(tenant) {
+        if let Some(t) = self.platform.registry.tenant(tenant) {
             t.do_send(ReloadPolicies);
         }
         let dir = self.directory.get();
         for u in dir.users().filter(|u| u.tenant_id == tenant) {
-            if let Some(a) = self.platform.user(u.id) {
+            if let Some(a) = self.platform.registry.user(u.id) {
                 a.do_send(ReloadFeatures);
             }
         }
@@ -153,6 +153,7 @@ pub struct PlatformCalls {
 impl LiveCalls for PlatformCalls {
     fn list(&self, tenant: TenantId) -> Vec<LiveCall> {
         self.platform
+            .registry
             .calls_of(tenant)
             .into_iter()
             .map(|c| LiveCall {
@@ -170,7 +171,7 @@ impl LiveCalls for PlatformCalls {
         call: CallId,
         action: OverrideAction,
     ) -> BoxFuture<Result<(), LiveCallError>> {
-        let addr = self.platform.call(tenant, call);
+        let addr = self.platform.registry.call(tenant, call);
         Box::pin(async move {
             let addr = addr.ok_or(LiveCallError::NotFound)?;
             match addr.send(tsps_actors::call::Override(action)).await {
@@ -191,7 +192,7 @@ impl LiveCalls for PlatformCalls {
         device: DeviceId,
         destination: String,
     ) -> BoxFuture<Result<CallId, ControlError>> {
-        let dir = self.platform.directory.current();
+        let dir = self.platform.services.directory.current();
         let checked = (|| {
             let u = dir
                 .user(user)
@@ -222,7 +223,11 @@ impl LiveCalls for PlatformCalls {
                 display_name: Some(u.display_name.clone()),
                 domain: t.domain.clone(),
             };
-            let addr = self.platform.user(user).ok_or(ControlError::NotFound)?;
+            let addr = self
+                .platform
+                .registry
+                .user(user)
+                .ok_or(ControlError::NotFound)?;
             Ok((caller, addr, phone))
         })();
         let call = CallId::new();
@@ -278,12 +283,13 @@ impl LiveCalls for PlatformCalls {
     ) -> BoxFuture<Result<(), ControlError>> {
         let member = self
             .platform
+            .services
             .directory
             .current()
             .user(user)
             .is_some_and(|u| u.tenant_id == tenant);
         // Tenants are walls: another tenant's call is not found.
-        let addr = self.platform.call(tenant, call).filter(|_| member);
+        let addr = self.platform.registry.call(tenant, call).filter(|_| member);
         Box::pin(async move {
             let addr = addr.ok_or(ControlError::NotFound)?;
             // A call that ended meanwhile is not found either.
@@ -294,7 +300,7 @@ impl LiveCalls for PlatformCalls {
     }
 
     fn send_message(&self, msg: tsps_actors::presence::message::MessageEvent) -> bool {
-        tsps_actors::presence::message::send(&self.platform.bus, msg);
+        tsps_actors::presence::message::send(&self.platform.services.bus, msg);
         true
     }
 

@@ -394,8 +394,9 @@ impl NodeMetrics {
 
 impl MetricsSource for NodeMetrics {
     fn render(&self) -> String {
-        self.live_calls.set(self.platform.live_calls() as i64);
-        self.users.set(self.platform.user_count() as i64);
+        self.live_calls
+            .set(self.platform.registry.live_calls() as i64);
+        self.users.set(self.platform.registry.user_count() as i64);
         let stats = &self.push.stats;
         self.sessions.set(stats.sessions.load(Relaxed));
         self.streams.set(self.push.streams() as i64);

@@ -360,7 +360,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tsps_actors::presence::route_bus(platform, rx) => {}
+                _ = tsps_actors::presence::route_bus(move |t| platform.registry.presence(t), rx) => {}
             }
         }));
     }

@@ -6,13 +6,18 @@
 //! also goes to an outbound channel the bridge reads; what another node reports is
 //! published here only ([`EventBus::publish_here`]), so it is never sent back. The
 //! serde shape of the events is the wire format between nodes.
+//!
+//! A leaf: the bus and its event types import only ids, model and the plain profile
+//! types, never the actors that publish or follow them (user, presence, call).
 
 use crate::ids::{CallId, DeviceId, LegId, TenantId, UserId};
 use crate::model::{CallDirection, CallOutcome, Party};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::sync::Arc;
 use tokio::sync::broadcast;
+use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallEvent {
@@ -137,7 +142,7 @@ pub struct StatusEvent {
     /// What the user set (available, away, ...).
     pub presence: crate::feature::Presence,
     /// Hook state from the user's calls: idle, ringing, busy.
-    pub hook: crate::user::UserStatus,
+    pub hook: UserStatus,
     /// A phone of the user is registered (external phones do not count).
     #[serde(default = "yes")]
     pub registered: bool,
@@ -145,6 +150,68 @@ pub struct StatusEvent {
     #[serde(default)]
     pub dnd: bool,
     pub at: DateTime<Utc>,
+}
+
+/// Ordered: a user busy on one node and ringing on another is busy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Idle,
+    Ringing,
+    Busy,
+}
+
+/// Identifies one instant message (clients drop a message they already show).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(pub Uuid);
+
+impl MessageId {
+    /// A fresh, time-ordered identifier (UUID v7).
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+    pub const fn for_test(n: u128) -> Self {
+        Self(Uuid::from_u128(n))
+    }
+}
+
+impl Default for MessageId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.0)
+    }
+}
+
+/// One instant message from a user to another user of the same tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub id: MessageId,
+    pub tenant: TenantId,
+    pub from: UserId,
+    pub from_extension: String,
+    pub from_name: String,
+    pub to: UserId,
+    pub to_extension: String,
+    pub text: String,
+    /// The call the message is about (the chat of a line, a rejected call).
+    pub call: Option<CallId>,
+    pub at: DateTime<Utc>,
+    /// Sent from this node: its SIP layer sends the MESSAGEs. Another node's message
+    /// (bridged by the cluster) only feeds the streams here, so phones get it once.
+    #[serde(skip)]
+    pub local: bool,
 }
 
 /// What a node of an older version did not send: assume reachable.
@@ -161,7 +228,7 @@ pub enum Event {
     Device(DeviceEvent),
     Status(StatusEvent),
     /// An instant message between two users of a tenant (`presence::message`).
-    Message(crate::presence::message::MessageEvent),
+    Message(MessageEvent),
 }
 
 impl Event {
@@ -240,7 +307,6 @@ impl Default for EventBus {
 mod tests {
     use super::*;
     use crate::feature::Presence;
-    use crate::user::UserStatus;
 
     fn status(hook: UserStatus) -> Event {
         Event::Status(StatusEvent {

@@ -17,8 +17,10 @@ pub mod model;
 pub mod platform;
 pub mod ports;
 pub mod presence;
+pub mod registry;
 pub mod routing;
 pub mod secret;
+pub mod services;
 pub mod source;
 pub mod tenant;
 #[cfg(test)]

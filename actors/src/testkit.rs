@@ -105,33 +105,12 @@ pub fn platform_with_extras(
     bindings: &[(UserId, &str)],
     extras: Extras,
 ) -> (Arc<Platform>, Arc<MemoryPersistence>, EventBus) {
-    let tenant = Tenant {
-        id: TENANT,
-        domain: "a.test".into(),
-        name: "A".into(),
-        time_zone: "UTC".into(),
-    };
-    let user = |id, ext: &str, name: &str| User {
-        id,
-        tenant_id: TENANT,
-        extension: ext.into(),
-        display_name: name.into(),
-        portal_login: None,
-    };
-    let dir = Arc::new(
-        Directory::new(
-            vec![tenant],
-            vec![
-                user(ALICE, "1001", "Alice"),
-                user(BOB, "1002", "Bob"),
-                user(CAROL, "1003", "Carol"),
-            ],
-            extras.devices,
-            vec![],
-            extras.trunks,
-        )
-        .with_external_phones(extras.phones),
-    );
+    let dir = directory(Extras {
+        devices: extras.devices,
+        trunks: extras.trunks,
+        phones: extras.phones,
+        media: None,
+    });
     let persistence = Arc::new(MemoryPersistence::default());
     let bus = EventBus::new(256);
     let platform = Platform::new(
@@ -165,6 +144,38 @@ pub fn platform_with_extras(
         .collect();
     platform.sync(&dir, restored);
     (platform, persistence, bus)
+}
+
+/// Tenant `a.test` (UTC) with 1001 Alice, 1002 Bob and 1003 Carol, and the devices,
+/// trunks and external phones of `extras` (its media is not used).
+pub fn directory(extras: Extras) -> Arc<Directory> {
+    let tenant = Tenant {
+        id: TENANT,
+        domain: "a.test".into(),
+        name: "A".into(),
+        time_zone: "UTC".into(),
+    };
+    let user = |id, ext: &str, name: &str| User {
+        id,
+        tenant_id: TENANT,
+        extension: ext.into(),
+        display_name: name.into(),
+        portal_login: None,
+    };
+    Arc::new(
+        Directory::new(
+            vec![tenant],
+            vec![
+                user(ALICE, "1001", "Alice"),
+                user(BOB, "1002", "Bob"),
+                user(CAROL, "1003", "Carol"),
+            ],
+            extras.devices,
+            vec![],
+            extras.trunks,
+        )
+        .with_external_phones(extras.phones),
+    )
 }
 
 /// Conference bridges that mix nothing: every call is written to `log` (`open`,

@@ -21,14 +21,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tracing::warn;
 
-/// Ordered: a user busy on one node and ringing on another is busy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UserStatus {
-    Idle,
-    Ringing,
-    Busy,
-}
+pub use crate::events::UserStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallPhase {

@@ -353,7 +353,7 @@ impl Link {
                 }
                 if !changes.is_empty() {
                     merged += changes.len();
-                    if let Some(actor) = self.s.deps.platform.user(*user) {
+                    if let Some(actor) = self.s.deps.platform.registry.user(*user) {
                         actor.do_send(RemoteBindings { changes });
                     }
                 }
@@ -380,7 +380,7 @@ impl Link {
             match fx {
                 Effect::Publish(ev) => deps.bus.publish_here(ev),
                 Effect::Hook { user, hook } => {
-                    if let Some(actor) = deps.platform.user(user) {
+                    if let Some(actor) = deps.platform.registry.user(user) {
                         actor.do_send(RemoteHook { hook });
                     }
                 }
@@ -398,7 +398,9 @@ impl Link {
                         let (BindingChange::Saved(b) | BindingChange::Removed(b)) = c;
                         self.s.local.disown(b);
                     }
-                    if let (false, Some(actor)) = (changes.is_empty(), deps.platform.user(user)) {
+                    if let (false, Some(actor)) =
+                        (changes.is_empty(), deps.platform.registry.user(user))
+                    {
                         actor.do_send(RemoteBindings { changes });
                     }
                 }

@@ -34,7 +34,7 @@ impl UserStateSource for PlatformSource {
                 remote_answer: false,
             })
             .collect();
-        let addr = self.platform.user(user);
+        let addr = self.platform.registry.user(user);
         Box::pin(async move {
             if !known {
                 return None;
@@ -74,7 +74,7 @@ impl UserStateSource for PlatformSource {
             .get()
             .user(user)
             .is_some_and(|u| u.tenant_id == tenant);
-        let addr = self.platform.user(user);
+        let addr = self.platform.registry.user(user);
         Box::pin(async move {
             if !known {
                 return None;

@@ -830,7 +830,7 @@ impl Shard {
             }
             RegisterUpdate::Contacts(updates)
         };
-        let Some(user_addr) = self.ctx.platform.user(user.id) else {
+        let Some(user_addr) = self.ctx.platform.registry.user(user.id) else {
             self.refuse(&key, 500);
             return;
         };

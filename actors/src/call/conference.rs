@@ -3,7 +3,7 @@
 //!
 //! The call the request names stays and becomes the conference; it adopts the other
 //! party of the user's other call exactly as a consultative transfer does
-//! ([`super::HandOver`]: that call hangs up the user's leg and ends), but keeps the
+//! ([`super::api::HandOver`]: that call hangs up the user's leg and ends), but keeps the
 //! user's own leg. From then on the two-sided model (anchor and answered leg) is off:
 //! every live leg is a *member*, re-INVITEd with the bridge's offer for its own port,
 //! and hears the others through the bridge. Media no longer flow between phones.
@@ -14,65 +14,26 @@
 //! pattern). Another party leaving leaves the rest talking; when one party is left the
 //! call ends.
 
-use super::control::{settled, Reply, Role};
-use super::{CallActor, LegState, Phase};
+use super::api::{ControlError, LegHandOff};
+use super::call_core::{AfterHandOver, CallCore, Phase};
+use super::control::{settled, Role};
+use super::io::{ReplyId, Timer};
+use super::leg::{LegState, Sides};
+use super::members::{Conference, Member, MemberState};
 use crate::events::{CallEventKind, ConferenceParty};
 use crate::ids::{CallId, LegId, UserId};
 use crate::model::{CallOutcome, Party};
 use crate::ports::{Body, Bridge, LegCommand, LegEventKind, MediaError, PartyInfo};
-use actix::prelude::*;
 use std::time::Duration;
 use tracing::warn;
-
-use super::control::{ControlError, HandedLeg};
 
 /// How often a member's re-INVITE is tried again after 491 (glare with its own).
 const GLARE_RETRIES: u8 = 3;
 
-/// The live conference of a call.
-pub(super) struct Conference {
-    bridge: Box<dyn Bridge>,
-    host: UserId,
-    host_leg: LegId,
-    members: Vec<Member>,
-}
-
-struct Member {
-    leg: LegId,
-    party: PartyInfo,
-    state: MemberState,
-    glare: u8,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MemberState {
-    /// Our re-INVITE with the bridge's offer waits for its answer.
-    Offered,
-    /// The member re-INVITEd without an offer; our 200 carried one and the answer comes
-    /// in its ACK.
-    AwaitingAck,
-    /// Mixed.
-    Joined,
-}
-
-impl Conference {
-    fn member(&mut self, leg: LegId) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| m.leg == leg)
-    }
-
-    pub(super) fn is_member(&self, leg: LegId) -> bool {
-        self.members.iter().any(|m| m.leg == leg)
-    }
-
-    pub(super) fn members(&self) -> impl Iterator<Item = LegId> + '_ {
-        self.members.iter().map(|m| m.leg)
-    }
-}
-
-impl CallActor {
+impl CallCore {
     /// The user's live leg in the conference, host's leg first.
     pub(super) fn conference_role(&self, user: UserId) -> Option<Option<Role>> {
-        let c = self.conference.as_ref()?;
+        let c = self.sides.conference()?;
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
         let leg = std::iter::once(c.host_leg)
             .chain(c.members())
@@ -87,8 +48,9 @@ impl CallActor {
         user: UserId,
         role: Role,
         with: CallId,
-        ctx: &mut Context<Self>,
-    ) -> Result<Reply, ControlError> {
+        reply: ReplyId,
+        other_live: bool,
+    ) -> Result<(), ControlError> {
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState("the call is not answered"));
         };
@@ -97,16 +59,15 @@ impl CallActor {
                 "a call cannot be conferenced with itself",
             ));
         }
-        if self.conference.as_ref().is_some_and(|c| c.host != user) {
+        if self.sides.conference().is_some_and(|c| c.host != user) {
             return Err(ControlError::WrongState(
                 "only the host adds parties to the conference",
             ));
         }
-        let addr = self
-            .platform
-            .call(self.setup.tenant, with)
-            .ok_or(ControlError::NotFound)?;
-        let bridge = match &self.conference {
+        if !other_live {
+            return Err(ControlError::NotFound);
+        }
+        let bridge = match self.sides.conference() {
             Some(_) => None,
             None => {
                 let other = self
@@ -116,41 +77,40 @@ impl CallActor {
                 // The bridge first: without media there is no point in taking the
                 // other call's party.
                 let bridge = self
-                    .platform
-                    .config
                     .media
                     .open_bridge(self.setup.tenant, self.setup.call)
                     .map_err(ControlError::Media)?;
                 Some(bridge)
             }
         };
-        Ok(
-            self.ask_hand_over(user, with, addr, ctx, move |act, h, ctx| {
-                act.conference_adopt(user, mine, with, h, bridge, ctx)
-            }),
-        )
+        self.ask_hand_over(
+            user,
+            with,
+            reply,
+            AfterHandOver::Conference { user, mine, bridge },
+        );
+        Ok(())
     }
 
     /// The other call handed its party over: it joins the conference (which starts now
     /// when this was a two-party call).
-    fn conference_adopt(
+    pub(super) fn conference_adopt(
         &mut self,
         user: UserId,
         mine: LegId,
         with: CallId,
-        h: HandedLeg,
+        h: LegHandOff,
         bridge: Option<Box<dyn Bridge>>,
-        ctx: &mut Context<Self>,
     ) -> Result<(), ControlError> {
         // The user's leg must still be here: the call may have ended, or the user hung
         // up, while the other call handed over.
         let live = self.phase == Phase::Answered
-            && match &self.conference {
+            && match self.sides.conference() {
                 Some(c) => c.is_member(mine),
                 None => self.peer_of(mine).is_some(),
             };
         if !live {
-            h.sip.do_send(LegCommand::Hangup { leg: h.leg });
+            self.send(LegCommand::Hangup { leg: h.leg });
             return Err(ControlError::NotFound);
         }
         let ext = self.extension_of(user);
@@ -173,19 +133,17 @@ impl CallActor {
                     glare: 0,
                 })
                 .collect();
-            self.conference = Some(Conference {
+            // The two-sided model is off: the members' events go to `on_member`.
+            self.sides = Sides::Conference(Conference {
                 bridge,
                 host: user,
                 host_leg: mine,
                 members,
             });
-            // The two-sided model is off: the members' events go to `on_member`.
-            self.anchor = None;
-            self.answered = None;
             self.held_by = None;
             invite.extend([mine, other]);
         }
-        if let Some(c) = self.conference.as_mut() {
+        if let Some(c) = self.sides.conference_mut() {
             c.members.push(Member {
                 leg: joined,
                 party,
@@ -195,7 +153,7 @@ impl CallActor {
         }
         invite.push(joined);
         for leg in invite {
-            self.offer_bridge(leg, ctx);
+            self.offer_bridge(leg);
         }
         self.publish_conference();
         Ok(())
@@ -203,7 +161,7 @@ impl CallActor {
 
     /// Who the party on `leg` is, as shown to the others.
     pub(super) fn party_of(&self, leg: LegId) -> PartyInfo {
-        let dir = self.platform.directory.current();
+        let dir = self.now.directory.clone();
         match self.leg(leg).and_then(|l| l.user).and_then(|u| dir.user(u)) {
             Some(u) => PartyInfo {
                 user: u.extension.clone(),
@@ -216,8 +174,8 @@ impl CallActor {
     }
 
     /// Sends `leg` a re-INVITE with the bridge's offer for it.
-    fn offer_bridge(&mut self, leg: LegId, ctx: &mut Context<Self>) {
-        let Some(c) = self.conference.as_mut() else {
+    fn offer_bridge(&mut self, leg: LegId) {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         match c.bridge.offer(leg) {
@@ -232,13 +190,15 @@ impl CallActor {
             }
             Err(e) => {
                 warn!(call = %self.setup.call, %leg, error = %e, "no bridge port for a party");
-                self.member_leaves(leg, true, ctx);
+                self.member_leaves(leg, true);
             }
         }
     }
 
-    fn publish_conference(&self) {
-        let Some(c) = &self.conference else { return };
+    fn publish_conference(&mut self) {
+        let Some(c) = self.sides.conference() else {
+            return;
+        };
         let parties = c
             .members
             .iter()
@@ -253,22 +213,20 @@ impl CallActor {
                 }
             })
             .collect();
-        self.publish(CallEventKind::Conference {
-            host: c.host,
-            parties,
-        });
+        let host = c.host;
+        self.publish(CallEventKind::Conference { host, parties });
     }
 
     /// An event of a leg while the call is a conference.
-    pub(super) fn on_member(&mut self, leg: LegId, kind: LegEventKind, ctx: &mut Context<Self>) {
+    pub(super) fn on_member(&mut self, leg: LegId, kind: LegEventKind) {
         let Some(state) = self
-            .conference
-            .as_mut()
+            .sides
+            .conference_mut()
             .and_then(|c| c.member(leg))
             .map(|m| m.state)
         else {
             // Not a member (a leg that lost a race long ago): the old rules.
-            return self.on_dialled(leg, kind, ctx);
+            return self.on_dialled(leg, kind);
         };
         match kind {
             LegEventKind::ReAnswer { code, body } if state == MemberState::Offered => {
@@ -281,12 +239,12 @@ impl CallActor {
                 }
                 if ok {
                     self.ack(leg, None);
-                    self.bridge_answer(leg, body, ctx);
+                    self.bridge_answer(leg, body);
                 } else if code == 491 {
-                    self.retry_after_glare(leg, ctx);
+                    self.retry_after_glare(leg);
                 } else {
                     warn!(call = %self.setup.call, %leg, code, "a party refused the conference");
-                    self.member_leaves(leg, true, ctx);
+                    self.member_leaves(leg, true);
                 }
             }
             LegEventKind::ReAnswer { code, .. } => {
@@ -301,11 +259,11 @@ impl CallActor {
                     if let (Some(l), Some(_)) = (self.leg_mut(leg), &body) {
                         l.sdp = body.clone();
                     }
-                    self.bridge_answer(leg, body, ctx);
+                    self.bridge_answer(leg, body);
                 }
             }
             LegEventKind::Hangup | LegEventKind::Failed { .. } => {
-                self.member_leaves(leg, false, ctx);
+                self.member_leaves(leg, false);
             }
             LegEventKind::Progress { .. }
             | LegEventKind::Answered { .. }
@@ -315,8 +273,8 @@ impl CallActor {
     }
 
     /// The member's answer to the bridge's offer: mixing for it starts.
-    fn bridge_answer(&mut self, leg: LegId, body: Option<Body>, ctx: &mut Context<Self>) {
-        let Some(c) = self.conference.as_mut() else {
+    fn bridge_answer(&mut self, leg: LegId, body: Option<Body>) {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         let res = match &body {
@@ -331,7 +289,7 @@ impl CallActor {
             }
             Err(e) => {
                 warn!(call = %self.setup.call, %leg, error = %e, "a party's answer is unusable");
-                self.member_leaves(leg, true, ctx);
+                self.member_leaves(leg, true);
             }
         }
     }
@@ -339,26 +297,29 @@ impl CallActor {
     /// 491: both sides re-INVITEd at once. Ours goes again after a while (RFC 3261
     /// §14.1: 2.1–4 s for the owner of the Call-ID; a short fixed pause suffices here,
     /// since the member's own re-INVITE is answered meanwhile).
-    fn retry_after_glare(&mut self, leg: LegId, ctx: &mut Context<Self>) {
-        let Some(m) = self.conference.as_mut().and_then(|c| c.member(leg)) else {
+    fn retry_after_glare(&mut self, leg: LegId) {
+        let Some(m) = self.sides.conference_mut().and_then(|c| c.member(leg)) else {
             return;
         };
         m.glare += 1;
         if m.glare > GLARE_RETRIES {
             warn!(call = %self.setup.call, %leg, "re-INVITE glare persists: the party leaves");
-            self.member_leaves(leg, true, ctx);
+            self.member_leaves(leg, true);
             return;
         }
-        ctx.run_later(Duration::from_millis(1500), move |act, ctx| {
-            let offered = act
-                .conference
-                .as_mut()
-                .and_then(|c| c.member(leg))
-                .is_some_and(|m| m.state == MemberState::Offered);
-            if offered && act.phase == Phase::Answered {
-                act.offer_bridge(leg, ctx);
-            }
-        });
+        self.set_timer(Timer::Glare(leg), Duration::from_millis(1500));
+    }
+
+    /// The pause after 491 is over: our re-INVITE goes again if still wanted.
+    pub(super) fn glare_timer_fired(&mut self, leg: LegId) {
+        let offered = self
+            .sides
+            .conference_mut()
+            .and_then(|c| c.member(leg))
+            .is_some_and(|m| m.state == MemberState::Offered);
+        if offered && self.phase == Phase::Answered {
+            self.offer_bridge(leg);
+        }
     }
 
     /// A member's own re-INVITE (hold, resume, a refresh): answered by tsps with the
@@ -370,7 +331,7 @@ impl CallActor {
             self.send(reply(491, None));
             return;
         }
-        let Some(c) = self.conference.as_mut() else {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         match body {
@@ -404,8 +365,8 @@ impl CallActor {
 
     /// `leg` leaves the conference (it hung up, or with `hang_up` tsps ends it). The
     /// host leaving ends the conference; so does the last but one party leaving.
-    pub(super) fn member_leaves(&mut self, leg: LegId, hang_up: bool, ctx: &mut Context<Self>) {
-        let Some(c) = self.conference.as_mut() else {
+    pub(super) fn member_leaves(&mut self, leg: LegId, hang_up: bool) {
+        let Some(c) = self.sides.conference_mut() else {
             return;
         };
         let Some(pos) = c.members.iter().position(|m| m.leg == leg) else {
@@ -415,7 +376,7 @@ impl CallActor {
         c.bridge.remove(leg);
         let host_left = c.host_leg == leg;
         let remaining: Vec<LegId> = c.members().collect();
-        let now = self.platform.clock.now();
+        let now = self.now.at;
         if hang_up {
             self.hang_up(leg);
         }
@@ -434,7 +395,7 @@ impl CallActor {
             } else {
                 Some(by)
             };
-            self.finish(CallOutcome::Answered, by, ctx);
+            self.finish(CallOutcome::Answered, by);
             return;
         }
         self.publish(CallEventKind::LegEnded { leg, code: None });
@@ -444,8 +405,8 @@ impl CallActor {
 
     /// Release by a party: the host ends the conference for everyone, anyone else
     /// leaves it.
-    pub(super) fn conference_release(&mut self, leg: LegId, ctx: &mut Context<Self>) {
-        let Some(c) = self.conference.as_ref() else {
+    pub(super) fn conference_release(&mut self, leg: LegId) {
+        let Some(c) = self.sides.conference() else {
             return;
         };
         if c.host_leg == leg {
@@ -454,17 +415,17 @@ impl CallActor {
             for m in members {
                 self.hang_up(m);
             }
-            self.finish(CallOutcome::Answered, Some(by), ctx);
+            self.finish(CallOutcome::Answered, Some(by));
         } else {
-            self.member_leaves(leg, true, ctx);
+            self.member_leaves(leg, true);
         }
     }
 
     /// Whatever stops the actor: every member is hung up.
     pub(super) fn conference_hang_up_all(&mut self) {
         let members: Vec<LegId> = self
-            .conference
-            .as_ref()
+            .sides
+            .conference()
             .map(|c| c.members().collect())
             .unwrap_or_default();
         for m in members {

@@ -20,106 +20,20 @@
 //! for a click-to-dial, or the call rings to them. A user with no role (another user,
 //! or one who transferred the call away) gets [`ControlError::NotFound`].
 
-use super::{sdp, AnchorKind, CallActor, Leg, LegState, OwnReInvite, Phase};
+use super::api::{Control, ControlAction, ControlError, LegHandOff, OverrideAction, OverrideError};
+use super::call_core::{AfterHandOver, CallCore, HandOverWait, Phase};
+use super::io::{Output, Reply, ReplyId};
+use super::leg::{Anchor, AnchorKind, Leg, LegState, OwnReInvite, ReInvite, Sides};
+use super::program::ProgramEvent;
+use super::sdp;
 use crate::events::CallEventKind;
 use crate::feature::Target;
-use crate::ids::{CallId, DeviceId, LegId, UserId};
-use crate::model::{CallOutcome, LegRecord, Party};
-use crate::ports::{Body, LegCommand, LegEvent, PartyInfo};
+use crate::ids::{CallId, LegId, UserId};
+use crate::model::{CallOutcome, Party};
+use crate::ports::{Body, LegCommand, PartyInfo};
 use crate::routing::{route_dialled, Route};
-use actix::prelude::*;
-use tokio::sync::oneshot;
+use crate::user::CallPhase;
 use tracing::warn;
-
-/// A command on behalf of `user`, who must take part in the call.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), ControlError>")]
-pub struct Control {
-    pub user: UserId,
-    pub action: ControlAction,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ControlAction {
-    /// Put the other party on hold; answered once the other party accepted.
-    Hold,
-    Resume,
-    /// Hang up: BYE when answered, CANCEL while the user's call rings out, 603 for a
-    /// call ringing to the user.
-    Release,
-    /// Blind transfer: the user leaves and the other party is connected to `target`
-    /// (an extension or a number, routed like a forward).
-    Transfer {
-        target: String,
-    },
-    /// Keep ringing only this device of the user (the per-call override).
-    AnswerOn(DeviceId),
-    /// Send the call ringing to the user elsewhere (the per-call override).
-    Forward(crate::feature::Target),
-    /// Send the call ringing to the user to the user's attendant.
-    Attendant,
-    /// Consultative transfer: the other party of this call and the other party of the
-    /// user's call `with` are connected; the user's two legs leave.
-    Join {
-        with: CallId,
-    },
-    /// Conference: the other party of the user's call `with` joins this call, and all
-    /// its parties are mixed on tsps's bridge (see [`super::conference`]). On a
-    /// conference the host adds another party the same way.
-    Conference {
-        with: CallId,
-    },
-}
-
-#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ControlError {
-    /// No such live call in the tenant, or the user takes no part in it.
-    #[error("no such call of this user")]
-    NotFound,
-    #[error("{0}")]
-    WrongState(&'static str),
-    #[error("the device has no registration")]
-    UnknownDevice,
-    /// Holds the target as dialled, clipped to [`MAX_DIALLED`] characters (see
-    /// [`ControlError::bad_target`]): it is echoed to the user.
-    #[error("no such extension or number: {0}")]
-    BadTarget(String),
-    #[error("a number or extension has at most {MAX_DIALLED} characters")]
-    TargetTooLong,
-    /// An outside number, but the tenant has no trunk to reach it.
-    #[error("outside numbers cannot be called: this tenant has no trunk; ask your administrator")]
-    NoTrunk,
-    /// The SIP status stays in the call's decision log; the user reads what happened.
-    #[error("the other phone refused the change")]
-    Refused(u16),
-    #[error("no conference bridge: {0}")]
-    Media(crate::ports::MediaError),
-}
-
-/// The longest destination a user may dial or transfer to: an E.164 number has at most
-/// 15 digits, and this leaves room for access codes and dial prefixes.
-pub const MAX_DIALLED: usize = 32;
-
-impl ControlError {
-    /// The target is not an extension or number of the tenant; long input is clipped so
-    /// the message stays readable.
-    pub fn bad_target(target: &str) -> Self {
-        let mut shown: String = target.chars().take(MAX_DIALLED).collect();
-        if shown.len() < target.len() {
-            shown.push('…');
-        }
-        ControlError::BadTarget(shown)
-    }
-
-    /// What a dialled destination must be before routing: not longer than
-    /// [`MAX_DIALLED`].
-    pub fn check_dialled(target: &str) -> Result<(), Self> {
-        if target.chars().count() > MAX_DIALLED {
-            return Err(ControlError::TargetTooLong);
-        }
-        Ok(())
-    }
-}
 
 /// What the user is to the call right now.
 #[derive(Clone, Copy, Debug)]
@@ -134,43 +48,26 @@ pub(super) enum Role {
     Ringing,
 }
 
-pub(super) type Reply = oneshot::Receiver<Result<(), ControlError>>;
-
-impl Handler<Control> for CallActor {
-    type Result = ResponseFuture<Result<(), ControlError>>;
-
-    fn handle(&mut self, msg: Control, ctx: &mut Self::Context) -> Self::Result {
-        match self.control(msg, ctx) {
-            // A hold or resume is answered once the other party has answered.
-            Ok(Some(reply)) => {
-                Box::pin(async move { reply.await.unwrap_or(Err(ControlError::NotFound)) })
-            }
-            Ok(None) => Box::pin(async { Ok(()) }),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-}
-
-impl CallActor {
+impl CallCore {
     pub(super) fn role_of(&self, user: UserId) -> Option<Role> {
         if let Some(role) = self.conference_role(user) {
             return role;
         }
         let mine = |leg: LegId| self.leg(leg).is_some_and(|l| l.user == Some(user));
-        if let Some(a) = self.anchor.filter(|a| mine(a.leg)) {
+        if let Some(a) = self.sides.anchor().filter(|a| mine(a.leg)) {
             return Some(if self.phase == Phase::Answered {
                 Role::Connected(a.leg)
             } else {
                 Role::Waiting
             });
         }
-        if let Some(b) = self.answered.filter(|b| mine(*b)) {
+        if let Some(b) = self.sides.answered().filter(|b| mine(*b)) {
             return Some(Role::Connected(b));
         }
         if self.phase != Phase::Ringing {
             return None;
         }
-        if self.anchor.is_none() && self.caller_user == Some(user) {
+        if self.sides.anchor().is_none() && self.caller_user == Some(user) {
             return Some(Role::Dialing);
         }
         let rung = self.legs.iter().any(|l| {
@@ -181,47 +78,67 @@ impl CallActor {
         (rung || self.target_user == Some(user)).then_some(Role::Ringing)
     }
 
+    /// A control command; answered now, or (hold, resume, join, conference) once done.
+    pub(super) fn on_control(
+        &mut self,
+        reply: ReplyId,
+        user: UserId,
+        action: ControlAction,
+        other_live: bool,
+    ) {
+        let msg = Control { user, action };
+        match self.control(msg, reply, other_live) {
+            Ok(true) => {}
+            Ok(false) => self.reply(reply, Reply::Control(Ok(()))),
+            Err(e) => self.reply(reply, Reply::Control(Err(e))),
+        }
+    }
+
+    /// Ok(true): the answer comes later, to `reply`.
     fn control(
         &mut self,
         msg: Control,
-        ctx: &mut Context<Self>,
-    ) -> Result<Option<Reply>, ControlError> {
+        reply: ReplyId,
+        other_live: bool,
+    ) -> Result<bool, ControlError> {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
         }
         let role = self.role_of(msg.user).ok_or(ControlError::NotFound)?;
-        if self.joining.is_some() {
+        if self.hand_over.is_some() {
             return Err(ControlError::WrongState("a transfer is in progress"));
         }
-        if self.conference.is_some() {
+        if self.sides.conference().is_some() {
             return match (msg.action, role) {
                 (ControlAction::Release, Role::Connected(leg)) => {
-                    self.conference_release(leg, ctx);
-                    Ok(None)
+                    self.conference_release(leg);
+                    Ok(false)
                 }
-                (ControlAction::Conference { with }, role) => {
-                    self.conference(msg.user, role, with, ctx).map(Some)
-                }
+                (ControlAction::Conference { with }, role) => self
+                    .conference(msg.user, role, with, reply, other_live)
+                    .map(|()| true),
                 _ => Err(ControlError::WrongState(
                     "a conference can only be released or extended",
                 )),
             };
         }
         match msg.action {
-            ControlAction::Hold => self.change_media(role, true).map(Some),
-            ControlAction::Resume => self.change_media(role, false).map(Some),
+            ControlAction::Hold => self.change_media(role, true, reply).map(|()| true),
+            ControlAction::Resume => self.change_media(role, false, reply).map(|()| true),
             ControlAction::Release => {
-                self.release(role, ctx);
-                Ok(None)
+                self.release(role);
+                Ok(false)
             }
             ControlAction::Transfer { target } => {
-                self.transfer(msg.user, role, &target, ctx)?;
-                Ok(None)
+                self.transfer(msg.user, role, &target)?;
+                Ok(false)
             }
-            ControlAction::Join { with } => self.join(msg.user, role, with, ctx).map(Some),
-            ControlAction::Conference { with } => {
-                self.conference(msg.user, role, with, ctx).map(Some)
-            }
+            ControlAction::Join { with } => self
+                .join(msg.user, role, with, reply, other_live)
+                .map(|()| true),
+            ControlAction::Conference { with } => self
+                .conference(msg.user, role, with, reply, other_live)
+                .map(|()| true),
             action @ (ControlAction::AnswerOn(_)
             | ControlAction::Forward(_)
             | ControlAction::Attendant) => {
@@ -233,7 +150,7 @@ impl CallActor {
                     ));
                 }
                 if let ControlAction::AnswerOn(d) = &action {
-                    let dir = self.platform.directory.current();
+                    let dir = self.now.directory.clone();
                     let phone = dir.external_phone(*d).filter(|p| p.user_id == msg.user);
                     if phone.is_some() && dir.trunks_of_tenant(self.setup.tenant).next().is_none() {
                         return Err(ControlError::WrongState(
@@ -242,18 +159,18 @@ impl CallActor {
                     }
                 }
                 let action = match action {
-                    ControlAction::AnswerOn(d) => super::OverrideAction::AnswerOn(d),
-                    ControlAction::Forward(t) => super::OverrideAction::Forward(t),
-                    _ => super::OverrideAction::Attendant,
+                    ControlAction::AnswerOn(d) => OverrideAction::AnswerOn(d),
+                    ControlAction::Forward(t) => OverrideAction::Forward(t),
+                    _ => OverrideAction::Attendant,
                 };
-                self.apply_override(action, ctx)
-                    .map(|()| None)
+                self.apply_override(action)
+                    .map(|()| false)
                     .map_err(|e| match e {
-                        super::OverrideError::UnknownDevice => ControlError::UnknownDevice,
-                        super::OverrideError::NoAttendant => {
+                        OverrideError::UnknownDevice => ControlError::UnknownDevice,
+                        OverrideError::NoAttendant => {
                             ControlError::WrongState("the user has no attendant")
                         }
-                        super::OverrideError::NotRinging => {
+                        OverrideError::NotRinging => {
                             ControlError::WrongState("the call is not ringing")
                         }
                     })
@@ -264,17 +181,14 @@ impl CallActor {
     /// Hold (or resume): the other party gets a re-INVITE with the user's own session
     /// description turned `a=sendonly` (back to `a=sendrecv`); the user's device is not
     /// asked, its media simply goes unanswered while held. The answer is ACKed here.
-    fn change_media(&mut self, role: Role, hold: bool) -> Result<Reply, ControlError> {
+    fn change_media(&mut self, role: Role, hold: bool, reply: ReplyId) -> Result<(), ControlError> {
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState("the call is not answered"));
         };
         let other = self
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
-        if self.own_reinvite.is_some()
-            || self.reoffer_from.is_some()
-            || self.leg(other).is_some_and(|l| l.needs_ack)
-        {
+        if !self.reinvite.is_idle() || self.leg(other).is_some_and(|l| l.needs_ack) {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
         let by = self.side_of(mine);
@@ -293,8 +207,7 @@ impl CallActor {
         self.sdp_bump += 1;
         let direction = if hold { "sendonly" } else { "sendrecv" };
         let body = sdp::with_direction(&sdp, direction, self.sdp_bump);
-        let (reply, rx) = oneshot::channel();
-        self.own_reinvite = Some(OwnReInvite::Media {
+        self.reinvite = ReInvite::Own(OwnReInvite::Media {
             leg: other,
             by,
             held: hold,
@@ -304,18 +217,13 @@ impl CallActor {
             leg: other,
             body: Some(body),
         });
-        Ok(rx)
+        Ok(())
     }
 
     /// The answer to a re-INVITE tsps sent itself.
-    pub(super) fn own_reinvite_answered(
-        &mut self,
-        code: u16,
-        body: Option<Body>,
-        ctx: &mut Context<Self>,
-    ) {
+    pub(super) fn own_reinvite_answered(&mut self, code: u16, body: Option<Body>) {
         let ok = (200..300).contains(&code);
-        match self.own_reinvite.take() {
+        match self.reinvite.take_own() {
             Some(OwnReInvite::Media {
                 leg,
                 by,
@@ -326,19 +234,19 @@ impl CallActor {
                     self.ack(leg, None);
                     self.held_by = held.then_some(by);
                     self.publish(CallEventKind::MediaChanged { by, held });
-                    let _ = reply.send(Ok(()));
+                    self.reply(reply, Reply::Control(Ok(())));
                 } else {
                     // A non-2xx final response is ACKed by the transaction layer. The
                     // code is for the log, not for the user.
                     tracing::info!(call = %self.setup.call, code, "re-INVITE refused");
                     self.decision
                         .push("the other phone refused a hold or resume".into());
-                    let _ = reply.send(Err(ControlError::Refused(code)));
+                    self.reply(reply, Reply::Control(Err(ControlError::Refused(code))));
                 }
             }
             Some(OwnReInvite::Fetch { leg, then }) => match body.filter(|_| ok) {
                 Some(offer) => {
-                    self.own_reinvite = Some(OwnReInvite::Connect {
+                    self.reinvite = ReInvite::Own(OwnReInvite::Connect {
                         anchor: then,
                         new: leg,
                     });
@@ -351,7 +259,7 @@ impl CallActor {
                     warn!(call = %self.setup.call, code, "the joined party gave no offer");
                     self.hang_up(leg);
                     self.hang_up(then);
-                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                    self.finish(CallOutcome::Answered, Some(Party::System));
                 }
             },
             Some(OwnReInvite::Connect { anchor, new }) => {
@@ -362,27 +270,27 @@ impl CallActor {
                     warn!(call = %self.setup.call, code, "the remaining party refused the new party's offer");
                     self.hang_up(new);
                     self.hang_up(anchor);
-                    self.finish(CallOutcome::Answered, Some(Party::System), ctx);
+                    self.finish(CallOutcome::Answered, Some(Party::System));
                 }
             }
             None => {}
         }
     }
 
-    fn release(&mut self, role: Role, ctx: &mut Context<Self>) {
+    fn release(&mut self, role: Role) {
         match role {
             Role::Connected(mine) => {
                 let by = self.side_of(mine);
-                if let Some(b) = self.answered {
+                if let Some(b) = self.sides.answered() {
                     self.hang_up(b);
                 }
-                if let Some(a) = self.anchor {
+                if let Some(a) = self.sides.anchor() {
                     self.hang_up(a.leg);
                 }
-                self.finish(CallOutcome::Answered, Some(by), ctx);
+                self.finish(CallOutcome::Answered, Some(by));
             }
             Role::Waiting => {
-                let side = self.anchor.map(|a| a.side).unwrap_or(Party::Caller);
+                let side = self.sides.anchor().map_or(Party::Caller, |a| a.side);
                 self.cancel_out_legs(None);
                 // 487 to the user's own INVITE: their device sees the call end as if
                 // it had cancelled it.
@@ -392,15 +300,15 @@ impl CallActor {
                 } else {
                     CallOutcome::Cancelled
                 };
-                self.finish(outcome, Some(side), ctx);
+                self.finish(outcome, Some(side));
             }
             Role::Dialing => {
                 self.cancel_out_legs(None);
-                self.finish(CallOutcome::Cancelled, Some(Party::Caller), ctx);
+                self.finish(CallOutcome::Cancelled, Some(Party::Caller));
             }
             Role::Ringing => {
                 // Declined by the user, as the per-call override does it.
-                let _ = self.apply_override(super::OverrideAction::Reject, ctx);
+                let _ = self.apply_override(OverrideAction::Reject);
             }
         }
     }
@@ -411,13 +319,7 @@ impl CallActor {
     /// remaining party in a re-INVITE, and the remaining party's answer goes back to
     /// the target in our ACK (RFC 3725 §5, flow I). Offering the remaining party's old
     /// SDP to the target instead would answer an offer that party no longer stands by.
-    fn transfer(
-        &mut self,
-        user: UserId,
-        role: Role,
-        target: &str,
-        ctx: &mut Context<Self>,
-    ) -> Result<(), ControlError> {
+    fn transfer(&mut self, user: UserId, role: Role, target: &str) -> Result<(), ControlError> {
         ControlError::check_dialled(target)?;
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState(
@@ -427,10 +329,10 @@ impl CallActor {
         let other = self
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
-        if self.own_reinvite.is_some() || self.reoffer_from.is_some() {
+        if !self.reinvite.is_idle() {
             return Err(ControlError::WrongState("a re-INVITE is in progress"));
         }
-        let dir = self.platform.directory.current();
+        let dir = self.now.directory.clone();
         let domain = self.setup.caller.domain.clone();
         let (to, party) = match route_dialled(&dir, self.setup.tenant, target) {
             Route::User(u) => {
@@ -462,7 +364,7 @@ impl CallActor {
         self.decision.push(format!("{by}: transferred to {target}"));
 
         // The user's leg leaves the call.
-        let now = self.platform.clock.now();
+        let now = self.now.at;
         self.hang_up(mine);
         if let Some(l) = self.leg_mut(mine) {
             l.record.ended_at = Some(now);
@@ -485,68 +387,30 @@ impl CallActor {
             }
         };
         self.callee_party = Some(party);
-        self.anchor = Some(super::Anchor {
+        self.sides = Sides::Anchored(Anchor {
             leg: other,
             side,
             kind: AnchorKind::Established,
         });
-        self.answered = None;
         self.held_by = None;
         self.phase = Phase::Ringing;
-        self.steps.clear();
-        self.on_busy = None;
-        self.on_no_answer = None;
+        self.program.next(ProgramEvent::Overridden);
         self.failures.clear();
         self.visited.clear();
         self.target_user = None;
         self.target_bindings.clear();
         self.attendant = None;
         self.redirects = 0;
-        self.forward_to(to, ctx);
+        self.forward_to(to);
         Ok(())
-    }
-}
-
-/// Consultative transfer, asked of the other call: hand over the user's other party.
-/// On success this call has hung up the user's leg and ended; the returned leg's
-/// events already go to `events`.
-#[derive(Debug, Message)]
-#[rtype(result = "Result<HandedLeg, ControlError>")]
-pub struct HandOver {
-    pub user: UserId,
-    /// The call the leg joins.
-    pub into: CallId,
-    pub events: actix::Recipient<LegEvent>,
-}
-
-/// What the joining call needs to own a leg handed over by another call.
-#[derive(Debug)]
-pub struct HandedLeg {
-    pub(super) leg: LegId,
-    pub(super) sip: actix::Recipient<LegCommand>,
-    pub(super) incoming: bool,
-    pub(super) user: Option<UserId>,
-    pub(super) device: Option<DeviceId>,
-    pub(super) sdp: Option<Body>,
-    pub(super) record: LegRecord,
-    /// Who the party on the leg is, as shown to others.
-    pub(super) party: PartyInfo,
-}
-
-impl Handler<HandOver> for CallActor {
-    type Result = Result<HandedLeg, ControlError>;
-
-    fn handle(&mut self, msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
-        self.hand_over(msg, ctx)
     }
 }
 
 /// A connected call's legs are free for a transfer: no re-INVITE of either side or of
 /// tsps is under way and no 2xx waits for its ACK.
-pub(super) fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlError> {
-    let busy = act.own_reinvite.is_some()
-        || act.reoffer_from.is_some()
-        || act.joining.is_some()
+pub(super) fn settled(act: &CallCore, legs: [LegId; 2]) -> Result<(), ControlError> {
+    let busy = !act.reinvite.is_idle()
+        || act.hand_over.is_some()
         || legs
             .iter()
             .any(|l| act.leg(*l).is_some_and(|l| l.needs_ack));
@@ -557,7 +421,7 @@ pub(super) fn settled(act: &CallActor, legs: [LegId; 2]) -> Result<(), ControlEr
     }
 }
 
-impl CallActor {
+impl CallCore {
     /// Consultative transfer, on the call that stays: asks the call `with` for its leg
     /// of the user's other party. Answered once that leg has joined this call.
     fn join(
@@ -565,8 +429,9 @@ impl CallActor {
         user: UserId,
         role: Role,
         with: CallId,
-        ctx: &mut Context<Self>,
-    ) -> Result<Reply, ControlError> {
+        reply: ReplyId,
+        other_live: bool,
+    ) -> Result<(), ControlError> {
         let Role::Connected(mine) = role else {
             return Err(ControlError::WrongState("the call is not answered"));
         };
@@ -579,76 +444,78 @@ impl CallActor {
             .peer_of(mine)
             .ok_or(ControlError::WrongState("the call is not answered"))?;
         settled(self, [mine, other])?;
-        let addr = self
-            .platform
-            .call(self.setup.tenant, with)
-            .ok_or(ControlError::NotFound)?;
-        Ok(self.ask_hand_over(user, with, addr, ctx, move |act, h, _| {
-            act.adopt(user, mine, with, h)
-        }))
+        if !other_live {
+            return Err(ControlError::NotFound);
+        }
+        self.ask_hand_over(user, with, reply, AfterHandOver::Join { user, mine });
+        Ok(())
     }
 
-    /// Asks the call `with` (at `addr`) for `user`'s other party; `then` takes the leg
-    /// over once it is handed. Events of that leg that arrive meanwhile wait in
-    /// `stashed` and are replayed after. The reply answers the user's request.
-    pub(super) fn ask_hand_over<F>(
+    /// Asks the call `with` for `user`'s other party; `then` says what to do with the
+    /// leg once it is handed. Events of that leg that arrive meanwhile wait in
+    /// `stashed` and are handled again after. `reply` answers the user's request.
+    pub(super) fn ask_hand_over(
         &mut self,
         user: UserId,
         with: CallId,
-        addr: Addr<CallActor>,
-        ctx: &mut Context<Self>,
-        then: F,
-    ) -> Reply
-    where
-        F: FnOnce(&mut Self, HandedLeg, &mut Context<Self>) -> Result<(), ControlError> + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        self.joining = Some(with);
-        let ask = HandOver {
-            user,
-            into: self.setup.call,
-            events: ctx.address().recipient(),
+        reply: ReplyId,
+        then: AfterHandOver,
+    ) {
+        self.hand_over = Some(HandOverWait {
+            with,
+            reply,
+            then,
+            stashed: Vec::new(),
+        });
+        // The shell asks without waiting in the mailbox: the other call may be asking
+        // us at the same moment, and both must still answer.
+        self.out.push(Output::AskHandOver { with, user });
+    }
+
+    /// The other call answered our hand-over request.
+    pub(super) fn handed_over(&mut self, res: Result<LegHandOff, ControlError>) {
+        let Some(HandOverWait {
+            with,
+            reply,
+            then,
+            stashed,
+        }) = self.hand_over.take()
+        else {
+            return;
         };
-        // Spawned, not awaited in the mailbox: the other call may be asking us at the
-        // same moment, and both must still answer.
-        addr.send(ask)
-            .into_actor(self)
-            .map(move |res, act, ctx| {
-                act.joining = None;
-                let stashed = std::mem::take(&mut act.stashed);
-                let res = res
-                    .unwrap_or(Err(ControlError::NotFound))
-                    .and_then(|h| then(act, h, ctx));
-                // This call ended meanwhile: its `finish` waited for this answer.
-                if res.is_err() && act.phase == Phase::Ended {
-                    ctx.stop();
-                }
-                for ev in stashed {
-                    ctx.notify(ev);
-                }
-                let _ = reply.send(res);
-            })
-            .spawn(ctx);
-        rx
+        let res = res.and_then(|h| match then {
+            AfterHandOver::Join { user, mine } => self.adopt(user, mine, with, h),
+            AfterHandOver::Conference { user, mine, bridge } => {
+                self.conference_adopt(user, mine, with, h, bridge)
+            }
+        });
+        // This call ended meanwhile: its `finish` waited for this answer.
+        if res.is_err() && self.phase == Phase::Ended {
+            self.out.push(Output::Stop);
+        }
+        for ev in stashed {
+            self.out.push(Output::Requeue(ev));
+        }
+        self.reply(reply, Reply::Control(res));
     }
 
     /// Consultative transfer, on the call that ends: the user's leg is hung up and the
     /// other party's leg moves to the call `into`.
-    fn hand_over(
+    pub(super) fn hand_over(
         &mut self,
-        msg: HandOver,
-        ctx: &mut Context<Self>,
-    ) -> Result<HandedLeg, ControlError> {
+        user: UserId,
+        into: CallId,
+    ) -> Result<LegHandOff, ControlError> {
         if self.phase == Phase::Ended {
             return Err(ControlError::NotFound);
         }
-        if self.conference.is_some() && self.role_of(msg.user).is_some() {
+        if self.sides.conference().is_some() && self.role_of(user).is_some() {
             return Err(ControlError::WrongState(
                 "the other call is a conference: add this call to it instead",
             ));
         }
-        let Some(Role::Connected(mine)) = self.role_of(msg.user) else {
-            return Err(match self.role_of(msg.user) {
+        let Some(Role::Connected(mine)) = self.role_of(user) else {
+            return Err(match self.role_of(user) {
                 None => ControlError::NotFound,
                 Some(_) => ControlError::WrongState("the other call is not answered"),
             });
@@ -658,7 +525,7 @@ impl CallActor {
             .ok_or(ControlError::WrongState("the other call is not answered"))?;
         settled(self, [mine, other])?;
         let side = self.side_of(other);
-        let dir = self.platform.directory.current();
+        let dir = self.now.directory.clone();
         let l = self.leg(other).ok_or(ControlError::NotFound)?;
         let party = match l.user.and_then(|u| dir.user(u)) {
             Some(u) => PartyInfo {
@@ -669,9 +536,8 @@ impl CallActor {
             None if side == Party::Caller => self.caller_party.clone(),
             None => self.callee_party_or_dialled(),
         };
-        let handed = HandedLeg {
+        let handed = LegHandOff {
             leg: other,
-            sip: l.sip.clone().unwrap_or_else(|| self.setup.sip.clone()),
             incoming: l.incoming,
             user: l.user,
             device: l.device,
@@ -681,27 +547,21 @@ impl CallActor {
         };
         // The shard sends the leg's events to the joining call from now on; the command
         // goes out before this call ends, so no event of the leg is lost in between.
-        self.send(LegCommand::HandOver {
-            leg: other,
-            events: msg.events,
-        });
-        let now = self.platform.clock.now();
+        self.out.push(Output::HandOverLeg(other));
+        let now = self.now.at;
         if let Some(l) = self.leg_mut(other) {
             // Not ours any more: nothing here may end it.
             l.state = LegState::Done;
             l.record.ended_at = Some(now);
         }
-        let ext = dir
-            .user(msg.user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default();
+        let ext = self.extension_of(user);
         self.decision.push(format!(
             "{ext}: joined {} with call {} (consultative transfer)",
-            handed.party.user, msg.into
+            handed.party.user, into
         ));
         let by = self.side_of(mine);
         self.hang_up(mine);
-        self.finish(CallOutcome::Answered, Some(by), ctx);
+        self.finish(CallOutcome::Answered, Some(by));
         Ok(handed)
     }
 
@@ -713,16 +573,16 @@ impl CallActor {
         user: UserId,
         mine: LegId,
         with: CallId,
-        h: HandedLeg,
+        h: LegHandOff,
     ) -> Result<(), ControlError> {
         let remaining = self.peer_of(mine).filter(|_| self.phase == Phase::Answered);
         let Some(remaining) = remaining else {
             // This call ended while the other one handed over (its `finish` waited for
             // this answer): the handed-over party has no one to talk to.
-            h.sip.do_send(LegCommand::Hangup { leg: h.leg });
+            self.send(LegCommand::Hangup { leg: h.leg });
             return Err(ControlError::NotFound);
         };
-        let now = self.platform.clock.now();
+        let now = self.now.at;
         let side = self.side_of(mine);
 
         // The user's leg leaves the call.
@@ -747,16 +607,18 @@ impl CallActor {
             Party::Caller => self.caller_party = party,
             _ => self.callee_party = Some(party),
         }
-        self.anchor = Some(super::Anchor {
-            leg: remaining,
-            side: self.side_of(remaining),
-            kind: AnchorKind::Established,
-        });
-        self.answered = Some(joined);
+        self.sides = Sides::Connected {
+            anchor: Anchor {
+                leg: remaining,
+                side: self.side_of(remaining),
+                kind: AnchorKind::Established,
+            },
+            answered: joined,
+        };
         self.held_by = None;
 
         // The joined party makes a fresh offer; it goes to the remaining party.
-        self.own_reinvite = Some(OwnReInvite::Fetch {
+        self.reinvite = ReInvite::Own(OwnReInvite::Fetch {
             leg: joined,
             then: remaining,
         });
@@ -766,14 +628,12 @@ impl CallActor {
         });
         Ok(())
     }
-}
 
-impl CallActor {
     /// The leg another call handed over is this call's now, on `side` (consultative
     /// transfer, conference): its party and the leg's id.
     pub(super) fn take_over(
         &mut self,
-        h: HandedLeg,
+        h: LegHandOff,
         side: Party,
         with: CallId,
     ) -> (LegId, PartyInfo) {
@@ -789,7 +649,6 @@ impl CallActor {
             step: self.step,
             sdp: h.sdp,
             needs_ack: false,
-            sip: Some(h.sip),
             device: h.device,
             talk: false,
         });
@@ -801,44 +660,7 @@ impl CallActor {
             number: h.party.user.clone(),
             from_call: with,
         });
-        self.set_user_phase(h.user, Some(crate::user::CallPhase::Active));
+        self.set_user_phase(h.user, Some(CallPhase::Active));
         (h.leg, h.party)
-    }
-
-    /// The user's extension, for the call record's decision notes.
-    pub(super) fn extension_of(&self, user: UserId) -> String {
-        self.platform
-            .directory
-            .current()
-            .user(user)
-            .map(|u| u.extension.clone())
-            .unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod error_tests {
-    use super::*;
-
-    #[test]
-    fn a_bad_target_is_echoed_clipped() {
-        let long = "9".repeat(300);
-        let shown = ControlError::bad_target(&long).to_string();
-        assert_eq!(
-            shown,
-            format!("no such extension or number: {}…", "9".repeat(MAX_DIALLED))
-        );
-        assert_eq!(
-            ControlError::bad_target("4711").to_string(),
-            "no such extension or number: 4711"
-        );
-    }
-
-    #[test]
-    fn a_refusal_reads_without_a_sip_code() {
-        assert_eq!(
-            ControlError::Refused(488).to_string(),
-            "the other phone refused the change"
-        );
     }
 }

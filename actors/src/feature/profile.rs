@@ -458,10 +458,7 @@ pub fn validate(p: &Profile, own_extension: &str) -> Result<(), Vec<ProfileError
         }
         let mut spans: Vec<(usize, u32, u32)> = Vec::new();
         for (j, w) in s.weekly.iter().enumerate() {
-            let (a, b) = (
-                super::schedule::minutes(&w.start),
-                super::schedule::minutes(&w.end),
-            );
+            let (a, b) = (minutes(&w.start), minutes(&w.end));
             match (a, b) {
                 (Some(a), Some(b)) if a < b => {
                     for d in &w.days {
@@ -710,4 +707,17 @@ pub fn matches_pattern(pattern: &str, number: &str) -> bool {
         Some(prefix) => number.starts_with(prefix),
         None => pattern == number,
     }
+}
+
+/// `HH:MM` as minutes after midnight; `24:00` is allowed as an end.
+pub fn minutes(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    if m >= 60 || h > 24 || (h == 24 && m != 0) {
+        return None;
+    }
+    Some(h * 60 + m)
 }

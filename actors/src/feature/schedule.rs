@@ -1,20 +1,7 @@
 //! Whether a schedule is active at a local time (the tenant's time zone).
 
-use super::profile::{Day, Profile};
+use super::profile::{minutes, Day, Profile};
 use chrono::{Datelike, NaiveDateTime, Timelike, Weekday};
-
-/// `HH:MM` as minutes after midnight; `24:00` is allowed as an end.
-pub fn minutes(s: &str) -> Option<u32> {
-    let (h, m) = s.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
-        return None;
-    }
-    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    if m >= 60 || h > 24 || (h == 24 && m != 0) {
-        return None;
-    }
-    Some(h * 60 + m)
-}
 
 fn day(w: Weekday) -> Day {
     match w {

@@ -14,69 +14,13 @@
 
 use crate::directory::Directory;
 use crate::events::{Event, EventBus};
+pub use crate::events::{MessageEvent, MessageId};
 use crate::ids::{CallId, TenantId, UserId};
-use crate::platform::Platform;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
-use uuid::Uuid;
-
-/// Identifies one instant message (clients drop a message they already show).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MessageId(pub Uuid);
-
-impl MessageId {
-    /// A fresh, time-ordered identifier (UUID v7).
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-    pub const fn for_test(n: u128) -> Self {
-        Self(Uuid::from_u128(n))
-    }
-}
-
-impl Default for MessageId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Debug for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MessageId({})", self.0)
-    }
-}
-
-/// One instant message from a user to another user of the same tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageEvent {
-    pub id: MessageId,
-    pub tenant: TenantId,
-    pub from: UserId,
-    pub from_extension: String,
-    pub from_name: String,
-    pub to: UserId,
-    pub to_extension: String,
-    pub text: String,
-    /// The call the message is about (the chat of a line, a rejected call).
-    pub call: Option<CallId>,
-    pub at: DateTime<Utc>,
-    /// Sent from this node: its SIP layer sends the MESSAGEs. Another node's message
-    /// (bridged by the cluster) only feeds the streams here, so phones get it once.
-    #[serde(skip)]
-    pub local: bool,
-}
 
 /// Why a message cannot be composed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -153,41 +97,32 @@ pub fn rejected_caller(
         .map(|u| u.id)
 }
 
-/// The callee's profile rejected the call with `text`: sends it to the caller (see
-/// [`rejected_caller`]) from the callee. Returns a note for the call's reasons.
+/// The callee's profile rejected the call with `text`: the message to the caller (see
+/// [`rejected_caller`]) from the callee, if one can be sent, and a note for the call's
+/// reasons. Pure: the caller sends the message ([`send`]).
+#[allow(clippy::too_many_arguments)]
 pub fn on_reject(
-    platform: &Platform,
+    dir: &Directory,
     tenant: TenantId,
     call: CallId,
     callee: Option<UserId>,
     caller_user: Option<UserId>,
     caller_number: &str,
     text: String,
-) -> String {
-    let dir = platform.directory.current();
+    now: DateTime<Utc>,
+) -> (String, Option<MessageEvent>) {
     let Some(callee) = callee else {
-        return "message not sent: no callee".into();
+        return ("message not sent: no callee".into(), None);
     };
-    let Some(to) = rejected_caller(&dir, tenant, caller_user, caller_number) else {
-        return format!(
+    let Some(to) = rejected_caller(dir, tenant, caller_user, caller_number) else {
+        let note = format!(
             "message not sent: outside caller {caller_number} (no instant messages through trunks)"
         );
+        return (note, None);
     };
-    match compose(
-        &dir,
-        tenant,
-        callee,
-        to,
-        text,
-        Some(call),
-        platform.clock.now(),
-    ) {
-        Ok(msg) => {
-            let note = format!("message sent to {}", msg.to_extension);
-            send(&platform.bus, msg);
-            note
-        }
-        Err(e) => format!("message not sent: {e}"),
+    match compose(dir, tenant, callee, to, text, Some(call), now) {
+        Ok(msg) => (format!("message sent to {}", msg.to_extension), Some(msg)),
+        Err(e) => (format!("message not sent: {e}"), None),
     }
 }
 

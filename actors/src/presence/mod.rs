@@ -485,15 +485,16 @@ impl Handler<GetPresenceSnapshot> for PresenceActor {
 /// Feeds the bus to the tenants' presence actors until the bus closes (run it as a
 /// task; cancel it with the platform). A presence actor lost events when this lags:
 /// lines of calls in progress may then be wrong until those calls end.
+/// `presence` gives the tenant's presence actor (the registry's).
 pub async fn route_bus(
-    platform: Arc<crate::platform::Platform>,
+    presence: impl Fn(TenantId) -> Addr<PresenceActor>,
     mut rx: broadcast::Receiver<Arc<Event>>,
 ) {
     loop {
         match rx.recv().await {
             // Instant messages are the SIP layer's and the hub's (`message`).
             Ok(ev) if matches!(*ev, Event::Message(_)) => {}
-            Ok(ev) => platform.presence(ev.tenant()).do_send(BusEvent(ev)),
+            Ok(ev) => presence(ev.tenant()).do_send(BusEvent(ev)),
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!(missed = n, "presence fell behind the event bus");
             }

@@ -310,10 +310,10 @@ async fn another_tenants_events_are_ignored() {
 async fn the_first_watch_reads_presence_and_devices_from_the_user_actor() {
     let (platform, _, _) = crate::testkit::platform(&["sip:1002@127.0.0.1:5062"]);
     let shard = Collector(Inbox::default()).start();
-    let actor = platform.presence(crate::testkit::TENANT);
+    let actor = platform.registry.presence(crate::testkit::TENANT);
     let state = actor
         .send(Watch {
-            user_actor: platform.user(crate::testkit::BOB),
+            user_actor: platform.registry.user(crate::testkit::BOB),
             ..watch(1, crate::testkit::BOB, Package::Presence, false, &shard)
         })
         .await
@@ -324,6 +324,7 @@ async fn the_first_watch_reads_presence_and_devices_from_the_user_actor() {
     // The registry hands out the same actor for the tenant.
     assert_eq!(
         platform
+            .registry
             .presence(crate::testkit::TENANT)
             .send(GetPresenceSnapshot)
             .await
