@@ -16,7 +16,8 @@
 # Servers, in this order: Kamailio with auth and usrloc (the kamauth set-up; PROF_KAM=0
 # skips it), tsps (TS_BIN), and PROF_BASE_BIN if given (an older tsps: the same steps,
 # for a before/after of code changes).
-# Outputs in $OUTDIR/profile/: profile.csv (server, what, operations, instructions,
+# Outputs in $OUTDIR/profile/: native.csv (per call: user and kernel CPU, context
+# switches, system calls), <server>-syscalls.txt (strace -c), profile.csv (server, what, operations, instructions,
 # instructions per operation; "idle_per_second" rows: seconds and instructions per second), <server>-<what>.txt (callgrind_annotate: the functions
 # with the most instructions, self and inclusive), the raw callgrind files.
 
@@ -26,7 +27,15 @@ PROF_RATE=${PROF_RATE:-25}
 PROF_KAM=${PROF_KAM:-1}
 PROF_BASE_BIN=${PROF_BASE_BIN:-}
 PROF_TOP=${PROF_TOP:-40}
-PROF_IDLE=${PROF_IDLE:-20}   # seconds of idle counted first: what the server spends doing nothing
+PROF_IDLE=${PROF_IDLE:-20}
+# then natively (no callgrind): user vs kernel CPU and context switches per call at
+# PROF_NATIVE_RATE for PROF_NATIVE_SECS, and system calls per call (strace -c) at
+# PROF_STRACE_RATE; callgrind sees user-space instructions only
+PROF_NATIVE_RATE=${PROF_NATIVE_RATE:-1000}
+PROF_NATIVE_SECS=${PROF_NATIVE_SECS:-10}
+PROF_STRACE_RATE=${PROF_STRACE_RATE:-100}
+PROF_CALLGRIND=${PROF_CALLGRIND:-1}
+PROF_NATIVE=${PROF_NATIVE:-1}   # seconds of idle counted first: what the server spends doing nothing
 
 # Callgrind as the servers' wrapper: one output file per process and dump.
 prof_wrap() {  # prof_wrap NAME
@@ -89,9 +98,69 @@ prof_measure() {
   stop_server
 }
 
+# user and system ticks, and context switches, summed over the server's threads
+prof_counters() {
+  local p t u=0 k=0 c=0 v
+  for p in $(srv_pids); do
+    v=$(awk '{print $14, $15}' "/proc/$p/stat" 2>/dev/null) || continue
+    u=$((u + ${v% *})); k=$((k + ${v#* }))
+    for t in /proc/"$p"/task/*/status; do
+      v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/{s+=$2} END{print s+0}' "$t" 2>/dev/null)
+      c=$((c + ${v:-0}))
+    done
+  done
+  echo "$u $k $c"
+}
+
+# prof_native NAME: the server is started natively and its users registered
+prof_native() {
+  local name=$1 csv="$OUTDIR/profile/native.csv" a b ops
+  [ -s "$csv" ] || echo "server,rate,calls,user_us_per_call,system_us_per_call,system_share,context_switches_per_call,syscalls_per_call" > "$csv"
+  a=$(prof_counters)
+  step_once acall "prof-$name-native" "$PROF_NATIVE_RATE" "$PROF_NATIVE_SECS"
+  b=$(prof_counters); ops=$STEP_SUCC
+  local pids=() p; for p in $(srv_pids); do pids+=(-p "$p"); done
+  local st="$OUTDIR/profile/$name-syscalls.txt"
+  timeout -k 5 $((PROF_NATIVE_SECS + 60)) strace -c -f -o "$st" "${pids[@]}" 2>/dev/null &
+  local spid=$!
+  sleep 1
+  step_once acall "prof-$name-strace" "$PROF_STRACE_RATE" "$PROF_NATIVE_SECS"
+  local sops=$STEP_SUCC
+  kill -INT "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+  local calls_total; calls_total=$(awk '/^[ -]+$/{n++} /total$/{print $4; exit}' "$st" 2>/dev/null)
+  echo "$a $b" | awk -v n="$ops" -v hz="$HZ" -v r="$PROF_NATIVE_RATE" -v s="$name" -v sc="${calls_total:-0}" -v so="$sops" '{
+      u=($4-$1)/hz*1e6; k=($5-$2)/hz*1e6; c=$6-$3;
+      printf "%s,%d,%d,%.0f,%.0f,%.2f,%.1f,%.1f\n", s, r, n, (n?u/n:0), (n?k/n:0), ((u+k)>0?k/(u+k):0), (n?c/n:0), (so?sc/so:0) }' | tee -a "$csv"
+  stop_server
+}
+
 prof_populate() {  # register every user at PROF_RATE (a server under callgrind is slow)
   step_once areg "prof-$1-populate" "$PROF_RATE" "$(( (NUSERS + PROF_RATE - 1) / PROF_RATE ))"
   [ "$STEP_SUCC" -ge "$NUSERS" ] || echo "  profile: populate registered only $STEP_SUCC of $NUSERS users"
+}
+
+# prof_server KIND NAME: one server (kam | tsps, with TS_BIN and TS_TOML_EXTRA as set),
+# under callgrind (PROF_CALLGRIND=1) and natively (PROF_NATIVE=1)
+prof_server() {
+  local kind=$1 name=$2 start_wait=$START_WAIT
+  if [ "$PROF_CALLGRIND" = 1 ]; then
+    START_WAIT=600   # a server under callgrind starts ~50x slower
+    case $kind in
+      kam) KAM_WRAP=$(prof_wrap "$name") start_kamailio "prof-$name" WITH_USRLOC WITH_AUTH ;;
+      tsps) TS_WRAP=$(prof_wrap "$name") start_tsps "prof-$name" ;;
+    esac
+    START_WAIT=$start_wait
+    prof_populate "$name"
+    prof_measure "$name"
+  fi
+  if [ "$PROF_NATIVE" = 1 ]; then
+    case $kind in
+      kam) start_kamailio "native-$name" WITH_USRLOC WITH_AUTH ;;
+      tsps) start_tsps "native-$name" ;;
+    esac
+    populate "$name-native"
+    prof_native "$name"
+  fi
 }
 
 profile_phase() {
@@ -99,25 +168,16 @@ profile_phase() {
   mkdir -p "$OUTDIR/profile"
   local csv="$OUTDIR/profile/profile.csv"
   [ -s "$csv" ] || echo "server,what,operations,instructions,instructions_per_operation" > "$csv"
-  local start_wait=$START_WAIT
-  START_WAIT=600   # a server under callgrind starts ~50x slower
-  if [ "$PROF_KAM" = 1 ]; then
-    KAM_WRAP=$(prof_wrap kamauth) start_kamailio "prof" WITH_USRLOC WITH_AUTH
-    prof_populate kamauth
-    prof_measure kamauth
-  fi
-  TS_WRAP=$(prof_wrap tsps) start_tsps "prof"
-  prof_populate tsps
-  prof_measure tsps
+  [ "$PROF_KAM" = 1 ] && prof_server kam kamauth
+  prof_server tsps tsps
   if [ -n "$PROF_BASE_BIN" ]; then
     local bin=$TS_BIN
     cp "$PROF_BASE_BIN" "$RUNDIR/tsps-base.bin" && TS_BIN="$RUNDIR/tsps-base.bin"
     # older binaries know neither the setting nor the check (PROF_BASE_TOML: theirs)
-    TS_TOML_EXTRA=${PROF_BASE_TOML:-} TS_WRAP=$(prof_wrap tsps-base) start_tsps "prof-base"
-    prof_populate tsps-base
-    prof_measure tsps-base
+    TS_TOML_EXTRA=${PROF_BASE_TOML:-} prof_server tsps tsps-base
     TS_BIN=$bin
   fi
-  START_WAIT=$start_wait
-  echo "profile: $csv"; column -s, -t < "$csv"
+  [ -s "$csv" ] && { echo "profile: $csv"; column -s, -t < "$csv"; }
+  [ -s "$OUTDIR/profile/native.csv" ] && column -s, -t < "$OUTDIR/profile/native.csv"
+  return 0
 }
