@@ -25,6 +25,10 @@
 #            counted): goodput (answered calls that were not refused, per second of the
 #            offered period), refused (503), failed and incomplete calls (set up but never
 #            ended: must be 0); results in overload.csv
+#   profile  where the CPU goes, in instructions (repeatable on a shared machine): Kamailio
+#            (auth, usrloc), tsps and optionally an older tsps (PROF_BASE_BIN) under
+#            valgrind's callgrind; calls and REGISTER refreshes counted apart; results in
+#            profile/. Not in the default list; see load-tests/profile/phase.sh.
 #   mem      tsps memory: RSS with 0 vs N registered users; with M live calls held vs none;
 #            RSS before and after many short calls (memory kept per ended call)
 #   udppps   raw UDP loopback packets/s (C, gcc), for scale
@@ -127,6 +131,13 @@ HOST_WAIT_MAX=${HOST_WAIT_MAX:-120}
 # tsps: release binary (built here unless TS_BIN is given), extra TSPS_* settings
 TS_BIN=${TS_BIN:-}
 TS_ENV=${TS_ENV:-}               # e.g. "TSPS_SIP__WORKERS=2"
+TS_WRAP=${TS_WRAP:-}             # a command tsps serve runs under (the profile phase: callgrind)
+KAM_WRAP=${KAM_WRAP:-}           # the same for Kamailio
+START_WAIT=${START_WAIT:-30}     # seconds a server may take to become ready
+# More of tsps's configuration. SIPp signs every INVITE for the server's address (its
+# -auth_uri is one value for all calls), which tsps refuses unless told otherwise.
+TS_TOML_EXTRA=${TS_TOML_EXTRA:-'[security.auth]
+allow_server_digest_uri = true'}
 # ws phase (load-tests/ws/phase.sh): tenants t0.ws.test.., users 1000.. in each (user i
 # calls user i + WS_USERS/2 of its tenant); session counts measured in turn (0 = tsps
 # alone, the baseline; each count must divide WS_TENANTS*WS_USERS into a stride that
@@ -193,9 +204,10 @@ time_left() { [ $(( $(date +%s) - T_START )) -lt "$RUN_MAX_SECONDS" ]; }
 need() {
   local pkgs=""
   command -v sipp >/dev/null || pkgs="$pkgs sip-tester"
-  local kam=0 t; echo "$PHASES" | grep -qwE 'kam|kamauth|regkam' && kam=1
+  local kam=0 t; echo "$PHASES" | grep -qwE 'kam|kamauth|regkam|profile' && kam=1
   [ "$kam" = 1 ] && { command -v kamailio >/dev/null || pkgs="$pkgs kamailio"; }
   echo "$PHASES" | grep -qwE 'ws|presence' && { command -v jq >/dev/null || pkgs="$pkgs jq"; }
+  echo "$PHASES" | grep -qw profile && { command -v valgrind >/dev/null || pkgs="$pkgs valgrind"; }
   [ -x /usr/bin/time ] || pkgs="$pkgs time"
   command -v gcc >/dev/null || pkgs="$pkgs gcc"
   command -v curl >/dev/null || pkgs="$pkgs curl"
@@ -214,7 +226,7 @@ need() {
       echo "UDP port $p is busy on loopback; aborting"; exit 1
     fi
   done
-  if echo "$PHASES" | grep -qwE 'tsps|overload|regtsps|mem|ws|presence'; then build_tsps; fi
+  if echo "$PHASES" | grep -qwE 'tsps|overload|regtsps|mem|ws|presence|profile'; then build_tsps; fi
 }
 
 build_tsps() {
@@ -326,11 +338,12 @@ start_kamailio() {  # start_kamailio NAME [define...]
   rm -f "$CTL_SOCK"
   local defs=(-A "CHILDREN=$KAM_CHILDREN" -A "CTL_SOCK=\"unix:$CTL_SOCK\"" -A "UAS_ADDR=\"$IP:$UAS_PORT\"")
   local d; for d in "$@"; do defs+=(-A "$d"); done
-  nice -n "$NICE_LVL" kamailio -f "$HERE/kamailio.cfg" "${defs[@]}" -m "$KAM_SHM_MB" -M "$KAM_PKG_MB" \
+  # shellcheck disable=SC2086  # KAM_WRAP is a command line
+  nice -n "$NICE_LVL" $KAM_WRAP kamailio -f "$HERE/kamailio.cfg" "${defs[@]}" -m "$KAM_SHM_MB" -M "$KAM_PKG_MB" \
     -E -DD -w "$RUNDIR" -P "$RUNDIR/kamailio.pid" > "$OUTDIR/kamailio-$name.log" 2>&1 &
   SRV_PID=$!; SRV=kam
   local i
-  for i in $(seq 1 50); do
+  for i in $(seq 1 $((START_WAIT * 5))); do
     ss -Hlun | grep -q "$IP:$KAM_PORT " && [ -S "$CTL_SOCK" ] && break
     sleep 0.2
   done
@@ -356,6 +369,7 @@ udp_listen = "$IP:$TS_PORT"
 tcp_listen = "$IP:$TS_PORT"
 # SIPp 3.6 answers only the first challenge and knows only MD5
 digest_algorithms = ["MD5", "SHA-256"]
+$TS_TOML_EXTRA
 [http]
 listen = "$IP:$TS_HTTP"
 api_token = "load-test"
@@ -372,10 +386,11 @@ EOF
   if ! env "${env_args[@]}" timeout 300 "$TS_BIN" --config "$dir/tsps.toml" provision apply "$dir/provision.yaml" > "$OUTDIR/tsps-$name-provision.log" 2>&1; then
     echo "tsps provision apply failed:"; tail -20 "$OUTDIR/tsps-$name-provision.log"; exit 1
   fi
-  env "${env_args[@]}" nice -n "$NICE_LVL" "$TS_BIN" --config "$dir/tsps.toml" serve > "$OUTDIR/tsps-$name.log" 2>&1 &
+  # shellcheck disable=SC2086  # TS_WRAP is a command line
+  env "${env_args[@]}" nice -n "$NICE_LVL" $TS_WRAP "$TS_BIN" --config "$dir/tsps.toml" serve > "$OUTDIR/tsps-$name.log" 2>&1 &
   SRV_PID=$!; SRV=tsps
   local i
-  for i in $(seq 1 150); do
+  for i in $(seq 1 $((START_WAIT * 5))); do
     curl -fsS -m 1 "http://$IP:$TS_HTTP/healthz" >/dev/null 2>&1 && break
     kill -0 "$SRV_PID" 2>/dev/null || break
     sleep 0.2
@@ -744,6 +759,8 @@ run_phase() {
       overload_phase ;;
     mem)
       mem_phase ;;
+    profile)
+      profile_phase ;;
     udppps)
       udp_pps ;;
     ws)
@@ -763,6 +780,8 @@ run_phase() {
 . "$HERE/presence/phase.sh"
 # the media phase's functions
 . "$HERE/media/phase.sh"
+# the profile phase's functions
+. "$HERE/profile/phase.sh"
 
 # ---------------- main ----------------
 need

@@ -175,6 +175,13 @@ pub struct AuthGuardConfig {
     /// Addresses or CIDR blocks never blocked: a proxy or SBC in front of tsps.
     #[serde(default)]
     pub trusted_sources: Vec<String>,
+    /// Also accept a digest whose `uri` names a server without a user part
+    /// (`sip:192.0.2.1:5060`) instead of the Request-URI. SIPp signs that way (its
+    /// `-auth_uri` is one value for every call), so the load tests turn this on; the
+    /// nonce count still makes each answer usable once. Off by default: a digest must be
+    /// made for the request it comes with (RFC 2617 §3.2.2.5).
+    #[serde(default)]
+    pub allow_server_digest_uri: bool,
 }
 
 fn default_source_burst() -> u32 {
@@ -206,6 +213,7 @@ impl Default for AuthGuardConfig {
             block_secs: default_block_secs(),
             max_block_secs: default_max_block_secs(),
             trusted_sources: Vec::new(),
+            allow_server_digest_uri: false,
         }
     }
 }

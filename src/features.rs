@@ -4,7 +4,7 @@
 
 use crate::notify::ChangeNotifier;
 use crate::sip::shard::PlaceCall;
-use crate::store::{DynStore, PolicyMode, SharedDirectory};
+use crate::store::{DynStore, PolicyMode, SharedDirectory, StoreError};
 use crate::web::live::{LiveCall, LiveCallError, LiveCalls};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use tsps_actors::call::{
 use tsps_actors::platform::Platform;
 use tsps_actors::ports::Clock;
 use tsps_actors::ports::PartyInfo;
-use tsps_actors::ports::{BoxFuture, FeatureSource, TenantPolicy, UserFeatures};
+use tsps_actors::ports::{BoxFuture, FeatureError, FeatureSource, TenantPolicy, UserFeatures};
 use tsps_actors::routing::{route_dialled, Route};
 use tsps_actors::tenant::CallOrigin;
 use tsps_actors::tenant::ReloadPolicies;
@@ -30,17 +30,21 @@ use tsps_actors::{TenantId, UserId};
 pub struct StoreFeatures(pub DynStore);
 
 impl FeatureSource for StoreFeatures {
-    fn load(&self, tenant: TenantId, user: UserId) -> BoxFuture<Result<UserFeatures, String>> {
+    fn load(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> BoxFuture<Result<UserFeatures, FeatureError>> {
         let store = self.0.clone();
         Box::pin(async move {
             let (profile, presence) = store
                 .get_profile(tenant, user)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(feature_error)?;
             let contacts = store
                 .contact_lookup_table(tenant, user)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(feature_error)?
                 .into_iter()
                 .map(Into::into)
                 .collect();
@@ -55,13 +59,13 @@ impl FeatureSource for StoreFeatures {
     fn tenant_policies(
         &self,
         tenant: TenantId,
-    ) -> BoxFuture<Result<HashMap<UserId, TenantPolicy>, String>> {
+    ) -> BoxFuture<Result<HashMap<UserId, TenantPolicy>, FeatureError>> {
         let store = self.0.clone();
         Box::pin(async move {
             let rows = store
                 .list_user_policies(tenant)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(feature_error)?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(user, p)| {
@@ -74,6 +78,17 @@ impl FeatureSource for StoreFeatures {
                 })
                 .collect())
         })
+    }
+}
+
+/// A store failure as the feature server's port names it: rows that do not decode are
+/// unusable, anything else means the store could not be asked.
+fn feature_error(e: StoreError) -> FeatureError {
+    match e {
+        StoreError::Invalid(_) | StoreError::NotFound { .. } => {
+            FeatureError::Invalid(e.to_string())
+        }
+        _ => FeatureError::Unavailable(e.to_string()),
     }
 }
 

@@ -848,7 +848,7 @@ async fn apply_trunk(
         peer_port: spec.peer_port,
         transport: spec.transport,
         username: spec.username.clone(),
-        password: spec.password.as_ref().map(|p| p.expose().to_string()),
+        password: spec.password.clone(),
         inbound_sources: spec.inbound_sources.clone(),
     };
     match existing {
@@ -1073,7 +1073,7 @@ inbound_sources = ["127.0.0.2"]
         assert_eq!(dev.ha1_sha256, ha1_sha256("1001", "a.test", "secret1001"));
         assert_eq!(dir.did("+41445550100").unwrap().user_id, alice.id);
         let trunk = dir.trunks_of_tenant(t.id).next().unwrap();
-        assert_eq!(trunk.password.as_deref(), Some("trunkpw"));
+        assert_eq!(trunk.password.as_ref().map(|p| p.expose()), Some("trunkpw"));
     }
 
     #[tokio::test]

@@ -273,7 +273,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                     }
                 })
                 .collect(),
-        ),
+        )
+        .allow_server_digest_uri(config.security.auth.allow_server_digest_uri),
         transports: transports.clone(),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),

@@ -438,7 +438,7 @@ async fn crud_round_trip() {
         .next()
         .unwrap()
         .clone();
-    assert_eq!(trunk.password.as_deref(), Some("trunkpw"));
+    assert_eq!(trunk.password.as_ref().map(|p| p.expose()), Some("trunkpw"));
     assert_eq!(trunk.peer_host, "127.0.0.3");
 
     // Calls and registrations come from the store.

@@ -128,7 +128,11 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 struct Fixed(UserFeatures);
 
 impl FeatureSource for Fixed {
-    fn load(&self, _: TenantId, _: UserId) -> BoxFuture<Result<UserFeatures, String>> {
+    fn load(
+        &self,
+        _: TenantId,
+        _: UserId,
+    ) -> BoxFuture<Result<UserFeatures, tsps_actors::ports::FeatureError>> {
         let f = self.0.clone();
         Box::pin(async move { Ok(f) })
     }

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod presence;
 pub mod registry;
 pub mod routing;
+pub mod secret;
 pub mod services;
 pub mod source;
 pub mod tenant;

@@ -2,6 +2,7 @@
 //! is recorded (registrations, call detail records). Plain data, no I/O.
 
 use crate::ids::{CallId, DeviceId, LegId, TenantId, TrunkId, UserId};
+use crate::secret::Secret;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -130,7 +131,7 @@ impl fmt::Display for TransportKind {
 /// A SIP trunk toward a carrier: where outbound calls go, which source
 /// addresses are trusted for inbound calls, and the credentials tsps uses
 /// when the carrier challenges it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trunk {
     pub id: TrunkId,
     pub tenant_id: TenantId,
@@ -141,27 +142,10 @@ pub struct Trunk {
     pub transport: TransportKind,
     /// Outbound digest credentials (tsps is the client here, so the secret is kept).
     pub username: Option<String>,
-    pub password: Option<String>,
+    #[serde(with = "crate::secret::exposed_opt", default)]
+    pub password: Option<Secret>,
     /// Source IP addresses (or CIDR blocks) accepted for inbound calls.
     pub inbound_sources: Vec<String>,
-}
-
-impl fmt::Debug for Trunk {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Trunk")
-            .field("id", &self.id)
-            .field("tenant_id", &self.tenant_id)
-            .field("name", &self.name)
-            .field(
-                "peer",
-                &format_args!("{}:{}", self.peer_host, self.peer_port),
-            )
-            .field("transport", &self.transport)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .field("inbound_sources", &self.inbound_sources)
-            .finish()
-    }
 }
 
 /// A registration binding (RFC 3261 §10): one contact of one device.

@@ -188,6 +188,19 @@ pub struct UserFeatures {
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
+/// Why features could not be loaded. Actors keep deciding on what they already know
+/// and load again later, whichever it is; the kinds differ in what the log says.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FeatureError {
+    /// The store did not answer (down, timed out, a connection error).
+    #[error("the feature store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something that cannot be used (a row that does not
+    /// decode, a profile that no longer validates).
+    #[error("stored features are unusable: {0}")]
+    Invalid(String),
+}
+
 /// The tenant tier's word on calls for one user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum TenantPolicy {
@@ -204,13 +217,14 @@ pub enum TenantPolicy {
 /// hot path: at start and after each change; a call never waits on it longer than the
 /// actor's time budget.
 pub trait FeatureSource: Send + Sync + 'static {
-    fn load(&self, tenant: TenantId, user: UserId) -> BoxFuture<Result<UserFeatures, String>>;
+    fn load(&self, tenant: TenantId, user: UserId)
+        -> BoxFuture<Result<UserFeatures, FeatureError>>;
 
     /// Users of `tenant` whose policy is not the default `Accept`.
     fn tenant_policies(
         &self,
         _tenant: TenantId,
-    ) -> BoxFuture<Result<std::collections::HashMap<UserId, TenantPolicy>, String>> {
+    ) -> BoxFuture<Result<std::collections::HashMap<UserId, TenantPolicy>, FeatureError>> {
         Box::pin(async { Ok(Default::default()) })
     }
 }
@@ -219,7 +233,7 @@ pub trait FeatureSource: Send + Sync + 'static {
 pub struct DefaultFeatures;
 
 impl FeatureSource for DefaultFeatures {
-    fn load(&self, _: TenantId, _: UserId) -> BoxFuture<Result<UserFeatures, String>> {
+    fn load(&self, _: TenantId, _: UserId) -> BoxFuture<Result<UserFeatures, FeatureError>> {
         Box::pin(async { Ok(UserFeatures::default()) })
     }
 }

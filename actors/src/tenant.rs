@@ -62,8 +62,12 @@ impl TenantActor {
         .into_actor(self)
         .map(move |res, act, ctx| match res {
             Ok(Ok(p)) => act.policies = p,
-            _ => {
-                warn!(%tenant, "cannot load tenant policies; retrying");
+            Ok(Err(e)) => {
+                warn!(%tenant, error = %e, "cannot load tenant policies; retrying");
+                ctx.run_later(Duration::from_secs(5), |act, ctx| act.reload(ctx, false));
+            }
+            Err(_) => {
+                warn!(%tenant, "loading tenant policies took too long; retrying");
                 ctx.run_later(Duration::from_secs(5), |act, ctx| act.reload(ctx, false));
             }
         });

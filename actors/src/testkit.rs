@@ -65,7 +65,8 @@ impl crate::ports::FeatureSource for MapFeatures {
         &self,
         _: TenantId,
         user: UserId,
-    ) -> crate::ports::BoxFuture<Result<crate::ports::UserFeatures, String>> {
+    ) -> crate::ports::BoxFuture<Result<crate::ports::UserFeatures, crate::ports::FeatureError>>
+    {
         let f = self.0.get(&user).cloned().unwrap_or_default();
         Box::pin(async move { Ok(f) })
     }

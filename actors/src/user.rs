@@ -929,7 +929,7 @@ mod tests {
             &self,
             _: TenantId,
             _: UserId,
-        ) -> crate::ports::BoxFuture<Result<UserFeatures, String>> {
+        ) -> crate::ports::BoxFuture<Result<UserFeatures, crate::ports::FeatureError>> {
             let mut f = UserFeatures::default();
             f.profile.call_waiting = false;
             Box::pin(async move { Ok(f) })

@@ -1433,7 +1433,7 @@ impl Shard {
                 "INVITE",
                 &leg.request_uri,
                 &user,
-                &pass,
+                pass.expose(),
                 &build::token(),
                 1,
             )

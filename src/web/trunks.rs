@@ -88,11 +88,11 @@ impl TrunkInput {
         self,
         tenant_id: TenantId,
         id: TrunkId,
-        stored_password: Option<String>,
+        stored_password: Option<Secret>,
         stored_sources: Vec<String>,
     ) -> Result<Trunk, ApiError> {
         // The model keeps the value: the SIP side answers the carrier's challenges with it.
-        let given = self.password.map(|p| p.expose().to_string());
+        let given = self.password;
         let password = match &self.username {
             Some(_) => given.or(stored_password),
             None => given,
@@ -100,7 +100,10 @@ impl TrunkInput {
         let mut f = Fields::default();
         let credentials = f.check(
             "username",
-            rules::credentials(self.username.as_deref(), password.as_deref()),
+            rules::credentials(
+                self.username.as_deref(),
+                password.as_ref().map(|p| p.expose()),
+            ),
         );
         // Omitted: the stored ones as they are (checked when they were written).
         let inbound_sources = match self.inbound_sources {

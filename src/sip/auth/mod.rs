@@ -61,6 +61,8 @@ pub struct Authenticator {
     /// Offered in challenges, most preferred first; answers in another are re-challenged.
     algorithms: Vec<Algorithm>,
     stats: Arc<AuthStats>,
+    /// See `security.auth.allow_server_digest_uri`.
+    allow_server_uri: bool,
 }
 
 impl Authenticator {
@@ -70,7 +72,15 @@ impl Authenticator {
             guard,
             algorithms,
             stats: Arc::default(),
+            allow_server_uri: false,
         }
+    }
+
+    /// Accept a digest `uri` that names a server (no user part) as well as the
+    /// Request-URI (load generators such as SIPp sign that way).
+    pub fn allow_server_digest_uri(mut self, allow: bool) -> Self {
+        self.allow_server_uri = allow;
+        self
     }
 
     pub fn guard(&self) -> &Arc<Guard> {
@@ -195,7 +205,8 @@ impl Authenticator {
                 offer,
             };
         }
-        if !same_resource(&creds.uri, a.request_uri) {
+        let server_uri = self.allow_server_uri && names_a_server(&creds.uri);
+        if !server_uri && !same_resource(&creds.uri, a.request_uri) {
             // RFC 2617 §3.2.2.5: the digest was made for another request.
             self.stats.count(AuthOutcome::WrongUri);
             return Decision::Refuse(400);
@@ -249,6 +260,15 @@ impl Authenticator {
             );
         }
     }
+}
+
+/// A SIP URI without a user part: a server's address rather than a resource on it.
+fn names_a_server(digest_uri: &str) -> bool {
+    let u = digest_uri.trim();
+    let scheme_ok = u
+        .split_once(':')
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("sip") || s.eq_ignore_ascii_case("sips"));
+    scheme_ok && h::uri_user(u).is_none_or(str::is_empty)
 }
 
 /// Whether the digest's `uri` and the Request-URI name the same resource: scheme, user,

@@ -172,6 +172,45 @@ fn an_answer_made_for_another_request_uri_is_400() {
 }
 
 #[test]
+fn a_digest_signed_for_the_server_is_400_unless_the_operator_allows_it() {
+    // SIPp signs every request for the server's address (its -auth_uri is one value).
+    let sign = |auth: &Authenticator| {
+        [answer(
+            auth,
+            "INVITE",
+            "sip:127.0.0.1:5060",
+            "1001",
+            "secret1001",
+            1,
+            T0,
+        )]
+    };
+    let (strict, dir) = (authenticator(), directory());
+    let creds = sign(&strict);
+    let a = attempt("INVITE", "sip:1002@a.test", &creds, "127.0.0.1");
+    assert_eq!(strict.decide(&a, &dir, T0), Decision::Refuse(400));
+
+    let lenient = authenticator().allow_server_digest_uri(true);
+    let creds = sign(&lenient);
+    let a = attempt("INVITE", "sip:1002@a.test", &creds, "127.0.0.1");
+    assert!(accepted(&lenient.decide(&a, &dir, T0)));
+    // Still once: the nonce count refuses the replay.
+    assert!(!accepted(&lenient.decide(&a, &dir, T0 + 1)));
+    // A digest naming another user's resource is still another request.
+    let other = [answer(
+        &lenient,
+        "INVITE",
+        "sip:1003@a.test",
+        "1001",
+        "secret1001",
+        1,
+        T0,
+    )];
+    let b = attempt("INVITE", "sip:1002@a.test", &other, "127.0.0.1");
+    assert_eq!(lenient.decide(&b, &dir, T0), Decision::Refuse(400));
+}
+
+#[test]
 fn another_method_with_the_same_answer_is_a_wrong_password() {
     let (auth, dir) = (authenticator(), directory());
     let creds = [answer(

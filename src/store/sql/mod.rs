@@ -313,7 +313,7 @@ macro_rules! sql_shared {
                         })?,
                         transport: parse_transport(&r.transport)?,
                         username: r.username,
-                        password: r.password,
+                        password: r.password.map(tsps_actors::secret::Secret),
                         inbound_sources: dec_list(r.inbound_sources)?,
                     })
                 }

@@ -31,7 +31,7 @@ macro_rules! sql_trunks {
                     .bind(i32::from(t.peer_port))
                     .bind(transport_str(t.transport))
                     .bind(&t.username)
-                    .bind(&t.password)
+                    .bind(t.password.as_ref().map(|p| p.expose()))
                     .bind(enc_list(&t.inbound_sources))
                     .bind(enc_ts(Utc::now()))
                     .execute(&self.pool)
@@ -104,7 +104,7 @@ macro_rules! sql_trunks {
                     .bind(i32::from(t.peer_port))
                     .bind(transport_str(t.transport))
                     .bind(&t.username)
-                    .bind(&t.password)
+                    .bind(t.password.as_ref().map(|p| p.expose()))
                     .bind(enc_list(&t.inbound_sources))
                     .execute(&self.pool)
                     .await
