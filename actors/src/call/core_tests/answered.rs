@@ -279,3 +279,97 @@ pub(super) fn an_ended_call_does_nothing() -> (Phase, Phase) {
     assert!(c.feed(Input::Stop).is_empty());
     (before, c.phase())
 }
+
+pub(super) fn the_transfer_target_is_connected_by_a_reinvite() -> (Phase, Phase) {
+    let (mut c, _b) = Core::answered();
+    c.control(
+        BOB,
+        ControlAction::Transfer {
+            target: "1003".into(),
+        },
+    );
+    let offer = Offer {
+        decision: Decision {
+            plan: ring_devices(),
+            reasons: vec![],
+        },
+        bindings: vec![binding(CAROL, 3, "sip:1003@127.0.0.1:5063")],
+        contact: None,
+        attendant: None,
+    };
+    let out = c.feed(Input::Offered {
+        user: CAROL,
+        offer: Offered::Offer(Box::new(offer)),
+    });
+    // Carol gets no offer: hers goes to Alice in a re-INVITE (RFC 3725 flow I).
+    let carol = match &dials(&out)[..] {
+        [d] if d.body.is_none() => d.leg,
+        other => panic!("one dial without offer, got {other:?}"),
+    };
+    let before = c.phase();
+    let out = c.leg(
+        carol,
+        LegEventKind::Answered {
+            body: Some(sdp("v=0 carol")),
+        },
+    );
+    let a = c.a;
+    assert!(
+        matches!(commands(&out)[..], [LegCommand::ReOffer { leg, body: Some(_) }] if *leg == a)
+    );
+    let after = c.phase();
+    let out = c.leg(
+        a,
+        LegEventKind::ReAnswer {
+            code: 200,
+            body: Some(sdp("v=0 alice again")),
+        },
+    );
+    assert!(matches!(
+        commands(&out)[..],
+        [LegCommand::Ack { leg: x, body: None }, LegCommand::Ack { leg: y, body: Some(_) }]
+            if *x == a && *y == carol
+    ));
+    (before, after)
+}
+
+pub(super) fn a_refused_hold_is_answered_refused() -> (Phase, Phase) {
+    let (mut c, _b) = Core::answered();
+    let (reply, _) = c.control(BOB, ControlAction::Hold);
+    let a = c.a;
+    let out = c.leg(
+        a,
+        LegEventKind::ReAnswer {
+            code: 488,
+            body: None,
+        },
+    );
+    assert!(matches!(
+        control_reply(&out, reply),
+        Some(Err(ControlError::Refused(488)))
+    ));
+    // The transaction layer ACKs a non-2xx: nothing to send, nothing published.
+    assert!(commands(&out).is_empty());
+    assert!(events(&out).is_empty());
+    // The next hold may go.
+    let (again, out) = c.control(BOB, ControlAction::Hold);
+    assert!(control_reply(&out, again).is_none());
+    (Phase::Answered, c.phase())
+}
+
+pub(super) fn the_host_releasing_ends_the_conference() -> (Phase, Phase) {
+    let (mut c, b, carol) = conferenced();
+    let (reply, out) = c.control(BOB, ControlAction::Release);
+    assert!(matches!(control_reply(&out, reply), Some(Ok(()))));
+    let hung: Vec<LegId> = commands(&out)
+        .iter()
+        .filter_map(|c| match c {
+            LegCommand::Hangup { leg } => Some(*leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hung, [b, c.a, carol]);
+    assert_eq!(record(&out).hangup_by, Some(Party::Callee));
+    assert!(c.media.log().contains(&"close".to_string()));
+    (Phase::Answered, c.phase())
+}

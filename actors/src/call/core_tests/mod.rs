@@ -178,6 +178,30 @@ const TRANSITIONS: &[Transition] = &[
         run: answered::a_hangup_ends_the_call,
     },
     Transition {
+        from: Phase::Ringing,
+        input: "Leg: one fork fails while another rings",
+        to: Phase::Ringing,
+        run: ringing::one_failed_fork_keeps_ringing,
+    },
+    Transition {
+        from: Phase::Ringing,
+        input: "Leg: the transfer target answers (its offer to the remaining party)",
+        to: Phase::Answered,
+        run: answered::the_transfer_target_is_connected_by_a_reinvite,
+    },
+    Transition {
+        from: Phase::Answered,
+        input: "Leg: the other phone refuses a hold (non-2xx)",
+        to: Phase::Answered,
+        run: answered::a_refused_hold_is_answered_refused,
+    },
+    Transition {
+        from: Phase::Answered,
+        input: "Control: the conference host releases (everyone is hung up)",
+        to: Phase::Ended,
+        run: answered::the_host_releasing_ends_the_conference,
+    },
+    Transition {
         from: Phase::Answered,
         input: "Control: blind transfer (the other side is dialled)",
         to: Phase::Ringing,

@@ -213,3 +213,15 @@ pub(super) fn stopping_while_ringing_is_500() -> (Phase, Phase) {
     assert_eq!(record(&out).outcome, CallOutcome::Failed);
     (Phase::Ringing, c.phase())
 }
+
+pub(super) fn one_failed_fork_keeps_ringing() -> (Phase, Phase) {
+    let (mut c, legs) = Core::ringing(&[BOB_PHONE, BOB_DESK]);
+    let out = c.leg(legs[0], LegEventKind::Failed { code: 480 });
+    assert!(matches!(events(&out)[..], [K::LegEnded { leg, code: Some(480) }] if *leg == legs[0]));
+    assert!(commands(&out).is_empty());
+    // The same failure again is a late repeat: nothing.
+    assert!(c
+        .leg(legs[0], LegEventKind::Failed { code: 480 })
+        .is_empty());
+    (Phase::Ringing, c.phase())
+}
