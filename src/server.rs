@@ -257,7 +257,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                 .settings(config.quotas.subscriptions_per_tenant),
         },
         directory: directory.clone(),
-        platform: platform.clone(),
+        actors: Arc::new(crate::sip::platform::PlatformActors::new(platform.clone())),
         auth: Authenticator::new(
             NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
             guard.clone(),

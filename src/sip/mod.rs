@@ -3,6 +3,8 @@ pub mod digest;
 pub mod headers;
 pub mod message;
 pub mod peer;
+pub mod platform;
+pub mod ports;
 pub mod presence;
 pub mod timer;
 pub mod transaction;

@@ -165,12 +165,12 @@ impl Shard {
             tenant_limit: dir
                 .subscription_limit(tenant.id)
                 .map_or(self.ctx.settings.presence.max_per_tenant, |n| n as usize),
-            user_actor: self.ctx.platform.user(watched.id),
+            user_actor: self.ctx.actors.user(watched.id),
             updates: ctx.address().recipient(),
         };
         debug!(sub = %id, watcher = %watcher.id, watched = %watched.id, ?package, "subscribe");
         self.ctx
-            .platform
+            .actors
             .presence(tenant.id)
             .send(watch)
             .into_actor(self)
@@ -331,7 +331,7 @@ impl Shard {
                 Output::Unwatch => {
                     if let Some(e) = self.subscriptions.subs.get(&id) {
                         self.ctx
-                            .platform
+                            .actors
                             .presence(e.tenant)
                             .do_send(Unwatch { sub: id });
                     }
@@ -418,7 +418,7 @@ impl Shard {
 
     /// Sends `im` to each registered contact of `user` (the user actor owns them).
     fn im_to_user(&mut self, user: tsps_actors::UserId, im: Im, ctx: &mut Context<Self>) {
-        let Some(actor) = self.ctx.platform.user(user) else {
+        let Some(actor) = self.ctx.actors.user(user) else {
             return;
         };
         actor

@@ -1,0 +1,113 @@
+//! Requests inside a leg's dialog or transaction: CANCEL, ACK for a 2xx, BYE,
+//! re-INVITE (491 on glare), OPTIONS.
+
+use super::*;
+
+impl Shard {
+    pub(in crate::sip::shard) fn on_cancel(&mut self, req: Request, peer: Peer, key: TxKey) {
+        let invite_key = TxKey {
+            method: Method::Invite,
+            ..key.clone()
+        };
+        let req = Arc::new(req);
+        self.add_tx(
+            key.clone(),
+            Transaction::server(Kind::NonInviteServer, peer.proto.is_reliable()),
+            peer,
+            None,
+            Some(req),
+        );
+        let Some(invite) = self.txs.get(&invite_key) else {
+            self.respond(&key, 481, None, &[], None);
+            return;
+        };
+        let (state, owner) = (invite.tx.state, invite.owner);
+        self.respond(&key, 200, None, &[], None);
+        if state == State::Proceeding {
+            let tag = owner
+                .and_then(|(leg, _)| self.legs.get(&leg))
+                .map(|l| l.local_tag.clone());
+            self.respond(&invite_key, 487, tag.as_deref(), &[], None);
+            if let Some((leg, Purpose::Initial)) = owner {
+                self.notify(leg, LegEventKind::Cancelled);
+                self.drop_leg(leg);
+            }
+        }
+    }
+
+    pub(in crate::sip::shard) fn on_dialog_ack(&mut self, req: &Request) {
+        let Some(leg_id) = self.dialog_of(req) else {
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        // Only the first ACK for a 2xx is relayed; retransmitted ones are absorbed.
+        let Some(tx_key) = leg.awaiting_ack.take() else {
+            return;
+        };
+        if let Some(entry) = self.txs.get_mut(&tx_key) {
+            let actions = entry.tx.on_ack();
+            self.run(&tx_key, actions);
+        }
+        let body = body_of(&req.body);
+        self.notify(leg_id, LegEventKind::Acked { body });
+    }
+
+    pub(in crate::sip::shard) fn dialog_of(&self, req: &Request) -> Option<LegId> {
+        let call_id = h::first(&req.headers, "Call-ID")?;
+        let to_tag = h::param(h::first(&req.headers, "To")?, "tag")?;
+        self.dialogs
+            .get(&(call_id.to_string(), to_tag.to_string()))
+            .copied()
+    }
+
+    pub(in crate::sip::shard) fn on_in_dialog(&mut self, req: &Request, _peer: Peer, key: TxKey) {
+        let Some(leg_id) = self.dialog_of(req) else {
+            self.respond(&key, 481, None, &[], None);
+            return;
+        };
+        let cseq = h::first(&req.headers, "CSeq")
+            .and_then(h::cseq)
+            .map(|c| c.0)
+            .unwrap_or(0);
+        let leg = self
+            .legs
+            .get_mut(&leg_id)
+            .expect("dialog index points at a live leg");
+        if cseq <= leg.remote_cseq && leg.remote_cseq != 0 {
+            self.respond(&key, 500, None, &[("Retry-After", "1")], None);
+            return;
+        }
+        leg.remote_cseq = cseq;
+        match req.method {
+            Method::Bye => {
+                self.respond(&key, 200, None, &[], None);
+                self.notify(leg_id, LegEventKind::Hangup);
+                self.drop_leg(leg_id);
+            }
+            Method::Invite => {
+                if leg.reinvite_in.is_some() || leg.awaiting_ack.is_some() {
+                    self.respond(&key, 491, None, &[], None);
+                    return;
+                }
+                if let Some(c) = h::first(&req.headers, "Contact") {
+                    leg.remote_target = h::uri(c).to_string();
+                }
+                leg.reinvite_in = Some(key.clone());
+                if let Some(e) = self.txs.get_mut(&key) {
+                    e.owner = Some((leg_id, Purpose::ReInvite));
+                }
+                self.respond(&key, 100, None, &[], None);
+                self.notify(
+                    leg_id,
+                    LegEventKind::ReOffer {
+                        body: body_of(&req.body),
+                    },
+                );
+            }
+            Method::Options => self.respond(&key, 200, None, &[("Allow", build::ALLOW)], None),
+            _ => self.respond(&key, 501, None, &[], None),
+        }
+    }
+}
