@@ -256,7 +256,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                 .presence
                 .settings(config.quotas.subscriptions_per_tenant),
         },
-        directory: directory.clone(),
+        directory: Arc::new(directory.clone()),
         actors: Arc::new(crate::sip::platform::PlatformActors::new(platform.clone())),
         auth: Authenticator::new(
             NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
@@ -274,7 +274,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                 })
                 .collect(),
         ),
-        transports: transports.clone(),
+        transports: Arc::new(transports.clone()),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
         presence_stats: presence_stats.clone(),

@@ -12,10 +12,12 @@ mod error_response;
 mod frame;
 #[cfg(test)]
 mod tests;
+pub mod view;
 
 use check::*;
 pub use error_response::error_response_for;
 pub use frame::{frame, leading_crlf, Frame};
+pub use view::View;
 
 use rsipstack::sip::headers::ContentLength;
 use rsipstack::sip::prelude::ToTypedHeader;

@@ -39,7 +39,7 @@ impl Shard {
             claimed,
         };
         let now = unix_now_ms();
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         match self.ctx.auth.decide(&attempt, &dir, now) {
             Decision::Accept(device) => Some(device),
             Decision::Challenge { stale, offer } => {

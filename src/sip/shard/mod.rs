@@ -8,11 +8,11 @@ use super::auth::{Attempt, Authenticator, Decision};
 use super::build::{self, RequestSpec};
 use super::digest;
 use super::headers as h;
+use super::message::View;
+use super::ports::{DirectorySource, Intake};
 use super::timer::TimerQueue;
 use super::transaction::{Action, Actions, Kind, State, Timer, Transaction};
 use super::{Peer, Proto};
-use crate::store::SharedDirectory;
-use crate::transport::{Dispatch, Transports};
 use actix::prelude::*;
 use bytes::Bytes;
 use rsipstack::sip::{Method, Request, Response, SipMessage};
@@ -34,7 +34,7 @@ mod notifier;
 mod registrar;
 mod transactions;
 
-use b2bua::{contact_peer, CallInfo, Leg};
+use b2bua::{contact_peer, CallInfo, DialogKey, Leg};
 use transactions::{TimerRef, TxEntry, TxKey};
 
 /// Settings the shards share, fixed at start.
@@ -52,12 +52,13 @@ pub struct SipSettings {
 /// What every shard shares (immutable or internally synchronised).
 pub struct SipContext {
     pub settings: SipSettings,
-    pub directory: SharedDirectory,
+    pub directory: Arc<dyn DirectorySource>,
     /// The actors (users, presence, calls), through the SIP layer's port.
     pub actors: Arc<dyn super::ports::Actors>,
     /// Digest authentication: nonces, their counts, the brute-force guard.
     pub auth: Authenticator,
-    pub transports: Arc<Transports>,
+    /// The sockets: sending, and this shard's intake.
+    pub transports: Arc<dyn Intake>,
     /// Every shard, by index (set once at start).
     pub shards: std::sync::OnceLock<Vec<Addr<Shard>>>,
     /// Personal mode: the upstream tenant's registrar (None on a platform).
@@ -152,8 +153,9 @@ pub struct ShardPool {
     pub shards: Vec<Addr<Shard>>,
 }
 
-impl Dispatch for ShardPool {
-    fn dispatch(&self, msg: SipMessage, peer: Peer) {
+impl ShardPool {
+    /// Hands a message received by the transports to the shard that owns its Call-ID.
+    pub fn route(&self, msg: SipMessage, peer: Peer) {
         let call_id = match &msg {
             SipMessage::Request(r) => h::first(&r.headers, "Call-ID"),
             SipMessage::Response(r) => h::first(&r.headers, "Call-ID"),
@@ -172,7 +174,7 @@ pub struct Shard {
     ctx: Arc<SipContext>,
     txs: HashMap<TxKey, TxEntry>,
     legs: HashMap<LegId, Leg>,
-    dialogs: HashMap<(String, String), LegId>,
+    dialogs: HashMap<DialogKey, LegId>,
     calls: HashMap<CallId, CallInfo>,
     timers: TimerQueue<TimerRef>,
     gen: u64,
@@ -210,10 +212,12 @@ impl Shard {
     }
 
     fn on_request(&mut self, req: Request, peer: Peer, ctx: &mut Context<Self>) {
-        let Some(via) = h::first(&req.headers, "Via") else {
+        let req = Arc::new(req);
+        let v = View::new(&req.headers);
+        let Some(via) = v.via else {
             return;
         };
-        let Some(branch) = h::via_branch(via).map(str::to_string) else {
+        let Some(branch) = v.branch.map(str::to_string) else {
             self.respond_stateless(&req, peer, 400);
             return;
         };
@@ -239,12 +243,10 @@ impl Shard {
             return;
         }
         if method == Method::Ack {
-            self.on_dialog_ack(&req);
+            self.on_dialog_ack(&req, &v);
             return;
         }
-        if let Some(mf) =
-            h::first(&req.headers, "Max-Forwards").and_then(|v| v.trim().parse::<u32>().ok())
-        {
+        if let Some(mf) = v.max_forwards {
             if mf == 0 {
                 self.respond_stateless(&req, peer, 483);
                 return;
@@ -257,13 +259,10 @@ impl Shard {
             return;
         }
         if method == Method::Cancel {
-            self.on_cancel(req, peer, key);
+            self.on_cancel(req.clone(), peer, key);
             return;
         }
-        if (h::first(&req.headers, "Authorization").is_some()
-            || h::first(&req.headers, "Proxy-Authorization").is_some())
-            && self.ctx.auth.ignores(peer.addr.ip(), unix_now_ms())
-        {
+        if v.has_credentials && self.ctx.auth.ignores(peer.addr.ip(), unix_now_ms()) {
             // A source blocked for guessing passwords gets no answer (src/sip/auth/guard.rs).
             return;
         }
@@ -272,7 +271,6 @@ impl Shard {
         } else {
             Kind::NonInviteServer
         };
-        let req = Arc::new(req);
         self.add_tx(
             key.clone(),
             Transaction::server(kind, peer.proto.is_reliable()),
@@ -285,14 +283,13 @@ impl Shard {
             self.on_subscribe(&req, peer, key, ctx);
             return;
         }
-        let to_tag = h::first(&req.headers, "To").and_then(|t| h::param(t, "tag"));
-        if to_tag.is_some() {
-            self.on_in_dialog(&req, peer, key);
+        if v.to_tag.is_some() {
+            self.on_in_dialog(&req, &v, peer, key);
             return;
         }
         match method {
-            Method::Register => self.on_register(&req, peer, key, ctx),
-            Method::Invite => self.on_invite(&req, peer, key),
+            Method::Register => self.on_register(&req, &v, peer, key, ctx),
+            Method::Invite => self.on_invite(&req, &v, peer, key),
             Method::Options => {
                 let tag = build::token();
                 self.respond(

@@ -86,7 +86,7 @@ impl Shard {
         };
         let from = h::first(&req.headers, "From").unwrap_or("").to_string();
         let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
             self.authenticate(req, peer, &key, &domain, None, true);
             return;
@@ -259,7 +259,7 @@ impl Shard {
         };
         // The subscriber table may have changed since the subscription began: a
         // refresh is authorized again (an unsubscribe always goes through).
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let allowed = granted == 0
             || dir
                 .user(entry.dialog.watcher)
@@ -558,7 +558,7 @@ impl Handler<SendMessage> for Shard {
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) {
         let m = msg.0;
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let Some(tenant) = dir.tenant(m.tenant) else {
             return;
         };

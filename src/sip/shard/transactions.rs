@@ -156,13 +156,11 @@ impl Shard {
 
 impl Shard {
     pub(super) fn on_response(&mut self, resp: Response) {
-        let Some(branch) = h::first(&resp.headers, "Via").and_then(h::via_branch) else {
+        let v = View::new(&resp.headers);
+        let Some(branch) = v.branch else {
             return;
         };
-        let Some((cseq, method)) = h::first(&resp.headers, "CSeq").and_then(h::cseq) else {
-            return;
-        };
-        let Ok(method) = method.parse::<Method>() else {
+        let (Some(cseq), Some(method)) = (v.cseq, v.method()) else {
             return;
         };
         let code = resp.status_code.code();
@@ -174,7 +172,7 @@ impl Shard {
         let Some(entry) = self.txs.get_mut(&key) else {
             // A 2xx retransmitted after the transaction ended: ACK it again.
             if method == Method::Invite && (200..300).contains(&code) {
-                self.reack(&resp);
+                self.reack(&v);
             }
             return;
         };
@@ -182,7 +180,7 @@ impl Shard {
         let ack = || {
             owner
                 .and_then(|(leg, purpose)| Some((self.legs.get(&leg)?, purpose)))
-                .map(|(l, purpose)| non2xx_ack(l, purpose, &resp, cseq))
+                .map(|(l, purpose)| non2xx_ack(l, purpose, &v, cseq))
                 .unwrap_or_default()
         };
         let actions = entry.tx.on_response(code, ack);
@@ -191,7 +189,7 @@ impl Shard {
                 if owner.is_none() {
                     self.on_uac_response(&key, code);
                 }
-                self.on_client_response(owner, &resp, code, cseq);
+                self.on_client_response(owner, &resp, &v, code, cseq);
             }
         }
     }

@@ -4,12 +4,11 @@
 use super::*;
 
 impl Shard {
-    pub(in crate::sip::shard) fn on_cancel(&mut self, req: Request, peer: Peer, key: TxKey) {
+    pub(in crate::sip::shard) fn on_cancel(&mut self, req: Arc<Request>, peer: Peer, key: TxKey) {
         let invite_key = TxKey {
             method: Method::Invite,
             ..key.clone()
         };
-        let req = Arc::new(req);
         self.add_tx(
             key.clone(),
             Transaction::server(Kind::NonInviteServer, peer.proto.is_reliable()),
@@ -35,8 +34,8 @@ impl Shard {
         }
     }
 
-    pub(in crate::sip::shard) fn on_dialog_ack(&mut self, req: &Request) {
-        let Some(leg_id) = self.dialog_of(req) else {
+    pub(in crate::sip::shard) fn on_dialog_ack(&mut self, req: &Request, v: &View) {
+        let Some(leg_id) = self.dialog_of(v) else {
             return;
         };
         let Some(leg) = self.legs.get_mut(&leg_id) else {
@@ -54,23 +53,25 @@ impl Shard {
         self.notify(leg_id, LegEventKind::Acked { body });
     }
 
-    pub(in crate::sip::shard) fn dialog_of(&self, req: &Request) -> Option<LegId> {
-        let call_id = h::first(&req.headers, "Call-ID")?;
-        let to_tag = h::param(h::first(&req.headers, "To")?, "tag")?;
+    pub(in crate::sip::shard) fn dialog_of(&self, v: &View) -> Option<LegId> {
+        let to_tag = v.to_tag?;
         self.dialogs
-            .get(&(call_id.to_string(), to_tag.to_string()))
+            .get(&DialogKey::new(v.call_id, to_tag))
             .copied()
     }
 
-    pub(in crate::sip::shard) fn on_in_dialog(&mut self, req: &Request, _peer: Peer, key: TxKey) {
-        let Some(leg_id) = self.dialog_of(req) else {
+    pub(in crate::sip::shard) fn on_in_dialog(
+        &mut self,
+        req: &Request,
+        v: &View,
+        _peer: Peer,
+        key: TxKey,
+    ) {
+        let Some(leg_id) = self.dialog_of(v) else {
             self.respond(&key, 481, None, &[], None);
             return;
         };
-        let cseq = h::first(&req.headers, "CSeq")
-            .and_then(h::cseq)
-            .map(|c| c.0)
-            .unwrap_or(0);
+        let cseq = v.cseq.unwrap_or(0);
         let leg = self
             .legs
             .get_mut(&leg_id)
@@ -91,8 +92,8 @@ impl Shard {
                     self.respond(&key, 491, None, &[], None);
                     return;
                 }
-                if let Some(c) = h::first(&req.headers, "Contact") {
-                    leg.remote_target = h::uri(c).to_string();
+                if let Some(c) = v.contact_uri() {
+                    leg.remote_target = c.to_string();
                 }
                 leg.reinvite_in = Some(key.clone());
                 if let Some(e) = self.txs.get_mut(&key) {

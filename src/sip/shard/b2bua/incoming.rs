@@ -26,10 +26,16 @@ impl Shard {
 }
 
 impl Shard {
-    pub(in crate::sip::shard) fn on_invite(&mut self, req: &Request, peer: Peer, key: TxKey) {
-        let dir = self.ctx.directory.get();
-        let from = h::first(&req.headers, "From").unwrap_or("").to_string();
-        let to = h::first(&req.headers, "To").unwrap_or("").to_string();
+    pub(in crate::sip::shard) fn on_invite(
+        &mut self,
+        req: &Request,
+        v: &View,
+        peer: Peer,
+        key: TxKey,
+    ) {
+        let dir = self.ctx.directory.current();
+        let from = v.from.to_string();
+        let to = v.to.to_string();
         let ruri = req.uri.to_string();
         let dialled = h::uri_user(&ruri)
             .or_else(|| h::uri_user(h::uri(&to)))
@@ -115,18 +121,10 @@ impl Shard {
         let call = CallId::new();
         let a_leg = LegId::new();
         let local_tag = build::token();
-        let call_id = h::first(&req.headers, "Call-ID").unwrap_or("").to_string();
-        let remote_cseq = h::first(&req.headers, "CSeq")
-            .and_then(h::cseq)
-            .map(|c| c.0)
-            .unwrap_or(1);
-        let max_forwards = h::first(&req.headers, "Max-Forwards")
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .unwrap_or(70)
-            .min(70);
-        let remote_target = h::first(&req.headers, "Contact")
-            .map(|c| h::uri(c).to_string())
-            .unwrap_or_else(|| h::uri(&from).to_string());
+        let call_id = v.call_id.to_string();
+        let remote_cseq = v.cseq.unwrap_or(1);
+        let max_forwards = v.max_forwards.unwrap_or(70).min(70);
+        let remote_target = v.contact_uri().unwrap_or(v.from_uri()).to_string();
         let route_set: Vec<String> = h::all(&req.headers, "Record-Route")
             .into_iter()
             .map(str::to_string)
@@ -158,7 +156,7 @@ impl Shard {
             e.owner = Some((a_leg, Purpose::Initial));
         }
         self.dialogs
-            .insert((call_id.clone(), local_tag.clone()), a_leg);
+            .insert(DialogKey::new(&call_id, &local_tag), a_leg);
         self.legs.insert(
             a_leg,
             Leg {
@@ -167,7 +165,7 @@ impl Shard {
                 uas: true,
                 call_id,
                 local_tag,
-                remote_tag: h::param(&from, "tag").map(str::to_string),
+                remote_tag: v.from_tag.map(str::to_string),
                 local_party: build::strip_tag(&to),
                 remote_party: build::strip_tag(&from),
                 local_cseq: 0,

@@ -2,6 +2,24 @@
 
 use super::*;
 
+/// A leg's dialog as its shard finds it (RFC 3261 §12): the Call-ID and tsps's own
+/// tag, which is the To tag of the requests a peer sends in it and the From tag of
+/// the responses to tsps's requests.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(in crate::sip::shard) struct DialogKey {
+    call_id: Box<str>,
+    local_tag: Box<str>,
+}
+
+impl DialogKey {
+    pub(in crate::sip::shard) fn new(call_id: &str, local_tag: &str) -> Self {
+        Self {
+            call_id: call_id.into(),
+            local_tag: local_tag.into(),
+        }
+    }
+}
+
 /// The SIP side of one leg: a dialog (early or confirmed) and its pending transactions.
 pub(in crate::sip::shard) struct Leg {
     pub(in crate::sip::shard) call: CallId,
@@ -75,10 +93,12 @@ impl Leg {
 pub(in crate::sip::shard) fn non2xx_ack(
     leg: &Leg,
     purpose: Purpose,
-    resp: &Response,
+    resp: &View,
     cseq: u32,
 ) -> Bytes {
-    let to = h::first(&resp.headers, "To").unwrap_or(&leg.remote_party);
+    let to = Some(resp.to)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&leg.remote_party);
     let (uri, via, routes) = match purpose {
         Purpose::ReInvite => (&leg.remote_target, &leg.reinvite_via, &leg.route_set[..]),
         _ => (&leg.request_uri, &leg.invite_via, &[][..]),

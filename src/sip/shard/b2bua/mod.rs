@@ -12,7 +12,7 @@ mod leg;
 mod outgoing;
 mod responses;
 
-pub(super) use leg::{non2xx_ack, Leg};
+pub(super) use leg::{non2xx_ack, DialogKey, Leg};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -37,7 +37,8 @@ impl Shard {
 
     pub(super) fn drop_leg(&mut self, leg: LegId) {
         if let Some(l) = self.legs.remove(&leg) {
-            self.dialogs.remove(&(l.call_id, l.local_tag));
+            self.dialogs
+                .remove(&DialogKey::new(&l.call_id, &l.local_tag));
             if l.uas {
                 self.calls.remove(&l.call);
             }

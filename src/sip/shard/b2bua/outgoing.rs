@@ -15,7 +15,7 @@ impl Shard {
             events,
             ..
         } = d;
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let (request_uri, peer, to, trunk) = match &target {
             DialTarget::Contact(b) => {
                 let received: Option<Peer> = b.received.parse().ok();
@@ -111,7 +111,7 @@ impl Shard {
             max_forwards,
         };
         self.dialogs
-            .insert((call_id, leg.local_tag.clone()), leg_id);
+            .insert(DialogKey::new(&call_id, &leg.local_tag), leg_id);
         self.legs.insert(leg_id, leg);
         self.send_initial_invite(leg_id, None);
     }
@@ -168,7 +168,7 @@ impl Shard {
         resp: &Response,
         code: u16,
     ) {
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };

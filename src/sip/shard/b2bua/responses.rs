@@ -4,16 +4,13 @@
 use super::*;
 
 impl Shard {
-    pub(in crate::sip::shard) fn reack(&mut self, resp: &Response) {
-        let Some(call_id) = h::first(&resp.headers, "Call-ID") else {
-            return;
-        };
-        let Some(tag) = h::first(&resp.headers, "From").and_then(|f| h::param(f, "tag")) else {
+    pub(in crate::sip::shard) fn reack(&mut self, v: &View) {
+        let Some(tag) = v.from_tag else {
             return;
         };
         if let Some(leg) = self
             .dialogs
-            .get(&(call_id.to_string(), tag.to_string()))
+            .get(&DialogKey::new(v.call_id, tag))
             .and_then(|id| self.legs.get(id))
         {
             if let Some(ack) = &leg.last_ack {
@@ -26,6 +23,7 @@ impl Shard {
         &mut self,
         owner: Option<(LegId, Purpose)>,
         resp: &Response,
+        v: &View,
         code: u16,
         cseq: u32,
     ) {
@@ -40,8 +38,7 @@ impl Shard {
                 if code == 100 {
                     return;
                 }
-                let to = h::first(&resp.headers, "To").unwrap_or("");
-                if let Some(tag) = h::param(to, "tag") {
+                if let Some(tag) = v.to_tag {
                     if code < 300 {
                         leg.remote_tag = Some(tag.to_string());
                     }
@@ -70,8 +67,8 @@ impl Shard {
                     leg.answered = true;
                     leg.confirmed = true;
                     leg.ack_cseq = Some(cseq);
-                    if let Some(c) = h::first(&resp.headers, "Contact") {
-                        leg.remote_target = h::uri(c).to_string();
+                    if let Some(c) = v.contact_uri() {
+                        leg.remote_target = c.to_string();
                     }
                     let mut rr: Vec<String> = h::all(&resp.headers, "Record-Route")
                         .into_iter()
