@@ -52,7 +52,7 @@ impl Shard {
             }
             Decision::Ignore => {
                 // Nothing is sent; the transaction goes with its retransmissions.
-                self.txs.remove(key);
+                self.tx(Input::Forget { key: key.clone() });
                 None
             }
         }

@@ -10,8 +10,7 @@ use super::digest;
 use super::headers as h;
 use super::message::View;
 use super::ports::{DirectorySource, Intake};
-use super::timer::TimerQueue;
-use super::transaction::{Action, Actions, Kind, State, Timer, Transaction};
+use super::transaction::{Kind, State};
 use super::{Peer, Proto};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -35,7 +34,7 @@ mod registrar;
 mod transactions;
 
 use b2bua::{contact_peer, CallInfo, DialogKey, Leg};
-use transactions::{TimerRef, TxEntry, TxKey};
+use transactions::{kept_bytes, Input, Layer, Owner, TxKey};
 
 /// Settings the shards share, fixed at start.
 pub struct SipSettings {
@@ -172,12 +171,11 @@ impl ShardPool {
 pub struct Shard {
     idx: usize,
     ctx: Arc<SipContext>,
-    txs: HashMap<TxKey, TxEntry>,
+    /// The transaction layer (sans-IO): every transaction of this shard.
+    txs: Layer<Owner>,
     legs: HashMap<LegId, Leg>,
     dialogs: HashMap<DialogKey, LegId>,
     calls: HashMap<CallId, CallInfo>,
-    timers: TimerQueue<TimerRef>,
-    gen: u64,
     me: Option<Recipient<LegCommand>>,
     /// Subscriptions whose dialogs this shard owns (see `subscribe.rs`).
     subscriptions: super::presence::ShardSubscriptions,
@@ -191,12 +189,10 @@ impl Shard {
         Self {
             idx,
             ctx,
-            txs: HashMap::new(),
+            txs: Layer::default(),
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             calls: HashMap::new(),
-            timers: TimerQueue::default(),
-            gen: 0,
             me: None,
             subscriptions: Default::default(),
         }
@@ -217,7 +213,7 @@ impl Shard {
         let Some(via) = v.via else {
             return;
         };
-        let Some(branch) = v.branch.map(str::to_string) else {
+        let Some(branch) = v.branch else {
             self.respond_stateless(&req, peer, 400);
             return;
         };
@@ -227,19 +223,14 @@ impl Shard {
         } else {
             method
         };
-        let key = TxKey {
-            branch,
-            method: key_method,
-            server: true,
-        };
+        let key = TxKey::server(branch, key_method);
 
-        if let Some(entry) = self.txs.get_mut(&key) {
-            let actions = if method == Method::Ack {
-                entry.tx.on_ack()
-            } else {
-                entry.tx.on_retransmission()
-            };
-            self.run(&key, actions);
+        if self.txs.get(&key).is_some() {
+            // A retransmission, or the ACK of a non-2xx final: the layer absorbs it.
+            self.tx(Input::Request {
+                key,
+                ack: method == Method::Ack,
+            });
             return;
         }
         if method == Method::Ack {
@@ -266,18 +257,7 @@ impl Shard {
             // A source blocked for guessing passwords gets no answer (src/sip/auth/guard.rs).
             return;
         }
-        let kind = if method == Method::Invite {
-            Kind::InviteServer
-        } else {
-            Kind::NonInviteServer
-        };
-        self.add_tx(
-            key.clone(),
-            Transaction::server(kind, peer.proto.is_reliable()),
-            peer,
-            None,
-            Some(req.clone()),
-        );
+        self.add_server(key.clone(), peer, req.clone());
 
         if method == Method::Subscribe {
             self.on_subscribe(&req, peer, key, ctx);

@@ -390,7 +390,7 @@ impl Shard {
         let peer = d.peer;
         self.subscriptions.notifies.insert(branch.clone(), id);
         let key = TxKey {
-            branch,
+            branch: branch.into(),
             method: Method::Notify,
             server: false,
         };
@@ -472,7 +472,7 @@ impl Shard {
             "text/plain;charset=UTF-8",
         );
         let key = TxKey {
-            branch,
+            branch: branch.into(),
             method: Method::Message,
             server: false,
         };
@@ -484,7 +484,7 @@ impl Shard {
         match key.method {
             Method::Notify => {
                 self.ctx.presence_stats.notify_ended(Outcome::of(code));
-                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                if let Some(id) = self.subscriptions.notifies.remove(&*key.branch) {
                     self.sub_input(id, Input::NotifyAnswered { code });
                 }
             }
@@ -503,7 +503,7 @@ impl Shard {
         match key.method {
             Method::Notify => {
                 self.ctx.presence_stats.notify_ended(Outcome::Timeout);
-                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                if let Some(id) = self.subscriptions.notifies.remove(&*key.branch) {
                     self.sub_input(id, Input::NotifyTimedOut);
                 }
             }

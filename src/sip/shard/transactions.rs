@@ -1,82 +1,38 @@
-//! The shard's transaction plumbing: the table of live transactions (RFC 3261 §17,
-//! the state machines in `sip::transaction`), executing their actions (transmit,
-//! schedule, terminate), matching responses to client transactions, and the timer tick.
+//! The shard's side of the transaction layer (`sip::transaction::layer`, sans-IO):
+//! feeds it inputs at the current time, transmits what it says, and hands its
+//! deliveries and timeouts to the transaction users here (registrar, B2BUA, notifier).
 
 use super::b2bua::{non2xx_ack, Purpose};
 use super::*;
+pub(super) use crate::sip::transaction::layer::{kept_bytes, Input, Layer, Output, TxKey};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct TxKey {
-    pub(super) branch: String,
-    pub(super) method: Method,
-    pub(super) server: bool,
-}
-
-pub(super) struct TxEntry {
-    pub(super) tx: Transaction,
-    pub(super) peer: Peer,
-    pub(super) gen: u64,
-    pub(super) owner: Option<(LegId, Purpose)>,
-    /// Server transactions: the request, to build responses from.
-    pub(super) request: Option<Arc<Request>>,
-}
-
-pub(super) struct TimerRef {
-    pub(super) key: TxKey,
-    pub(super) gen: u64,
-    pub(super) timer: Timer,
-}
+/// Who owns a transaction on this shard: a leg and why, or nobody (the registrar's
+/// and the notifier's transactions, which are found by their key).
+pub(super) type Owner = Option<(LegId, Purpose)>;
 
 impl Shard {
-    pub(super) fn add_tx(
-        &mut self,
-        key: TxKey,
-        tx: Transaction,
-        peer: Peer,
-        owner: Option<(LegId, Purpose)>,
-        request: Option<Arc<Request>>,
-    ) -> u64 {
-        self.gen += 1;
-        let gen = self.gen;
-        self.txs.insert(
-            key,
-            TxEntry {
-                tx,
-                peer,
-                gen,
-                owner,
-                request,
-            },
-        );
-        gen
-    }
-
-    /// Executes transmissions and timers; returns what the owner must handle.
-    pub(super) fn run(&mut self, key: &TxKey, actions: Actions) -> Vec<Action> {
-        let Some(entry) = self.txs.get(key) else {
-            return Vec::new();
-        };
-        let (peer, gen) = (entry.peer, entry.gen);
-        let now = Instant::now();
+    /// Feeds the transaction layer at the current time, transmits what it says and
+    /// returns the rest (deliveries, timeouts, unmatched requests).
+    pub(super) fn tx(&mut self, input: Input<Owner>) -> Vec<Output<Owner>> {
+        let outputs = self.txs.handle(Instant::now(), input);
         let mut rest = Vec::new();
-        for a in actions {
-            match a {
-                Action::Transmit(b) => self.ctx.transports.send(peer, b),
-                Action::Schedule(timer, d) => self.timers.schedule(
-                    now + d,
-                    TimerRef {
-                        key: key.clone(),
-                        gen,
-                        timer,
-                    },
-                ),
-                Action::Terminated => {
-                    self.txs.remove(key);
-                }
+        for o in outputs {
+            match o {
+                Output::Transmit { peer, bytes } => self.ctx.transports.send(peer, bytes),
                 other => rest.push(other),
             }
         }
         rest
+    }
+
+    /// A server transaction for a request no transaction matched.
+    pub(super) fn add_server(&mut self, key: TxKey, peer: Peer, request: Arc<Request>) {
+        self.tx(Input::NewServer {
+            key,
+            peer,
+            request,
+            owner: None,
+        });
     }
 
     pub(super) fn start_client(
@@ -85,11 +41,15 @@ impl Shard {
         kind: Kind,
         bytes: Vec<u8>,
         peer: Peer,
-        owner: Option<(LegId, Purpose)>,
+        owner: Owner,
     ) {
-        let (tx, actions) = Transaction::client(kind, Bytes::from(bytes), peer.proto.is_reliable());
-        self.add_tx(key.clone(), tx, peer, owner, None);
-        self.run(&key, actions);
+        self.tx(Input::NewClient {
+            key,
+            kind,
+            bytes: kept_bytes(bytes),
+            peer,
+            owner,
+        });
     }
 
     /// Sends a response on a server transaction.
@@ -101,20 +61,18 @@ impl Shard {
         extra: &[(&str, &str)],
         body: Option<&[u8]>,
     ) {
-        let Some(entry) = self.txs.get_mut(key) else {
+        let Some(entry) = self.txs.get(key) else {
             return;
         };
         let Some(req) = entry.request.clone() else {
             return;
         };
         let bytes = build::response(&req, Some(entry.peer.addr), code, to_tag, extra, body);
-        let actions = entry.tx.respond(code, Bytes::from(bytes));
-        if code >= 200 {
-            // The transaction lingers for its timers (up to 64*T1) but only ever resends
-            // the response bytes it keeps: the parsed request can go now.
-            entry.request = None;
-        }
-        let rest = self.run(key, actions);
+        let rest = self.tx(Input::Respond {
+            key: key.clone(),
+            code,
+            bytes: kept_bytes(bytes),
+        });
         debug_assert!(rest.is_empty());
     }
 
@@ -127,28 +85,18 @@ impl Shard {
 
     pub(super) fn on_tick(&mut self) {
         self.subscriptions_tick();
-        for t in self.timers.expired(Instant::now()) {
-            let Some(entry) = self.txs.get_mut(&t.key) else {
-                continue;
-            };
-            if entry.gen != t.gen {
-                continue;
-            }
-            let owner = entry.owner;
-            let actions = entry.tx.on_timer(t.timer);
-            for event in self.run(&t.key, actions) {
-                match event {
-                    Action::Timeout if owner.is_none() => self.on_uac_timeout(&t.key),
-                    Action::Timeout => self.on_client_timeout(owner),
-                    Action::AckTimeout => {
-                        if let Some((leg, Purpose::Initial)) = owner {
-                            info!(%leg, "no ACK for our 2xx: ending the leg");
-                            self.notify(leg, LegEventKind::Hangup);
-                            self.send_bye(leg);
-                        }
-                    }
-                    _ => {}
+        for event in self.tx(Input::Tick) {
+            match event {
+                Output::Timeout { key, owner: None } => self.on_uac_timeout(&key),
+                Output::Timeout { owner, .. } => self.on_client_timeout(owner),
+                Output::AckTimeout {
+                    owner: Some((leg, Purpose::Initial)),
+                } => {
+                    info!(%leg, "no ACK for our 2xx: ending the leg");
+                    self.notify(leg, LegEventKind::Hangup);
+                    self.send_bye(leg);
                 }
+                _ => {}
             }
         }
     }
@@ -164,28 +112,26 @@ impl Shard {
             return;
         };
         let code = resp.status_code.code();
-        let key = TxKey {
-            branch: branch.to_string(),
-            method,
-            server: false,
-        };
-        let Some(entry) = self.txs.get_mut(&key) else {
+        let key = TxKey::client(branch, method);
+        let Some(entry) = self.txs.get(&key) else {
             // A 2xx retransmitted after the transaction ended: ACK it again.
             if method == Method::Invite && (200..300).contains(&code) {
                 self.reack(&v);
             }
             return;
         };
-        let owner = entry.owner;
-        let ack = || {
-            owner
+        // The ACK of a non-2xx final to an INVITE (RFC 3261 §17.1.1.3), built from the
+        // leg it belongs to; the transaction sends it, and again for each
+        // retransmission of that final.
+        let ack = (method == Method::Invite && code >= 300).then(|| {
+            entry
+                .owner
                 .and_then(|(leg, purpose)| Some((self.legs.get(&leg)?, purpose)))
                 .map(|(l, purpose)| non2xx_ack(l, purpose, &v, cseq))
                 .unwrap_or_default()
-        };
-        let actions = entry.tx.on_response(code, ack);
-        for event in self.run(&key, actions) {
-            if let Action::Deliver { code } = event {
+        });
+        for event in self.tx(Input::Response { key, code, ack }) {
+            if let Output::Deliver { key, owner, code } = event {
                 if owner.is_none() {
                     self.on_uac_response(&key, code);
                 }

@@ -9,18 +9,12 @@ impl Shard {
             method: Method::Invite,
             ..key.clone()
         };
-        self.add_tx(
-            key.clone(),
-            Transaction::server(Kind::NonInviteServer, peer.proto.is_reliable()),
-            peer,
-            None,
-            Some(req),
-        );
+        self.add_server(key.clone(), peer, req);
         let Some(invite) = self.txs.get(&invite_key) else {
             self.respond(&key, 481, None, &[], None);
             return;
         };
-        let (state, owner) = (invite.tx.state, invite.owner);
+        let (state, owner) = (invite.state(), invite.owner);
         self.respond(&key, 200, None, &[], None);
         if state == State::Proceeding {
             let tag = owner
@@ -45,10 +39,7 @@ impl Shard {
         let Some(tx_key) = leg.awaiting_ack.take() else {
             return;
         };
-        if let Some(entry) = self.txs.get_mut(&tx_key) {
-            let actions = entry.tx.on_ack();
-            self.run(&tx_key, actions);
-        }
+        self.tx(Input::AckFor2xx { key: tx_key });
         let body = body_of(&req.body);
         self.notify(leg_id, LegEventKind::Acked { body });
     }
@@ -96,9 +87,7 @@ impl Shard {
                     leg.remote_target = c.to_string();
                 }
                 leg.reinvite_in = Some(key.clone());
-                if let Some(e) = self.txs.get_mut(&key) {
-                    e.owner = Some((leg_id, Purpose::ReInvite));
-                }
+                self.txs.set_owner(&key, Some((leg_id, Purpose::ReInvite)));
                 self.respond(&key, 100, None, &[], None);
                 self.notify(
                     leg_id,

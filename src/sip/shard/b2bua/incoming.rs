@@ -152,9 +152,7 @@ impl Shard {
                 max_forwards: max_forwards.saturating_sub(1),
             },
         );
-        if let Some(e) = self.txs.get_mut(&key) {
-            e.owner = Some((a_leg, Purpose::Initial));
-        }
+        self.txs.set_owner(&key, Some((a_leg, Purpose::Initial)));
         self.dialogs
             .insert(DialogKey::new(&call_id, &local_tag), a_leg);
         self.legs.insert(

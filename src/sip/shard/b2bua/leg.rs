@@ -103,7 +103,7 @@ pub(in crate::sip::shard) fn non2xx_ack(
         Purpose::ReInvite => (&leg.remote_target, &leg.reinvite_via, &leg.route_set[..]),
         _ => (&leg.request_uri, &leg.invite_via, &[][..]),
     };
-    Bytes::from(build::request(&RequestSpec {
+    kept_bytes(build::request(&RequestSpec {
         method: "ACK",
         uri,
         via,
@@ -117,4 +117,136 @@ pub(in crate::sip::shard) fn non2xx_ack(
         extra: &[],
         body: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Memory held per live call on its shard (issue 12: ≤ 4 KB for both legs' dialog
+    //! state). The strings' heap is counted by capacity; docs/benchmarks.md
+    //! ("Memory per object") has the figure and tests/sip_memory.rs the transactions'.
+    use super::*;
+
+    struct Sink;
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+    impl Handler<LegEvent> for Sink {
+        type Result = ();
+        fn handle(&mut self, _: LegEvent, _: &mut Context<Self>) {}
+    }
+
+    /// Heap bytes a leg holds (strings by capacity, shared bytes by length).
+    fn heap(leg: &Leg) -> usize {
+        let s = |x: &String| x.capacity();
+        let key = |k: &Option<TxKey>| k.as_ref().map_or(0, |k| k.branch.len());
+        s(&leg.call_id)
+            + s(&leg.local_tag)
+            + leg.remote_tag.as_ref().map_or(0, s)
+            + s(&leg.local_party)
+            + s(&leg.remote_party)
+            + s(&leg.remote_target)
+            + leg.route_set.capacity() * std::mem::size_of::<String>()
+            + leg.route_set.iter().map(s).sum::<usize>()
+            + key(&leg.invite_tx)
+            + key(&leg.awaiting_ack)
+            + key(&leg.reinvite_in)
+            + s(&leg.reinvite_via)
+            + leg.last_ack.as_ref().map_or(0, |b| b.len() + 32)
+            + s(&leg.request_uri)
+            + s(&leg.invite_via)
+            + leg.invite_body.as_ref().map_or(0, |b| b.len() + 16)
+            // The boxed sender behind `events`.
+            + 32
+    }
+
+    fn leg(events: Recipient<LegEvent>, uas: bool) -> Leg {
+        let call_id = if uas {
+            "a84b4c76e66710@127.0.0.1".to_string()
+        } else {
+            format!("tsps0.{}", uuid::Uuid::new_v4().simple())
+        };
+        let branch = build::branch();
+        let via = format!("SIP/2.0/UDP 127.0.0.1:5060;branch={branch};rport");
+        let mut leg = Leg {
+            call: CallId::new(),
+            events,
+            uas,
+            call_id,
+            local_tag: build::token(),
+            remote_tag: Some(build::token()),
+            local_party: "\"Alice\" <sip:1001@tsps.test>".to_string(),
+            remote_party: "<sip:1002@tsps.test>".to_string(),
+            local_cseq: 1,
+            remote_cseq: 314159,
+            remote_target: "sip:1002@192.0.2.10:5062;transport=udp".to_string(),
+            route_set: Vec::new(),
+            peer: "udp:192.0.2.10:5062".parse().unwrap(),
+            confirmed: true,
+            invite_tx: Some(TxKey::client(&branch, Method::Invite)),
+            awaiting_ack: None,
+            reinvite_in: None,
+            ack_cseq: None,
+            reinvite_via: String::new(),
+            last_ack: None,
+            answered: true,
+            request_uri: "sip:1002@192.0.2.10:5062;transport=udp".to_string(),
+            invite_via: if uas { String::new() } else { via.clone() },
+            invite_body: None,
+            provisional_seen: true,
+            cancel_pending: false,
+            trunk: None,
+            auth_tried: false,
+            max_forwards: 69,
+        };
+        if !uas {
+            // tsps ACKed the B leg's 2xx and keeps the ACK for its retransmissions.
+            let ack = build::request(&RequestSpec {
+                method: "ACK",
+                uri: &leg.remote_target,
+                via: &via,
+                from: &leg.local_value(),
+                to: &leg.remote_value(),
+                call_id: &leg.call_id,
+                cseq: 1,
+                max_forwards: 70,
+                contact: None,
+                routes: &[],
+                extra: &[],
+                body: None,
+            });
+            leg.last_ack = Some(kept_bytes(ack));
+        }
+        leg
+    }
+
+    #[test]
+    fn a_live_call_holds_under_4_kib_on_its_shard() {
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let sink = Sink.start();
+            let legs = [
+                leg(sink.clone().recipient(), true),
+                leg(sink.recipient(), false),
+            ];
+            // Each leg: its table entry (id + leg), its dialog entry (key + id, the key's
+            // strings), its heap; the call's entry once.
+            let per_leg =
+                std::mem::size_of::<(LegId, Leg)>() + std::mem::size_of::<(DialogKey, LegId)>();
+            let dialog_heap: usize = legs
+                .iter()
+                .map(|l| l.call_id.len() + l.local_tag.len())
+                .sum();
+            let total = 2 * per_leg
+                + legs.iter().map(heap).sum::<usize>()
+                + dialog_heap
+                + std::mem::size_of::<(CallId, CallInfo)>();
+            println!(
+                "live call: {total} B (Leg {} B inline, heap {} + {} B)",
+                std::mem::size_of::<Leg>(),
+                heap(&legs[0]),
+                heap(&legs[1])
+            );
+            assert!(total <= 4096, "{total} B per live call");
+        });
+    }
 }

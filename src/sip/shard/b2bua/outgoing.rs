@@ -147,7 +147,7 @@ impl Shard {
         });
         leg.invite_via = via;
         let key = TxKey {
-            branch,
+            branch: branch.into(),
             method: Method::Invite,
             server: false,
         };
@@ -303,7 +303,7 @@ impl Shard {
         let peer = leg.peer;
         self.start_client(
             TxKey {
-                branch,
+                branch: branch.into(),
                 method: m,
                 server: false,
             },
@@ -338,7 +338,7 @@ impl Shard {
         } else {
             (leg.header_from(), leg.header_to())
         };
-        let bytes = Bytes::from(build::request(&RequestSpec {
+        let bytes = kept_bytes(build::request(&RequestSpec {
             method: "ACK",
             uri: &leg.remote_target,
             via: &via,

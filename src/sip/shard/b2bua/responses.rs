@@ -67,6 +67,9 @@ impl Shard {
                     leg.answered = true;
                     leg.confirmed = true;
                     leg.ack_cseq = Some(cseq);
+                    // Only a challenged INVITE is sent again with its offer; an answered
+                    // one never is.
+                    leg.invite_body = None;
                     if let Some(c) = v.contact_uri() {
                         leg.remote_target = c.to_string();
                     }
