@@ -624,6 +624,145 @@ mod tests {
         assert!(layer.timers() >= 1);
     }
 
+    /// The valid fixtures of tests/fixtures/sip, read through the typed view into the
+    /// layer: each request opens a server transaction whose final response is sent
+    /// again for its retransmission (and an INVITE's non-2xx is ACKed on its branch);
+    /// each response is delivered to the client transaction its Via and CSeq name.
+    #[test]
+    fn the_fixtures_through_the_layer() {
+        use crate::sip::message::View;
+        let now = Instant::now();
+        let peer: Peer = "udp:127.0.0.1:5070".parse().unwrap();
+        for name in [
+            "invite.sip",
+            "invite_compact_folded.sip",
+            "register.sip",
+            "bye.sip",
+            "options_no_content_length.sip",
+            "message_no_content_length_body.sip",
+        ] {
+            let mut layer: Layer<u8> = Layer::default();
+            let req = request(name);
+            let v = View::new(&req.headers);
+            let key = TxKey::server(v.branch.expect(name), req.method);
+            let first = layer.handle(
+                now,
+                Input::Request {
+                    key: key.clone(),
+                    ack: false,
+                },
+            );
+            assert_eq!(first, vec![Output::Unmatched], "{name}");
+            layer.handle(
+                now,
+                Input::NewServer {
+                    key: key.clone(),
+                    peer,
+                    request: req.clone(),
+                    owner: 0,
+                },
+            );
+            let code = if req.method == Method::Invite {
+                486
+            } else {
+                200
+            };
+            let bytes = Bytes::from(crate::sip::build::response(
+                &req,
+                Some(peer.addr),
+                code,
+                Some("t"),
+                &[],
+                None,
+            ));
+            let sent = layer.handle(
+                now,
+                Input::Respond {
+                    key: key.clone(),
+                    code,
+                    bytes: bytes.clone(),
+                },
+            );
+            assert_eq!(
+                sent,
+                vec![Output::Transmit {
+                    peer,
+                    bytes: bytes.clone()
+                }],
+                "{name}"
+            );
+            let again = layer.handle(
+                now,
+                Input::Request {
+                    key: key.clone(),
+                    ack: false,
+                },
+            );
+            assert_eq!(again, vec![Output::Transmit { peer, bytes }], "{name}");
+            if req.method == Method::Invite {
+                layer.handle(
+                    now,
+                    Input::Request {
+                        key: key.clone(),
+                        ack: true,
+                    },
+                );
+                assert_eq!(
+                    layer.get(&key).map(Entry::state),
+                    Some(State::Confirmed),
+                    "{name}"
+                );
+            } else {
+                assert_eq!(
+                    layer.get(&key).map(Entry::state),
+                    Some(State::Completed),
+                    "{name}"
+                );
+            }
+        }
+        for (name, code) in [
+            ("response_180_custom.sip", 180),
+            ("response_200_invite_sdp.sip", 200),
+        ] {
+            let path = format!("{}/tests/fixtures/sip/{name}", env!("CARGO_MANIFEST_DIR"));
+            let Ok(SipMessage::Response(resp)) =
+                crate::sip::message::parse(&std::fs::read(path).unwrap(), 65_535)
+            else {
+                panic!("{name}");
+            };
+            let v = View::new(&resp.headers);
+            let key = TxKey::client(v.branch.expect(name), v.method().expect(name));
+            let mut layer: Layer<u8> = Layer::default();
+            layer.handle(
+                now,
+                Input::NewClient {
+                    key: key.clone(),
+                    kind: Kind::InviteClient,
+                    bytes: Bytes::from_static(b"INVITE"),
+                    peer,
+                    owner: 9,
+                },
+            );
+            let out = layer.handle(
+                now,
+                Input::Response {
+                    key: key.clone(),
+                    code: resp.status_code.code(),
+                    ack: None,
+                },
+            );
+            assert_eq!(
+                out,
+                vec![Output::Deliver {
+                    key,
+                    owner: 9,
+                    code
+                }],
+                "{name}"
+            );
+        }
+    }
+
     /// A retransmitted INVITE is absorbed by its transaction and never reaches the TU
     /// as a new request.
     #[test]
