@@ -255,6 +255,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             presence: config
                 .presence
                 .settings(config.quotas.subscriptions_per_tenant),
+            overload: config.sip.overload_settings(),
         },
         directory: Arc::new(directory.clone()),
         actors: Arc::new(crate::sip::platform::PlatformActors::new(platform.clone())),
@@ -278,6 +279,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
         presence_stats: presence_stats.clone(),
+        overload_stats: Arc::new(crate::sip::overload::OverloadStats::default()),
+        queues: (0..workers)
+            .map(|_| crate::sip::overload::QueueDepth::default())
+            .collect(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
@@ -289,7 +294,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .collect();
     // Before any message can arrive: shards forward to each other through this list.
     let _ = ctx.shards.set(shards.clone());
-    transports.start(Arc::new(ShardPool { shards }));
+    transports.start(Arc::new(ShardPool {
+        shards,
+        queues: ctx.queues.clone(),
+    }));
 
     let mut tasks = Vec::new();
     if let (Some(cfg), Some(prepared)) = (&config.personal, &personal) {
@@ -383,7 +391,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .with_connections("sip_tcp", transports.tcp_stats())
         .with_connections("http", http_limiter.stats().clone())
         .with_presence(presence_stats)
-        .with_auth(ctx.auth.stats().clone(), guard.clone());
+        .with_auth(ctx.auth.stats().clone(), guard.clone())
+        .with_sip_overload(ctx.overload_stats.clone());
     if let Some(engine) = &media_engine {
         metrics = metrics.with_media(engine.stats());
     }

@@ -2,6 +2,7 @@
 pub mod digest;
 pub mod headers;
 pub mod message;
+pub mod overload;
 pub mod peer;
 pub mod platform;
 pub mod ports;

@@ -9,6 +9,7 @@ use super::build::{self, RequestSpec};
 use super::digest;
 use super::headers as h;
 use super::message::View;
+use super::overload::{self, Admission, OverloadSettings, OverloadStats, QueueDepth, QueueSample};
 use super::ports::{DirectorySource, Intake};
 use super::transaction::{Kind, State};
 use super::{Peer, Proto};
@@ -46,6 +47,8 @@ pub struct SipSettings {
     pub shards: usize,
     /// Subscription limits (SUBSCRIBE/NOTIFY).
     pub presence: super::presence::PresenceSettings,
+    /// When a shard refuses new INVITEs and REGISTERs (503).
+    pub overload: OverloadSettings,
 }
 
 /// What every shard shares (immutable or internally synchronised).
@@ -65,6 +68,10 @@ pub struct SipContext {
     /// The notifier's counters (subscriptions, NOTIFY and MESSAGE outcomes), for the
     /// metrics.
     pub presence_stats: Arc<super::presence::PresenceStats>,
+    /// Overload control's counters, for the metrics.
+    pub overload_stats: Arc<OverloadStats>,
+    /// Messages waiting in each shard's mailbox (by shard index).
+    pub queues: Arc<[QueueDepth]>,
 }
 
 impl SipContext {
@@ -145,11 +152,26 @@ struct Datagram {
 pub struct Inbound {
     pub msg: SipMessage,
     pub peer: Peer,
+    /// When it was queued for the shard (its age when taken measures the queue).
+    pub queued: Instant,
+}
+
+/// Queues `msg` for shard `i`, counting it in the shard's queue depth.
+fn enqueue(shards: &[Addr<Shard>], queues: &[QueueDepth], i: usize, msg: SipMessage, peer: Peer) {
+    queues[i].push();
+    let queued = Instant::now();
+    if let Err(e) = shards[i].try_send(Inbound { msg, peer, queued }) {
+        queues[i].pop();
+        // Overload: drop; UDP peers retransmit, and the shed load is visible in logs.
+        warn!(shard = i, %peer, error = %e, "shard mailbox full; message dropped");
+    }
 }
 
 /// Routes inbound messages to shards by Call-ID.
 pub struct ShardPool {
     pub shards: Vec<Addr<Shard>>,
+    /// The shards' queue depths (`SipContext::queues`).
+    pub queues: Arc<[QueueDepth]>,
 }
 
 impl ShardPool {
@@ -161,10 +183,7 @@ impl ShardPool {
         }
         .unwrap_or("");
         let i = shard_of(call_id, self.shards.len());
-        if let Err(e) = self.shards[i].try_send(Inbound { msg, peer }) {
-            // Overload: drop; UDP peers retransmit, and the shed load is visible in logs.
-            warn!(shard = i, %peer, error = %e, "shard mailbox full; message dropped");
-        }
+        enqueue(&self.shards, &self.queues, i, msg, peer);
     }
 }
 
@@ -200,14 +219,27 @@ impl Shard {
 }
 
 impl Shard {
-    fn inbound(&mut self, msg: SipMessage, peer: Peer, ctx: &mut Context<Self>) {
+    fn inbound(
+        &mut self,
+        msg: SipMessage,
+        peer: Peer,
+        queue: QueueSample,
+        ctx: &mut Context<Self>,
+    ) {
+        self.ctx.overload_stats.observe(queue);
         match msg {
-            SipMessage::Request(r) => self.on_request(r, peer, ctx),
+            SipMessage::Request(r) => self.on_request(r, peer, queue, ctx),
             SipMessage::Response(r) => self.on_response(r),
         }
     }
 
-    fn on_request(&mut self, req: Request, peer: Peer, ctx: &mut Context<Self>) {
+    fn on_request(
+        &mut self,
+        req: Request,
+        peer: Peer,
+        queue: QueueSample,
+        ctx: &mut Context<Self>,
+    ) {
         let req = Arc::new(req);
         let v = View::new(&req.headers);
         let Some(via) = v.via else {
@@ -235,6 +267,17 @@ impl Shard {
         }
         if method == Method::Ack {
             self.on_dialog_ack(&req, &v);
+            return;
+        }
+        // Overload control, before any work: a new INVITE or REGISTER on a shard whose
+        // queue is too deep or too old gets 503 (src/sip/overload.rs).
+        let settings = &self.ctx.settings.overload;
+        if let Admission::Refuse { retry_after } =
+            overload::admit(settings, queue, method, v.to_tag.is_some())
+        {
+            self.ctx.overload_stats.refused(method);
+            let retry_after = retry_after.to_string();
+            self.respond_stateless_with(&req, peer, 503, &[("Retry-After", &retry_after)]);
             return;
         }
         if let Some(mf) = v.max_forwards {
@@ -375,11 +418,14 @@ impl StreamHandler<Datagram> for Shard {
         .unwrap_or("");
         let owner = shard_of(call_id, self.ctx.settings.shards);
         if owner == self.idx {
-            self.inbound(msg, peer, ctx);
-        } else if let Some(addr) = self.ctx.shards.get().and_then(|s| s.get(owner)) {
-            if let Err(e) = addr.try_send(Inbound { msg, peer }) {
-                warn!(shard = owner, %peer, error = %e, "shard mailbox full; message dropped");
-            }
+            // Read just now: its wait was in the socket buffer, which is not seen here.
+            let queue = QueueSample {
+                depth: self.ctx.queues[self.idx].get(),
+                age: Duration::ZERO,
+            };
+            self.inbound(msg, peer, queue, ctx);
+        } else if let Some(shards) = self.ctx.shards.get() {
+            enqueue(shards, &self.ctx.queues, owner, msg, peer);
         }
     }
 
@@ -393,7 +439,11 @@ impl Handler<Inbound> for Shard {
     type Result = ();
 
     fn handle(&mut self, msg: Inbound, ctx: &mut Self::Context) {
-        self.inbound(msg.msg, msg.peer, ctx);
+        let queue = QueueSample {
+            depth: self.ctx.queues[self.idx].pop(),
+            age: Instant::now().saturating_duration_since(msg.queued),
+        };
+        self.inbound(msg.msg, msg.peer, queue, ctx);
     }
 }
 

@@ -78,8 +78,19 @@ impl Shard {
 
     /// A response sent without a transaction (483, 482 and other refusals).
     pub(super) fn respond_stateless(&self, req: &Request, peer: Peer, code: u16) {
+        self.respond_stateless_with(req, peer, code, &[]);
+    }
+
+    /// The same with extra header lines (503 with Retry-After).
+    pub(super) fn respond_stateless_with(
+        &self,
+        req: &Request,
+        peer: Peer,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
         let tag = build::token();
-        let bytes = build::response(req, Some(peer.addr), code, Some(&tag), &[], None);
+        let bytes = build::response(req, Some(peer.addr), code, Some(&tag), extra, None);
         self.ctx.transports.send(peer, Bytes::from(bytes));
     }
 
