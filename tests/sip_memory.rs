@@ -143,7 +143,7 @@ fn memory_per_object() {
                 assert_eq!(layer.get(&key).unwrap().state(), State::Completed);
             }
         }),
-        limit: 850,
+        limit: 800,
         goal: 600,
     });
 
@@ -187,7 +187,7 @@ fn memory_per_object() {
                 assert_eq!(layer.get(&key).unwrap().state(), State::Accepted);
             }
         }),
-        limit: 600,
+        limit: 520,
         goal: 600,
     });
 
@@ -225,7 +225,7 @@ fn memory_per_object() {
                 assert_eq!(layer.get(&key).unwrap().state(), State::Completed);
             }
         }),
-        limit: 1000,
+        limit: 880,
         goal: 600,
     });
 
@@ -259,7 +259,7 @@ fn memory_per_object() {
                 assert_eq!(layer.get(&key).unwrap().state(), State::Completed);
             }
         }),
-        limit: 700,
+        limit: 560,
         goal: 600,
     });
 

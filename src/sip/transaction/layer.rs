@@ -8,10 +8,11 @@
 //! ACK of a non-2xx final (INVITE client), and the few bytes of its state. The request
 //! a server transaction answers is dropped at its final response, a client's request
 //! at the first final response, and an INVITE server's 2xx once its ACK has arrived.
-//! Timers hold the key shared (`Rc`), not a copy.
+//! Timers hold the key shared (`Rc`), not a copy, in a wheel of 10 ms slots
+//! (`wheel.rs`).
 
+use super::wheel::Wheel;
 use super::{Action, Actions, Kind, State, Timer, Transaction};
-use crate::sip::timer::TimerQueue;
 use crate::sip::Peer;
 use bytes::Bytes;
 use rsipstack::sip::{Method, Request};
@@ -68,7 +69,9 @@ pub struct Entry<O> {
 
 struct TimerRef {
     key: Rc<TxKey>,
-    gen: u64,
+    /// The transaction's generation (low 32 bits: a key reused within 2^32
+    /// transactions of one shard, inside a timer's 32 s, cannot happen).
+    gen: u32,
     timer: Timer,
 }
 
@@ -141,7 +144,7 @@ pub type Outputs<O> = Vec<Output<O>>;
 /// The transactions of one shard.
 pub struct Layer<O> {
     txs: HashMap<Rc<TxKey>, Entry<O>>,
-    timers: TimerQueue<TimerRef>,
+    timers: Wheel<TimerRef>,
     gen: u64,
 }
 
@@ -149,7 +152,7 @@ impl<O> Default for Layer<O> {
     fn default() -> Self {
         Self {
             txs: HashMap::new(),
-            timers: TimerQueue::default(),
+            timers: Wheel::default(),
             gen: 0,
         }
     }
@@ -158,6 +161,7 @@ impl<O> Default for Layer<O> {
 impl<O: Copy> Layer<O> {
     /// The one entry point: feeds `input` at `now`, returns what to do.
     pub fn handle(&mut self, now: Instant, input: Input<O>) -> Outputs<O> {
+        self.timers.start(now);
         let mut out = Vec::new();
         match input {
             Input::Request { key, ack } => match self.txs.get_mut(&key) {
@@ -229,7 +233,7 @@ impl<O: Copy> Layer<O> {
                     let Some(entry) = self.txs.get_mut(&*t.key) else {
                         continue;
                     };
-                    if entry.gen != t.gen {
+                    if entry.gen as u32 != t.gen {
                         continue;
                     }
                     let actions = entry.tx.on_timer(t.timer);
@@ -277,7 +281,7 @@ impl<O: Copy> Layer<O> {
                     now + d,
                     TimerRef {
                         key: shared.clone(),
-                        gen,
+                        gen: gen as u32,
                         timer,
                     },
                 ),

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use std::time::Duration;
 
 pub mod layer;
+pub mod wheel;
 
 pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
