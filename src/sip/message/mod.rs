@@ -10,6 +10,7 @@
 mod check;
 mod error_response;
 mod frame;
+mod hint;
 #[cfg(test)]
 mod tests;
 pub mod view;
@@ -17,6 +18,7 @@ pub mod view;
 use check::*;
 pub use error_response::error_response_for;
 pub use frame::{frame, leading_crlf, Frame};
+pub use hint::call_id_hint;
 pub use view::View;
 
 use rsipstack::sip::headers::ContentLength;

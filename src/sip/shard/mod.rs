@@ -8,7 +8,7 @@ use super::auth::{Attempt, Authenticator, Decision};
 use super::build::{self, RequestSpec};
 use super::digest;
 use super::headers as h;
-use super::message::View;
+use super::message::{call_id_hint, View};
 use super::overload::{self, Admission, OverloadSettings, OverloadStats, QueueDepth, QueueSample};
 use super::ports::{DirectorySource, Intake};
 use super::transaction::{Kind, State};
@@ -405,10 +405,23 @@ fn datagrams(sock: tokio::net::UdpSocket) -> impl futures::Stream<Item = Datagra
     })
 }
 
-impl StreamHandler<Datagram> for Shard {
-    fn handle(&mut self, d: Datagram, ctx: &mut Self::Context) {
-        let peer = Peer::udp(d.from);
-        let Some(msg) = self.ctx.transports.accept_bytes(&d.bytes, peer) else {
+/// A datagram one shard read from its socket for a Call-ID another shard owns, handed
+/// over before it is parsed: one source's datagrams all arrive on one socket (the
+/// kernel hashes a source to one of the SO_REUSEPORT sockets), and parsing them is
+/// spread over the shards by Call-ID this way.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RawDatagram {
+    pub bytes: Bytes,
+    pub peer: Peer,
+    pub queued: Instant,
+}
+
+impl Shard {
+    /// Parses received bytes and routes the message: here if this shard owns its
+    /// Call-ID, else to the owner (the Call-ID hint was wrong, or there was none).
+    fn received(&mut self, bytes: &[u8], peer: Peer, queue: QueueSample, ctx: &mut Context<Self>) {
+        let Some(msg) = self.ctx.transports.accept_bytes(bytes, peer) else {
             return;
         };
         let call_id = match &msg {
@@ -418,20 +431,56 @@ impl StreamHandler<Datagram> for Shard {
         .unwrap_or("");
         let owner = shard_of(call_id, self.ctx.settings.shards);
         if owner == self.idx {
-            // Read just now: its wait was in the socket buffer, which is not seen here.
-            let queue = QueueSample {
-                depth: self.ctx.queues[self.idx].get(),
-                age: Duration::ZERO,
-            };
             self.inbound(msg, peer, queue, ctx);
         } else if let Some(shards) = self.ctx.shards.get() {
             enqueue(shards, &self.ctx.queues, owner, msg, peer);
         }
     }
+}
+
+impl StreamHandler<Datagram> for Shard {
+    fn handle(&mut self, d: Datagram, ctx: &mut Self::Context) {
+        let peer = Peer::udp(d.from);
+        let hinted = call_id_hint(&d.bytes).map(|c| shard_of(c, self.ctx.settings.shards));
+        if let (Some(owner), Some(shards)) = (hinted, self.ctx.shards.get()) {
+            if owner != self.idx {
+                let queues = &self.ctx.queues;
+                queues[owner].push();
+                let raw = RawDatagram {
+                    bytes: d.bytes,
+                    peer,
+                    queued: Instant::now(),
+                };
+                if let Err(e) = shards[owner].try_send(raw) {
+                    queues[owner].pop();
+                    warn!(shard = owner, %peer, error = %e, "shard mailbox full; message dropped");
+                }
+                return;
+            }
+        }
+        // Read just now: its wait was in the socket buffer, which is not seen here.
+        let queue = QueueSample {
+            depth: self.ctx.queues[self.idx].get(),
+            age: Duration::ZERO,
+        };
+        self.received(&d.bytes, peer, queue, ctx);
+    }
 
     fn finished(&mut self, _: &mut Self::Context) {
         // The socket stream never ends by itself; if it does, keep serving TCP.
         warn!(shard = self.idx, "udp receive stream ended");
+    }
+}
+
+impl Handler<RawDatagram> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, raw: RawDatagram, ctx: &mut Self::Context) {
+        let queue = QueueSample {
+            depth: self.ctx.queues[self.idx].pop(),
+            age: Instant::now().saturating_duration_since(raw.queued),
+        };
+        self.received(&raw.bytes, raw.peer, queue, ctx);
     }
 }
 
