@@ -403,6 +403,38 @@ pub struct SipConfig {
     /// only MD5: list `MD5` first for them. Env: `TSPS_SIP__DIGEST_ALGORITHMS=MD5,SHA-256`.
     #[serde(default = "default_digest_algorithms")]
     pub digest_algorithms: Vec<String>,
+    /// Overload control: a shard whose queued messages waited longer than this (ms)
+    /// refuses new INVITEs and REGISTERs with 503 and Retry-After.
+    #[serde(default = "default_overload_queue_age_ms")]
+    pub overload_queue_age_ms: u64,
+    /// The same when more messages than this wait in a shard's queue.
+    #[serde(default = "default_overload_queue_depth")]
+    pub overload_queue_depth: usize,
+    /// Retry-After of those 503s, in seconds.
+    #[serde(default = "default_overload_retry_after")]
+    pub overload_retry_after_secs: u32,
+}
+
+impl SipConfig {
+    pub fn overload_settings(&self) -> crate::sip::overload::OverloadSettings {
+        crate::sip::overload::OverloadSettings {
+            max_queue_age: std::time::Duration::from_millis(self.overload_queue_age_ms),
+            max_queue_depth: self.overload_queue_depth,
+            retry_after_secs: self.overload_retry_after_secs,
+        }
+    }
+}
+
+fn default_overload_queue_age_ms() -> u64 {
+    200
+}
+
+fn default_overload_queue_depth() -> usize {
+    8192
+}
+
+fn default_overload_retry_after() -> u32 {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -630,6 +662,9 @@ impl Default for SipConfig {
             workers: 0,
             max_message_bytes: default_max_message(),
             digest_algorithms: default_digest_algorithms(),
+            overload_queue_age_ms: default_overload_queue_age_ms(),
+            overload_queue_depth: default_overload_queue_depth(),
+            overload_retry_after_secs: default_overload_retry_after(),
         }
     }
 }

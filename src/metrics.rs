@@ -6,6 +6,7 @@ use crate::media::MediaStats;
 use crate::push::Hub;
 use crate::sip::auth::guard::Guard;
 use crate::sip::auth::{AuthOutcome, AuthStats};
+use crate::sip::overload::OverloadStats;
 use crate::sip::presence::stats::{package_label, Outcome, PACKAGES};
 use crate::sip::presence::PresenceStats;
 use crate::transport::limit::ConnStats;
@@ -48,6 +49,8 @@ pub struct NodeMetrics {
     presence: Option<PresenceMetrics>,
     /// Digest authentication and the brute-force guard.
     auth: Option<AuthMetrics>,
+    /// SIP overload control: refusals, queue depth and age.
+    overload: Option<OverloadMetrics>,
     /// Connection limits of each listener (SIP over TCP, HTTP).
     connections: Vec<(&'static str, Arc<ConnStats>)>,
     conns_open: IntGaugeVec,
@@ -119,6 +122,58 @@ impl AuthMetrics {
         let untracked = self.guard.untracked();
         self.untracked
             .inc_by(untracked.saturating_sub(self.untracked.get()));
+    }
+}
+
+struct OverloadMetrics {
+    stats: Arc<OverloadStats>,
+    refused: IntCounterVec,
+    depth: IntGauge,
+    age: prometheus::Gauge,
+}
+
+impl OverloadMetrics {
+    fn new(stats: Arc<OverloadStats>, registry: &Registry) -> Self {
+        let m = Self {
+            stats,
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "tsps_sip_overload_refused_total",
+                    "New INVITEs and REGISTERs answered 503 by overload control, by method.",
+                ),
+                &["method"],
+            )
+            .expect("valid metric"),
+            depth: IntGauge::new(
+                "tsps_sip_overload_queue_depth",
+                "The deepest shard queue (messages waiting) since the last scrape.",
+            )
+            .expect("valid metric"),
+            age: prometheus::Gauge::new(
+                "tsps_sip_overload_queue_age_seconds",
+                "The longest wait of a message in a shard queue since the last scrape.",
+            )
+            .expect("valid metric"),
+        };
+        for c in [
+            Box::new(m.refused.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.depth.clone()),
+            Box::new(m.age.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        m
+    }
+
+    fn update(&self) {
+        let (invite, register) = self.stats.refused_totals();
+        for (method, value) in [("INVITE", invite), ("REGISTER", register)] {
+            let c = self.refused.with_label_values(&[method]);
+            c.inc_by(value.saturating_sub(c.get()));
+        }
+        let (depth, age) = self.stats.take_peaks();
+        self.depth.set(depth as i64);
+        self.age.set(age.as_secs_f64());
     }
 }
 
@@ -302,6 +357,7 @@ impl NodeMetrics {
             media: None,
             presence: None,
             auth: None,
+            overload: None,
             connections: Vec::new(),
             conns_open,
             conns_refused,
@@ -319,6 +375,12 @@ impl NodeMetrics {
     /// Adds the metrics of digest authentication and the brute-force guard.
     pub fn with_auth(mut self, stats: Arc<AuthStats>, guard: Arc<Guard>) -> Self {
         self.auth = Some(AuthMetrics::new(stats, guard, &self.registry));
+        self
+    }
+
+    /// Adds the metrics of SIP overload control.
+    pub fn with_sip_overload(mut self, stats: Arc<OverloadStats>) -> Self {
+        self.overload = Some(OverloadMetrics::new(stats, &self.registry));
         self
     }
 
@@ -458,6 +520,9 @@ impl MetricsSource for NodeMetrics {
         }
         if let Some(p) = &self.presence {
             p.update();
+        }
+        if let Some(o) = &self.overload {
+            o.update();
         }
         if let Some(a) = &self.auth {
             a.update(chrono::Utc::now().timestamp_millis().max(0) as u64);

@@ -255,9 +255,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
             presence: config
                 .presence
                 .settings(config.quotas.subscriptions_per_tenant),
+            overload: config.sip.overload_settings(),
         },
-        directory: directory.clone(),
-        platform: platform.clone(),
+        directory: Arc::new(directory.clone()),
+        actors: Arc::new(crate::sip::platform::PlatformActors::new(platform.clone())),
         auth: Authenticator::new(
             NonceKeeper::new(rand::random(), config.sip.nonce_ttl_secs),
             guard.clone(),
@@ -275,10 +276,14 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
                 .collect(),
         )
         .allow_server_digest_uri(config.security.auth.allow_server_digest_uri),
-        transports: transports.clone(),
+        transports: Arc::new(transports.clone()),
         shards: std::sync::OnceLock::new(),
         upstream: personal.as_ref().map(|p| p.upstream()),
         presence_stats: presence_stats.clone(),
+        overload_stats: Arc::new(crate::sip::overload::OverloadStats::default()),
+        queues: (0..workers)
+            .map(|_| crate::sip::overload::QueueDepth::default())
+            .collect(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
@@ -290,7 +295,10 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .collect();
     // Before any message can arrive: shards forward to each other through this list.
     let _ = ctx.shards.set(shards.clone());
-    transports.start(Arc::new(ShardPool { shards }));
+    transports.start(Arc::new(ShardPool {
+        shards,
+        queues: ctx.queues.clone(),
+    }));
 
     let mut tasks = Vec::new();
     if let (Some(cfg), Some(prepared)) = (&config.personal, &personal) {
@@ -384,7 +392,8 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         .with_connections("sip_tcp", transports.tcp_stats())
         .with_connections("http", http_limiter.stats().clone())
         .with_presence(presence_stats)
-        .with_auth(ctx.auth.stats().clone(), guard.clone());
+        .with_auth(ctx.auth.stats().clone(), guard.clone())
+        .with_sip_overload(ctx.overload_stats.clone());
     if let Some(engine) = &media_engine {
         metrics = metrics.with_media(engine.stats());
     }

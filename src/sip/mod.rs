@@ -2,7 +2,10 @@
 pub mod digest;
 pub mod headers;
 pub mod message;
+pub mod overload;
 pub mod peer;
+pub mod platform;
+pub mod ports;
 pub mod presence;
 pub mod timer;
 pub mod transaction;

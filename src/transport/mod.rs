@@ -10,6 +10,7 @@
 //! keep-alives (CRLFCRLF) count as traffic and are answered with CRLF.
 
 pub mod limit;
+mod ports;
 
 use crate::sip::message::{self, Frame, MessageError};
 use crate::sip::{Peer, Proto};

@@ -9,6 +9,9 @@
 use bytes::Bytes;
 use std::time::Duration;
 
+pub mod layer;
+pub mod wheel;
+
 pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
 pub const T4: Duration = Duration::from_secs(5);
@@ -299,10 +302,19 @@ impl Transaction {
                 self.state = State::Confirmed;
                 out.push(Action::Schedule(Timer::I, self.wait(T4)));
             }
-            State::Accepted => self.acked = true,
+            State::Accepted => {
+                // The UAC has the 2xx: nothing will ever ask for it again.
+                self.acked = true;
+                self.last = None;
+            }
             _ => {}
         }
         out
+    }
+
+    /// Bytes kept for retransmissions (the request, the last response or the ACK).
+    pub fn retained_bytes(&self) -> usize {
+        self.last.as_ref().map_or(0, Bytes::len) + self.ack.as_ref().map_or(0, Bytes::len)
     }
 
     pub fn is_accepted(&self) -> bool {

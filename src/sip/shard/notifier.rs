@@ -86,7 +86,7 @@ impl Shard {
         };
         let from = h::first(&req.headers, "From").unwrap_or("").to_string();
         let domain = h::uri_host(h::uri(&from)).to_ascii_lowercase();
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let Some(tenant) = dir.tenant_by_domain(&domain).cloned() else {
             self.authenticate(req, peer, &key, &domain, None, true);
             return;
@@ -165,13 +165,12 @@ impl Shard {
             tenant_limit: dir
                 .subscription_limit(tenant.id)
                 .map_or(self.ctx.settings.presence.max_per_tenant, |n| n as usize),
-            user_actor: self.ctx.platform.registry.user(watched.id),
+            user_actor: self.ctx.actors.user(watched.id),
             updates: ctx.address().recipient(),
         };
         debug!(sub = %id, watcher = %watcher.id, watched = %watched.id, ?package, "subscribe");
         self.ctx
-            .platform
-            .registry
+            .actors
             .presence(tenant.id)
             .send(watch)
             .into_actor(self)
@@ -260,7 +259,7 @@ impl Shard {
         };
         // The subscriber table may have changed since the subscription began: a
         // refresh is authorized again (an unsubscribe always goes through).
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let allowed = granted == 0
             || dir
                 .user(entry.dialog.watcher)
@@ -332,8 +331,7 @@ impl Shard {
                 Output::Unwatch => {
                     if let Some(e) = self.subscriptions.subs.get(&id) {
                         self.ctx
-                            .platform
-                            .registry
+                            .actors
                             .presence(e.tenant)
                             .do_send(Unwatch { sub: id });
                     }
@@ -392,7 +390,7 @@ impl Shard {
         let peer = d.peer;
         self.subscriptions.notifies.insert(branch.clone(), id);
         let key = TxKey {
-            branch,
+            branch: branch.into(),
             method: Method::Notify,
             server: false,
         };
@@ -420,7 +418,7 @@ impl Shard {
 
     /// Sends `im` to each registered contact of `user` (the user actor owns them).
     fn im_to_user(&mut self, user: tsps_actors::UserId, im: Im, ctx: &mut Context<Self>) {
-        let Some(actor) = self.ctx.platform.registry.user(user) else {
+        let Some(actor) = self.ctx.actors.user(user) else {
             return;
         };
         actor
@@ -474,7 +472,7 @@ impl Shard {
             "text/plain;charset=UTF-8",
         );
         let key = TxKey {
-            branch,
+            branch: branch.into(),
             method: Method::Message,
             server: false,
         };
@@ -486,7 +484,7 @@ impl Shard {
         match key.method {
             Method::Notify => {
                 self.ctx.presence_stats.notify_ended(Outcome::of(code));
-                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                if let Some(id) = self.subscriptions.notifies.remove(&*key.branch) {
                     self.sub_input(id, Input::NotifyAnswered { code });
                 }
             }
@@ -505,7 +503,7 @@ impl Shard {
         match key.method {
             Method::Notify => {
                 self.ctx.presence_stats.notify_ended(Outcome::Timeout);
-                if let Some(id) = self.subscriptions.notifies.remove(&key.branch) {
+                if let Some(id) = self.subscriptions.notifies.remove(&*key.branch) {
                     self.sub_input(id, Input::NotifyTimedOut);
                 }
             }
@@ -560,7 +558,7 @@ impl Handler<SendMessage> for Shard {
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) {
         let m = msg.0;
-        let dir = self.ctx.directory.get();
+        let dir = self.ctx.directory.current();
         let Some(tenant) = dir.tenant(m.tenant) else {
             return;
         };
