@@ -38,12 +38,13 @@ impl StorePersistence {
         let handle = tokio::spawn(async move {
             let mut ops = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut ops, BATCH).await > 0 {
-                // Group commit: what arrives within a short window goes in the same
-                // round, so that a call rate of hundreds per second is a few
-                // transactions per second, not one per call (each is a dozen or more
-                // system calls on SQLite). Nothing waits on these writes.
+                // Group commit of call records: what arrives within a short window
+                // goes in the same round, so that a call rate of hundreds per second
+                // is a few transactions per second, not one per call (each is a dozen
+                // or more system calls on SQLite). Nothing waits on a record; a
+                // registration change is written at once (a restart must find it).
                 let window = tokio::time::Instant::now() + GROUP_WINDOW;
-                while ops.len() < BATCH {
+                while ops.len() < BATCH && ops.iter().all(|o| matches!(o, Op::CallEnded(_))) {
                     let room = BATCH - ops.len();
                     let more = rx.recv_many(&mut ops, room);
                     match tokio::time::timeout_at(window, more).await {
