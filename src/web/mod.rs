@@ -10,7 +10,7 @@
 //! A asked for under tenant B's path is 404. Every error, including a malformed body
 //! or path, is JSON (see [`error`]).
 
-mod access;
+pub mod access;
 mod activity;
 pub mod auth;
 mod contacts;
@@ -26,7 +26,7 @@ mod messages;
 pub(crate) mod model_schema;
 mod policy;
 mod portal;
-mod principal;
+pub mod principal;
 mod profile;
 mod profile_schema;
 mod quotas;
