@@ -5,9 +5,10 @@
 //! or the session ends (`web::revalidate`), a WebSocket gets a Close frame with
 //! [`CLOSE_REVOKED`] and an SSE response ends.
 
-use super::auth::{Auth, Credential, Principal};
+use super::auth::Auth;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::principal::{Credential, Principal};
 use super::revalidate;
 use super::ApiState;
 use crate::push::{Resume, Session, WatchError};

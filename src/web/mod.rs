@@ -10,6 +10,7 @@
 //! A asked for under tenant B's path is 404. Every error, including a malformed body
 //! or path, is JSON (see [`error`]).
 
+pub mod access;
 mod activity;
 pub mod auth;
 mod contacts;
@@ -20,10 +21,12 @@ pub mod error;
 mod events;
 mod extract;
 pub mod live;
+mod login;
 mod messages;
 pub(crate) mod model_schema;
 mod policy;
 mod portal;
+pub mod principal;
 mod profile;
 mod profile_schema;
 mod quotas;
@@ -35,6 +38,7 @@ mod session;
 mod settings;
 mod status;
 mod tenants;
+mod token_secret;
 mod tokens;
 mod trunks;
 mod users;
@@ -59,7 +63,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{AuthSettings, Principal};
+pub use auth::AuthSettings;
+pub use principal::Principal;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -297,9 +302,9 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
         &auth_settings,
     ));
     let v1 = OpenApiRouter::new()
-        .routes(routes!(session::login))
-        .routes(routes!(session::logout))
-        .routes(routes!(session::me))
+        .routes(routes!(login::login))
+        .routes(routes!(login::logout))
+        .routes(routes!(login::me))
         .routes(routes!(users::set_password))
         .routes(routes!(activity::user_history))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
@@ -404,7 +409,7 @@ pub fn router_with(state: ApiState, auth_settings: AuthSettings) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        // Every matched route; `auth::decide` lets `/healthz`, the login and this
+        // Every matched route; `access::decide` lets `/healthz`, the login and this
         // document through.
         .route_layer(middleware::from_fn_with_state(auth, auth::authorize));
     // The portal's pages hold no data: served without the token (see `portal`).

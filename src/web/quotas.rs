@@ -3,9 +3,9 @@
 //! tenant's own; and the checks the contact and device writes make against them
 //! (409 `quota_exceeded`, saying the limit and how many are held).
 
-use super::auth::Principal;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
+use super::principal::Principal;
 use super::{reloaded, ApiState};
 use crate::contacts::ContactOwner;
 use crate::store::{Quotas, TenantQuotas};

@@ -12,7 +12,7 @@
 //! The waiting ([`until_revoked`]) is generic over the check, so it is tested on paused
 //! time without a store.
 
-use super::auth::{Credential, Principal};
+use super::principal::{Credential, Principal};
 use crate::store::ApiTokenId;
 use rand::Rng;
 use std::future::Future;

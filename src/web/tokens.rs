@@ -4,79 +4,34 @@
 //! A tenant admin (or the operator) creates a token for the tenant, optionally limited
 //! to some of its users and to a time. The secret, `tsps_` and 256 random bits in
 //! base64url, is shown once in the answer to the POST; the store keeps its SHA-256.
-//! A request with `Authorization: Bearer <token>` is then [`Principal::Integration`],
-//! and `web::auth` decides what it may do. Every request reads the token from the
+//! A request with `Authorization: Bearer <token>` is then
+//! [`Principal::Integration`](super::principal::Principal::Integration), and
+//! `web::access` decides what it may do (secrets: `web::token_secret`). Every request reads the token from the
 //! store, so a revoked or expired token is refused at once, on every node. An event
 //! stream opened with it ends too (`web::revalidate`): at once on the node that revoked
 //! it, within `REVALIDATE_EVERY` (30 s) on the others and after its expiry.
 
-use super::auth::{Auth, Principal};
+use super::auth::Auth;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
+use super::token_secret::{hash_secret, new_secret};
 use super::{rule_schemas, ApiState};
 use crate::secret::Secret;
-use crate::store::{ApiToken, ApiTokenId, DynStore, StoreError};
+use crate::store::{ApiToken, ApiTokenId};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine as _;
 use chrono::{DateTime, SubsecRound, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tsps_actors::{TenantId, UserId};
 use utoipa::ToSchema;
 
-/// What every integration token starts with: tells it from the operator's token at a
-/// glance (and to secret scanners).
-pub const PREFIX: &str = "tsps_";
 /// Longest token name, in characters.
 const MAX_NAME: usize = 100;
 /// Most users one token may list (as many as a user may watch).
 const MAX_USERS: usize = 500;
-
-/// Whether a presented bearer token is meant as an integration's.
-pub fn is_api_token(presented: &str) -> bool {
-    presented.starts_with(PREFIX)
-}
-
-/// How a secret is stored and looked up: lower-case hex SHA-256. The secret has 256
-/// random bits, so a fast hash is enough (no password to stretch).
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// `tsps_` and 256 random bits from the operating system, base64url without padding.
-fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "{PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// The integration a token opens at `now`, by its secret's [`hash_secret`] (what an open
-/// event stream keeps); `None` for a token never issued, revoked, or expired.
-pub async fn resolve_hash(
-    store: &DynStore,
-    secret_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Principal>, StoreError> {
-    let Some(token) = store.find_api_token(secret_hash).await? else {
-        return Ok(None);
-    };
-    if token.is_expired(now) {
-        return Ok(None);
-    }
-    Ok(Some(Principal::Integration {
-        tenant: token.tenant_id,
-        token: token.id,
-        users: token.users.map(Into::into),
-    }))
-}
 
 /// Body of the POST.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -306,22 +261,6 @@ mod tests {
             .into_iter()
             .map(|i| i.field)
             .collect()
-    }
-
-    #[test]
-    fn secrets_are_prefixed_random_and_stored_hashed() {
-        let (a, b) = (new_secret(), new_secret());
-        assert_ne!(a, b);
-        assert!(is_api_token(&a), "{a}");
-        assert_eq!(a.len(), PREFIX.len() + 43, "{a}");
-        assert!(a[PREFIX.len()..]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        let h = hash_secret(&a);
-        assert_eq!(h.len(), 64);
-        assert_eq!(h, hash_secret(&a));
-        assert_ne!(h, hash_secret(&b));
-        assert!(!is_api_token("the-operators-token"));
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! another tenant's or covering where another tenant's phones registered from
 //! (docs/security.md). A tenant admin manages the rest of its trunks.
 
-use super::auth::Principal;
 use super::error::{ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
 use super::model_schema::TransportDoc;
+use super::principal::Principal;
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::rules;
 use crate::secret::Secret;

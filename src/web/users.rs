@@ -1,10 +1,12 @@
 //! `/tenants/{tenant_id}/users`: the people of a tenant, their portal role and their
 //! portal password.
 
-use super::auth::{Auth, Principal};
-use super::error::{ApiError, ErrorBody, FieldIssue};
+use super::auth::Auth;
+use super::error::{internal, ApiError, ErrorBody, FieldIssue};
 use super::extract::{ApiJson, ApiPath};
-use super::session::{self, ActiveSession};
+use super::login::too_many_attempts;
+use super::principal::Principal;
+use super::session::{login_key, ActiveSession};
 use super::{reloaded, rule_schemas, ApiState, Fields};
 use crate::password;
 use crate::rules;
@@ -238,15 +240,15 @@ pub async fn set_password(
         };
         // Guessing the current password here counts like guessing it at the login.
         let tenant = st.store().get_tenant(tenant_id).await?;
-        let key = session::login_key(&tenant.domain, &account.user.extension);
+        let key = login_key(&tenant.domain, &account.user.extension);
         let blocked = auth.limits().blocked(None, &key, Instant::now());
         if let Some(wait) = blocked {
-            return Ok(session::too_many_attempts(wait));
+            return Ok(too_many_attempts(wait));
         }
         let stored = st.store().get_password_hash(tenant_id, user_id).await?;
         let ok = password::verify(current, stored.as_deref())
             .await
-            .map_err(|e| session::internal("password check failed", &e))?;
+            .map_err(|e| internal("password check failed", &e))?;
         if !ok {
             auth.limits().failed(None, key, Instant::now());
             return Err(ApiError::new(
@@ -259,7 +261,7 @@ pub async fn set_password(
     }
     let hash = password::hash(input.password.expose())
         .await
-        .map_err(|e| session::internal("password hashing failed", &e))?;
+        .map_err(|e| internal("password hashing failed", &e))?;
     st.store()
         .set_password_hash(tenant_id, user_id, Some(&hash))
         .await?;
