@@ -154,3 +154,44 @@ fn all_of_it_in_a_row_leaves_tsps_serving() {
     assert_eq!(status_code(&resp), Some(200), "{resp}");
     tsps.assert_alive();
 }
+
+/// Overload control (issue 12, src/sip/overload.rs): with a queue age limit of zero,
+/// every message that waited in a shard's mailbox (TCP ones do) counts as late, so a
+/// REGISTER is refused with 503 and the configured Retry-After before any work (no
+/// digest challenge), and counted; an OPTIONS, which starts no work, is answered.
+#[test]
+fn an_overloaded_shard_refuses_a_register_with_503_and_retry_after() {
+    let tsps = Tsps::start(
+        &tenant_a_yaml(free_port(IpAddr::V4(DEVICE_IP), false)),
+        &[
+            ("TSPS_SIP__OVERLOAD_QUEUE_AGE_MS", "0"),
+            ("TSPS_SIP__OVERLOAD_RETRY_AFTER_SECS", "7"),
+        ],
+    );
+    let request = |method: &str, n: u32| {
+        format!(
+            "{method} sip:a.test SIP/2.0\r\n\
+             Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-overload-{n}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:1001@a.test>;tag=ov{n}\r\n\
+             To: <sip:1001@a.test>\r\n\
+             Call-ID: overload-{n}@127.0.0.1\r\n\
+             CSeq: 1 {method}\r\n\
+             Contact: <sip:1001@127.0.0.1:5999;transport=tcp>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let refused = tsps.tcp_exchange(request("REGISTER", 1).as_bytes(), WAIT);
+    assert_eq!(status_code(&refused), Some(503), "{refused}");
+    assert_eq!(header(&refused, "Retry-After"), Some("7"), "{refused}");
+    assert!(!refused.contains("WWW-Authenticate"), "no work: {refused}");
+
+    let options = tsps.tcp_exchange(request("OPTIONS", 2).as_bytes(), WAIT);
+    assert_eq!(status_code(&options), Some(200), "{options}");
+
+    let refusals = common::sample(
+        &tsps.metrics(),
+        "tsps_sip_overload_refused_total{method=\"REGISTER\"}",
+    );
+    assert_eq!(refusals, Some(1.0));
+}
