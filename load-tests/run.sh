@@ -22,9 +22,10 @@
 #   overload tsps driven past its maximum: OVL_FACTORS (default 1.25 1.5 2) x OVL_MAX
 #            calls/s (default: the tsps maximum this run found), OVL_SECONDS s each, with
 #            uac_auth_overload.xml (a 503 to either INVITE is an expected answer, ACKed and
-#            counted): goodput (answered calls that were not refused, per second of the
-#            offered period), refused (503), failed and incomplete calls (set up but never
-#            ended: must be 0); results in overload.csv
+#            counted): goodput (answered calls that were not refused, per second of
+#            SIPp's run: the offered period plus the tail of late answers), refused (503),
+#            failed and incomplete calls (set up but never ended: must be 0); results in
+#            overload.csv
 #   profile  where the CPU goes, in instructions (repeatable on a shared machine): Kamailio
 #            (auth, usrloc), tsps and optionally an older tsps (PROF_BASE_BIN) under
 #            valgrind's callgrind; calls and REGISTER refreshes counted apart; results in
@@ -630,8 +631,10 @@ overload_phase() {
     refused=$(sipp_col "$st" "GenericCounter1(C)")
     failed=$(sipp_col "$st" "FailedCall(C)")
     incomplete=$(( created - ok - failed ))
-    goodput=$(awk -v a="$ok" -v r="$refused" -v s="$OVL_SECONDS" 'BEGIN{printf "%.1f", (a-r)/s}')
     local row; row=$(tail -1 "$SUMMARY")
+    # per second of SIPp's own run (the offered period plus the tail of late answers)
+    local el; el=$(echo "$row" | awk -F, '{print $11}')
+    goodput=$(awk -v a="$ok" -v r="$refused" -v s="$el" 'BEGIN{printf "%.1f", (s>0)?(a-r)/s:0}')
     local p99 us rss
     p99=$(echo "$row" | awk -F, '{print $16}'); us=$(echo "$row" | awk -F, '{print $30}'); rss=$(echo "$row" | awk -F, '{print $31}')
     echo "$max,$f,$rate,$OVL_SECONDS,$created,$ok,$refused,$failed,$incomplete,$goodput,$(awk -v g="$goodput" -v m="$max" 'BEGIN{printf "%.2f", g/m}'),$p99,$us,$rss" | tee -a "$csv"
