@@ -284,6 +284,7 @@ pub async fn start(config: Config, demo: bool) -> anyhow::Result<Running> {
         queues: (0..workers)
             .map(|_| crate::sip::overload::QueueDepth::default())
             .collect(),
+        clock: clock.clone(),
     });
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()

@@ -256,6 +256,7 @@ fn sha256_digest_and_stale_nonce() {
         &[
             ("TSPS_SIP__DIGEST_ALGORITHMS", "SHA-256,MD5"),
             ("TSPS_SIP__NONCE_TTL_SECS", "1"),
+            ("TSPS_TESTING__CLOCK_API", "true"),
         ],
     );
     let wait = Duration::from_secs(5);
@@ -278,8 +279,13 @@ fn sha256_digest_and_stale_nonce() {
     assert!(offered[0].contains("algorithm=SHA-256"), "{first}");
     assert!(!offered[0].contains("stale=true"), "{first}");
 
-    // Let the nonce age past its 1 s lifetime (this test is about wall-clock expiry).
-    std::thread::sleep(Duration::from_millis(2100));
+    // The nonce ages past its 1 s lifetime: the platform's clock moves a minute on.
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    tsps.api_ok(
+        reqwest::Method::PUT,
+        "/testing/clock",
+        Some(&serde_json::json!({ "now": later.to_rfc3339() })),
+    );
     let stale = tsps
         .udp_final_response(raw_register(2, Some(&answer(&offered[0]))).as_bytes(), wait)
         .expect("a response to the stale answer");

@@ -38,7 +38,7 @@ impl Shard {
             tenant,
             claimed,
         };
-        let now = unix_now_ms();
+        let now = self.ctx.now_ms();
         let dir = self.ctx.directory.current();
         match self.ctx.auth.decide(&attempt, &dir, now) {
             Decision::Accept(device) => Some(device),

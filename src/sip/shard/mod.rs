@@ -72,9 +72,17 @@ pub struct SipContext {
     pub overload_stats: Arc<OverloadStats>,
     /// Messages waiting in each shard's mailbox (by shard index).
     pub queues: Arc<[QueueDepth]>,
+    /// Wall time for digest nonces and the brute-force guard: the platform's clock, so
+    /// that tests move it (`testing.clock_api`) instead of waiting for a nonce to age.
+    pub clock: Arc<dyn tsps_actors::ports::Clock>,
 }
 
 impl SipContext {
+    /// Milliseconds since the Unix epoch on the platform's clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0)
+    }
+
     fn port(&self, proto: Proto) -> u16 {
         match proto {
             Proto::Udp => self.settings.udp_port.or(self.settings.tcp_port),
@@ -296,7 +304,7 @@ impl Shard {
             self.on_cancel(req.clone(), peer, key);
             return;
         }
-        if v.has_credentials && self.ctx.auth.ignores(peer.addr.ip(), unix_now_ms()) {
+        if v.has_credentials && self.ctx.auth.ignores(peer.addr.ip(), self.ctx.now_ms()) {
             // A source blocked for guessing passwords gets no answer (src/sip/auth/guard.rs).
             return;
         }
@@ -357,13 +365,6 @@ fn method_name(m: Method) -> &'static str {
         Method::Subscribe => "SUBSCRIBE",
         Method::Update => "UPDATE",
     }
-}
-
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Actor for Shard {
