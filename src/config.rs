@@ -413,6 +413,9 @@ pub struct SipConfig {
     /// Retry-After of those 503s, in seconds.
     #[serde(default = "default_overload_retry_after")]
     pub overload_retry_after_secs: u32,
+    /// The same when a shard's UDP socket's receive buffer is fuller than this (%).
+    #[serde(default = "default_overload_socket_fill_pct")]
+    pub overload_socket_fill_pct: u32,
 }
 
 impl SipConfig {
@@ -421,6 +424,7 @@ impl SipConfig {
             max_queue_age: std::time::Duration::from_millis(self.overload_queue_age_ms),
             max_queue_depth: self.overload_queue_depth,
             retry_after_secs: self.overload_retry_after_secs,
+            max_socket_fill_pct: self.overload_socket_fill_pct,
         }
     }
 }
@@ -435,6 +439,10 @@ fn default_overload_queue_depth() -> usize {
 
 fn default_overload_retry_after() -> u32 {
     2
+}
+
+fn default_overload_socket_fill_pct() -> u32 {
+    50
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -665,6 +673,7 @@ impl Default for SipConfig {
             overload_queue_age_ms: default_overload_queue_age_ms(),
             overload_queue_depth: default_overload_queue_depth(),
             overload_retry_after_secs: default_overload_retry_after(),
+            overload_socket_fill_pct: default_overload_socket_fill_pct(),
         }
     }
 }

@@ -9,7 +9,11 @@
 //! forwarded by the shard whose UDP socket read them) wait in its mailbox; each
 //! carries the time it was queued, and the shard counts how many are queued. Datagrams
 //! a shard reads from its own socket are handled as they are read (their wait in the
-//! kernel's socket buffer is not seen here).
+//! kernel's socket buffer is not seen as a time: instead the reading shard samples how
+//! full its socket's receive buffer is (every few datagrams, `SO_MEMINFO`), and a
+//! buffer more than half full counts as overload too: that is where the excess waits
+//! when the shard reads and works on the same thread, and where the kernel drops it
+//! once full (load-tests' overload phase, docs/benchmarks.md).
 
 use rsipstack::sip::Method;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -24,6 +28,8 @@ pub struct OverloadSettings {
     pub max_queue_depth: usize,
     /// Seconds in the 503's Retry-After.
     pub retry_after_secs: u32,
+    /// A UDP socket whose receive buffer is fuller than this (percent).
+    pub max_socket_fill_pct: u32,
 }
 
 impl Default for OverloadSettings {
@@ -34,6 +40,8 @@ impl Default for OverloadSettings {
             max_queue_age: Duration::from_millis(200),
             max_queue_depth: 8192,
             retry_after_secs: 2,
+            // Half full: the other half absorbs the burst while the 503s go out.
+            max_socket_fill_pct: 50,
         }
     }
 }
@@ -45,6 +53,9 @@ pub struct QueueSample {
     pub depth: usize,
     /// How long this message waited.
     pub age: Duration,
+    /// How full the receive buffer of the UDP socket it was read from was, in percent
+    /// (the last sample; 0 for TCP and when unknown).
+    pub socket_fill_pct: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +91,9 @@ pub fn admit(
 }
 
 pub fn overloaded(settings: &OverloadSettings, queue: QueueSample) -> bool {
-    queue.age > settings.max_queue_age || queue.depth > settings.max_queue_depth
+    queue.age > settings.max_queue_age
+        || queue.depth > settings.max_queue_depth
+        || queue.socket_fill_pct > settings.max_socket_fill_pct
 }
 
 /// Counters of overload control, shared by the shards (for the metrics).
@@ -150,6 +163,14 @@ mod tests {
         QueueSample {
             depth,
             age: Duration::from_millis(age_ms),
+            socket_fill_pct: 0,
+        }
+    }
+
+    fn filled(pct: u32) -> QueueSample {
+        QueueSample {
+            socket_fill_pct: pct,
+            ..q(0, 0)
         }
     }
 
@@ -164,6 +185,10 @@ mod tests {
             ("queue age over 200 ms: a REGISTER gets 503", q(10, 250), Method::Register, false, refuse),
             ("queue deeper than 8192: a new INVITE gets 503", q(9000, 1), Method::Invite, false, refuse),
             ("at the thresholds: admitted", q(8192, 200), Method::Invite, false, Admission::Admit),
+            ("socket buffer 80% full: a new INVITE gets 503", filled(80), Method::Invite, false, refuse),
+            ("socket buffer 80% full: a REGISTER gets 503", filled(80), Method::Register, false, refuse),
+            ("socket buffer half full: admitted", filled(50), Method::Invite, false, Admission::Admit),
+            ("socket buffer 80% full: a BYE goes on", filled(80), Method::Bye, true, Admission::Admit),
             ("overloaded: a re-INVITE in a dialog goes on", q(10, 900), Method::Invite, true, Admission::Admit),
             ("overloaded: a BYE goes on", q(10, 900), Method::Bye, true, Admission::Admit),
             ("overloaded: a CANCEL goes on", q(10, 900), Method::Cancel, false, Admission::Admit),

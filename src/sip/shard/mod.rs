@@ -152,6 +152,8 @@ pub fn shard_of(call_id: &str, shards: usize) -> usize {
 struct Datagram {
     bytes: Bytes,
     from: std::net::SocketAddr,
+    /// How full the socket's receive buffer was at the last sample (percent).
+    socket_fill_pct: u32,
 }
 
 /// A parsed message for a shard.
@@ -388,22 +390,58 @@ impl Actor for Shard {
     }
 }
 
-/// Reads datagrams forever (errors such as ICMP port unreachable are skipped).
+/// Reads datagrams forever (errors such as ICMP port unreachable are skipped), with
+/// how full the socket's receive buffer is, sampled every `FILL_SAMPLE_EVERY` reads
+/// (one system call per sample, not per datagram).
 fn datagrams(sock: tokio::net::UdpSocket) -> impl futures::Stream<Item = Datagram> {
-    futures::stream::unfold((sock, vec![0u8; 65_536]), |(sock, mut buf)| async move {
+    const FILL_SAMPLE_EVERY: u32 = 16;
+    let state = (sock, vec![0u8; 65_536], 0u32, 0u32);
+    futures::stream::unfold(state, |(sock, mut buf, mut reads, mut fill)| async move {
         loop {
             match sock.recv_from(&mut buf).await {
                 Ok((n, from)) => {
+                    if reads % FILL_SAMPLE_EVERY == 0 {
+                        fill = socket_fill_pct(&sock);
+                    }
+                    reads = reads.wrapping_add(1);
                     let d = Datagram {
                         bytes: Bytes::copy_from_slice(&buf[..n]),
                         from,
+                        socket_fill_pct: fill,
                     };
-                    return Some((d, (sock, buf)));
+                    return Some((d, (sock, buf, reads, fill)));
                 }
                 Err(e) => debug!(error = %e, "udp recv error"),
             }
         }
     })
+}
+
+/// The share of the socket's receive buffer in use, in percent (Linux `SO_MEMINFO`:
+/// the kernel's own accounting, per-datagram overhead included); 0 where unknown.
+fn socket_fill_pct(sock: &tokio::net::UdpSocket) -> u32 {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SK_MEMINFO_RMEM_ALLOC = 0, SK_MEMINFO_RCVBUF = 1 (linux/sock_diag.h).
+        let mut info = [0u32; 9];
+        let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+        // SAFETY: `info` is a writable buffer of `len` bytes and outlives the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 && info[1] > 0 {
+            return (u64::from(info[0]) * 100 / u64::from(info[1])) as u32;
+        }
+    }
+    let _ = sock;
+    0
 }
 
 /// A datagram one shard read from its socket for a Call-ID another shard owns, handed
@@ -416,6 +454,8 @@ pub struct RawDatagram {
     pub bytes: Bytes,
     pub peer: Peer,
     pub queued: Instant,
+    /// How full the reading shard's socket buffer was (percent).
+    pub socket_fill_pct: u32,
 }
 
 impl Shard {
@@ -451,6 +491,7 @@ impl StreamHandler<Datagram> for Shard {
                     bytes: d.bytes,
                     peer,
                     queued: Instant::now(),
+                    socket_fill_pct: d.socket_fill_pct,
                 };
                 if let Err(e) = shards[owner].try_send(raw) {
                     queues[owner].pop();
@@ -459,10 +500,11 @@ impl StreamHandler<Datagram> for Shard {
                 return;
             }
         }
-        // Read just now: its wait was in the socket buffer, which is not seen here.
+        // Read just now: its wait was in the socket buffer, seen as how full it is.
         let queue = QueueSample {
             depth: self.ctx.queues[self.idx].get(),
             age: Duration::ZERO,
+            socket_fill_pct: d.socket_fill_pct,
         };
         self.received(&d.bytes, peer, queue, ctx);
     }
@@ -480,6 +522,7 @@ impl Handler<RawDatagram> for Shard {
         let queue = QueueSample {
             depth: self.ctx.queues[self.idx].pop(),
             age: Instant::now().saturating_duration_since(raw.queued),
+            socket_fill_pct: raw.socket_fill_pct,
         };
         self.received(&raw.bytes, raw.peer, queue, ctx);
     }
@@ -492,6 +535,7 @@ impl Handler<Inbound> for Shard {
         let queue = QueueSample {
             depth: self.ctx.queues[self.idx].pop(),
             age: Instant::now().saturating_duration_since(msg.queued),
+            socket_fill_pct: 0,
         };
         self.inbound(msg.msg, msg.peer, queue, ctx);
     }
