@@ -44,11 +44,14 @@ impl StorePersistence {
                 // or more system calls on SQLite). Nothing waits on a record; a
                 // registration change is written at once (a restart must find it).
                 let window = tokio::time::Instant::now() + GROUP_WINDOW;
-                while ops.len() < BATCH && ops.iter().all(|o| matches!(o, Op::CallEnded(_))) {
-                    let room = BATCH - ops.len();
+                let only_records = |ops: &[Op]| ops.iter().all(|o| matches!(o, Op::CallEnded(_)));
+                let mut waiting = only_records(&ops);
+                while waiting && ops.len() < BATCH {
+                    let (seen, room) = (ops.len(), BATCH - ops.len());
                     let more = rx.recv_many(&mut ops, room);
                     match tokio::time::timeout_at(window, more).await {
-                        Ok(n) if n > 0 => {}
+                        // only what just arrived: a registration change ends the wait
+                        Ok(n) if n > 0 => waiting = only_records(&ops[seen..]),
                         _ => break, // the window is over, or every sender is gone
                     }
                 }
